@@ -1,0 +1,111 @@
+"""A CSV row of daily market history becomes a market record of its symbol at that date.
+
+`price_usd` is the close, `observed_at` (and `published_at`, the record's time on the unified
+axis) the date; open, high and low are kept in `extra` as exact decimal strings, with every
+column the mapping does not know.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import pydantic
+
+from adapters.feeds.csv_columns import map_header
+from domain.cleaning import clean_text, parse_decimal, parse_timestamp
+from domain.errors import InvalidRecord, InvalidValue
+from domain.records import RawRecord, RecordKind, SourceType, UnifiedRecord
+
+
+def _wrap(parse: Any) -> Any:
+    def validate(value: Any) -> Any:
+        try:
+            return parse(value)
+        except InvalidValue as ex:
+            raise ValueError(str(ex)) from ex
+
+    return pydantic.BeforeValidator(validate)
+
+
+Money = Annotated[Decimal | None, _wrap(parse_decimal)]
+Text = Annotated[str | None, _wrap(clean_text)]
+Moment = Annotated[datetime, _wrap(parse_timestamp)]
+
+
+class CsvMarketRow(pydantic.BaseModel):
+    """The typed view of one row; required: symbol, date and close."""
+
+    model_config = pydantic.ConfigDict(frozen=True)
+
+    symbol: Annotated[str, _wrap(clean_text)]
+    observed_at: Moment
+    asset_name: Text = None
+    open: Money = None
+    high: Money = None
+    low: Money = None
+    close: Annotated[Decimal, _wrap(parse_decimal)]
+    volume: Money = None
+    market_cap: Money = None
+
+
+class CsvMarketNormalizer:
+    """Normalizes rows of one CSV file, whose header fixes the column mapping."""
+
+    def __init__(self) -> None:
+        self._mappings: dict[tuple[str, ...], dict[str, str]] = {}
+
+    def normalize(self, raw: RawRecord) -> UnifiedRecord:
+        columns = self._mapping(tuple(raw.payload))
+        fields = {field: raw.payload.get(column) for field, column in columns.items()}
+        try:
+            row = CsvMarketRow.model_validate(fields)
+        except pydantic.ValidationError as ex:
+            raise InvalidRecord(_reason(ex, columns)) from ex
+        if row.close < 0:
+            raise InvalidRecord(f"{columns['close']}: a price cannot be negative ({row.close})")
+        mapped = set(columns.values())
+        extra: dict[str, Any] = {
+            name: str(value)
+            for name, value in (("open", row.open), ("high", row.high), ("low", row.low))
+            if value is not None
+        }
+        extra.update({k: v for k, v in raw.payload.items() if k not in mapped and v not in ("", None)})
+        symbol = row.symbol.upper()
+        return UnifiedRecord(
+            source=raw.source,
+            source_type=SourceType.CSV,
+            source_record_id=raw.source_record_id,
+            kind=RecordKind.MARKET,
+            checksum=raw.checksum,
+            title=f"{row.asset_name} ({symbol})" if row.asset_name else symbol,
+            published_at=row.observed_at,
+            symbol=symbol,
+            asset_name=row.asset_name,
+            price_usd=row.close,
+            market_cap_usd=row.market_cap,
+            volume_24h_usd=row.volume,
+            observed_at=row.observed_at,
+            extra=extra,
+        )
+
+    def _mapping(self, header: tuple[str, ...]) -> dict[str, str]:
+        mapping = self._mappings.get(header)
+        if mapping is None:
+            mapping = self._mappings[header] = map_header(header)
+        return mapping
+
+
+def _reason(error: pydantic.ValidationError, columns: dict[str, str]) -> str:
+    """Name each bad field by the column the user wrote, e.g. `close: not a number: 'abc'`."""
+    problems = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else "row"
+        column = columns.get(field, field)
+        if item["type"] == "missing" or (item["type"].endswith("_type") and item["input"] is None):
+            problems.append(f"{column}: required value is missing")
+        else:
+            message = str(item["msg"]).removeprefix("Value error, ")
+            problems.append(f"{column}: {message}")
+    return "; ".join(problems)

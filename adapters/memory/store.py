@@ -1,0 +1,259 @@
+"""The in-memory fake of every storage port, for unit tests of the use cases.
+
+State lives in `InMemoryStore`; a unit of work edits a deep copy and swaps it in on commit,
+so an uncommitted unit of work leaves the store exactly as it found it. Contract tests run
+the same checks against these fakes and the PostgreSQL adapters.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+import attrs
+
+from application.ports import LoadCounts
+from application.queries import DataQuery, Page, SortOrder
+from domain.checkpoints import Checkpoint
+from domain.records import QuarantinedRecord, RawRecord, StoredRecord, UnifiedRecord
+from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, SourceRun
+
+
+@attrs.define
+class StoredRaw:
+    id: int
+    raw: RawRecord
+
+
+@attrs.define
+class Quarantined:
+    raw: RawRecord
+    reason: str
+    first_run_id: int
+    last_run_id: int
+
+
+@attrs.define
+class State:
+    raws: dict[tuple[str, str, str], StoredRaw] = attrs.Factory(dict)
+    records: dict[tuple[str, str], StoredRecord] = attrs.Factory(dict)
+    quarantine: dict[tuple[str, str, str], Quarantined] = attrs.Factory(dict)
+    checkpoints: dict[str, Checkpoint] = attrs.Factory(dict)
+    runs: dict[int, EtlRun] = attrs.Factory(dict)
+    source_runs: dict[tuple[int, str], SourceRun] = attrs.Factory(dict)
+    ids: Any = attrs.Factory(lambda: itertools.count(1))
+
+
+class InMemoryStore:
+    def __init__(self) -> None:
+        self.state = State()
+        self.commits = 0
+
+
+class InMemoryRecordRepository:
+    def __init__(self, state: State) -> None:
+        self._state = state
+
+    def load_batch(
+        self,
+        run_id: int,
+        raws: Sequence[RawRecord],
+        records: Sequence[UnifiedRecord],
+        quarantined: Sequence[QuarantinedRecord],
+    ) -> LoadCounts:
+        state = self._state
+        for raw in raws:
+            raw_key = (raw.source, raw.source_record_id, raw.checksum)
+            if raw_key not in state.raws:
+                state.raws[raw_key] = StoredRaw(id=next(state.ids), raw=raw)
+        inserted = updated = 0
+        now = datetime.now(UTC)
+        for record in records:
+            raw_id = state.raws[(record.source, record.source_record_id, record.checksum)].id
+            record_key = (record.source, record.source_record_id)
+            existing = state.records.get(record_key)
+            if existing is None:
+                state.records[record_key] = StoredRecord(
+                    next(state.ids), record, raw_id, run_id, run_id, now, now
+                )
+                inserted += 1
+            elif existing.record.checksum != record.checksum:
+                state.records[record_key] = attrs.evolve(
+                    existing, record=record, raw_id=raw_id, last_run_id=run_id, updated_at=now
+                )
+                updated += 1
+        for item in quarantined:
+            content_key = (item.raw.source, item.raw.source_record_id, item.raw.checksum)
+            previous = state.quarantine.get(content_key)
+            first = previous.first_run_id if previous else run_id
+            state.quarantine[content_key] = Quarantined(item.raw, item.reason, first, run_id)
+        return LoadCounts(inserted, updated, len(records) - inserted - updated, len(quarantined))
+
+
+class InMemoryCheckpointRepository:
+    def __init__(self, state: State) -> None:
+        self._state = state
+
+    def get(self, source: str) -> Checkpoint | None:
+        return self._state.checkpoints.get(source)
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        self._state.checkpoints[checkpoint.source] = checkpoint
+
+    def list(self) -> list[Checkpoint]:
+        return [self._state.checkpoints[name] for name in sorted(self._state.checkpoints)]
+
+
+class InMemoryRunRepository:
+    def __init__(self, state: State) -> None:
+        self._state = state
+
+    def start(self, trigger: RunTrigger, started_at: datetime) -> int:
+        run_id = max(self._state.runs, default=0) + 1
+        self._state.runs[run_id] = EtlRun(run_id, trigger, started_at, RunStatus.RUNNING)
+        return run_id
+
+    def start_source(self, run_id: int, source: str, started_at: datetime) -> None:
+        self._state.source_runs.setdefault(
+            (run_id, source), SourceRun(source, SourceCounters(), RunStatus.RUNNING)
+        )
+
+    def add_counters(self, run_id: int, source: str, counters: SourceCounters) -> None:
+        current = self._state.source_runs[(run_id, source)]
+        self._state.source_runs[(run_id, source)] = attrs.evolve(
+            current, counters=current.counters + counters
+        )
+
+    def finish_source(
+        self,
+        run_id: int,
+        source: str,
+        status: RunStatus,
+        error: str | None,
+        finished_at: datetime,
+        duration_ms: int,
+    ) -> None:
+        current = self._state.source_runs[(run_id, source)]
+        counters = attrs.evolve(current.counters, duration_ms=duration_ms)
+        self._state.source_runs[(run_id, source)] = attrs.evolve(
+            current, counters=counters, status=status, error=error
+        )
+
+    def finish(self, run_id: int, status: RunStatus, error: str | None, finished_at: datetime) -> None:
+        self._state.runs[run_id] = attrs.evolve(
+            self._state.runs[run_id], status=status, error=error, finished_at=finished_at
+        )
+
+    def get(self, run_id: int) -> EtlRun | None:
+        run = self._state.runs.get(run_id)
+        if run is None:
+            return None
+        sources = sorted(
+            (item for (rid, _), item in self._state.source_runs.items() if rid == run_id),
+            key=lambda item: item.source,
+        )
+        return attrs.evolve(run, sources=tuple(sources))
+
+    def latest(self) -> EtlRun | None:
+        return self.get(max(self._state.runs)) if self._state.runs else None
+
+
+class InMemoryUnitOfWork:
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+        self._working: State | None = None
+
+    def __enter__(self) -> Self:
+        self._working = copy.deepcopy(self._store.state)
+        self.records = InMemoryRecordRepository(self._working)
+        self.checkpoints = InMemoryCheckpointRepository(self._working)
+        self.runs = InMemoryRunRepository(self._working)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._working = None
+
+    def commit(self) -> None:
+        assert self._working is not None, "commit() outside of `with uow:`"
+        self._store.state = self._working
+        self._store.commits += 1
+        self._working = copy.deepcopy(self._working)
+        self.records = InMemoryRecordRepository(self._working)
+        self.checkpoints = InMemoryCheckpointRepository(self._working)
+        self.runs = InMemoryRunRepository(self._working)
+
+    def rollback(self) -> None:
+        self.__enter__()
+
+
+class InMemoryRecordReader:
+    """The read side over the fake store, with the same filter and sort rules as SQL."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+
+    def find(self, query: DataQuery) -> Page[StoredRecord]:
+        matches = [item for item in self._store.state.records.values() if _matches(item.record, query)]
+        column = query.sort_by.value
+        descending = query.sort_order is SortOrder.DESC
+        # NULLS LAST in both directions, ties broken by id in the sort's direction, as in SQL
+        present = [i for i in matches if _sort_value(i, column) is not None]
+        absent = [i for i in matches if _sort_value(i, column) is None]
+        present.sort(key=lambda i: (_sort_value(i, column), i.id), reverse=descending)
+        absent.sort(key=lambda i: i.id, reverse=descending)
+        ordered = present + absent
+        window = ordered[query.offset : query.offset + query.page_size]
+        return Page(items=window, page=query.page, page_size=query.page_size, total_items=len(ordered))
+
+    def get(self, record_id: int) -> StoredRecord | None:
+        return next((item for item in self._store.state.records.values() if item.id == record_id), None)
+
+
+def _sort_value(item: StoredRecord, column: str) -> Any:
+    if column == "id":
+        return item.id
+    if column in ("created_at", "updated_at"):
+        return getattr(item, column)
+    return getattr(item.record, column)
+
+
+def _matches(record: UnifiedRecord, query: DataQuery) -> bool:
+    checks = [
+        (query.source_type, record.source_type),
+        (query.source, record.source),
+        (query.kind, record.kind),
+        (query.symbol.upper() if query.symbol else None, record.symbol),
+        (query.category, record.category),
+        (query.author, record.author),
+    ]
+    if any(wanted is not None and wanted != actual for wanted, actual in checks):
+        return False
+    if query.search:
+        needle = query.search.lower()
+        if not any(needle in (text or "").lower() for text in (record.title, record.description)):
+            return False
+    moment = record.published_at
+    if query.start_date and (moment is None or moment < query.start_date):
+        return False
+    return not (query.end_date and (moment is None or moment > query.end_date))
+
+
+class InMemoryHealthProbe:
+    def __init__(self, reachable: bool = True, pending: Sequence[str] = ()) -> None:
+        self.reachable = reachable
+        self.pending = list(pending)
+
+    def database_reachable(self) -> bool:
+        return self.reachable
+
+    def pending_migrations(self) -> list[str]:
+        return list(self.pending)

@@ -1,0 +1,188 @@
+"""Set-based loading of a batch: COPY into staging tables, then one statement per target.
+
+Raw rows are stored once per (source, source_record_id, checksum); unified rows are upserted
+with `ON CONFLICT ... DO UPDATE ... WHERE checksum IS DISTINCT FROM`, so an unchanged record
+costs no write, and `xmax = 0` tells an insert from an update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from application.ports import LoadCounts
+from domain.checksum import canonical_json
+from domain.records import QuarantinedRecord, RawRecord, UnifiedRecord
+
+RAW_TABLES = {"coinpaprika": "raw_coinpaprika", "coingecko": "raw_coingecko"}
+RAW_TABLES_BY_PREFIX = {"csv": "raw_csv", "rss": "raw_rss"}
+
+UNIFIED_COLUMNS = (
+    "source_type", "source", "source_record_id", "kind", "title", "description", "author",
+    "category", "tags", "url", "published_at", "symbol", "asset_name", "price_usd",
+    "market_cap_usd", "volume_24h_usd", "rank", "pct_change_24h", "observed_at", "extra",
+    "checksum",
+)  # fmt: skip
+
+CREATE_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS staging_raw (
+    source text, source_record_id text, checksum text, payload jsonb, fetched_at timestamptz
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS staging_unified ON COMMIT DELETE ROWS AS
+    SELECT {columns} FROM unified_data WITH NO DATA;
+CREATE TEMP TABLE IF NOT EXISTS staging_quarantine (
+    source text, source_record_id text, checksum text, reason text
+) ON COMMIT DELETE ROWS;
+"""
+
+COPY_RAW = "COPY staging_raw (source, source_record_id, checksum, payload, fetched_at) FROM STDIN"
+COPY_UNIFIED = sql.SQL("COPY staging_unified ({}) FROM STDIN").format(
+    sql.SQL(", ").join(map(sql.Identifier, UNIFIED_COLUMNS))
+)
+COPY_QUARANTINE = "COPY staging_quarantine (source, source_record_id, checksum, reason) FROM STDIN"
+
+INSERT_RAW = """
+INSERT INTO {raw} (source, source_record_id, checksum, payload, fetched_at, run_id)
+SELECT DISTINCT ON (source, source_record_id, checksum)
+       source, source_record_id, checksum, payload, fetched_at, %(run_id)s
+FROM staging_raw
+ON CONFLICT (source, source_record_id, checksum) DO NOTHING
+"""
+
+UPSERT_UNIFIED = """
+WITH upserted AS (
+    INSERT INTO unified_data ({columns}, raw_id, first_run_id, last_run_id)
+    SELECT {staged}, r.id, %(run_id)s, %(run_id)s
+    FROM staging_unified s
+    JOIN {raw} r USING (source, source_record_id, checksum)
+    ON CONFLICT (source, source_record_id) DO UPDATE SET
+        {updates}, raw_id = EXCLUDED.raw_id, last_run_id = EXCLUDED.last_run_id,
+        updated_at = now()
+    WHERE unified_data.checksum IS DISTINCT FROM EXCLUDED.checksum
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
+"""
+
+INSERT_QUARANTINE = """
+INSERT INTO quarantine (source, source_record_id, checksum, reason, payload, first_run_id, last_run_id)
+SELECT DISTINCT ON (q.source, q.source_record_id, q.checksum)
+       q.source, q.source_record_id, q.checksum, q.reason, r.payload, %(run_id)s, %(run_id)s
+FROM staging_quarantine q
+JOIN {raw} r USING (source, source_record_id, checksum)
+ON CONFLICT (source, source_record_id, checksum) DO UPDATE SET
+    reason = EXCLUDED.reason, last_run_id = EXCLUDED.last_run_id, updated_at = now()
+"""
+
+
+def raw_table_for(source: str) -> str:
+    """The raw table a source's payloads land in: `raw_csv` for `csv:prices`, and so on."""
+    table = RAW_TABLES.get(source) or RAW_TABLES_BY_PREFIX.get(source.partition(":")[0])
+    if table is None:
+        raise ValueError(f"no raw table for source {source!r}")
+    return table
+
+
+class PostgresRecordRepository:
+    """Writes batches on the unit of work's connection; never commits."""
+
+    def __init__(self, connection: psycopg.Connection) -> None:
+        self._connection = connection
+        self._staging_ready = False
+
+    def load_batch(
+        self,
+        run_id: int,
+        raws: Sequence[RawRecord],
+        records: Sequence[UnifiedRecord],
+        quarantined: Sequence[QuarantinedRecord],
+    ) -> LoadCounts:
+        if not raws:
+            return LoadCounts()
+        sources = {raw.source for raw in raws}
+        if len(sources) != 1:
+            raise ValueError(f"a batch holds one source, got {sorted(sources)}")
+        raw_table = sql.Identifier(raw_table_for(sources.pop()))
+        params = {"run_id": run_id}
+        cursor = self._connection.cursor()
+        self._ensure_staging(cursor)
+        with cursor.copy(COPY_RAW) as copy:
+            for raw in raws:
+                copy.write_row(
+                    (
+                        raw.source,
+                        raw.source_record_id,
+                        raw.checksum,
+                        canonical_json(raw.payload),
+                        raw.fetched_at,
+                    )
+                )
+        cursor.execute(sql.SQL(INSERT_RAW).format(raw=raw_table), params)
+        inserted = updated = 0
+        if records:
+            with cursor.copy(COPY_UNIFIED) as copy:
+                for record in records:
+                    copy.write_row(_unified_row(record))
+            cursor.execute(_upsert_statement(raw_table), params)
+            inserted, updated = cursor.fetchone() or (0, 0)
+        if quarantined:
+            with cursor.copy(COPY_QUARANTINE) as copy:
+                for item in quarantined:
+                    copy.write_row(
+                        (item.raw.source, item.raw.source_record_id, item.raw.checksum, item.reason)
+                    )
+            cursor.execute(sql.SQL(INSERT_QUARANTINE).format(raw=raw_table), params)
+        return LoadCounts(
+            inserted=inserted,
+            updated=updated,
+            unchanged=len(records) - inserted - updated,
+            quarantined=len(quarantined),
+        )
+
+    def _ensure_staging(self, cursor: psycopg.Cursor) -> None:
+        if not self._staging_ready:
+            columns = sql.SQL(", ").join(map(sql.Identifier, UNIFIED_COLUMNS))
+            cursor.execute(sql.SQL(CREATE_STAGING).format(columns=columns))
+            self._staging_ready = True
+
+
+def _upsert_statement(raw_table: sql.Identifier) -> sql.Composed:
+    columns = [sql.Identifier(name) for name in UNIFIED_COLUMNS]
+    updatable = [name for name in UNIFIED_COLUMNS if name not in ("source", "source_record_id")]
+    return sql.SQL(UPSERT_UNIFIED).format(
+        columns=sql.SQL(", ").join(columns),
+        staged=sql.SQL(", ").join(sql.SQL("s.{}").format(column) for column in columns),
+        raw=raw_table,
+        updates=sql.SQL(", ").join(
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(name)) for name in updatable
+        ),
+    )
+
+
+def _unified_row(record: UnifiedRecord) -> tuple[object, ...]:
+    return (
+        record.source_type.value,
+        record.source,
+        record.source_record_id,
+        record.kind.value,
+        record.title,
+        record.description,
+        record.author,
+        record.category,
+        list(record.tags),
+        record.url,
+        record.published_at,
+        record.symbol,
+        record.asset_name,
+        record.price_usd,
+        record.market_cap_usd,
+        record.volume_24h_usd,
+        record.rank,
+        record.pct_change_24h,
+        record.observed_at,
+        Jsonb(record.extra),
+        record.checksum,
+    )

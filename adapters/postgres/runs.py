@@ -1,0 +1,164 @@
+"""Run history and checkpoints in PostgreSQL, on the unit of work's connection."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from domain.checkpoints import Checkpoint
+from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, SourceRun
+
+COUNTER_NAMES = tuple(field.name for field in attrs.fields(SourceCounters))
+
+INSERT_RUN = """
+INSERT INTO etl_runs (trigger, status, started_at) VALUES (%(trigger)s, 'running', %(started_at)s)
+RETURNING id
+"""
+INSERT_RUN_SOURCE = """
+INSERT INTO etl_run_sources (run_id, source, status, started_at)
+VALUES (%(run_id)s, %(source)s, 'running', %(started_at)s)
+ON CONFLICT (run_id, source) DO NOTHING
+"""
+ADD_COUNTERS = "UPDATE etl_run_sources SET {assignments} WHERE run_id = %(run_id)s AND source = %(source)s"
+FINISH_RUN_SOURCE = """
+UPDATE etl_run_sources
+SET status = %(status)s, error = %(error)s, finished_at = %(finished_at)s, duration_ms = %(duration_ms)s
+WHERE run_id = %(run_id)s AND source = %(source)s
+"""
+FINISH_RUN = """
+UPDATE etl_runs SET status = %(status)s, error = %(error)s, finished_at = %(finished_at)s
+WHERE id = %(run_id)s
+"""
+SELECT_RUN = "SELECT id, trigger, status, started_at, finished_at, error FROM etl_runs WHERE id = %(run_id)s"
+SELECT_LATEST_RUN = """
+SELECT id, trigger, status, started_at, finished_at, error FROM etl_runs ORDER BY id DESC LIMIT 1
+"""
+SELECT_RUN_SOURCES = "SELECT * FROM etl_run_sources WHERE run_id = %(run_id)s ORDER BY source"
+
+SELECT_CHECKPOINT = "SELECT source, cursor, run_id, updated_at FROM checkpoints WHERE source = %(source)s"
+SELECT_CHECKPOINTS = "SELECT source, cursor, run_id, updated_at FROM checkpoints ORDER BY source"
+UPSERT_CHECKPOINT = """
+INSERT INTO checkpoints (source, cursor, run_id, updated_at)
+VALUES (%(source)s, %(cursor)s, %(run_id)s, %(updated_at)s)
+ON CONFLICT (source) DO UPDATE
+SET cursor = EXCLUDED.cursor, run_id = EXCLUDED.run_id, updated_at = EXCLUDED.updated_at
+"""
+
+
+class PostgresRunRepository:
+    def __init__(self, connection: psycopg.Connection) -> None:
+        self._connection = connection
+
+    def start(self, trigger: RunTrigger, started_at: datetime) -> int:
+        row = self._connection.execute(
+            INSERT_RUN, {"trigger": trigger.value, "started_at": started_at}
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def start_source(self, run_id: int, source: str, started_at: datetime) -> None:
+        self._connection.execute(
+            INSERT_RUN_SOURCE, {"run_id": run_id, "source": source, "started_at": started_at}
+        )
+
+    def add_counters(self, run_id: int, source: str, counters: SourceCounters) -> None:
+        assignments = ", ".join(f"{name} = {name} + %({name})s" for name in COUNTER_NAMES)
+        self._connection.execute(
+            ADD_COUNTERS.format(assignments=assignments),  # names come from the attrs class
+            {"run_id": run_id, "source": source, **attrs.asdict(counters)},
+        )
+
+    def finish_source(
+        self,
+        run_id: int,
+        source: str,
+        status: RunStatus,
+        error: str | None,
+        finished_at: datetime,
+        duration_ms: int,
+    ) -> None:
+        self._connection.execute(
+            FINISH_RUN_SOURCE,
+            {
+                "run_id": run_id,
+                "source": source,
+                "status": status.value,
+                "error": error,
+                "finished_at": finished_at,
+                "duration_ms": duration_ms,
+            },
+        )
+
+    def finish(self, run_id: int, status: RunStatus, error: str | None, finished_at: datetime) -> None:
+        self._connection.execute(
+            FINISH_RUN,
+            {"run_id": run_id, "status": status.value, "error": error, "finished_at": finished_at},
+        )
+
+    def get(self, run_id: int) -> EtlRun | None:
+        return self._run_from(SELECT_RUN, {"run_id": run_id})
+
+    def latest(self) -> EtlRun | None:
+        return self._run_from(SELECT_LATEST_RUN, {})
+
+    def _run_from(self, query: str, params: dict[str, Any]) -> EtlRun | None:
+        cursor = self._connection.cursor(row_factory=dict_row)
+        row = cursor.execute(query, params).fetchone()
+        if row is None:
+            return None
+        sources = cursor.execute(SELECT_RUN_SOURCES, {"run_id": row["id"]}).fetchall()
+        return run_from_row(row, [source_run_from_row(source) for source in sources])
+
+
+def run_from_row(row: dict[str, Any], sources: list[SourceRun]) -> EtlRun:
+    return EtlRun(
+        id=int(row["id"]),
+        trigger=RunTrigger(row["trigger"]),
+        started_at=row["started_at"],
+        status=RunStatus(row["status"]),
+        finished_at=row["finished_at"],
+        error=row["error"],
+        sources=tuple(sources),
+    )
+
+
+def source_run_from_row(row: dict[str, Any]) -> SourceRun:
+    return SourceRun(
+        source=row["source"],
+        counters=SourceCounters(**{name: int(row[name]) for name in COUNTER_NAMES}),
+        status=RunStatus(row["status"]),
+        error=row["error"],
+    )
+
+
+class PostgresCheckpointRepository:
+    def __init__(self, connection: psycopg.Connection) -> None:
+        self._connection = connection
+
+    def get(self, source: str) -> Checkpoint | None:
+        row = self._connection.execute(SELECT_CHECKPOINT, {"source": source}).fetchone()
+        return checkpoint_from_row(row) if row else None
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        self._connection.execute(
+            UPSERT_CHECKPOINT,
+            {
+                "source": checkpoint.source,
+                "cursor": Jsonb(checkpoint.cursor),
+                "run_id": checkpoint.run_id,
+                "updated_at": checkpoint.updated_at,
+            },
+        )
+
+    def list(self) -> list[Checkpoint]:
+        return [checkpoint_from_row(row) for row in self._connection.execute(SELECT_CHECKPOINTS)]
+
+
+def checkpoint_from_row(row: tuple[Any, ...]) -> Checkpoint:
+    source, cursor, run_id, updated_at = row
+    return Checkpoint(source=source, cursor=dict(cursor), run_id=int(run_id), updated_at=updated_at)

@@ -1,0 +1,58 @@
+"""The PostgreSQL unit of work: one pooled connection, one transaction, rolled back unless committed."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from adapters.postgres.records import PostgresRecordRepository
+from adapters.postgres.runs import PostgresCheckpointRepository, PostgresRunRepository
+
+
+class PostgresUnitOfWork:
+    """Borrows a connection on enter and returns it on exit, after rolling back what is uncommitted.
+
+    The pool's own `connection()` context would commit on a clean exit; this class does not
+    rely on it, so forgetting `commit()` can never write anything.
+    """
+
+    records: PostgresRecordRepository
+    checkpoints: PostgresCheckpointRepository
+    runs: PostgresRunRepository
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+        self._connection: psycopg.Connection | None = None
+
+    def __enter__(self) -> Self:
+        connection = self._connection = self._pool.getconn()
+        self.records = PostgresRecordRepository(connection)
+        self.checkpoints = PostgresCheckpointRepository(connection)
+        self.runs = PostgresRunRepository(connection)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            if not connection.closed:
+                connection.rollback()
+        finally:
+            self._pool.putconn(connection)
+
+    def commit(self) -> None:
+        assert self._connection is not None, "commit() outside of `with uow:`"
+        self._connection.commit()
+
+    def rollback(self) -> None:
+        assert self._connection is not None, "rollback() outside of `with uow:`"
+        self._connection.rollback()

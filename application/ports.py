@@ -1,0 +1,143 @@
+"""The ports the use cases need. Adapters satisfy them structurally.
+
+They take and return domain types or builtins, never rows, responses or pydantic models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+import attrs
+
+from application.queries import DataQuery, Page
+from domain.checkpoints import Checkpoint
+from domain.records import QuarantinedRecord, RawRecord, Source, StoredRecord, UnifiedRecord
+from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters
+
+Clock = Callable[[], datetime]
+
+
+@attrs.frozen
+class Batch:
+    """One unit of work read from a source: raw records and the cursor reached after them.
+
+    `rejected` holds records the reader could not even split into fields (an undecodable line,
+    a row with too many cells); they are quarantined with the reason, like normalizer failures.
+    """
+
+    raws: tuple[RawRecord, ...]
+    cursor: dict[str, Any]
+    rejected: tuple[QuarantinedRecord, ...] = ()
+    counters: SourceCounters = attrs.Factory(SourceCounters)
+
+
+class SourceReader(Protocol):
+    """Reads one source in batches, resuming from the cursor of its last checkpoint."""
+
+    source: Source
+
+    def read(self, cursor: dict[str, Any] | None, run_id: int) -> Iterator[Batch]: ...
+
+
+class Normalizer(Protocol):
+    """Turns a source's raw record into a unified record, or raises `InvalidRecord`."""
+
+    def normalize(self, raw: RawRecord) -> UnifiedRecord: ...
+
+
+@attrs.frozen
+class LoadCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+
+
+class RecordRepository(Protocol):
+    def load_batch(
+        self,
+        run_id: int,
+        raws: Sequence[RawRecord],
+        records: Sequence[UnifiedRecord],
+        quarantined: Sequence[QuarantinedRecord],
+    ) -> LoadCounts:
+        """Store raw payloads (once per content), upsert the unified rows, quarantine the rest.
+
+        `records` hold at most one record per source_record_id, each made from one of `raws`.
+        """
+        ...
+
+
+class CheckpointRepository(Protocol):
+    def get(self, source: str) -> Checkpoint | None: ...
+
+    def save(self, checkpoint: Checkpoint) -> None: ...
+
+    def list(self) -> list[Checkpoint]: ...
+
+
+class RunRepository(Protocol):
+    def start(self, trigger: RunTrigger, started_at: datetime) -> int: ...
+
+    def start_source(self, run_id: int, source: str, started_at: datetime) -> None: ...
+
+    def add_counters(self, run_id: int, source: str, counters: SourceCounters) -> None: ...
+
+    def finish_source(
+        self,
+        run_id: int,
+        source: str,
+        status: RunStatus,
+        error: str | None,
+        finished_at: datetime,
+        duration_ms: int,
+    ) -> None: ...
+
+    def finish(self, run_id: int, status: RunStatus, error: str | None, finished_at: datetime) -> None: ...
+
+    def get(self, run_id: int) -> EtlRun | None: ...
+
+    def latest(self) -> EtlRun | None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over the repositories; rolled back on exit unless committed."""
+
+    records: RecordRepository
+    checkpoints: CheckpointRepository
+    runs: RunRepository
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class RecordReader(Protocol):
+    """The read side behind `/data`."""
+
+    def find(self, query: DataQuery) -> Page[StoredRecord]: ...
+
+    def get(self, record_id: int) -> StoredRecord | None: ...
+
+
+class HealthProbe(Protocol):
+    def database_reachable(self) -> bool: ...
+
+    def pending_migrations(self) -> list[str]:
+        """Migrations known to the code but not applied to the database."""
+        ...

@@ -1,0 +1,114 @@
+"""Records as they travel: the raw payload a source sent, and the unified row made of it."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from domain.checksum import payload_checksum
+
+
+class SourceType(enum.StrEnum):
+    API = "api"
+    CSV = "csv"
+    RSS = "rss"
+
+
+class RecordKind(enum.StrEnum):
+    MARKET = "market"
+    ARTICLE = "article"
+
+
+@attrs.frozen
+class Source:
+    """A named origin of records: `coinpaprika`, `coingecko`, `csv:<stem>`, `rss:<host>`."""
+
+    name: str
+    source_type: SourceType
+
+
+@attrs.frozen
+class RawRecord:
+    """One element exactly as a source sent it, with the checksum that identifies its content."""
+
+    source: str
+    source_record_id: str
+    payload: dict[str, Any]
+    checksum: str
+    fetched_at: datetime
+    run_id: int
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        source: str,
+        source_record_id: str,
+        payload: dict[str, Any],
+        fetched_at: datetime,
+        run_id: int,
+    ) -> RawRecord:
+        return cls(
+            source=source,
+            source_record_id=source_record_id,
+            payload=payload,
+            checksum=payload_checksum(payload),
+            fetched_at=fetched_at,
+            run_id=run_id,
+        )
+
+
+@attrs.frozen
+class UnifiedRecord:
+    """One normalized row per (source, source_record_id), typed for markets and articles.
+
+    Money is Decimal, never float. `checksum` is the raw payload's checksum: the unified row
+    changes exactly when the payload it was made from changes.
+    """
+
+    source: str
+    source_type: SourceType
+    source_record_id: str
+    kind: RecordKind
+    checksum: str
+    title: str | None = None
+    description: str | None = None
+    author: str | None = None
+    category: str | None = None
+    tags: tuple[str, ...] = ()
+    url: str | None = None
+    published_at: datetime | None = None
+    symbol: str | None = None
+    asset_name: str | None = None
+    price_usd: Decimal | None = None
+    market_cap_usd: Decimal | None = None
+    volume_24h_usd: Decimal | None = None
+    rank: int | None = None
+    pct_change_24h: Decimal | None = None
+    observed_at: datetime | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class StoredRecord:
+    """A unified record as the store keeps it, with its id and lineage."""
+
+    id: int
+    record: UnifiedRecord
+    raw_id: int
+    first_run_id: int
+    last_run_id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@attrs.frozen
+class QuarantinedRecord:
+    """A raw record that could not be normalized, kept with the reason."""
+
+    raw: RawRecord
+    reason: str

@@ -1,0 +1,74 @@
+"""ETL runs: what was attempted, when, and what it did per source."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import attrs
+
+
+class RunStatus(enum.StrEnum):
+    RUNNING = "running"
+    SUCCESS = "success"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+
+class RunTrigger(enum.StrEnum):
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    CLI = "cli"
+
+
+@attrs.frozen
+class SourceCounters:
+    """What one batch (or a whole run, once summed) did for one source."""
+
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    http_requests: int = 0
+    retries: int = 0
+    rate_limit_waits: int = 0
+    duration_ms: int = 0
+
+    def __add__(self, other: SourceCounters) -> SourceCounters:
+        return SourceCounters(
+            **{
+                field.name: getattr(self, field.name) + getattr(other, field.name)
+                for field in attrs.fields(SourceCounters)
+            }
+        )
+
+
+@attrs.frozen
+class SourceRun:
+    """One source's share of a run."""
+
+    source: str
+    counters: SourceCounters
+    status: RunStatus
+    error: str | None = None
+
+
+@attrs.frozen
+class EtlRun:
+    id: int
+    trigger: RunTrigger
+    started_at: datetime
+    status: RunStatus
+    finished_at: datetime | None = None
+    error: str | None = None
+    sources: tuple[SourceRun, ...] = ()
+
+
+def overall_status(statuses: list[RunStatus]) -> RunStatus:
+    """A run succeeds if every source did, fails if none did, and is partial in between."""
+    if not statuses or all(status is RunStatus.SUCCESS for status in statuses):
+        return RunStatus.SUCCESS
+    if all(status is RunStatus.FAILED for status in statuses):
+        return RunStatus.FAILED
+    return RunStatus.PARTIAL

@@ -1,0 +1,42 @@
+"""The Falcon application factory."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+import falcon
+import falcon.media
+
+from application.ports import HealthProbe, RecordReader, UnitOfWorkFactory
+from entrypoints.api import errors
+from entrypoints.api.middleware import RequestContext
+from entrypoints.api.render import dumps
+from entrypoints.api.resources import DataResource, HealthResource, LiveResource, ReadyResource
+
+
+def kaspero_version() -> str:
+    try:
+        return version("kaspero")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def create_app(
+    reader: RecordReader, probe: HealthProbe, uow_factory: UnitOfWorkFactory, version: str | None = None
+) -> falcon.App[falcon.Request, falcon.Response]:
+    """The API over its collaborators; `entrypoints.wsgi.create` passes the production ones."""
+    app = falcon.App(middleware=[RequestContext()])
+    json_handler = falcon.media.JSONHandler(dumps=dumps)
+    app.req_options.media_handlers[falcon.MEDIA_JSON] = json_handler
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = json_handler
+    app.resp_options.media_handlers[errors.PROBLEM_JSON] = json_handler
+    app.req_options.strip_url_path_trailing_slash = True
+    errors.install(app)
+
+    data = DataResource(reader)
+    app.add_route("/data", data)
+    app.add_route("/data/{record_id:int(min=1, max=9223372036854775807)}", data, suffix="item")
+    app.add_route("/health", HealthResource(probe, uow_factory, version or kaspero_version()))
+    app.add_route("/ready", ReadyResource(probe))
+    app.add_route("/live", LiveResource())
+    return app

@@ -1,0 +1,59 @@
+"""Errors to HTTP: one place maps them, one serializer writes RFC 9457 problem bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+import structlog
+
+from application.errors import NotFound
+
+PROBLEM_JSON = "application/problem+json"
+
+logger = structlog.get_logger("kaspero.api")
+
+
+class InvalidParameter(falcon.HTTPBadRequest):
+    """A query parameter a client sent is unknown or has a value that cannot be used."""
+
+    def __init__(self, name: str, detail: str) -> None:
+        super().__init__(title="Invalid query parameter", description=detail)
+        self.parameter = name
+
+
+def serialize_problem(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
+    problem: dict[str, Any] = {
+        "type": "about:blank",
+        "title": error.title,
+        "status": error.status_code,
+        "detail": error.description or error.title,
+        "instance": req.path,
+        "request_id": getattr(req.context, "request_id", None),
+    }
+    if isinstance(error, InvalidParameter):
+        problem["invalid_params"] = [{"name": error.parameter, "reason": error.description}]
+    resp.media = problem
+    resp.content_type = PROBLEM_JSON
+
+
+def handle_not_found(
+    req: falcon.Request, resp: falcon.Response, ex: NotFound, params: dict[str, Any]
+) -> None:
+    raise falcon.HTTPNotFound(title="Not found", description=str(ex))
+
+
+def handle_unexpected(
+    req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]
+) -> None:
+    """Log the failure with the request id; tell the client nothing about it."""
+    logger.exception("unhandled_error", path=req.path, request_id=getattr(req.context, "request_id", None))
+    raise falcon.HTTPInternalServerError(
+        title="Internal Server Error", description="The server failed to answer this request."
+    )
+
+
+def install(app: falcon.App[falcon.Request, falcon.Response]) -> None:
+    app.set_error_serializer(serialize_problem)
+    app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(NotFound, handle_not_found)

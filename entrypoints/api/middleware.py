@@ -1,0 +1,35 @@
+"""Per-request context: a request id (the client's, if sane) and the latency, on every response."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from datetime import UTC, datetime
+
+import falcon
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class RequestContext:
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.started = time.perf_counter()
+        incoming = req.get_header("X-Request-ID")
+        req.context.request_id = (
+            incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        )
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        latency_ms = round((time.perf_counter() - req.context.started) * 1000, 3)
+        resp.set_header("X-Request-ID", req.context.request_id)
+        resp.set_header("X-Response-Time-Ms", str(latency_ms))
+        media = resp.media
+        if isinstance(media, dict) and "data" in media:
+            media["meta"] = {
+                "request_id": req.context.request_id,
+                "api_latency_ms": latency_ms,
+                "timestamp": datetime.now(UTC).isoformat(),
+            }

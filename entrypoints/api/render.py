@@ -1,0 +1,93 @@
+"""Domain objects to JSON-ready dicts. Money is a JSON string (exact decimal); times carry an offset."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from application.queries import Page
+from application.status import HealthReport, ReadinessReport
+from domain.records import StoredRecord
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def record(item: StoredRecord) -> dict[str, Any]:
+    rec = item.record
+    return {
+        "id": item.id,
+        "source_type": rec.source_type.value,
+        "source": rec.source,
+        "source_record_id": rec.source_record_id,
+        "kind": rec.kind.value,
+        "title": rec.title,
+        "description": rec.description,
+        "author": rec.author,
+        "category": rec.category,
+        "tags": list(rec.tags),
+        "url": rec.url,
+        "published_at": rec.published_at,
+        "symbol": rec.symbol,
+        "asset_name": rec.asset_name,
+        "price_usd": _money(rec.price_usd),
+        "market_cap_usd": _money(rec.market_cap_usd),
+        "volume_24h_usd": _money(rec.volume_24h_usd),
+        "rank": rec.rank,
+        "pct_change_24h": _money(rec.pct_change_24h),
+        "observed_at": rec.observed_at,
+        "extra": rec.extra,
+        "lineage": {
+            "raw_id": item.raw_id,
+            "checksum": rec.checksum,
+            "first_run_id": item.first_run_id,
+            "last_run_id": item.last_run_id,
+        },
+        "created_at": item.created_at,
+        "updated_at": item.updated_at,
+    }
+
+
+def page(result: Page[StoredRecord]) -> dict[str, Any]:
+    return {
+        "data": [record(item) for item in result.items],
+        "pagination": {
+            "page": result.page,
+            "page_size": result.page_size,
+            "total_items": result.total_items,
+            "total_pages": result.total_pages,
+        },
+    }
+
+
+def health(report: HealthReport, version: str) -> dict[str, Any]:
+    return {
+        "status": report.status.value,
+        "database": report.database,
+        "etl_last_run": report.etl_last_run,
+        "etl_last_status": report.etl_last_status.value if report.etl_last_status else None,
+        "version": version,
+    }
+
+
+def readiness(report: ReadinessReport) -> dict[str, Any]:
+    return {
+        "ready": report.ready,
+        "database": report.database,
+        "pending_migrations": list(report.pending_migrations),
+    }

@@ -1,0 +1,59 @@
+"""Thin resources: parse the query, call one use case, render."""
+
+from __future__ import annotations
+
+import falcon
+
+from application.browse import find_records, get_record
+from application.ports import HealthProbe, RecordReader, UnitOfWorkFactory
+from application.status import Health, check_health, check_readiness
+from entrypoints.api import render
+from entrypoints.api.params import QueryParams, data_query
+
+
+class DataResource:
+    def __init__(self, reader: RecordReader) -> None:
+        self._reader = reader
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = render.page(find_records(self._reader, data_query(req)))
+
+    def on_get_item(self, req: falcon.Request, resp: falcon.Response, record_id: int) -> None:
+        QueryParams(req, ())
+        resp.media = {"data": render.record(get_record(self._reader, record_id))}
+
+
+class HealthResource:
+    """`/health`: 200 unless the database is unreachable (503); degraded after a bad last run."""
+
+    def __init__(self, probe: HealthProbe, uow_factory: UnitOfWorkFactory, version: str) -> None:
+        self._probe = probe
+        self._uow_factory = uow_factory
+        self._version = version
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        QueryParams(req, ())
+        report = check_health(self._probe, self._uow_factory)
+        resp.media = render.health(report, self._version)
+        if report.status is Health.UNHEALTHY:
+            resp.status = falcon.HTTP_503
+
+
+class ReadyResource:
+    """`/ready`: the database answers and has every migration this code expects."""
+
+    def __init__(self, probe: HealthProbe) -> None:
+        self._probe = probe
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        QueryParams(req, ())
+        report = check_readiness(self._probe)
+        resp.media = render.readiness(report)
+        resp.status = falcon.HTTP_200 if report.ready else falcon.HTTP_503
+
+
+class LiveResource:
+    """`/live`: the process answers; touches nothing else, so a slow database never kills it."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {"status": "alive"}

@@ -1,0 +1,172 @@
+"""The composition root: settings in, ready-to-call use cases and closable resources out.
+
+The only production module that imports concrete adapters. Nothing is built at import time.
+
+    from entrypoints.bootstrap import build
+    app = build(database_url="postgresql://...")
+    app.ingest("csv")
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import cast
+
+import attrs
+from dependency_injector import containers, providers
+from psycopg_pool import ConnectionPool
+
+from adapters.feeds.csv_normalizer import CsvMarketNormalizer
+from adapters.feeds.csv_reader import CsvFileReader
+from adapters.memory.store import InMemoryHealthProbe, InMemoryRecordReader, InMemoryStore, InMemoryUnitOfWork
+from adapters.postgres.admin import create_database
+from adapters.postgres.embedded import EmbeddedPostgres
+from adapters.postgres.health import PostgresHealthProbe
+from adapters.postgres.migrations import apply_migrations, migration_ids
+from adapters.postgres.reader import PostgresRecordReader
+from adapters.postgres.uow import PostgresUnitOfWork
+from application.ingest import SourcePipeline, run_etl
+from application.ports import Clock, HealthProbe, RecordReader, UnitOfWorkFactory
+from domain.runs import EtlRun, RunTrigger
+from entrypoints.settings import Settings, SettingsError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+EMBEDDED_DATABASE = "kaspero"
+AVAILABLE_SOURCE_KINDS = ("csv",)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def pool_resource(database_url: str, max_size: int) -> Iterator[ConnectionPool]:
+    """A connection pool, opened on first use (after gunicorn's fork) and closed at shutdown."""
+    pool = ConnectionPool(
+        database_url,
+        min_size=1,
+        max_size=max_size,
+        open=True,
+        name="kaspero",
+        kwargs={"application_name": "kaspero"},
+    )
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+class Container(containers.DeclarativeContainer):
+    """The wiring table. Override `uow_factory`, `reader` and `probe` to swap storage."""
+
+    settings = providers.Dependency(instance_of=Settings)
+    database_url = providers.Dependency(instance_of=str)
+    clock = providers.Object(utc_now)
+    pool = providers.Resource(pool_resource, database_url, settings.provided.db_pool_max_size)
+    uow_factory = providers.Factory(PostgresUnitOfWork, pool)
+    reader = providers.Singleton(PostgresRecordReader, pool)
+    probe = providers.Singleton(PostgresHealthProbe, pool, providers.Callable(migration_ids, MIGRATIONS_DIR))
+
+
+@attrs.define
+class Kaspero:
+    """The use cases, ready to call, and the resources to close after."""
+
+    settings: Settings
+    uow_factory: UnitOfWorkFactory
+    reader: RecordReader
+    probe: HealthProbe
+    clock: Clock
+    _close: Callable[[], None]
+
+    def pipelines(self, kinds: Sequence[str] | None = None) -> list[SourcePipeline]:
+        """Each configured source's pipeline; `csv` gives one source per matching file."""
+        wanted = tuple(kinds or self.settings.etl_sources or AVAILABLE_SOURCE_KINDS)
+        missing = [kind for kind in wanted if kind not in AVAILABLE_SOURCE_KINDS]
+        if missing:
+            raise SettingsError(
+                f"source {', '.join(missing)} is not available in this version; "
+                f"available: {', '.join(AVAILABLE_SOURCE_KINDS)}"
+            )
+        return self._csv_pipelines() if "csv" in wanted else []
+
+    def _csv_pipelines(self) -> list[SourcePipeline]:
+        pattern = self.settings.csv_source_path
+        paths = (
+            sorted(Path(path) for path in glob.glob(pattern)) if glob.has_magic(pattern) else [Path(pattern)]
+        )
+        return [
+            SourcePipeline(
+                reader=CsvFileReader(path, self.clock, self.settings.csv_batch_size),
+                normalizer=CsvMarketNormalizer(),
+            )
+            for path in paths
+        ]
+
+    def run_etl(
+        self, sources: Sequence[str] | None = None, trigger: RunTrigger = RunTrigger.MANUAL
+    ) -> EtlRun:
+        return run_etl(
+            self.pipelines(sources),
+            self.uow_factory,
+            self.clock,
+            trigger,
+            fail_after=self.settings.etl_fail_after,
+        )
+
+    def ingest(self, source: str, trigger: RunTrigger = RunTrigger.MANUAL) -> EtlRun:
+        """Run one source kind (`csv`, ...) now: the notebook's entry point."""
+        return self.run_etl([source], trigger)
+
+    def close(self) -> None:
+        self._close()
+
+
+def build(
+    settings: Settings | None = None,
+    database_url: str | None = None,
+    *,
+    in_memory: bool = False,
+) -> Kaspero:
+    """Wire Kaspero for PostgreSQL (the given URL, or the settings' one) or in memory."""
+    settings = settings or Settings.from_environ()
+    container = Container(settings=settings, database_url=database_url or "")
+    if in_memory:
+        store = InMemoryStore()
+        container.uow_factory.override(providers.Factory(InMemoryUnitOfWork, store))
+        container.reader.override(providers.Object(InMemoryRecordReader(store)))
+        container.probe.override(providers.Object(InMemoryHealthProbe()))
+    else:
+        container.database_url.override(database_url or resolve_database_url(settings))
+
+    return Kaspero(
+        settings=settings,
+        uow_factory=cast(UnitOfWorkFactory, container.uow_factory),
+        reader=container.reader(),
+        probe=container.probe(),
+        clock=container.clock(),
+        close=partial(_shutdown, container),
+    )
+
+
+def _shutdown(container: Container) -> None:
+    container.shutdown_resources()
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """`DATABASE_URL` when set; otherwise the embedded server under the data dir, started if needed."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    server_url = EmbeddedPostgres(settings.data_dir).start()
+    return create_database(server_url, EMBEDDED_DATABASE)
+
+
+def embedded_server(settings: Settings) -> EmbeddedPostgres:
+    return EmbeddedPostgres(settings.data_dir)
+
+
+def migrate(database_url: str) -> list[str]:
+    return apply_migrations(database_url, MIGRATIONS_DIR)

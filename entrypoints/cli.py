@@ -1,0 +1,247 @@
+"""The `kaspero` command line.
+
+kaspero db migrate | db start | db stop
+kaspero etl run [--source NAME]... [--once]
+kaspero serve
+kaspero scheduler
+kaspero run          database, migrations, one ETL pass, scheduler and API, until Ctrl-C
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from domain.runs import EtlRun, RunStatus, RunTrigger
+from entrypoints import bootstrap
+from entrypoints.logs import configure_logging, redact
+from entrypoints.settings import SOURCE_KINDS, Settings, SettingsError
+
+logger = structlog.get_logger("kaspero.cli")
+
+EXIT_OK, EXIT_RUN_NOT_SUCCESSFUL, EXIT_CONFIG = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_environ()
+    except SettingsError as ex:
+        print(f"kaspero: {ex}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        return int(args.handler(settings, args))
+    except SettingsError as ex:
+        print(f"kaspero: {ex}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kaspero", description="Crypto market data ETL and API.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    db = commands.add_parser("db", help="database set-up").add_subparsers(required=True, metavar="ACTION")
+    db.add_parser("migrate", help="apply pending migrations").set_defaults(handler=_db_migrate)
+    db.add_parser("start", help="start the embedded PostgreSQL (no DATABASE_URL)").set_defaults(
+        handler=_db_start
+    )
+    db.add_parser("stop", help="stop the embedded PostgreSQL").set_defaults(handler=_db_stop)
+
+    etl = commands.add_parser("etl", help="extract, transform, load").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    run = etl.add_parser("run", help="run the ETL: once, or every ETL_SCHEDULE_MINUTES")
+    run.add_argument("--source", action="append", choices=SOURCE_KINDS, help="a source kind; repeatable")
+    run.add_argument("--once", action="store_true", help="one pass, then exit with its status")
+    run.set_defaults(handler=_etl_run)
+
+    commands.add_parser("serve", help="serve the API with gunicorn").set_defaults(handler=_serve)
+    scheduler = commands.add_parser("scheduler", help="run the ETL every ETL_SCHEDULE_MINUTES")
+    scheduler.add_argument("--wait-first", action="store_true", help="first pass after one interval, not now")
+    scheduler.set_defaults(handler=_scheduler)
+    commands.add_parser("run", help="everything: database, migrations, ETL, scheduler, API").set_defaults(
+        handler=_run_all
+    )
+    return parser
+
+
+def _db_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    url = bootstrap.resolve_database_url(settings)
+    applied = bootstrap.migrate(url)
+    logger.info("migrations_applied", applied=applied, count=len(applied))
+    return EXIT_OK
+
+
+def _db_start(settings: Settings, args: argparse.Namespace) -> int:
+    url = bootstrap.resolve_database_url(settings)
+    print(url)
+    return EXIT_OK
+
+
+def _db_stop(settings: Settings, args: argparse.Namespace) -> int:
+    stopped = bootstrap.embedded_server(settings).stop()
+    logger.info("embedded_postgres_stopped" if stopped else "embedded_postgres_not_running")
+    return EXIT_OK
+
+
+def _etl_run(settings: Settings, args: argparse.Namespace) -> int:
+    if args.once:
+        return _one_pass(settings, args.source, RunTrigger.CLI)
+    return _repeat(settings, args.source, RunTrigger.CLI, wait_first=False)
+
+
+def _scheduler(settings: Settings, args: argparse.Namespace) -> int:
+    return _repeat(settings, None, RunTrigger.SCHEDULE, wait_first=args.wait_first)
+
+
+def _one_pass(
+    settings: Settings, sources: Sequence[str] | None, trigger: RunTrigger, database_url: str | None = None
+) -> int:
+    kaspero = bootstrap.build(settings, database_url)
+    try:
+        run = kaspero.run_etl(sources, trigger)
+    finally:
+        kaspero.close()
+    _report(run)
+    return EXIT_OK if run.status is RunStatus.SUCCESS else EXIT_RUN_NOT_SUCCESSFUL
+
+
+def _repeat(settings: Settings, sources: Sequence[str] | None, trigger: RunTrigger, wait_first: bool) -> int:
+    """Run a pass now (or after one interval) and then every interval, until SIGTERM or SIGINT.
+
+    A signal is acted on between passes: the pass in flight finishes and is recorded.
+    """
+    stop = _stop_event()
+    kaspero = bootstrap.build(settings)
+    interval = settings.etl_schedule_minutes * 60
+    if wait_first:
+        stop.wait(interval)
+    try:
+        while not stop.is_set():
+            _report(kaspero.run_etl(sources, trigger))
+            stop.wait(interval)
+    finally:
+        kaspero.close()
+    logger.info("scheduler_stopped")
+    return EXIT_OK
+
+
+def _report(run: EtlRun) -> None:
+    summary = {
+        "run_id": run.id,
+        "status": run.status.value,
+        "error": run.error,
+        "sources": {
+            item.source: {
+                "status": item.status.value,
+                "fetched": item.counters.fetched,
+                "inserted": item.counters.inserted,
+                "updated": item.counters.updated,
+                "unchanged": item.counters.unchanged,
+                "quarantined": item.counters.quarantined,
+                "duration_ms": item.counters.duration_ms,
+                "error": item.error,
+            }
+            for item in run.sources
+        },
+    }
+    log = logger.info if run.status is RunStatus.SUCCESS else logger.warning
+    log("etl_run_finished", **summary)
+    print(json.dumps(summary), flush=True)
+
+
+def _stop_event() -> threading.Event:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        logger.info("stop_requested", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stop
+
+
+def _gunicorn_command(settings: Settings) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn",
+        "--bind", f"{settings.api_host}:{settings.api_port}",
+        "--workers", str(settings.web_concurrency),
+        "--access-logfile", "-",
+        "--graceful-timeout", "10",
+        "entrypoints.wsgi:create()",
+    ]  # fmt: skip
+
+
+def _child_environment(database_url: str) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": database_url}
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    url = bootstrap.resolve_database_url(settings)
+    os.execvpe(sys.executable, _gunicorn_command(settings), _child_environment(url))
+    return EXIT_OK  # pragma: no cover - exec does not return
+
+
+def _run_all(settings: Settings, args: argparse.Namespace) -> int:
+    """`make run`: everything up, serve until Ctrl-C, then stop what this command started."""
+    embedded = bootstrap.embedded_server(settings) if settings.database_url is None else None
+    started_database = embedded is not None and not embedded.is_running()
+    children: list[subprocess.Popen[bytes]] = []
+    stop = _stop_event()
+    try:
+        url = bootstrap.resolve_database_url(settings)
+        print(f"kaspero: database ready ({redact(url)})", flush=True)
+        applied = bootstrap.migrate(url)
+        print(f"kaspero: migrations applied: {applied or 'none pending'}", flush=True)
+        status = _one_pass(settings, None, RunTrigger.CLI, database_url=url)
+        if stop.is_set():
+            return status
+        env = _child_environment(url)
+        scheduler = [sys.executable, "-m", "entrypoints.cli", "scheduler", "--wait-first"]
+        children.append(subprocess.Popen(scheduler, env=env))
+        children.append(subprocess.Popen(_gunicorn_command(settings), env=env))
+        print(
+            f"kaspero: API on http://{settings.api_host}:{settings.api_port} "
+            f"(try /data and /health); scheduler every {settings.etl_schedule_minutes:g} min. Ctrl-C stops.",
+            flush=True,
+        )
+        while not stop.wait(1.0):
+            exited = [child for child in children if child.poll() is not None]
+            if exited:
+                print(
+                    f"kaspero: a child process exited with {exited[0].returncode}; stopping", file=sys.stderr
+                )
+                return EXIT_RUN_NOT_SUCCESSFUL
+        return EXIT_OK
+    finally:
+        _stop_children(children)
+        if started_database and embedded is not None:
+            embedded.stop()
+            print("kaspero: embedded PostgreSQL stopped", flush=True)
+
+
+def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
