@@ -83,8 +83,8 @@ def ingest_source(
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
     injector: FailureInjector | None = None,
-) -> RunStatus:
-    """Run one source to its end, one committed batch at a time; return its status."""
+) -> tuple[RunStatus, str | None]:
+    """Run one source to its end, one committed batch at a time; return its status and error."""
     name = pipeline.name
     started = time.monotonic()
     with uow_factory() as uow:
@@ -104,7 +104,7 @@ def ingest_source(
         duration_ms = int((time.monotonic() - started) * 1000)
         uow.runs.finish_source(run_id, name, status, error, clock(), duration_ms)
         uow.commit()
-    return status
+    return status, error
 
 
 def _commit_batch(
@@ -154,17 +154,12 @@ def run_etl(
         run_id = uow.runs.start(trigger, clock())
         uow.commit()
     injector = FailureInjector(after=fail_after)
-    statuses = [ingest_source(pipeline, run_id, uow_factory, clock, injector) for pipeline in pipelines]
-    status = overall_status(statuses)
-    error = None if status is RunStatus.SUCCESS else _failed_sources(pipelines, statuses)
+    outcomes = [ingest_source(pipeline, run_id, uow_factory, clock, injector) for pipeline in pipelines]
+    status = overall_status([source_status for source_status, _ in outcomes])
+    error = "; ".join(source_error for _, source_error in outcomes if source_error) or None
     with uow_factory() as uow:
         uow.runs.finish(run_id, status, error, clock())
         run = uow.runs.get(run_id)
         uow.commit()
     assert run is not None
     return run
-
-
-def _failed_sources(pipelines: Sequence[SourcePipeline], statuses: list[RunStatus]) -> str:
-    failed = [p.name for p, s in zip(pipelines, statuses, strict=True) if s is RunStatus.FAILED]
-    return "failed sources: " + ", ".join(failed)

@@ -1,0 +1,165 @@
+"""The ETL use case on the in-memory fakes: batching, idempotence, quarantine, resume, statuses."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.memory.sources import InMemoryMarketNormalizer, InMemorySourceReader
+from adapters.memory.store import InMemoryStore, InMemoryUnitOfWork
+from application.ingest import SourcePipeline, normalize_batch, run_etl
+from application.ports import Batch
+from domain.records import RawRecord
+from domain.runs import RunStatus, RunTrigger
+
+
+def clock() -> datetime:
+    return datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def coin(i: int, price: Any = "1.5") -> dict[str, Any]:
+    return {"id": f"coin-{i}", "symbol": f"c{i}", "price": price, "at": "2024-05-01T00:00:00Z"}
+
+
+def pipeline(name: str, pages: list[list[dict[str, Any]]], **kwargs: Any) -> SourcePipeline:
+    return SourcePipeline(InMemorySourceReader(name, pages, **kwargs), InMemoryMarketNormalizer())
+
+
+def run(store: InMemoryStore, *pipelines: SourcePipeline, fail_after: int | None = None):
+    return run_etl(list(pipelines), lambda: InMemoryUnitOfWork(store), clock, RunTrigger.MANUAL, fail_after)
+
+
+def counters(run, source: str):
+    return next(item for item in run.sources if item.source == source).counters
+
+
+def test_a_first_run_inserts_every_record_and_checkpoints_the_last_page() -> None:
+    store = InMemoryStore()
+    result = run(store, pipeline("api", [[coin(1), coin(2)], [coin(3)]]))
+    assert result.status is RunStatus.SUCCESS
+    assert (counters(result, "api").fetched, counters(result, "api").inserted) == (3, 3)
+    assert len(store.state.records) == 3
+    assert store.state.checkpoints["api"].cursor == {"next_page": 2}
+
+
+def test_an_unchanged_rerun_counts_unchanged_and_writes_nothing() -> None:
+    store = InMemoryStore()
+    pages = [[coin(1), coin(2)]]
+    run(store, pipeline("api", pages))
+    before = {key: item.updated_at for key, item in store.state.records.items()}
+    again = run(store, pipeline("api", pages))  # a snapshot source: the cursor restarts after the end
+    assert (counters(again, "api").unchanged, counters(again, "api").inserted, counters(again, "api").updated) == (
+        2, 0, 0,
+    )  # fmt: skip
+    assert {key: item.updated_at for key, item in store.state.records.items()} == before
+
+
+def test_a_changed_record_is_updated_and_keeps_its_first_run() -> None:
+    store = InMemoryStore()
+    first = run(store, pipeline("api", [[coin(1)]]))
+    second = run(store, pipeline("api", [[coin(1, price="2.5")]]))
+    assert counters(second, "api").updated == 1
+    stored = store.state.records[("api", "coin-1")]
+    assert (stored.first_run_id, stored.last_run_id) == (first.id, second.id)
+    assert str(stored.record.price_usd) == "2.5"
+
+
+def test_a_malformed_record_is_quarantined_with_its_reason_and_the_batch_goes_on() -> None:
+    store = InMemoryStore()
+    result = run(store, pipeline("api", [[coin(1), coin(2, price="abc"), coin(3, price=None)]]))
+    assert counters(result, "api").inserted == 1
+    assert counters(result, "api").quarantined == 2
+    reasons = sorted(item.reason for item in store.state.quarantine.values())
+    assert reasons == ["not a number: 'abc'", "price: required value is missing"]
+    # nothing lost: every payload, good or bad, is kept raw
+    assert len(store.state.raws) == 3
+
+
+def test_one_unavailable_source_makes_the_run_partial_and_the_others_go_on() -> None:
+    store = InMemoryStore()
+    result = run(store, pipeline("down", [[coin(1)]], unavailable=True), pipeline("up", [[coin(2)]]))
+    assert result.status is RunStatus.PARTIAL
+    assert result.error == "down: unreachable"
+    statuses = {item.source: (item.status, item.error) for item in result.sources}
+    assert statuses["down"] == (RunStatus.FAILED, "down: unreachable")
+    assert statuses["up"][0] is RunStatus.SUCCESS
+    assert ("up", "coin-2") in store.state.records
+
+
+def test_an_injected_failure_loses_nothing_and_the_next_run_resumes_after_the_last_commit() -> None:
+    store = InMemoryStore()
+    pages = [[coin(1), coin(2)], [coin(3), coin(4)], [coin(5)]]
+    failed = run(store, pipeline("api", pages), fail_after=3)
+    assert failed.status is RunStatus.FAILED
+    assert "ETL_FAIL_AFTER" in (failed.error or "")
+    assert set(store.state.records) == {("api", "coin-1"), ("api", "coin-2")}
+    assert store.state.checkpoints["api"].cursor == {"next_page": 1}
+
+    resumed_reader = InMemorySourceReader("api", pages)
+    resumed = run(store, SourcePipeline(resumed_reader, InMemoryMarketNormalizer()))
+    assert resumed.status is RunStatus.SUCCESS
+    assert resumed_reader.reads == [1, 2]  # the committed page is not read again
+    assert len(store.state.records) == 5
+
+
+def test_within_a_batch_the_later_of_two_records_with_one_id_wins() -> None:
+    raws = tuple(
+        RawRecord.of(
+            source="api", source_record_id="x", payload=coin(1, price=p), fetched_at=clock(), run_id=1
+        )
+        for p in ("1", "2")
+    )
+    records, quarantined = normalize_batch(Batch(raws, {}), InMemoryMarketNormalizer())
+    assert [str(r.price_usd) for r in records] == ["2"]
+    assert quarantined == []
+
+
+prices = st.one_of(
+    st.decimals(min_value=0, max_value=10**9, places=4).map(str), st.just("n/a"), st.just("oops")
+)
+payloads = st.lists(st.builds(coin, st.integers(min_value=0, max_value=20), prices), max_size=15)
+
+
+@st.composite
+def snapshots(draw: st.DrawFn) -> list[list[dict[str, Any]]]:
+    """Pages of a snapshot: every id once, split at random places."""
+    ids = draw(st.lists(st.integers(min_value=0, max_value=50), unique=True, max_size=20))
+    items = [coin(i, draw(prices)) for i in ids]
+    cuts = sorted(draw(st.lists(st.integers(min_value=0, max_value=len(items)), max_size=3)))
+    bounds = [0, *cuts, len(items)]
+    return [items[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(pages=snapshots())
+def test_loading_the_same_data_twice_equals_loading_it_once(pages: list[list[dict[str, Any]]]) -> None:
+    once, twice = InMemoryStore(), InMemoryStore()
+    run(once, pipeline("api", pages))
+    run(twice, pipeline("api", pages))
+    second = run(twice, pipeline("api", pages))
+
+    def content(store: InMemoryStore) -> tuple[Any, ...]:
+        return (
+            {key: item.record for key, item in store.state.records.items()},
+            set(store.state.raws),
+            set(store.state.quarantine),
+        )
+
+    assert content(once) == content(twice)
+    assert counters(second, "api").inserted == counters(second, "api").updated == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(page=payloads)
+def test_normalizing_is_deterministic(page: list[dict[str, Any]]) -> None:
+    raws = tuple(
+        RawRecord.of(source="api", source_record_id=str(p["id"]), payload=p, fetched_at=clock(), run_id=1)
+        for p in page
+    )
+    first = normalize_batch(Batch(raws, {}), InMemoryMarketNormalizer())
+    second = normalize_batch(Batch(raws, {}), InMemoryMarketNormalizer())
+    assert first == second
