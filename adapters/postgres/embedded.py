@@ -35,7 +35,11 @@ class EmbeddedPostgres:
         connections: readiness is awaited with a bounded retry.
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        server = _wheel().get_server(self.pgdata, cleanup_mode=None)
+        wheel = _wheel()
+        if not self.is_running():
+            # the wheel caches a handle per data dir; a stopped server's handle must not be reused
+            wheel.PostgresServer._instances.pop(self.pgdata, None)
+        server = wheel.get_server(self.pgdata, cleanup_mode=None)
         url = str(server.get_uri(database))
         self._await_ready(url)
         return url
@@ -57,7 +61,6 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError(
                 f"could not stop the embedded PostgreSQL in {self.pgdata}: {ex}"
             ) from ex
-        wheel.PostgresServer._instances.pop(self.pgdata, None)
         return True
 
     @staticmethod

@@ -1,0 +1,198 @@
+"""One contract for the storage ports, checked against the in-memory fakes and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import pytest
+from psycopg_pool import ConnectionPool
+
+from adapters.memory.store import InMemoryRecordReader, InMemoryStore, InMemoryUnitOfWork
+from adapters.postgres.reader import PostgresRecordReader
+from adapters.postgres.uow import PostgresUnitOfWork
+from application.ports import RecordReader, UnitOfWork
+from application.queries import DataQuery, SortField, SortOrder
+from domain.checkpoints import Checkpoint
+from domain.records import QuarantinedRecord, RawRecord, RecordKind, SourceType, UnifiedRecord
+from domain.runs import RunStatus, RunTrigger, SourceCounters
+
+NOW = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+@attrs.frozen
+class Storage:
+    uow: Callable[[], UnitOfWork]
+    reader: RecordReader
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def storage(request: pytest.FixtureRequest) -> Storage:
+    if request.param == "memory":
+        store = InMemoryStore()
+        return Storage(lambda: InMemoryUnitOfWork(store), InMemoryRecordReader(store))
+    pool: ConnectionPool = request.getfixturevalue("pg_pool")
+    return Storage(lambda: PostgresUnitOfWork(pool), PostgresRecordReader(pool))
+
+
+def raw(record_id: str, source: str = "csv:prices", **payload: Any) -> RawRecord:
+    return RawRecord.of(
+        source=source,
+        source_record_id=record_id,
+        payload={"id": record_id, **payload},
+        fetched_at=NOW,
+        run_id=1,
+    )
+
+
+def market(item: RawRecord, **fields: Any) -> UnifiedRecord:
+    defaults: dict[str, Any] = {
+        "symbol": item.payload.get("symbol", "BTC"),
+        "price_usd": Decimal(str(item.payload.get("price", "1"))),
+        "published_at": NOW,
+        "observed_at": NOW,
+        "title": item.payload.get("title"),
+    }
+    return UnifiedRecord(
+        source=item.source,
+        source_type=SourceType.CSV,
+        source_record_id=item.source_record_id,
+        kind=RecordKind.MARKET,
+        checksum=item.checksum,
+        **(defaults | fields),
+    )
+
+
+def start_run(storage: Storage) -> int:
+    with storage.uow() as uow:
+        run_id = uow.runs.start(RunTrigger.CLI, NOW)
+        uow.runs.start_source(run_id, "csv:prices", NOW)
+        uow.commit()
+    return run_id
+
+
+def load(storage: Storage, run_id: int, raws: list[RawRecord], records=None, quarantined=()):
+    with storage.uow() as uow:
+        counts = uow.records.load_batch(
+            run_id, raws, [market(r) for r in raws] if records is None else records, list(quarantined)
+        )
+        uow.commit()
+    return counts
+
+
+def test_a_batch_is_inserted_then_unchanged_then_updated(storage: Storage) -> None:
+    run_id = start_run(storage)
+    first = [raw("a", price="1.5"), raw("b", price="2")]
+    counts = load(storage, run_id, first)
+    assert (counts.inserted, counts.updated, counts.unchanged) == (2, 0, 0)
+    counts = load(storage, run_id, first)
+    assert (counts.inserted, counts.updated, counts.unchanged) == (0, 0, 2)
+    counts = load(storage, run_id, [raw("a", price="1.75"), raw("b", price="2"), raw("c", price="3")])
+    assert (counts.inserted, counts.updated, counts.unchanged) == (1, 1, 1)
+    page = storage.reader.find(DataQuery(sort_by=SortField.SYMBOL, page_size=10))
+    assert sorted(str(item.record.price_usd) for item in page.items) == ["1.75", "2", "3"]
+
+
+def test_every_stored_record_traces_back_to_its_raw_payload(storage: Storage) -> None:
+    run_id = start_run(storage)
+    load(storage, run_id, [raw("a", price="1")])
+    load(storage, run_id, [raw("a", price="2")])
+    [stored] = storage.reader.find(DataQuery()).items
+    assert stored.record.checksum == raw("a", price="2").checksum
+    assert stored.raw_id > 0
+    assert stored.first_run_id == stored.last_run_id == run_id
+
+
+def test_nothing_is_written_unless_the_unit_of_work_commits(storage: Storage) -> None:
+    run_id = start_run(storage)
+    with storage.uow() as uow:
+        uow.records.load_batch(run_id, [raw("a")], [market(raw("a"))], [])
+        uow.checkpoints.save(Checkpoint("csv:prices", {"offset": 1}, run_id, NOW))
+    with storage.uow() as uow:
+        assert uow.checkpoints.get("csv:prices") is None
+    assert storage.reader.find(DataQuery()).total_items == 0
+
+
+def test_quarantined_records_keep_their_reason_once_per_content(storage: Storage) -> None:
+    run_id = start_run(storage)
+    bad = raw("x", price="oops")
+    counts = load(
+        storage, run_id, [bad, raw("a")], [market(raw("a"))], [QuarantinedRecord(bad, "price: bad")]
+    )
+    assert counts.quarantined == 1
+    assert counts.inserted == 1
+    again = load(storage, run_id, [bad], [], [QuarantinedRecord(bad, "price: bad")])
+    assert again.quarantined == 1
+    assert storage.reader.find(DataQuery()).total_items == 1
+
+
+def test_checkpoints_are_saved_replaced_and_listed(storage: Storage) -> None:
+    run_id = start_run(storage)
+    with storage.uow() as uow:
+        uow.checkpoints.save(Checkpoint("csv:b", {"offset": 1}, run_id, NOW))
+        uow.checkpoints.save(Checkpoint("csv:a", {"offset": 2}, run_id, NOW))
+        uow.checkpoints.save(Checkpoint("csv:a", {"offset": 3}, run_id, NOW + timedelta(seconds=1)))
+        uow.commit()
+    with storage.uow() as uow:
+        assert uow.checkpoints.get("csv:a") == Checkpoint(
+            "csv:a", {"offset": 3}, run_id, NOW + timedelta(seconds=1)
+        )
+        assert [cp.source for cp in uow.checkpoints.list()] == ["csv:a", "csv:b"]
+
+
+def test_run_counters_add_up_across_batches(storage: Storage) -> None:
+    run_id = start_run(storage)
+    with storage.uow() as uow:
+        uow.runs.add_counters(run_id, "csv:prices", SourceCounters(fetched=3, inserted=2, quarantined=1))
+        uow.runs.add_counters(run_id, "csv:prices", SourceCounters(fetched=2, unchanged=2))
+        uow.runs.finish_source(run_id, "csv:prices", RunStatus.SUCCESS, None, NOW, 42)
+        uow.runs.finish(run_id, RunStatus.SUCCESS, None, NOW)
+        uow.commit()
+    with storage.uow() as uow:
+        run = uow.runs.get(run_id)
+        latest = uow.runs.latest()
+    assert run is not None
+    assert run == latest
+    assert run.status is RunStatus.SUCCESS
+    [source] = run.sources
+    assert source.counters == SourceCounters(
+        fetched=5, inserted=2, unchanged=2, quarantined=1, duration_ms=42
+    )
+
+
+def test_the_reader_filters_sorts_and_pages_alike(storage: Storage) -> None:
+    run_id = start_run(storage)
+    items = [
+        raw("1", symbol="BTC", price="50000", title="Bitcoin (BTC)"),
+        raw("2", symbol="ETH", price="3000", title="Ethereum (ETH)"),
+        raw("3", symbol="BTC", price="51000", title="Bitcoin (BTC)"),
+        raw("4", symbol="DOGE", price="0.1", title="Dogecoin 100% fun_coin"),
+    ]
+    records = [
+        market(item, published_at=NOW + timedelta(days=i), observed_at=NOW + timedelta(days=i))
+        for i, item in enumerate(items)
+    ]
+    load(storage, run_id, items, records)
+
+    def ids(**query: Any) -> list[str]:
+        return [item.record.source_record_id for item in storage.reader.find(DataQuery(**query)).items]
+
+    assert ids() == ["4", "3", "2", "1"]  # newest first by default
+    assert ids(symbol="btc") == ["3", "1"]
+    assert ids(search="bitc") == ["3", "1"]
+    assert ids(search="100%") == ["4"]  # LIKE wildcards in a search are literal
+    assert ids(search="o_e") == []
+    assert ids(sort_by=SortField.PRICE_USD, sort_order=SortOrder.ASC) == ["4", "2", "1", "3"]
+    assert ids(start_date=NOW + timedelta(days=1), end_date=NOW + timedelta(days=2)) == ["3", "2"]
+    assert ids(source_type=SourceType.API) == []
+    second = storage.reader.find(DataQuery(page=2, page_size=3))
+    assert [i.record.source_record_id for i in second.items] == ["1"]
+    assert (second.total_items, second.total_pages) == (4, 2)
+    first_id = storage.reader.find(DataQuery()).items[0].id
+    fetched = storage.reader.get(first_id)
+    assert fetched is not None
+    assert fetched.record.source_record_id == "4"
+    assert storage.reader.get(10**9) is None

@@ -1,0 +1,166 @@
+"""The CSV source end to end through the composition root, on a real PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg_pool import ConnectionPool
+
+from adapters.postgres.health import PostgresHealthProbe
+from adapters.postgres.migrations import migration_ids, yoyo_url
+from domain.runs import RunStatus, RunTrigger
+from entrypoints.bootstrap import MIGRATIONS_DIR, Kaspero, build, migrate, resolve_database_url
+from entrypoints.settings import Settings
+from tests.support.market_csv import append_lines, market_lines, write_csv
+
+
+def kaspero_for(database_url: str, csv_path: Path, **settings: object) -> Kaspero:
+    return build(Settings(csv_source_path=str(csv_path), **settings), database_url)  # type: ignore[arg-type]
+
+
+def table_counts(database_url: str) -> dict[str, int]:
+    with psycopg.connect(database_url) as connection:
+        return {
+            table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+            for table in ("raw_csv", "unified_data", "quarantine", "checkpoints")
+        }
+
+
+def row_versions(database_url: str) -> list[tuple[int, str]]:
+    """(id, xmin) of every unified row: xmin changes whenever a row is rewritten."""
+    with psycopg.connect(database_url) as connection:
+        return connection.execute("SELECT id, xmin::text FROM unified_data ORDER BY id").fetchall()
+
+
+def counters(run, source: str = "csv:prices"):
+    return next(item for item in run.sources if item.source == source).counters
+
+
+def test_first_load_unchanged_rerun_and_append(clean_database: str, tmp_path: Path) -> None:
+    lines = list(market_lines(100))
+    path = write_csv(
+        tmp_path / "prices.csv", [*lines[:200], "2023-02-01,BTC,Bitcoin,1,1,1,oops,1,1"], bom=True
+    )
+    kaspero = kaspero_for(clean_database, path, csv_batch_size=64)
+    try:
+        first = kaspero.run_etl(["csv"], RunTrigger.CLI)
+        assert first.status is RunStatus.SUCCESS
+        assert (counters(first).fetched, counters(first).inserted, counters(first).quarantined) == (
+            201,
+            200,
+            1,
+        )
+        assert table_counts(clean_database) == {
+            "raw_csv": 201,
+            "unified_data": 200,
+            "quarantine": 1,
+            "checkpoints": 1,
+        }
+        versions = row_versions(clean_database)
+
+        second = kaspero.run_etl(["csv"], RunTrigger.CLI)
+        assert counters(second).fetched == 0
+        assert row_versions(clean_database) == versions  # nothing rewritten
+
+        append_lines(path, lines[200:])
+        third = kaspero.run_etl(["csv"], RunTrigger.CLI)
+        assert (counters(third).fetched, counters(third).inserted, counters(third).updated) == (100, 100, 0)
+        assert table_counts(clean_database)["unified_data"] == 300
+        assert row_versions(clean_database)[:200] == versions  # old rows untouched
+
+        write_csv(path, lines)  # rewritten from the top (the bad row is gone): same content, no rewrites
+        fourth = kaspero.run_etl(["csv"], RunTrigger.CLI)
+        assert (counters(fourth).fetched, counters(fourth).unchanged, counters(fourth).inserted) == (
+            300,
+            300,
+            0,
+        )
+        assert table_counts(clean_database)["raw_csv"] == 301
+    finally:
+        kaspero.close()
+
+
+def test_a_changed_row_updates_its_record_and_keeps_lineage(clean_database: str, tmp_path: Path) -> None:
+    lines = list(market_lines(3))
+    path = write_csv(tmp_path / "prices.csv", lines)
+    kaspero = kaspero_for(clean_database, path)
+    try:
+        first = kaspero.run_etl(["csv"])
+        edited = lines[0].split(",")
+        edited[6] = "12345.67"
+        write_csv(path, [",".join(edited), *lines[1:]])
+        second = kaspero.run_etl(["csv"])
+        assert (counters(second).updated, counters(second).unchanged) == (1, 8)
+        with psycopg.connect(clean_database) as connection:
+            row = connection.execute(
+                "SELECT u.price_usd, u.first_run_id, u.last_run_id, r.payload->>'close' "
+                "FROM unified_data u JOIN raw_csv r ON r.id = u.raw_id WHERE u.source_record_id = %s",
+                (f"{edited[1]}@{edited[0]}",),
+            ).fetchone()
+        assert row is not None
+        assert (str(row[0]), row[1], row[2], row[3]) == ("12345.67", first.id, second.id, "12345.67")
+    finally:
+        kaspero.close()
+
+
+def test_a_missing_csv_file_fails_that_source_and_is_recorded(clean_database: str, tmp_path: Path) -> None:
+    kaspero = kaspero_for(clean_database, tmp_path / "absent.csv")
+    try:
+        run = kaspero.run_etl(["csv"])
+    finally:
+        kaspero.close()
+    assert run.status is RunStatus.FAILED
+    assert "cannot open" in (run.error or "")
+    assert run.sources[0].status is RunStatus.FAILED
+
+
+def test_migrations_are_idempotent_and_readiness_sees_them(database_url: str, pool: ConnectionPool) -> None:
+    assert migrate(database_url) == []
+    probe = PostgresHealthProbe(pool, migration_ids(MIGRATIONS_DIR))
+    assert probe.database_reachable()
+    assert probe.pending_migrations() == []
+    assert PostgresHealthProbe(
+        pool, [*migration_ids(MIGRATIONS_DIR), "9999.future"]
+    ).pending_migrations() == ["9999.future"]
+
+
+def test_an_unreachable_database_is_reported_not_raised(tmp_path: Path) -> None:
+    url = f"postgresql://nobody:secret@/nowhere?host={tmp_path}&connect_timeout=1"
+    with ConnectionPool(url, min_size=0, max_size=1, open=True) as pool:
+        assert PostgresHealthProbe(pool, [], timeout=1).database_reachable() is False
+
+
+def test_database_url_is_used_as_given_and_no_embedded_server_is_started(tmp_path: Path) -> None:
+    settings = Settings(database_url="postgresql://u:p@db.example:5432/kaspero", data_dir=tmp_path / "data")  # type: ignore[arg-type]
+    assert resolve_database_url(settings) == "postgresql://u:p@db.example:5432/kaspero"
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://u:p@h:5/db", "postgresql+psycopg://u:p@h:5/db"),
+        ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
+        (
+            "postgresql://postgres:@/postgres?host=/tmp/x",
+            "postgresql+psycopg://postgres:@/postgres?host=/tmp/x",
+        ),
+    ],
+)
+def test_yoyo_gets_the_psycopg3_scheme(url: str, expected: str) -> None:
+    assert yoyo_url(url) == expected
+
+
+def test_the_search_filter_is_served_by_the_trigram_index(clean_database: str) -> None:
+    with psycopg.connect(clean_database) as connection:
+        connection.execute("SET enable_seqscan = off")
+        plan = "\n".join(
+            row[0]
+            for row in connection.execute(
+                "EXPLAIN SELECT * FROM unified_data WHERE title ILIKE '%bit%' OR description ILIKE '%bit%'"
+            )
+        )
+    assert "unified_data_title_trgm_idx" in plan
+    assert "unified_data_description_trgm_idx" in plan
