@@ -12,7 +12,8 @@ import attrs
 class FileCursor:
     """How far a file was read: its bytes up to `offset` hashed, so a rewrite is noticed.
 
-    `size` and `mtime_ns` let an untouched file be skipped without reading it.
+    `size` and `mtime_ns` are the file's as it was being read; `complete` says the read reached
+    its end, so a file still of that size and mtime can be skipped without being opened.
     """
 
     path: str
@@ -20,6 +21,7 @@ class FileCursor:
     prefix_sha256: str
     size: int
     mtime_ns: int
+    complete: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "file", **attrs.asdict(self)}
@@ -32,6 +34,7 @@ class FileCursor:
             prefix_sha256=str(data["prefix_sha256"]),
             size=int(data["size"]),
             mtime_ns=int(data["mtime_ns"]),
+            complete=bool(data.get("complete", False)),
         )
 
 

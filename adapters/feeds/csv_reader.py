@@ -50,7 +50,11 @@ class CsvFileReader:
             raise SourceUnavailable(f"{self.source.name}: cannot open {self.path}: {ex.strerror}") from ex
         with handle:
             previous = FileCursor.from_dict(cursor) if cursor else None
-            if previous and (previous.size, previous.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+            if (
+                previous
+                and previous.complete
+                and (previous.size, previous.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+            ):
                 return
             header_line = handle.readline()
             if not header_line.strip():
@@ -97,7 +101,6 @@ class CsvFileReader:
         fetched_at = self._clock()
         raws: list[RawRecord] = []
         rejected: list[QuarantinedRecord] = []
-        yielded = False
         for cells in csv.reader(position.lines()):
             if not cells or all(not cell.strip() for cell in cells):
                 continue
@@ -114,19 +117,19 @@ class CsvFileReader:
             else:
                 raws.append(raw)
             if len(raws) + len(rejected) >= self._batch_size:
-                yield Batch(tuple(raws), self._cursor(position, size, mtime_ns), tuple(rejected))
-                raws, rejected, yielded = [], [], True
-        if raws or rejected or not yielded:
-            # a final batch, even an empty one: a touched file's new size and mtime are kept
-            yield Batch(tuple(raws), self._cursor(position, size, mtime_ns), tuple(rejected))
+                yield Batch(tuple(raws), self._cursor(position, size, mtime_ns, False), tuple(rejected))
+                raws, rejected = [], []
+        # always a final batch, even an empty one: it marks the file read to its end
+        yield Batch(tuple(raws), self._cursor(position, size, mtime_ns, True), tuple(rejected))
 
-    def _cursor(self, position: _LinePosition, size: int, mtime_ns: int) -> dict[str, Any]:
+    def _cursor(self, position: _LinePosition, size: int, mtime_ns: int, complete: bool) -> dict[str, Any]:
         return FileCursor(
             path=str(self.path),
             offset=position.complete_offset,
             prefix_sha256=position.complete_sha256,
             size=size,
             mtime_ns=mtime_ns,
+            complete=complete,
         ).to_dict()
 
 

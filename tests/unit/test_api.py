@@ -1,0 +1,188 @@
+"""The HTTP edge over in-memory storage: envelopes, validation, problems, health and readiness."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import falcon.testing
+import pytest
+
+from adapters.memory.sources import InMemoryMarketNormalizer, InMemorySourceReader
+from adapters.memory.store import InMemoryHealthProbe, InMemoryRecordReader, InMemoryStore, InMemoryUnitOfWork
+from application.ingest import SourcePipeline, run_etl
+from domain.runs import RunTrigger
+from entrypoints.api.app import create_app
+
+
+def clock() -> datetime:
+    return datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def coin(i: int, symbol: str, price: str, day: int) -> dict[str, Any]:
+    return {"id": f"c{i}", "symbol": symbol, "price": price, "at": f"2024-05-{day:02d}T00:00:00Z"}
+
+
+@pytest.fixture
+def store() -> InMemoryStore:
+    store = InMemoryStore()
+    pages = [[coin(1, "btc", "60000.123456789", 1), coin(2, "eth", "3000", 2), coin(3, "btc", "61000", 3)]]
+    reader = InMemorySourceReader("api", pages)
+    run_etl(
+        [SourcePipeline(reader, InMemoryMarketNormalizer())],
+        lambda: InMemoryUnitOfWork(store),
+        clock,
+        RunTrigger.MANUAL,
+    )
+    return store
+
+
+@pytest.fixture
+def probe() -> InMemoryHealthProbe:
+    return InMemoryHealthProbe()
+
+
+@pytest.fixture
+def client(store: InMemoryStore, probe: InMemoryHealthProbe) -> falcon.testing.TestClient:
+    app = create_app(InMemoryRecordReader(store), probe, lambda: InMemoryUnitOfWork(store), version="9.9.9")
+    return falcon.testing.TestClient(app)
+
+
+def test_data_answers_in_the_envelope_with_exact_money(client: falcon.testing.TestClient) -> None:
+    result = client.simulate_get("/data", params={"symbol": "BTC", "page_size": "1"})
+    assert result.status_code == 200
+    body = result.json
+    assert set(body) == {"data", "pagination", "meta"}
+    assert body["pagination"] == {"page": 1, "page_size": 1, "total_items": 2, "total_pages": 2}
+    [item] = body["data"]
+    assert item["price_usd"] == "61000"
+    assert item["published_at"] == "2024-05-03T00:00:00+00:00"
+    assert set(body["meta"]) == {"request_id", "api_latency_ms", "timestamp"}
+    assert body["meta"]["request_id"] == result.headers["X-Request-ID"]
+    assert float(result.headers["X-Response-Time-Ms"]) >= 0
+    page_two = client.simulate_get("/data", params={"symbol": "btc", "page_size": "1", "page": "2"}).json
+    assert page_two["data"][0]["price_usd"] == "60000.123456789"
+
+
+def test_a_sane_incoming_request_id_is_honoured_and_an_unsafe_one_replaced(
+    client: falcon.testing.TestClient,
+) -> None:
+    honoured = client.simulate_get("/data", headers={"X-Request-ID": "trace-42"})
+    assert honoured.headers["X-Request-ID"] == "trace-42"
+    assert honoured.json["meta"]["request_id"] == "trace-42"
+    replaced = client.simulate_get("/data", headers={"X-Request-ID": "bad id\twith spaces"})
+    assert replaced.headers["X-Request-ID"] != "bad id\twith spaces"
+    assert len(replaced.headers["X-Request-ID"]) == 32
+
+
+def test_an_item_is_served_by_id_and_an_unknown_id_is_a_404_problem(
+    client: falcon.testing.TestClient,
+) -> None:
+    first = client.simulate_get("/data").json["data"][0]
+    item = client.simulate_get(f"/data/{first['id']}")
+    assert item.status_code == 200
+    assert item.json["data"] == first
+    missing = client.simulate_get("/data/999999")
+    assert missing.status_code == 404
+    assert missing.headers["Content-Type"] == "application/problem+json"
+    assert missing.json["detail"] == "no record with id 999999"
+    assert missing.json["request_id"] == missing.headers["X-Request-ID"]
+
+
+@pytest.mark.parametrize(
+    ("params", "name", "detail"),
+    [
+        ({"page_size": "101"}, "page_size", "page_size must be between 1 and 100, got 101"),
+        ({"page_size": "0"}, "page_size", "page_size must be between 1 and 100, got 0"),
+        ({"page": "0"}, "page", "page must be between 1 and 10000000, got 0"),
+        ({"page": "two"}, "page", "page must be a whole number, got 'two'"),
+        ({"sort_by": "password"}, "sort_by", "sort_by must be one of"),
+        ({"sort_order": "sideways"}, "sort_order", "sort_order must be one of asc, desc"),
+        ({"source_type": "ftp"}, "source_type", "source_type must be one of api, csv, rss"),
+        ({"kind": "nft"}, "kind", "kind must be one of market, article"),
+        ({"start_date": "yesterday"}, "start_date", "start_date must be an ISO 8601 date"),
+        (
+            {"start_date": "2024-02-01", "end_date": "2024-01-01"},
+            "start_date",
+            "start_date must not be after",
+        ),
+        ({"symbol": ""}, "symbol", "symbol must not be empty"),
+        ({"search": "x" * 201}, "search", "search must be at most 200"),
+        ({"colour": "red"}, "colour", "unknown query parameter 'colour'"),
+    ],
+)
+def test_bad_parameters_are_400_problems_that_name_the_parameter(
+    client: falcon.testing.TestClient, params: dict[str, str], name: str, detail: str
+) -> None:
+    result = client.simulate_get("/data", params=params)
+    assert result.status_code == 400
+    assert result.headers["Content-Type"] == "application/problem+json"
+    problem = result.json
+    assert problem["status"] == 400
+    assert problem["detail"].startswith(detail)
+    assert problem["invalid_params"][0]["name"] == name
+
+
+def test_a_repeated_parameter_is_refused(client: falcon.testing.TestClient) -> None:
+    result = client.simulate_get("/data", query_string="symbol=BTC&symbol=ETH")
+    assert result.status_code == 400
+    assert result.json["detail"] == "symbol was given more than once"
+
+
+def test_dates_with_offsets_survive_an_unencoded_plus(client: falcon.testing.TestClient) -> None:
+    result = client.simulate_get("/data", query_string="start_date=2024-05-02T01:00:00+01:00")
+    assert result.status_code == 200
+    assert [item["symbol"] for item in result.json["data"]] == ["BTC", "ETH"]
+
+
+def test_unknown_routes_and_methods_are_problems_too(client: falcon.testing.TestClient) -> None:
+    assert client.simulate_get("/nowhere").status_code == 404
+    assert client.simulate_get("/nowhere").headers["Content-Type"] == "application/problem+json"
+    assert client.simulate_post("/data").status_code == 405
+
+
+def test_health_reports_the_last_run_and_the_version(client: falcon.testing.TestClient) -> None:
+    body = client.simulate_get("/health").json
+    assert body == {
+        "status": "healthy",
+        "database": True,
+        "etl_last_run": "2024-05-01T00:00:00+00:00",
+        "etl_last_status": "success",
+        "version": "9.9.9",
+    }
+
+
+def test_health_is_503_unhealthy_without_the_database(
+    client: falcon.testing.TestClient, probe: InMemoryHealthProbe
+) -> None:
+    probe.reachable = False
+    result = client.simulate_get("/health")
+    assert result.status_code == 503
+    assert result.json["status"] == "unhealthy"
+    assert result.json["database"] is False
+
+
+def test_ready_needs_every_migration_and_live_needs_nothing(
+    client: falcon.testing.TestClient, probe: InMemoryHealthProbe
+) -> None:
+    assert client.simulate_get("/ready").status_code == 200
+    probe.pending = ["0002.next"]
+    not_ready = client.simulate_get("/ready")
+    assert not_ready.status_code == 503
+    assert not_ready.json["pending_migrations"] == ["0002.next"]
+    probe.reachable = False
+    assert client.simulate_get("/ready").status_code == 503
+    assert client.simulate_get("/live").status_code == 200
+
+
+def test_an_unexpected_failure_is_a_bare_500_that_reveals_nothing(store: InMemoryStore) -> None:
+    class BrokenReader(InMemoryRecordReader):
+        def find(self, query):  # type: ignore[no-untyped-def]
+            raise RuntimeError("password=hunter2 at db.internal")
+
+    app = create_app(BrokenReader(store), InMemoryHealthProbe(), lambda: InMemoryUnitOfWork(store))
+    result = falcon.testing.TestClient(app).simulate_get("/data")
+    assert result.status_code == 500
+    assert result.headers["Content-Type"] == "application/problem+json"
+    assert "hunter2" not in result.text
+    assert result.json["detail"] == "The server failed to answer this request."

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import importlib
+import io
+import json
+from contextlib import redirect_stderr
+from pathlib import Path
+
+import pytest
+import structlog
+
+from entrypoints.logs import configure_logging, redact
+from entrypoints.settings import Settings, SettingsError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("package", ["domain", "application", "adapters", "entrypoints"])
+def test_layer_packages_resolve_to_this_repository_not_a_namesake_on_pypi(package: str) -> None:
+    module = importlib.import_module(package)
+    assert Path(module.__file__ or "").resolve().parent == REPO / package
+
+
+def test_defaults_need_no_environment() -> None:
+    settings = Settings.from_environ({})
+    assert settings.database_url is None
+    assert settings.csv_source_path == "data/*.csv"
+    assert settings.etl_schedule_minutes == 5
+    assert settings.api_port == 8000
+    assert settings.data_dir == Path(".kaspero")
+
+
+def test_environment_values_are_parsed_once_and_typed() -> None:
+    settings = Settings.from_environ(
+        {
+            "DATABASE_URL": "postgresql://u:p@h/db",
+            "ETL_SOURCES": " CSV , csv",
+            "ETL_SCHEDULE_MINUTES": "0.5",
+            "API_PORT": "9001",
+            "LOG_LEVEL": "debug",
+            "LOG_FORMAT": "CONSOLE",
+            "KASPERO_DATA_DIR": "/var/lib/kaspero",
+            "ETL_FAIL_AFTER": "",
+        }
+    )
+    assert settings.database_url is not None
+    assert settings.database_url.get_secret_value() == "postgresql://u:p@h/db"
+    assert "p@h" not in repr(settings)
+    assert settings.etl_sources == ("csv", "csv")
+    assert (settings.etl_schedule_minutes, settings.api_port) == (0.5, 9001)
+    assert (settings.log_level, settings.log_format) == ("DEBUG", "console")
+    assert settings.data_dir == Path("/var/lib/kaspero")
+    assert settings.etl_fail_after is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"API_PORT": "http"}, "API_PORT"),
+        ({"ETL_SOURCES": "csv,ftp"}, "unknown source ftp"),
+        ({"ETL_SCHEDULE_MINUTES": "0"}, "ETL_SCHEDULE_MINUTES"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_the_variable(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_environ(environ)
+
+
+def test_url_passwords_are_redacted_in_text() -> None:
+    assert (
+        redact("connect postgresql://kaspero:s3cr3t@db:5432/k failed")
+        == "connect postgresql://kaspero:***@db:5432/k failed"
+    )
+    assert (
+        redact("postgresql://postgres:@/postgres?host=/tmp") == "postgresql://postgres:@/postgres?host=/tmp"
+    )
+
+
+def test_log_lines_are_json_and_carry_no_secret() -> None:
+    configure_logging("INFO", "json")
+    stream = io.StringIO()
+    with redirect_stderr(stream):
+        structlog.reset_defaults()
+        configure_logging("INFO", "json")
+        structlog.get_logger("t").info("connecting", url="postgresql://u:hunter2@db/k", api_key="abc123")
+    line = json.loads(stream.getvalue().strip().splitlines()[-1])
+    assert line["event"] == "connecting"
+    assert line["level"] == "info"
+    assert "timestamp" in line
+    assert "hunter2" not in stream.getvalue()
+    assert "abc123" not in stream.getvalue()
