@@ -1,0 +1,1 @@
+"""Benchmarks behind `make bench`: figures printed, never timed assertions."""
