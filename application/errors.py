@@ -1,5 +1,7 @@
 """Errors the use cases raise or expect from their ports."""
 
+from domain.runs import SourceCounters
+
 
 class ApplicationError(Exception):
     """Base of the application's errors."""
@@ -9,11 +11,16 @@ class SourceUnavailable(ApplicationError):
     """A source cannot be read this run (missing file, unreachable host, refused key).
 
     The message is shown to operators: it must name the source and never carry a secret.
+    `counters` holds the requests, retries and waits spent on the attempt, so they are recorded.
     """
+
+    def __init__(self, message: str, counters: SourceCounters | None = None) -> None:
+        super().__init__(message)
+        self.counters = counters or SourceCounters()
 
 
 class InjectedFailure(ApplicationError):
-    """Raised on purpose by failure injection (`ETL_FAIL_AFTER`)."""
+    """Raised on purpose by failure injection (`ETL_FAIL_AFTER`): the run stops as if it crashed."""
 
 
 class NotFound(ApplicationError):

@@ -91,19 +91,22 @@ def ingest_source(
         checkpoint = uow.checkpoints.get(name)
         uow.runs.start_source(run_id, name, clock())
         uow.commit()
-    status, error = RunStatus.SUCCESS, None
+    status, error, spent, injected = RunStatus.SUCCESS, None, SourceCounters(), None
     try:
         cursor = checkpoint.cursor if checkpoint else None
         for batch in pipeline.reader.read(cursor, run_id):
             _commit_batch(pipeline, batch, run_id, uow_factory, clock, injector)
     except SourceUnavailable as ex:
-        status, error = RunStatus.FAILED, str(ex)
+        status, error, spent = RunStatus.FAILED, str(ex), ex.counters
     except InjectedFailure as ex:
-        status, error = RunStatus.FAILED, str(ex)
+        status, error, injected = RunStatus.FAILED, f"{name}: {ex}", ex
     with uow_factory() as uow:
         duration_ms = int((time.monotonic() - started) * 1000)
+        uow.runs.add_counters(run_id, name, spent)
         uow.runs.finish_source(run_id, name, status, error, clock(), duration_ms)
         uow.commit()
+    if injected is not None:
+        raise injected
     return status, error
 
 
@@ -154,7 +157,13 @@ def run_etl(
         run_id = uow.runs.start(trigger, clock())
         uow.commit()
     injector = FailureInjector(after=fail_after)
-    outcomes = [ingest_source(pipeline, run_id, uow_factory, clock, injector) for pipeline in pipelines]
+    outcomes: list[tuple[RunStatus, str | None]] = []
+    try:
+        for pipeline in pipelines:
+            outcomes.append(ingest_source(pipeline, run_id, uow_factory, clock, injector))
+    except InjectedFailure as ex:
+        # a drill of a crash: the run stops here and is recorded as failed, later sources unrun
+        outcomes = [(RunStatus.FAILED, f"run stopped: {ex}")]
     status = overall_status([source_status for source_status, _ in outcomes])
     error = "; ".join(source_error for _, source_error in outcomes if source_error) or None
     with uow_factory() as uow:

@@ -102,6 +102,10 @@ class RunRepository(Protocol):
 
     def latest(self) -> EtlRun | None: ...
 
+    def recent(self, limit: int, status: RunStatus | None = None, source: str | None = None) -> list[EtlRun]:
+        """Newest first; `source` keeps runs that touched that source."""
+        ...
+
 
 class UnitOfWork(Protocol):
     """One transaction over the repositories; rolled back on exit unless committed."""

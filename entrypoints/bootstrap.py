@@ -11,17 +11,24 @@ from __future__ import annotations
 
 import glob
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from contextlib import ExitStack, closing, contextmanager
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import cast
+from urllib.parse import urlsplit
 
 import attrs
+import httpx
 from dependency_injector import containers, providers
 from psycopg_pool import ConnectionPool
 
 from adapters.feeds.csv_normalizer import CsvMarketNormalizer
 from adapters.feeds.csv_reader import CsvFileReader
+from adapters.http_source.coingecko import CoinGeckoNormalizer, CoinGeckoPaging, HttpxCoinGeckoReader
+from adapters.http_source.coinpaprika import CoinPaprikaNormalizer, HttpxCoinPaprikaReader
+from adapters.http_source.rate_limit import TokenBucket
+from adapters.http_source.transport import ProviderClient, RetryPolicy
 from adapters.memory.store import InMemoryHealthProbe, InMemoryRecordReader, InMemoryStore, InMemoryUnitOfWork
 from adapters.postgres.admin import create_database
 from adapters.postgres.embedded import EmbeddedPostgres
@@ -33,10 +40,11 @@ from application.ingest import SourcePipeline, run_etl
 from application.ports import Clock, HealthProbe, RecordReader, UnitOfWorkFactory
 from domain.runs import EtlRun, RunTrigger
 from entrypoints.settings import Settings, SettingsError
+from entrypoints.version import kaspero_version
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 EMBEDDED_DATABASE = "kaspero"
-AVAILABLE_SOURCE_KINDS = ("csv",)
+AVAILABLE_SOURCE_KINDS = ("coinpaprika", "coingecko", "csv")
 
 
 def utc_now() -> datetime:
@@ -82,16 +90,28 @@ class Kaspero:
     clock: Clock
     _close: Callable[[], None]
 
-    def pipelines(self, kinds: Sequence[str] | None = None) -> list[SourcePipeline]:
-        """Each configured source's pipeline; `csv` gives one source per matching file."""
-        wanted = tuple(kinds or self.settings.etl_sources or AVAILABLE_SOURCE_KINDS)
+    @contextmanager
+    def pipelines(self, kinds: Sequence[str] | None = None) -> Iterator[list[SourcePipeline]]:
+        """Each wanted source's pipeline, with its HTTP client closed afterwards.
+
+        `csv` gives one source per file matching `CSV_SOURCE_PATH`.
+        """
+        wanted = tuple(dict.fromkeys(kinds or self.settings.etl_sources or AVAILABLE_SOURCE_KINDS))
         missing = [kind for kind in wanted if kind not in AVAILABLE_SOURCE_KINDS]
         if missing:
             raise SettingsError(
                 f"source {', '.join(missing)} is not available in this version; "
                 f"available: {', '.join(AVAILABLE_SOURCE_KINDS)}"
             )
-        return self._csv_pipelines() if "csv" in wanted else []
+        with ExitStack() as stack:
+            pipelines: list[SourcePipeline] = []
+            for kind in wanted:
+                if kind == "csv":
+                    pipelines.extend(self._csv_pipelines())
+                else:
+                    client = stack.enter_context(closing(provider_client(self.settings, kind)))
+                    pipelines.append(api_pipeline(self.settings, kind, client, self.clock))
+            yield pipelines
 
     def _csv_pipelines(self) -> list[SourcePipeline]:
         pattern = self.settings.csv_source_path
@@ -107,15 +127,19 @@ class Kaspero:
         ]
 
     def run_etl(
-        self, sources: Sequence[str] | None = None, trigger: RunTrigger = RunTrigger.MANUAL
+        self,
+        sources: Sequence[str] | None = None,
+        trigger: RunTrigger = RunTrigger.MANUAL,
+        fail_after: int | None = None,
     ) -> EtlRun:
-        return run_etl(
-            self.pipelines(sources),
-            self.uow_factory,
-            self.clock,
-            trigger,
-            fail_after=self.settings.etl_fail_after,
-        )
+        with self.pipelines(sources) as pipelines:
+            return run_etl(
+                pipelines,
+                self.uow_factory,
+                self.clock,
+                trigger,
+                fail_after=fail_after if fail_after is not None else self.settings.etl_fail_after,
+            )
 
     def ingest(self, source: str, trigger: RunTrigger = RunTrigger.MANUAL) -> EtlRun:
         """Run one source kind (`csv`, ...) now: the notebook's entry point."""
@@ -150,6 +174,51 @@ def build(
         clock=container.clock(),
         close=partial(_shutdown, container),
     )
+
+
+def provider_client(settings: Settings, source: str) -> ProviderClient:
+    """One `httpx.Client` per API source, with its key header, timeouts and rate limit."""
+    base_url = {"coinpaprika": settings.coinpaprika_base_url, "coingecko": settings.coingecko_base_url}[
+        source
+    ]
+    headers = {"Accept": "application/json", "User-Agent": f"kaspero/{kaspero_version()}"}
+    key = settings.key_for(source)
+    if key and source == "coingecko":
+        pro = urlsplit(base_url).hostname or ""
+        headers["x-cg-pro-api-key" if pro.startswith("pro-api.") else "x-cg-demo-api-key"] = key
+    elif key:
+        headers["Authorization"] = key
+    per_minute = (
+        settings.coingecko_rate_limit_per_minute
+        if source == "coingecko"
+        else settings.coinpaprika_rate_limit_per_minute or settings.rate_limit_requests_per_minute
+    )
+    timeout = settings.http_timeout_seconds
+    client = httpx.Client(
+        base_url=base_url,
+        headers=headers,
+        timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
+        follow_redirects=False,
+    )
+    policy = RetryPolicy(
+        attempts=settings.http_retry_attempts,
+        total_seconds=settings.http_retry_max_seconds,
+        max_retry_after=settings.http_retry_after_max_seconds,
+    )
+    return ProviderClient(
+        source, client, TokenBucket(per_minute), policy, max_bytes=settings.http_max_response_mb * 1024 * 1024
+    )
+
+
+def api_pipeline(settings: Settings, source: str, client: ProviderClient, clock: Clock) -> SourcePipeline:
+    if source == "coingecko":
+        paging = CoinGeckoPaging(
+            per_page=settings.coingecko_per_page,
+            max_pages=settings.coingecko_max_pages,
+            resume_window=timedelta(minutes=settings.coingecko_resume_window_minutes),
+        )
+        return SourcePipeline(HttpxCoinGeckoReader(client, clock, paging), CoinGeckoNormalizer())
+    return SourcePipeline(HttpxCoinPaprikaReader(client, clock), CoinPaprikaNormalizer())
 
 
 def _shutdown(container: Container) -> None:

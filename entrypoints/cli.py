@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     run = etl.add_parser("run", help="run the ETL: once, or every ETL_SCHEDULE_MINUTES")
     run.add_argument("--source", action="append", choices=SOURCE_KINDS, help="a source kind; repeatable")
     run.add_argument("--once", action="store_true", help="one pass, then exit with its status")
+    run.add_argument(
+        "--fail-after", type=int, metavar="N", help="failure injection: stop the run after N records"
+    )
     run.set_defaults(handler=_etl_run)
 
     commands.add_parser("serve", help="serve the API with gunicorn").set_defaults(handler=_serve)
@@ -95,6 +98,8 @@ def _db_stop(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _etl_run(settings: Settings, args: argparse.Namespace) -> int:
+    if args.fail_after is not None:
+        settings = settings.model_copy(update={"etl_fail_after": args.fail_after})
     if args.once:
         return _one_pass(settings, args.source, RunTrigger.CLI)
     return _repeat(settings, args.source, RunTrigger.CLI, wait_first=False)

@@ -30,6 +30,21 @@ class Settings(pydantic.BaseModel):
     etl_schedule_minutes: float = pydantic.Field(default=5.0, gt=0)
     etl_fail_after: int | None = pydantic.Field(default=None, ge=0)
     rate_limit_requests_per_minute: int = pydantic.Field(default=60, ge=1)
+    coinpaprika_base_url: str = "https://api.coinpaprika.com/v1"
+    coingecko_base_url: str = "https://api.coingecko.com/api/v3"
+    api_key: pydantic.SecretStr | None = None
+    coinpaprika_api_key: pydantic.SecretStr | None = None
+    coingecko_api_key: pydantic.SecretStr | None = None
+    coinpaprika_rate_limit_per_minute: int | None = pydantic.Field(default=None, ge=1)
+    coingecko_rate_limit_per_minute: int = pydantic.Field(default=25, ge=1)
+    coingecko_per_page: int = pydantic.Field(default=250, ge=1, le=250)
+    coingecko_max_pages: int = pydantic.Field(default=4, ge=1, le=1000)
+    coingecko_resume_window_minutes: float = pydantic.Field(default=10, ge=0)
+    http_timeout_seconds: float = pydantic.Field(default=10, gt=0, le=300)
+    http_max_response_mb: int = pydantic.Field(default=50, ge=1, le=1024)
+    http_retry_attempts: int = pydantic.Field(default=5, ge=1, le=20)
+    http_retry_max_seconds: float = pydantic.Field(default=60, gt=0)
+    http_retry_after_max_seconds: float = pydantic.Field(default=60, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     api_host: str = "127.0.0.1"
@@ -52,6 +67,19 @@ class Settings(pydantic.BaseModel):
         if unknown:
             raise ValueError(f"unknown source {', '.join(unknown)}; known: {', '.join(SOURCE_KINDS)}")
         return value
+
+    @pydantic.field_validator("coinpaprika_base_url", "coingecko_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    def key_for(self, source: str) -> str | None:
+        """The provider key: `<SOURCE>_API_KEY`, else `API_KEY`, else none."""
+        specific = {"coinpaprika": self.coinpaprika_api_key, "coingecko": self.coingecko_api_key}.get(source)
+        key = specific or self.api_key
+        return key.get_secret_value() if key else None
 
     @pydantic.field_validator("log_level", mode="before")
     @classmethod

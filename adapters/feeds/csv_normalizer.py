@@ -7,31 +7,14 @@ column the mapping does not know.
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 
 import pydantic
 
+from adapters.boundary import Money, RequiredMoment, RequiredMoney, RequiredText, Text, describe
 from adapters.feeds.csv_columns import map_header
-from domain.cleaning import clean_text, parse_decimal, parse_timestamp
-from domain.errors import InvalidRecord, InvalidValue
+from domain.errors import InvalidRecord
 from domain.records import RawRecord, RecordKind, SourceType, UnifiedRecord
-
-
-def _wrap(parse: Any) -> Any:
-    def validate(value: Any) -> Any:
-        try:
-            return parse(value)
-        except InvalidValue as ex:
-            raise ValueError(str(ex)) from ex
-
-    return pydantic.BeforeValidator(validate)
-
-
-Money = Annotated[Decimal | None, _wrap(parse_decimal)]
-Text = Annotated[str | None, _wrap(clean_text)]
-Moment = Annotated[datetime, _wrap(parse_timestamp)]
 
 
 class CsvMarketRow(pydantic.BaseModel):
@@ -39,13 +22,13 @@ class CsvMarketRow(pydantic.BaseModel):
 
     model_config = pydantic.ConfigDict(frozen=True)
 
-    symbol: Annotated[str, _wrap(clean_text)]
-    observed_at: Moment
+    symbol: RequiredText
+    observed_at: RequiredMoment
     asset_name: Text = None
     open: Money = None
     high: Money = None
     low: Money = None
-    close: Annotated[Decimal, _wrap(parse_decimal)]
+    close: RequiredMoney
     volume: Money = None
     market_cap: Money = None
 
@@ -62,7 +45,7 @@ class CsvMarketNormalizer:
         try:
             row = CsvMarketRow.model_validate(fields)
         except pydantic.ValidationError as ex:
-            raise InvalidRecord(_reason(ex, columns)) from ex
+            raise InvalidRecord(describe(ex, columns)) from ex
         if row.close < 0:
             raise InvalidRecord(f"{columns['close']}: a price cannot be negative ({row.close})")
         mapped = set(columns.values())
@@ -95,17 +78,3 @@ class CsvMarketNormalizer:
         if mapping is None:
             mapping = self._mappings[header] = map_header(header)
         return mapping
-
-
-def _reason(error: pydantic.ValidationError, columns: dict[str, str]) -> str:
-    """Name each bad field by the column the user wrote, e.g. `close: not a number: 'abc'`."""
-    problems = []
-    for item in error.errors():
-        field = str(item["loc"][0]) if item["loc"] else "row"
-        column = columns.get(field, field)
-        if item["type"] == "missing" or (item["type"].endswith("_type") and item["input"] is None):
-            problems.append(f"{column}: required value is missing")
-        else:
-            message = str(item["msg"]).removeprefix("Value error, ")
-            problems.append(f"{column}: {message}")
-    return "; ".join(problems)

@@ -161,6 +161,17 @@ class InMemoryRunRepository:
     def latest(self) -> EtlRun | None:
         return self.get(max(self._state.runs)) if self._state.runs else None
 
+    def recent(self, limit: int, status: RunStatus | None = None, source: str | None = None) -> list[EtlRun]:
+        runs = [self.get(run_id) for run_id in sorted(self._state.runs, reverse=True)]
+        chosen = [
+            run
+            for run in runs
+            if run is not None
+            and (status is None or run.status is status)
+            and (source is None or any(item.source == source for item in run.sources))
+        ]
+        return chosen[:limit]
+
 
 class InMemoryUnitOfWork:
     def __init__(self, store: InMemoryStore) -> None:

@@ -38,7 +38,15 @@ SELECT_RUN = "SELECT id, trigger, status, started_at, finished_at, error FROM et
 SELECT_LATEST_RUN = """
 SELECT id, trigger, status, started_at, finished_at, error FROM etl_runs ORDER BY id DESC LIMIT 1
 """
-SELECT_RUN_SOURCES = "SELECT * FROM etl_run_sources WHERE run_id = %(run_id)s ORDER BY source"
+SELECT_RUN_SOURCES = "SELECT * FROM etl_run_sources WHERE run_id = ANY(%(run_ids)s) ORDER BY run_id, source"
+SELECT_RUNS = """
+SELECT id, trigger, status, started_at, finished_at, error FROM etl_runs r
+WHERE (%(status)s::text IS NULL OR r.status = %(status)s)
+  AND (%(source)s::text IS NULL
+       OR EXISTS (SELECT 1 FROM etl_run_sources s WHERE s.run_id = r.id AND s.source = %(source)s))
+ORDER BY id DESC
+LIMIT %(limit)s
+"""
 
 SELECT_CHECKPOINT = "SELECT source, cursor, run_id, updated_at FROM checkpoints WHERE source = %(source)s"
 SELECT_CHECKPOINTS = "SELECT source, cursor, run_id, updated_at FROM checkpoints ORDER BY source"
@@ -106,13 +114,23 @@ class PostgresRunRepository:
     def latest(self) -> EtlRun | None:
         return self._run_from(SELECT_LATEST_RUN, {})
 
+    def recent(self, limit: int, status: RunStatus | None = None, source: str | None = None) -> list[EtlRun]:
+        params = {"limit": limit, "status": status.value if status else None, "source": source}
+        return self._runs_from(SELECT_RUNS, params)
+
     def _run_from(self, query: str, params: dict[str, Any]) -> EtlRun | None:
+        runs = self._runs_from(query, params)
+        return runs[0] if runs else None
+
+    def _runs_from(self, query: str, params: dict[str, Any]) -> list[EtlRun]:
         cursor = self._connection.cursor(row_factory=dict_row)
-        row = cursor.execute(query, params).fetchone()
-        if row is None:
-            return None
-        sources = cursor.execute(SELECT_RUN_SOURCES, {"run_id": row["id"]}).fetchall()
-        return run_from_row(row, [source_run_from_row(source) for source in sources])
+        rows = cursor.execute(query, params).fetchall()
+        if not rows:
+            return []
+        by_run: dict[int, list[SourceRun]] = {int(row["id"]): [] for row in rows}
+        for source_row in cursor.execute(SELECT_RUN_SOURCES, {"run_ids": list(by_run)}):
+            by_run[int(source_row["run_id"])].append(source_run_from_row(source_row))
+        return [run_from_row(row, by_run[int(row["id"])]) for row in rows]
 
 
 def run_from_row(row: dict[str, Any], sources: list[SourceRun]) -> EtlRun:

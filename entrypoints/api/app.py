@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 import falcon
 import falcon.media
 
@@ -11,14 +9,14 @@ from application.ports import HealthProbe, RecordReader, UnitOfWorkFactory
 from entrypoints.api import errors
 from entrypoints.api.middleware import RequestContext
 from entrypoints.api.render import dumps
-from entrypoints.api.resources import DataResource, HealthResource, LiveResource, ReadyResource
-
-
-def kaspero_version() -> str:
-    try:
-        return version("kaspero")
-    except PackageNotFoundError:
-        return "0+unknown"
+from entrypoints.api.resources import (
+    DataResource,
+    HealthResource,
+    LiveResource,
+    ReadyResource,
+    RunsResource,
+)
+from entrypoints.version import kaspero_version
 
 
 def create_app(
@@ -36,6 +34,9 @@ def create_app(
     data = DataResource(reader)
     app.add_route("/data", data)
     app.add_route("/data/{record_id:int(min=1, max=9223372036854775807)}", data, suffix="item")
+    runs = RunsResource(uow_factory)
+    app.add_route("/runs", runs)
+    app.add_route("/runs/{run_id:int(min=1, max=9223372036854775807)}", runs, suffix="item")
     app.add_route("/health", HealthResource(probe, uow_factory, version or kaspero_version()))
     app.add_route("/ready", ReadyResource(probe))
     app.add_route("/live", LiveResource())

@@ -7,9 +7,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import attrs
+
 from application.queries import Page
 from application.status import HealthReport, ReadinessReport
 from domain.records import StoredRecord
+from domain.runs import EtlRun
 
 
 def json_default(value: Any) -> Any:
@@ -90,4 +93,27 @@ def readiness(report: ReadinessReport) -> dict[str, Any]:
         "ready": report.ready,
         "database": report.database,
         "pending_migrations": list(report.pending_migrations),
+    }
+
+
+def run(item: EtlRun) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "trigger": item.trigger.value,
+        "status": item.status.value,
+        "started_at": item.started_at,
+        "finished_at": item.finished_at,
+        "duration_ms": (
+            int((item.finished_at - item.started_at).total_seconds() * 1000) if item.finished_at else None
+        ),
+        "error": item.error,
+        "sources": [
+            {
+                "source": source.source,
+                "status": source.status.value,
+                "error": source.error,
+                **attrs.asdict(source.counters),
+            }
+            for source in item.sources
+        ],
     }

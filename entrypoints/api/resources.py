@@ -6,7 +6,9 @@ import falcon
 
 from application.browse import find_records, get_record
 from application.ports import HealthProbe, RecordReader, UnitOfWorkFactory
+from application.runs import get_run, list_runs
 from application.status import Health, check_health, check_readiness
+from domain.runs import RunStatus
 from entrypoints.api import render
 from entrypoints.api.params import QueryParams, data_query
 
@@ -57,3 +59,24 @@ class LiveResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = {"status": "alive"}
+
+
+class RunsResource:
+    """`/runs` (newest first; `limit`, `status`, `source`) and `/runs/{id}` with per-source counters."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+        self._uow_factory = uow_factory
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        params = QueryParams(req, ("limit", "status", "source"))
+        runs = list_runs(
+            self._uow_factory,
+            limit=params.integer("limit", 20, 1, 100),
+            status=params.choice("status", RunStatus),
+            source=params.text("source"),
+        )
+        resp.media = {"data": [render.run(item) for item in runs]}
+
+    def on_get_item(self, req: falcon.Request, resp: falcon.Response, run_id: int) -> None:
+        QueryParams(req, ())
+        resp.media = {"data": render.run(get_run(self._uow_factory, run_id))}

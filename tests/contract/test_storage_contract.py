@@ -196,3 +196,22 @@ def test_the_reader_filters_sorts_and_pages_alike(storage: Storage) -> None:
     assert fetched is not None
     assert fetched.record.source_record_id == "4"
     assert storage.reader.get(10**9) is None
+
+
+def test_recent_runs_are_newest_first_and_filtered(storage: Storage) -> None:
+    first = start_run(storage)
+    with storage.uow() as uow:
+        uow.runs.finish(first, RunStatus.FAILED, "csv:prices: gone", NOW)
+        second = uow.runs.start(RunTrigger.SCHEDULE, NOW + timedelta(minutes=5))
+        uow.runs.start_source(second, "coingecko", NOW)
+        uow.runs.finish(second, RunStatus.SUCCESS, None, NOW + timedelta(minutes=6))
+        uow.commit()
+    with storage.uow() as uow:
+        assert [run.id for run in uow.runs.recent(10)] == [second, first]
+        assert [run.id for run in uow.runs.recent(1)] == [second]
+        assert [run.id for run in uow.runs.recent(10, status=RunStatus.FAILED)] == [first]
+        assert [run.id for run in uow.runs.recent(10, source="coingecko")] == [second]
+        assert uow.runs.recent(10, source="nowhere") == []
+        [failed] = uow.runs.recent(10, status=RunStatus.FAILED)
+    assert failed.error == "csv:prices: gone"
+    assert [item.source for item in failed.sources] == ["csv:prices"]

@@ -25,10 +25,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# no test reaches the internet: provider URLs point at a closed loopback port unless a test says otherwise
+OFFLINE = {"COINGECKO_BASE_URL": "http://127.0.0.1:9", "COINPAPRIKA_BASE_URL": "http://127.0.0.1:9"}
+
+
 def environment(**overrides: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("ETL_", "CSV_"))}
-    env.update({"LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}, **overrides)
-    return env
+    """The environment for a child process: this one's, minus Kaspero's settings, offline."""
+    kept = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("ETL_", "CSV_", "COINGECKO_", "COINPAPRIKA_", "RSS_", "API_"))
+    }
+    return {
+        **kept,
+        **OFFLINE,
+        "LOG_FORMAT": "json",
+        "PYTHONUNBUFFERED": "1",
+        "ETL_SOURCES": "csv",
+        **overrides,
+    }
 
 
 def kaspero(*args: str, env: Mapping[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -186,3 +186,22 @@ def test_an_unexpected_failure_is_a_bare_500_that_reveals_nothing(store: InMemor
     assert result.headers["Content-Type"] == "application/problem+json"
     assert "hunter2" not in result.text
     assert result.json["detail"] == "The server failed to answer this request."
+
+
+def test_runs_are_listed_newest_first_and_served_by_id(client: falcon.testing.TestClient) -> None:
+    listed = client.simulate_get("/runs", params={"limit": "5"})
+    assert listed.status_code == 200
+    [run] = listed.json["data"]
+    assert (run["status"], run["trigger"]) == ("success", "manual")
+    [source] = run["sources"]
+    assert (source["source"], source["fetched"], source["inserted"], source["http_requests"]) == (
+        "api",
+        3,
+        3,
+        0,
+    )
+    assert client.simulate_get(f"/runs/{run['id']}").json["data"] == run
+    assert client.simulate_get("/runs/99").status_code == 404
+    assert client.simulate_get("/runs", params={"status": "failed"}).json["data"] == []
+    assert client.simulate_get("/runs", params={"status": "sideways"}).status_code == 400
+    assert client.simulate_get("/runs", params={"limit": "1000"}).status_code == 400

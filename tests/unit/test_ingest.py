@@ -163,3 +163,18 @@ def test_normalizing_is_deterministic(page: list[dict[str, Any]]) -> None:
     first = normalize_batch(Batch(raws, {}), InMemoryMarketNormalizer())
     second = normalize_batch(Batch(raws, {}), InMemoryMarketNormalizer())
     assert first == second
+
+
+def test_an_injected_failure_stops_the_run_and_later_sources_do_not_run() -> None:
+    store = InMemoryStore()
+    later = InMemorySourceReader("later", [[coin(9)]])
+    result = run(
+        store,
+        pipeline("first", [[coin(1), coin(2)], [coin(3)]]),
+        SourcePipeline(later, InMemoryMarketNormalizer()),
+        fail_after=2,
+    )
+    assert result.status is RunStatus.FAILED
+    assert result.error == "run stopped: first: failure injected after 2 records (ETL_FAIL_AFTER)"
+    assert later.reads == []
+    assert [(item.source, item.status) for item in result.sources] == [("first", RunStatus.FAILED)]

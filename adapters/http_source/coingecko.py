@@ -1,0 +1,127 @@
+"""CoinGecko `/coins/markets`: pages of up to 250 coins, one committed batch per page.
+
+No total count is given: reading stops at an empty or short page, or at the page cap. Ranks
+move between page fetches, so an id seen on an earlier page of the same run is skipped. The
+checkpoint records the page reached; a run that died mid-snapshot resumes at the next page if
+the snapshot is younger than the resume window, else starts again at page 1, as does every run
+after a complete one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+import pydantic
+
+from adapters.boundary import Moment, Money, RequiredMoney, RequiredText, WholeNumber, describe
+from adapters.http_source.paging import element_batches, source_unavailable
+from adapters.http_source.transport import ProviderClient
+from application.ports import Batch
+from domain.errors import InvalidRecord
+from domain.records import RawRecord, RecordKind, Source, SourceType, UnifiedRecord
+
+NAME = "coingecko"
+
+
+@attrs.frozen
+class CoinGeckoPaging:
+    per_page: int = 250
+    max_pages: int = 4
+    resume_window: timedelta = timedelta(minutes=10)
+
+
+class HttpxCoinGeckoReader:
+    source = Source(name=NAME, source_type=SourceType.API)
+
+    def __init__(
+        self, client: ProviderClient, clock: Callable[[], datetime], paging: CoinGeckoPaging
+    ) -> None:
+        self._client = client
+        self._clock = clock
+        self._paging = paging
+
+    def read(self, cursor: dict[str, Any] | None, run_id: int) -> Iterator[Batch]:
+        page, snapshot_started = self._start(cursor)
+        seen: set[str] = set()
+        while True:
+            params: dict[str, str | int] = {
+                "vs_currency": "usd",
+                "order": "market_cap_desc",
+                "per_page": self._paging.per_page,
+                "page": page,
+            }
+            try:
+                elements = self._client.get_json("/coins/markets", params)
+            except Exception as ex:
+                raise source_unavailable(NAME, ex, self._client) from ex
+            if not isinstance(elements, list):
+                raise source_unavailable(NAME, TypeError("expected a JSON array of coins"), self._client)
+            last = len(elements) < self._paging.per_page or page >= self._paging.max_pages
+            raws, rejected = element_batches(NAME, elements, seen, self._clock(), run_id)
+            cursor_out = {"page": page, "snapshot_started_at": snapshot_started.isoformat(), "complete": last}
+            yield Batch(tuple(raws), cursor_out, tuple(rejected), self._client.tally.take())
+            if last:
+                return
+            page += 1
+
+    def _start(self, cursor: dict[str, Any] | None) -> tuple[int, datetime]:
+        now = self._clock()
+        if cursor and not cursor.get("complete", True):
+            started = datetime.fromisoformat(str(cursor["snapshot_started_at"]))
+            if now - started <= self._paging.resume_window and int(cursor["page"]) < self._paging.max_pages:
+                return int(cursor["page"]) + 1, started
+        return 1, now
+
+
+class CoinGeckoCoin(pydantic.BaseModel):
+    """The typed view of one `/coins/markets` element; required: id, symbol, name, price."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore")
+
+    id: RequiredText
+    symbol: RequiredText
+    name: RequiredText
+    current_price: RequiredMoney
+    market_cap: Money = None
+    market_cap_rank: WholeNumber = None
+    total_volume: Money = None
+    price_change_percentage_24h: Money = None
+    last_updated: Moment = None
+
+
+MAPPED = frozenset(CoinGeckoCoin.model_fields)
+
+
+class CoinGeckoNormalizer:
+    def normalize(self, raw: RawRecord) -> UnifiedRecord:
+        try:
+            coin = CoinGeckoCoin.model_validate(raw.payload)
+        except pydantic.ValidationError as ex:
+            raise InvalidRecord(describe(ex)) from ex
+        if coin.current_price < 0:
+            raise InvalidRecord(f"current_price: a price cannot be negative ({coin.current_price})")
+        observed = coin.last_updated or raw.fetched_at
+        symbol = coin.symbol.upper()
+        return UnifiedRecord(
+            source=NAME,
+            source_type=SourceType.API,
+            source_record_id=raw.source_record_id,
+            kind=RecordKind.MARKET,
+            checksum=raw.checksum,
+            title=f"{coin.name} ({symbol})",
+            url=f"https://www.coingecko.com/en/coins/{coin.id}",
+            published_at=observed,
+            symbol=symbol,
+            asset_name=coin.name,
+            price_usd=coin.current_price,
+            # CoinGecko says 0 when it does not know a market cap
+            market_cap_usd=coin.market_cap or None,
+            volume_24h_usd=coin.total_volume,
+            rank=coin.market_cap_rank,
+            pct_change_24h=coin.price_change_percentage_24h,
+            observed_at=observed,
+            extra={key: value for key, value in raw.payload.items() if key not in MAPPED},
+        )

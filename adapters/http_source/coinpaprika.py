@@ -1,0 +1,118 @@
+"""CoinPaprika `/tickers`: one JSON array of every active coin, committed in batches.
+
+The array is one snapshot with no paging, so a run that died is not resumed mid-array: the
+next run fetches a fresh snapshot, and records that did not change cost nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import pydantic
+
+from adapters.boundary import Moment, Money, RequiredMoney, RequiredText, WholeNumber, describe
+from adapters.http_source.paging import element_batches, source_unavailable
+from adapters.http_source.transport import ProviderClient
+from application.ports import Batch
+from domain.errors import InvalidRecord
+from domain.records import RawRecord, RecordKind, Source, SourceType, UnifiedRecord
+
+NAME = "coinpaprika"
+
+
+class HttpxCoinPaprikaReader:
+    source = Source(name=NAME, source_type=SourceType.API)
+
+    def __init__(self, client: ProviderClient, clock: Callable[[], datetime], batch_size: int = 1000) -> None:
+        self._client = client
+        self._clock = clock
+        self._batch_size = batch_size
+
+    def read(self, cursor: dict[str, Any] | None, run_id: int) -> Iterator[Batch]:
+        snapshot_at = self._clock()
+        try:
+            elements = self._client.get_json("/tickers")
+        except Exception as ex:
+            raise source_unavailable(NAME, ex, self._client) from ex
+        if not isinstance(elements, list):
+            raise source_unavailable(NAME, TypeError("expected a JSON array of tickers"), self._client)
+        seen: set[str] = set()
+        for start in range(0, max(len(elements), 1), self._batch_size):
+            chunk = elements[start : start + self._batch_size]
+            raws, rejected = element_batches(NAME, chunk, seen, snapshot_at, run_id)
+            last = start + self._batch_size >= len(elements)
+            cursor_out = {
+                "snapshot_at": snapshot_at.isoformat(),
+                "offset": start + len(chunk),
+                "complete": last,
+            }
+            yield Batch(tuple(raws), cursor_out, tuple(rejected), self._client.tally.take())
+
+
+class UsdQuote(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore")
+
+    price: RequiredMoney
+    volume_24h: Money = None
+    market_cap: Money = None
+    percent_change_24h: Money = None
+
+
+class Quotes(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore")
+
+    USD: UsdQuote
+
+
+class CoinPaprikaTicker(pydantic.BaseModel):
+    """The typed view of one `/tickers` element; required: id, symbol, name, quotes.USD.price."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore")
+
+    id: RequiredText
+    name: RequiredText
+    symbol: RequiredText
+    rank: WholeNumber = None
+    last_updated: Moment = None
+    quotes: Quotes
+
+
+MAPPED = frozenset({"id", "name", "symbol", "rank", "last_updated"})
+SUPPLIES = ("circulating_supply", "total_supply", "max_supply")
+
+
+class CoinPaprikaNormalizer:
+    def normalize(self, raw: RawRecord) -> UnifiedRecord:
+        try:
+            ticker = CoinPaprikaTicker.model_validate(raw.payload)
+        except pydantic.ValidationError as ex:
+            raise InvalidRecord(describe(ex)) from ex
+        usd = ticker.quotes.USD
+        if usd.price < 0:
+            raise InvalidRecord(f"quotes.USD.price: a price cannot be negative ({usd.price})")
+        observed = ticker.last_updated or raw.fetched_at
+        symbol = ticker.symbol.upper()
+        extra = {key: value for key, value in raw.payload.items() if key not in MAPPED}
+        # an uncapped coin may say 0 rather than null: 0 supply means "no figure"
+        extra.update({key: None for key in SUPPLIES if raw.payload.get(key) == 0})
+        return UnifiedRecord(
+            source=NAME,
+            source_type=SourceType.API,
+            source_record_id=raw.source_record_id,
+            kind=RecordKind.MARKET,
+            checksum=raw.checksum,
+            title=f"{ticker.name} ({symbol})",
+            url=f"https://coinpaprika.com/coin/{ticker.id}/",
+            published_at=observed,
+            symbol=symbol,
+            asset_name=ticker.name,
+            price_usd=usd.price,
+            market_cap_usd=usd.market_cap or None,
+            volume_24h_usd=usd.volume_24h,
+            rank=ticker.rank or None,
+            pct_change_24h=usd.percent_change_24h,
+            observed_at=observed,
+            extra=extra,
+        )

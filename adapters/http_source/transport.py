@@ -1,0 +1,200 @@
+"""JSON over HTTP from a provider: rate-limited, retried with backoff, bounded, and counted.
+
+Retried (stamina, exponential backoff with jitter, bounded attempts and total time): timeouts,
+connection errors, 408, 429 and 5xx, and bodies that are not valid JSON (a truncated
+transfer). `Retry-After` (seconds or an HTTP date) replaces the backoff when present, up to a
+cap. Not retried: 401, 402, 403 and other 4xx, an unknown host, an oversized body. Messages
+never carry the API key (it travels in a header, never in the URL).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import socket
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import httpx
+import stamina
+
+from adapters.http_source.rate_limit import TokenBucket
+from domain.runs import SourceCounters
+
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class ProviderError(Exception):
+    """The provider could not give what was asked; the message is safe to show."""
+
+
+class ProviderRefused(ProviderError):
+    """An answer that retrying will not change: a refused key, a spent quota, a bad request."""
+
+
+class RetryableResponse(ProviderError):
+    def __init__(self, message: str, status: int, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class MalformedResponse(ProviderError):
+    """The body is not the JSON it should be (truncated, or an HTML page)."""
+
+
+@attrs.frozen
+class RetryPolicy:
+    attempts: int = 5
+    total_seconds: float = 60.0
+    wait_initial: float = 0.5
+    wait_max: float = 10.0
+    max_retry_after: float = 60.0
+
+
+@attrs.define
+class RequestTally:
+    """Requests, retries and rate-limit waits since the last `take()`."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limit_waits: int = 0
+
+    def take(self) -> SourceCounters:
+        counters = SourceCounters(
+            http_requests=self.requests, retries=self.retries, rate_limit_waits=self.rate_limit_waits
+        )
+        self.requests = self.retries = self.rate_limit_waits = 0
+        return counters
+
+
+class ProviderClient:
+    """One provider's HTTP client; the `httpx.Client` (with its transport) is given, not built."""
+
+    def __init__(
+        self,
+        name: str,
+        client: httpx.Client,
+        bucket: TokenBucket,
+        policy: RetryPolicy | None = None,
+        max_bytes: int = 50 * 1024 * 1024,
+    ) -> None:
+        self.name = name
+        self._client = client
+        self._bucket = bucket
+        self._policy = policy or RetryPolicy()
+        self._max_bytes = max_bytes
+        self.tally = RequestTally()
+
+    def get_json(self, path: str, params: Mapping[str, str | int] | None = None) -> Any:
+        policy = self._policy
+        for attempt in stamina.retry_context(
+            on=self._should_retry,
+            attempts=policy.attempts,
+            timeout=policy.total_seconds,
+            wait_initial=policy.wait_initial,
+            wait_max=policy.wait_max,
+        ):
+            with attempt:
+                return self._get_once(path, params)
+        raise AssertionError("unreachable: stamina re-raises the last failure")  # pragma: no cover
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _get_once(self, path: str, params: Mapping[str, str | int] | None) -> Any:
+        if self._bucket.acquire() > 0:
+            self.tally.rate_limit_waits += 1
+        self.tally.requests += 1
+        with self._client.stream("GET", path, params=params) as response:
+            body = self._read_bounded(response)
+            status = response.status_code
+            where = f"GET {response.request.url.path}"
+            if status == 200:
+                return _parse_json(body, response, where)
+            html = "text/html" in response.headers.get("content-type", "")
+            page = " (an HTML page, not JSON: likely a firewall or CDN block)" if html else ""
+            if status in RETRYABLE_STATUSES or status >= 500:
+                retry_after = _retry_after(response.headers.get("retry-after"))
+                raise RetryableResponse(f"{where} answered {status}{page}", status, retry_after)
+            raise ProviderRefused(f"{where} answered {status}: {_explain(status)}{page}")
+
+    def _read_bounded(self, response: httpx.Response) -> bytes:
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self._max_bytes:
+            raise ProviderRefused(
+                f"response of {int(declared):,} bytes exceeds the {self._max_bytes:,}-byte limit"
+            )
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > self._max_bytes:
+                raise ProviderRefused(f"response exceeds the {self._max_bytes:,}-byte limit")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _should_retry(self, ex: Exception) -> bool | float:
+        """stamina's hook: False to give up, True for backoff, or the seconds `Retry-After` asks."""
+        if isinstance(ex, RetryableResponse):
+            if ex.retry_after is not None and ex.retry_after > self._policy.max_retry_after:
+                return False
+            self.tally.retries += 1
+            if ex.status == 429:
+                self.tally.rate_limit_waits += 1
+            return ex.retry_after if ex.retry_after is not None else True
+        if isinstance(ex, MalformedResponse) or (
+            isinstance(ex, httpx.TransportError) and not _unresolvable(ex)
+        ):
+            self.tally.retries += 1
+            return True
+        return False
+
+
+def _parse_json(body: bytes, response: httpx.Response, where: str) -> Any:
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as ex:
+        kind = "an HTML page" if "text/html" in response.headers.get("content-type", "") else "invalid JSON"
+        reason = ex.msg if isinstance(ex, json.JSONDecodeError) else "not UTF-8"
+        raise MalformedResponse(f"{where} answered 200 with {kind} ({len(body):,} bytes; {reason})") from ex
+
+
+def _retry_after(value: str | None) -> float | None:
+    """`Retry-After: 5` or `Retry-After: Wed, 21 Oct 2015 07:28:00 GMT` → seconds from now."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _unresolvable(ex: httpx.TransportError) -> bool:
+    """An unknown host is not going to appear on retry: fail fast (also with no network at all)."""
+    cause: BaseException | None = ex
+    while cause is not None:
+        if isinstance(cause, socket.gaierror) and cause.errno in (
+            socket.EAI_NONAME,
+            getattr(socket, "EAI_NODATA", -5),
+        ):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return "Name or service not known" in str(ex) or "nodename nor servname" in str(ex)
+
+
+def _explain(status: int) -> str:
+    return {
+        400: "the request was refused as malformed",
+        401: "the API key is missing or was refused",
+        402: "payment required: the plan's quota is spent or the endpoint needs a paid plan",
+        403: "forbidden: the API key was refused or the plan does not allow this",
+        404: "not found: check the base URL",
+    }.get(status, "the request was refused")

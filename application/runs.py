@@ -1,0 +1,22 @@
+"""Run history: the use cases behind `/runs` and `/runs/{id}`."""
+
+from __future__ import annotations
+
+from application.errors import NotFound
+from application.ports import UnitOfWorkFactory
+from domain.runs import EtlRun, RunStatus
+
+
+def list_runs(
+    uow_factory: UnitOfWorkFactory, limit: int, status: RunStatus | None = None, source: str | None = None
+) -> list[EtlRun]:
+    with uow_factory() as uow:
+        return uow.runs.recent(limit, status, source)
+
+
+def get_run(uow_factory: UnitOfWorkFactory, run_id: int) -> EtlRun:
+    with uow_factory() as uow:
+        run = uow.runs.get(run_id)
+    if run is None:
+        raise NotFound(f"no run with id {run_id}")
+    return run

@@ -1,0 +1,229 @@
+"""A loopback provider: a real HTTP server on 127.0.0.1 that answers like CoinGecko and CoinPaprika.
+
+Payloads are generated in the providers' recorded formats (see ../shared/SOURCES.md and the
+captured payloads it points to). Faults are queued per path and served in order before normal
+answers resume: statuses with headers (429 + Retry-After, 402, 500), slow answers, truncated
+JSON, HTML error pages, oversized bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import attrs
+
+NAMES = ("Bitcoin", "Ethereum", "Tether", "Solana", "Cardano", "Dogecoin", "Polkadot", "Litecoin")
+
+
+@attrs.define
+class Fault:
+    status: int = 200
+    headers: dict[str, str] = attrs.Factory(dict)
+    body: bytes | None = None
+    delay: float = 0.0
+
+
+def coin_name(i: int) -> tuple[str, str]:
+    base = NAMES[i % len(NAMES)]
+    name = base if i < len(NAMES) else f"{base} {i}"
+    symbol = (base[:3] + (str(i) if i >= len(NAMES) else "")).lower()
+    return name, symbol
+
+
+def coingecko_coin(i: int, price_factor: float = 1.0) -> dict[str, Any]:
+    rng = random.Random(i)
+    name, symbol = coin_name(i)
+    price = round(rng.uniform(0.01, 50000) * price_factor, 6)
+    cap = round(price * rng.uniform(1e6, 1e9)) if i % 17 != 16 else 0  # CoinGecko says 0 when unknown
+    return {
+        "id": name.lower().replace(" ", "-"),
+        "symbol": symbol,
+        "name": name,
+        "image": f"https://assets.coingecko.com/coins/images/{i}/large/{symbol}.png",
+        "current_price": price,
+        "market_cap": cap,
+        "market_cap_rank": i + 1 if cap else None,
+        "fully_diluted_valuation": None,
+        "total_volume": round(rng.uniform(1e4, 1e9)),
+        "high_24h": round(price * 1.02, 6),
+        "low_24h": round(price * 0.98, 6),
+        "price_change_24h": round(price * 0.01, 6),
+        "price_change_percentage_24h": round(rng.uniform(-10, 10), 5),
+        "market_cap_change_24h": 0,
+        "market_cap_change_percentage_24h": 0,
+        "circulating_supply": round(rng.uniform(1e6, 1e9), 3),
+        "total_supply": None,
+        "max_supply": None,
+        "ath": round(price * 1.5, 6),
+        "ath_change_percentage": -33.3,
+        "ath_date": "2021-11-10T14:24:11.849Z",
+        "atl": round(price * 0.1, 6),
+        "atl_change_percentage": 900.0,
+        "atl_date": "2015-10-20T00:00:00.000Z",
+        "roi": None if i % 3 else {"times": 280.8, "currency": "usd", "percentage": 28080.5},
+        "last_updated": "2024-03-21T06:51:54.031Z",
+    }
+
+
+def coinpaprika_ticker(i: int, price_factor: float = 1.0) -> dict[str, Any]:
+    gecko = coingecko_coin(i, price_factor)
+    name, symbol = coin_name(i)
+    return {
+        "id": f"{symbol}-{name.lower().replace(' ', '-')}",
+        "name": name,
+        "symbol": symbol.upper(),
+        "rank": i + 1,
+        "circulating_supply": gecko["circulating_supply"],
+        "total_supply": gecko["circulating_supply"],
+        "max_supply": 0 if i % 2 else 21000000,
+        "beta_value": 0.93,
+        "first_data_at": "2010-07-17T00:00:00Z",
+        "last_updated": "2024-03-21T06:51:00Z",
+        "quotes": {
+            "USD": {
+                "price": gecko["current_price"],
+                "volume_24h": gecko["total_volume"],
+                "volume_24h_change_24h": 1.2,
+                "market_cap": gecko["market_cap"],
+                "market_cap_change_24h": 0.4,
+                "percent_change_15m": 0.01,
+                "percent_change_30m": 0.02,
+                "percent_change_1h": 0.1,
+                "percent_change_6h": 0.3,
+                "percent_change_12h": 0.5,
+                "percent_change_24h": gecko["price_change_percentage_24h"],
+                "percent_change_7d": 2.0,
+                "percent_change_30d": 5.0,
+                "percent_change_1y": 50.0,
+                "ath_price": gecko["ath"],
+                "ath_date": "2021-11-10T16:51:15Z",
+                "percent_from_price_ath": -33.3,
+            }
+        },
+    }
+
+
+@attrs.define
+class ProviderState:
+    coins: int = 300
+    price_factor: float = 1.0
+    broken: dict[int, dict[str, Any]] = attrs.Factory(dict)
+    renamed: dict[str, str] = attrs.Factory(dict)
+    shift_after_first_page: bool = False
+    faults: dict[str, deque[Fault]] = attrs.Factory(lambda: defaultdict(deque))
+    requests: list[tuple[str, dict[str, str], dict[str, str]]] = attrs.Factory(list)
+    request_times: list[float] = attrs.Factory(list)
+    lock: threading.Lock = attrs.Factory(threading.Lock)
+
+    def element(self, kind: str, i: int) -> dict[str, Any]:
+        if i in self.broken:
+            return self.broken[i]
+        item = (coingecko_coin if kind == "coingecko" else coinpaprika_ticker)(i, self.price_factor)
+        return {self.renamed.get(key, key): value for key, value in item.items()}
+
+
+class LoopbackProvider:
+    """Serves `/coingecko/coins/markets` and `/coinpaprika/tickers` on an ephemeral port."""
+
+    def __init__(self) -> None:
+        self.state = ProviderState()
+        state = self.state
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+                return
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+                with state.lock:
+                    state.requests.append((parts.path, query, dict(self.headers.items())))
+                    state.request_times.append(time.monotonic())
+                    queue = state.faults.get(parts.path)
+                    fault = queue.popleft() if queue else None
+                if fault is not None and fault.delay:
+                    time.sleep(fault.delay)
+                if fault is not None and (fault.status != 200 or fault.body is not None):
+                    self._send(fault.status, fault.body or b"", fault.headers)
+                    return
+                if parts.path == "/coingecko/coins/markets":
+                    self._send_json(self._markets(query))
+                elif parts.path == "/coinpaprika/tickers":
+                    self._send_json([state.element("coinpaprika", i) for i in range(state.coins)])
+                else:
+                    self._send(404, b'{"error":"not found"}', {"Content-Type": "application/json"})
+
+            def _markets(self, query: dict[str, str]) -> list[dict[str, Any]]:
+                page, per_page = int(query.get("page", "1")), int(query.get("per_page", "100"))
+                order = list(range(state.coins))
+                if state.shift_after_first_page and page > 1 and state.coins > per_page:
+                    # after page 1 was served, its last coin and page 2's first swapped ranks:
+                    # the first shows again on page 2, the second is missed by this run
+                    order[per_page - 1], order[per_page] = order[per_page], order[per_page - 1]
+                chosen = order[(page - 1) * per_page : page * per_page]
+                return [state.element("coingecko", i) for i in chosen]
+
+            def _send_json(self, payload: Any) -> None:
+                self._send(200, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+
+            def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                headers = {"Content-Type": "application/json", **headers}
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def queue(self, path: str, *faults: Fault) -> None:
+        with self.state.lock:
+            self.state.faults[path].extend(faults)
+
+    def requests_to(self, path: str) -> list[tuple[str, dict[str, str], dict[str, str]]]:
+        with self.state.lock:
+            return [request for request in self.state.requests if request[0] == path]
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@contextmanager
+def loopback_provider() -> Iterator[LoopbackProvider]:
+    provider = LoopbackProvider()
+    provider.start()
+    try:
+        yield provider
+    finally:
+        provider.stop()
+
+
+MARKETS = "/coingecko/coins/markets"
+TICKERS = "/coinpaprika/tickers"
+TRUNCATED = Fault(body=b'[{"id": "bitcoin", "symbol": "btc", "current_pr')
+HTML_BLOCK = Fault(
+    status=403,
+    headers={"Content-Type": "text/html"},
+    body=b"<html><body>error code: 1020 Access denied</body></html>",
+)
