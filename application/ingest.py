@@ -106,7 +106,7 @@ def ingest_source(
         uow.runs.finish_source(run_id, name, status, error, clock(), duration_ms)
         uow.commit()
     if injected is not None:
-        raise injected
+        raise InjectedFailure(str(error)) from injected
     return status, error
 
 
