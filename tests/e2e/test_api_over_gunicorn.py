@@ -68,3 +68,14 @@ def test_health_ready_live_and_problems_over_http(api: str) -> None:
     assert headers["Content-Type"] == "application/problem+json"
     assert problem["request_id"] == "e2e-1"
     assert get(f"{api}/data/123456789")[0] == 404
+
+
+def test_runs_show_the_per_source_counters_over_http(api: str) -> None:
+    status, _, body = get(f"{api}/runs?limit=1")
+    assert status == 200
+    [run] = body["data"]
+    [source] = run["sources"]
+    assert (run["status"], run["trigger"], source["source"]) == ("success", "cli", "csv:market_history")
+    assert (source["fetched"], source["inserted"], source["quarantined"]) == (544, 540, 4)
+    status, _, item = get(f"{api}/runs/{run['id']}")
+    assert (status, item["data"]["id"]) == (200, run["id"])
