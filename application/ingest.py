@@ -1,13 +1,15 @@
-"""The ETL use case: read each source in batches, normalize, and commit each batch whole.
+"""The ETL use case: read each source in batches, check drift, normalize, commit each batch whole.
 
-A batch's raw rows, unified upserts, quarantined rows, checkpoint and run counters commit in
-one transaction, so a crash between batches loses nothing and a replayed batch changes nothing.
+A batch's raw rows, unified upserts, quarantined rows, drift findings, checkpoint and run
+counters commit in one transaction, so a crash between batches loses nothing and a replayed
+batch changes nothing.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import datetime
 
 import attrs
 
@@ -15,26 +17,40 @@ from application.errors import InjectedFailure, SourceUnavailable
 from application.ports import (
     Batch,
     Clock,
+    EtlObserver,
     Normalizer,
+    NullObserver,
     SourceReader,
+    UnitOfWork,
     UnitOfWorkFactory,
 )
 from domain.checkpoints import Checkpoint
+from domain.drift import Contract, DriftReport, detect_drift
 from domain.errors import InvalidRecord
 from domain.records import QuarantinedRecord, UnifiedRecord
 from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, overall_status
 
+DEFAULT_AUTO_MAP_CONFIDENCE = 0.8
+
 
 @attrs.frozen
 class SourcePipeline:
-    """A source's reader paired with the normalizer for what it reads."""
+    """A source's reader, the normalizer for what it reads, and the contract its payloads keep."""
 
     reader: SourceReader
     normalizer: Normalizer
+    contract: Contract | None = None
 
     @property
     def name(self) -> str:
         return self.reader.source.name
+
+
+@attrs.frozen
+class IngestOptions:
+    fail_after: int | None = None
+    auto_map_confidence: float = DEFAULT_AUTO_MAP_CONFIDENCE
+    observer: EtlObserver = attrs.field(factory=NullObserver)
 
 
 @attrs.define
@@ -56,19 +72,34 @@ class FailureInjector:
             raise InjectedFailure(f"failure injected after {self.after} records (ETL_FAIL_AFTER)")
 
 
+@attrs.define
+class _SourceProgress:
+    """What one source's run has seen so far, across its batches."""
+
+    findings: set[tuple[str, str, str]] = attrs.Factory(set)
+    newest: datetime | None = None
+
+    def saw(self, records: Sequence[UnifiedRecord]) -> None:
+        for record in records:
+            moment = record.observed_at or record.published_at
+            if moment is not None and (self.newest is None or moment > self.newest):
+                self.newest = moment
+
+
 def normalize_batch(
-    batch: Batch, normalizer: Normalizer
+    batch: Batch, normalizer: Normalizer, drift: DriftReport | None = None
 ) -> tuple[list[UnifiedRecord], list[QuarantinedRecord]]:
     """Normalize every raw record; a record that cannot be read is quarantined, the rest go on.
 
-    When one batch holds the same record id twice, the later one wins: a source's later line
-    or element is its newer word.
+    Auto-mapped renames are applied to the view the normalizer gets; the raw record stays as
+    received. When one batch holds the same record id twice, the later one wins.
     """
     records: dict[str, UnifiedRecord] = {}
     quarantined = list(batch.rejected)
     for raw in batch.raws:
+        view = attrs.evolve(raw, payload=drift.remap(raw.payload)) if drift and drift.mapping else raw
         try:
-            record = normalizer.normalize(raw)
+            record = normalizer.normalize(view)
         except InvalidRecord as ex:
             quarantined.append(QuarantinedRecord(raw=raw, reason=str(ex)))
             continue
@@ -82,9 +113,11 @@ def ingest_source(
     run_id: int,
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
+    options: IngestOptions | None = None,
     injector: FailureInjector | None = None,
 ) -> tuple[RunStatus, str | None]:
     """Run one source to its end, one committed batch at a time; return its status and error."""
+    options = options or IngestOptions()
     name = pipeline.name
     started = time.monotonic()
     with uow_factory() as uow:
@@ -92,19 +125,23 @@ def ingest_source(
         uow.runs.start_source(run_id, name, clock())
         uow.commit()
     status, error, spent, injected = RunStatus.SUCCESS, None, SourceCounters(), None
+    progress = _SourceProgress()
     try:
         cursor = checkpoint.cursor if checkpoint else None
         for batch in pipeline.reader.read(cursor, run_id):
-            _commit_batch(pipeline, batch, run_id, uow_factory, clock, injector)
+            _commit_batch(pipeline, batch, run_id, uow_factory, clock, options, injector, progress)
     except SourceUnavailable as ex:
         status, error, spent = RunStatus.FAILED, str(ex), ex.counters
     except InjectedFailure as ex:
         status, error, injected = RunStatus.FAILED, f"{name}: {ex}", ex
+    finished = clock()
+    freshness = (finished - progress.newest).total_seconds() if progress.newest else None
     with uow_factory() as uow:
         duration_ms = int((time.monotonic() - started) * 1000)
         uow.runs.add_counters(run_id, name, spent)
-        uow.runs.finish_source(run_id, name, status, error, clock(), duration_ms)
+        uow.runs.finish_source(run_id, name, status, error, finished, duration_ms, freshness)
         uow.commit()
+    options.observer.source_finished(name, run_id, status, error)
     if injected is not None:
         raise InjectedFailure(str(error)) from injected
     return status, error
@@ -116,30 +153,55 @@ def _commit_batch(
     run_id: int,
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
+    options: IngestOptions,
     injector: FailureInjector | None,
+    progress: _SourceProgress,
 ) -> None:
-    records, quarantined = normalize_batch(batch, pipeline.normalizer)
     raws = [*batch.raws, *(item.raw for item in batch.rejected)]
     if injector is not None:
         injector.check(len(raws))
     with uow_factory() as uow:
+        drift = _check_drift(pipeline, batch, uow, options)
+        records, quarantined = normalize_batch(batch, pipeline.normalizer, drift)
         counts = uow.records.load_batch(run_id, raws, records, quarantined)
+        new_findings = [
+            finding
+            for finding in drift.findings
+            if (finding.kind.value, finding.field, finding.candidate) not in progress.findings
+        ]
+        if drift.findings:
+            uow.drifts.record(pipeline.name, run_id, drift.findings, clock())
         uow.checkpoints.save(
             Checkpoint(source=pipeline.name, cursor=batch.cursor, run_id=run_id, updated_at=clock())
         )
-        uow.runs.add_counters(
-            run_id,
-            pipeline.name,
-            batch.counters
-            + SourceCounters(
-                fetched=len(raws),
-                inserted=counts.inserted,
-                updated=counts.updated,
-                unchanged=counts.unchanged,
-                quarantined=counts.quarantined,
-            ),
+        counters = batch.counters + SourceCounters(
+            fetched=len(raws),
+            inserted=counts.inserted,
+            updated=counts.updated,
+            unchanged=counts.unchanged,
+            quarantined=counts.quarantined,
+            drift_findings=len(new_findings),
         )
+        uow.runs.add_counters(run_id, pipeline.name, counters)
         uow.commit()
+    progress.saw(records)
+    for finding in new_findings:
+        progress.findings.add((finding.kind.value, finding.field, finding.candidate))
+        options.observer.drift_found(pipeline.name, run_id, finding)
+    options.observer.batch_committed(pipeline.name, run_id, counters)
+
+
+def _check_drift(
+    pipeline: SourcePipeline, batch: Batch, uow: UnitOfWork, options: IngestOptions
+) -> DriftReport:
+    if pipeline.contract is None or not batch.raws:
+        return DriftReport()
+    return detect_drift(
+        pipeline.contract,
+        [(raw.source_record_id, raw.payload) for raw in batch.raws],
+        threshold=options.auto_map_confidence,
+        previous=lambda ids: uow.records.latest_payloads(pipeline.name, ids),
+    )
 
 
 def run_etl(
@@ -147,20 +209,21 @@ def run_etl(
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
     trigger: RunTrigger,
-    fail_after: int | None = None,
+    options: IngestOptions | None = None,
 ) -> EtlRun:
     """Record a run, ingest every source in turn, and close the run with its overall status.
 
     One source failing does not stop the others; the run is then `partial`.
     """
+    options = options or IngestOptions()
     with uow_factory() as uow:
         run_id = uow.runs.start(trigger, clock())
         uow.commit()
-    injector = FailureInjector(after=fail_after)
+    injector = FailureInjector(after=options.fail_after)
     outcomes: list[tuple[RunStatus, str | None]] = []
     try:
         for pipeline in pipelines:
-            outcomes.append(ingest_source(pipeline, run_id, uow_factory, clock, injector))
+            outcomes.append(ingest_source(pipeline, run_id, uow_factory, clock, options, injector))
     except InjectedFailure as ex:
         # a drill of a crash: the run stops here and is recorded as failed, later sources unrun
         outcomes = [(RunStatus.FAILED, f"run stopped: {ex}")]

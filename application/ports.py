@@ -14,6 +14,7 @@ import attrs
 
 from application.queries import DataQuery, Page
 from domain.checkpoints import Checkpoint
+from domain.drift import DriftFinding, DriftKind, StoredDrift
 from domain.records import QuarantinedRecord, RawRecord, Source, StoredRecord, UnifiedRecord
 from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters
 
@@ -57,6 +58,10 @@ class LoadCounts:
 
 
 class RecordRepository(Protocol):
+    def latest_payloads(self, source: str, record_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The raw payload each record's stored version was made from (for drift evidence)."""
+        ...
+
     def load_batch(
         self,
         run_id: int,
@@ -94,6 +99,7 @@ class RunRepository(Protocol):
         error: str | None,
         finished_at: datetime,
         duration_ms: int,
+        freshness_seconds: float | None = None,
     ) -> None: ...
 
     def finish(self, run_id: int, status: RunStatus, error: str | None, finished_at: datetime) -> None: ...
@@ -107,12 +113,29 @@ class RunRepository(Protocol):
         ...
 
 
+class DriftRepository(Protocol):
+    def record(self, source: str, run_id: int, findings: Sequence[DriftFinding], seen_at: datetime) -> None:
+        """Keep each finding once per (source, kind, field, candidate): first/last seen and a count."""
+        ...
+
+    def recent(
+        self,
+        source: str | None = None,
+        kind: DriftKind | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[StoredDrift]:
+        """Newest `last_seen` first."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the repositories; rolled back on exit unless committed."""
 
     records: RecordRepository
     checkpoints: CheckpointRepository
     runs: RunRepository
+    drifts: DriftRepository
 
     def __enter__(self) -> Self: ...
 
@@ -145,3 +168,24 @@ class HealthProbe(Protocol):
     def pending_migrations(self) -> list[str]:
         """Migrations known to the code but not applied to the database."""
         ...
+
+
+class EtlObserver(Protocol):
+    """Told what the ETL does, for logs and metrics; must not raise."""
+
+    def drift_found(self, source: str, run_id: int, finding: DriftFinding) -> None: ...
+
+    def batch_committed(self, source: str, run_id: int, counters: SourceCounters) -> None: ...
+
+    def source_finished(self, source: str, run_id: int, status: RunStatus, error: str | None) -> None: ...
+
+
+class NullObserver:
+    def drift_found(self, source: str, run_id: int, finding: DriftFinding) -> None:
+        return None
+
+    def batch_committed(self, source: str, run_id: int, counters: SourceCounters) -> None:
+        return None
+
+    def source_finished(self, source: str, run_id: int, status: RunStatus, error: str | None) -> None:
+        return None

@@ -34,6 +34,7 @@ class SourceCounters:
     retries: int = 0
     rate_limit_waits: int = 0
     duration_ms: int = 0
+    drift_findings: int = 0
 
     def __add__(self, other: SourceCounters) -> SourceCounters:
         return SourceCounters(
@@ -52,6 +53,7 @@ class SourceRun:
     counters: SourceCounters
     status: RunStatus
     error: str | None = None
+    freshness_seconds: float | None = None
 
 
 @attrs.frozen

@@ -23,8 +23,10 @@ import httpx
 from dependency_injector import containers, providers
 from psycopg_pool import ConnectionPool
 
+from adapters.feeds.csv_columns import CSV_CONTRACT
 from adapters.feeds.csv_normalizer import CsvMarketNormalizer
 from adapters.feeds.csv_reader import CsvFileReader
+from adapters.http_source import coingecko, coinpaprika
 from adapters.http_source.coingecko import CoinGeckoNormalizer, CoinGeckoPaging, HttpxCoinGeckoReader
 from adapters.http_source.coinpaprika import CoinPaprikaNormalizer, HttpxCoinPaprikaReader
 from adapters.http_source.rate_limit import TokenBucket
@@ -36,9 +38,10 @@ from adapters.postgres.health import PostgresHealthProbe
 from adapters.postgres.migrations import apply_migrations, migration_ids
 from adapters.postgres.reader import PostgresRecordReader
 from adapters.postgres.uow import PostgresUnitOfWork
-from application.ingest import SourcePipeline, run_etl
-from application.ports import Clock, HealthProbe, RecordReader, UnitOfWorkFactory
+from application.ingest import IngestOptions, SourcePipeline, run_etl
+from application.ports import Clock, EtlObserver, HealthProbe, RecordReader, UnitOfWorkFactory
 from domain.runs import EtlRun, RunTrigger
+from entrypoints.observers import LoggingObserver
 from entrypoints.settings import Settings, SettingsError
 from entrypoints.version import kaspero_version
 
@@ -89,6 +92,7 @@ class Kaspero:
     probe: HealthProbe
     clock: Clock
     _close: Callable[[], None]
+    observer: EtlObserver = attrs.field(factory=LoggingObserver)
 
     @contextmanager
     def pipelines(self, kinds: Sequence[str] | None = None) -> Iterator[list[SourcePipeline]]:
@@ -122,6 +126,7 @@ class Kaspero:
             SourcePipeline(
                 reader=CsvFileReader(path, self.clock, self.settings.csv_batch_size),
                 normalizer=CsvMarketNormalizer(),
+                contract=CSV_CONTRACT,
             )
             for path in paths
         ]
@@ -133,13 +138,12 @@ class Kaspero:
         fail_after: int | None = None,
     ) -> EtlRun:
         with self.pipelines(sources) as pipelines:
-            return run_etl(
-                pipelines,
-                self.uow_factory,
-                self.clock,
-                trigger,
+            options = IngestOptions(
                 fail_after=fail_after if fail_after is not None else self.settings.etl_fail_after,
+                auto_map_confidence=self.settings.drift_auto_map_confidence,
+                observer=self.observer,
             )
+            return run_etl(pipelines, self.uow_factory, self.clock, trigger, options)
 
     def ingest(self, source: str, trigger: RunTrigger = RunTrigger.MANUAL) -> EtlRun:
         """Run one source kind (`csv`, ...) now: the notebook's entry point."""
@@ -217,8 +221,12 @@ def api_pipeline(settings: Settings, source: str, client: ProviderClient, clock:
             max_pages=settings.coingecko_max_pages,
             resume_window=timedelta(minutes=settings.coingecko_resume_window_minutes),
         )
-        return SourcePipeline(HttpxCoinGeckoReader(client, clock, paging), CoinGeckoNormalizer())
-    return SourcePipeline(HttpxCoinPaprikaReader(client, clock), CoinPaprikaNormalizer())
+        return SourcePipeline(
+            HttpxCoinGeckoReader(client, clock, paging), CoinGeckoNormalizer(), coingecko.CONTRACT
+        )
+    return SourcePipeline(
+        HttpxCoinPaprikaReader(client, clock), CoinPaprikaNormalizer(), coinpaprika.CONTRACT
+    )
 
 
 def _shutdown(container: Container) -> None:

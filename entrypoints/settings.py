@@ -45,6 +45,7 @@ class Settings(pydantic.BaseModel):
     http_retry_attempts: int = pydantic.Field(default=5, ge=1, le=20)
     http_retry_max_seconds: float = pydantic.Field(default=60, gt=0)
     http_retry_after_max_seconds: float = pydantic.Field(default=60, ge=0)
+    drift_auto_map_confidence: float = pydantic.Field(default=0.8, ge=0, le=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     api_host: str = "127.0.0.1"

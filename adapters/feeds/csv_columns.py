@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+from domain.drift import Contract, FieldSpec
+
 ALIASES: Mapping[str, tuple[str, ...]] = {
     "observed_at": ("date", "timestamp", "time", "datetime", "day", "snapped_at", "date_utc"),
     "symbol": ("symbol", "ticker", "coin", "asset_symbol", "code"),
@@ -16,7 +18,7 @@ ALIASES: Mapping[str, tuple[str, ...]] = {
     "volume": ("volume", "volume_usd", "volume_24h", "total_volume", "vol"),
     "market_cap": ("market_cap", "marketcap", "market_cap_usd", "mkt_cap", "mcap"),
 }
-_BY_ALIAS = {alias: field for field, aliases in ALIASES.items() for alias in aliases}
+_BY_ALIAS = {alias: field for field, aliases in ALIASES.items() for alias in (field, *aliases)}
 
 
 def header_key(name: str) -> str:
@@ -43,3 +45,25 @@ def unique_header(cells: Sequence[str]) -> list[str]:
         seen[name] = seen.get(name, 0) + 1
         names.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
     return names
+
+
+def canonical_column(name: str) -> str:
+    """The unified field a header names (`Close (USD)` → `close`), or the header itself."""
+    return _BY_ALIAS.get(header_key(name), name)
+
+
+# what a market-history CSV promises: every cell is text, so only names and presence are checked
+CSV_CONTRACT = Contract(
+    fields=(
+        FieldSpec("observed_at", required=True),
+        FieldSpec("symbol", required=True),
+        FieldSpec("asset_name"),
+        FieldSpec("open"),
+        FieldSpec("high"),
+        FieldSpec("low"),
+        FieldSpec("close", required=True),
+        FieldSpec("volume"),
+        FieldSpec("market_cap"),
+    ),
+    canonical=canonical_column,
+)

@@ -20,10 +20,49 @@ from adapters.boundary import Moment, Money, RequiredMoney, RequiredText, WholeN
 from adapters.http_source.paging import element_batches, source_unavailable
 from adapters.http_source.transport import ProviderClient
 from application.ports import Batch
+from domain.drift import Contract, FieldSpec, FieldType
 from domain.errors import InvalidRecord
 from domain.records import RawRecord, RecordKind, Source, SourceType, UnifiedRecord
 
 NAME = "coingecko"
+
+_N, _S, _O = frozenset({FieldType.NUMBER}), frozenset({FieldType.STRING}), frozenset({FieldType.OBJECT})
+# `/coins/markets` as documented (../shared/SOURCES.md); nullable fields may be null, not absent
+CONTRACT = Contract(
+    fields=(
+        FieldSpec("id", _S, required=True),
+        FieldSpec("symbol", _S, required=True),
+        FieldSpec("name", _S, required=True),
+        FieldSpec("image", _S),
+        FieldSpec("current_price", _N, required=True),
+        *(
+            FieldSpec(name, _N)
+            for name in (
+                "market_cap",
+                "market_cap_rank",
+                "fully_diluted_valuation",
+                "total_volume",
+                "high_24h",
+                "low_24h",
+                "price_change_24h",
+                "price_change_percentage_24h",
+                "market_cap_change_24h",
+                "market_cap_change_percentage_24h",
+                "circulating_supply",
+                "total_supply",
+                "max_supply",
+                "ath",
+                "ath_change_percentage",
+                "atl",
+                "atl_change_percentage",
+            )
+        ),
+        FieldSpec("ath_date", _S),
+        FieldSpec("atl_date", _S),
+        FieldSpec("roi", _O),
+        FieldSpec("last_updated", _S),
+    )
+)
 
 
 @attrs.frozen

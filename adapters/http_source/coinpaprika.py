@@ -16,10 +16,29 @@ from adapters.boundary import Moment, Money, RequiredMoney, RequiredText, WholeN
 from adapters.http_source.paging import element_batches, source_unavailable
 from adapters.http_source.transport import ProviderClient
 from application.ports import Batch
+from domain.drift import Contract, FieldSpec, FieldType
 from domain.errors import InvalidRecord
 from domain.records import RawRecord, RecordKind, Source, SourceType, UnifiedRecord
 
 NAME = "coinpaprika"
+
+_N, _S = frozenset({FieldType.NUMBER}), frozenset({FieldType.STRING})
+# `/tickers` elements as documented (../shared/SOURCES.md); `quotes` is checked as one object
+CONTRACT = Contract(
+    fields=(
+        FieldSpec("id", _S, required=True),
+        FieldSpec("name", _S, required=True),
+        FieldSpec("symbol", _S, required=True),
+        FieldSpec("rank", _N),
+        FieldSpec("circulating_supply", _N),
+        FieldSpec("total_supply", _N),
+        FieldSpec("max_supply", _N),
+        FieldSpec("beta_value", _N),
+        FieldSpec("first_data_at", _S),
+        FieldSpec("last_updated", _S),
+        FieldSpec("quotes", frozenset({FieldType.OBJECT}), required=True),
+    )
+)
 
 
 class HttpxCoinPaprikaReader:

@@ -19,6 +19,7 @@ import attrs
 from application.ports import LoadCounts
 from application.queries import DataQuery, Page, SortOrder
 from domain.checkpoints import Checkpoint
+from domain.drift import DriftFinding, DriftKind, StoredDrift
 from domain.records import QuarantinedRecord, RawRecord, StoredRecord, UnifiedRecord
 from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, SourceRun
 
@@ -45,6 +46,7 @@ class State:
     checkpoints: dict[str, Checkpoint] = attrs.Factory(dict)
     runs: dict[int, EtlRun] = attrs.Factory(dict)
     source_runs: dict[tuple[int, str], SourceRun] = attrs.Factory(dict)
+    drifts: dict[tuple[str, str, str, str], StoredDrift] = attrs.Factory(dict)
     ids: Any = attrs.Factory(lambda: itertools.count(1))
 
 
@@ -93,6 +95,50 @@ class InMemoryRecordRepository:
             state.quarantine[content_key] = Quarantined(item.raw, item.reason, first, run_id)
         return LoadCounts(inserted, updated, len(records) - inserted - updated, len(quarantined))
 
+    def latest_payloads(self, source: str, record_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        by_id = {raw.id: raw.raw for raw in self._state.raws.values()}
+        found = {}
+        for record_id in record_ids:
+            stored = self._state.records.get((source, record_id))
+            if stored is not None:
+                found[record_id] = dict(by_id[stored.raw_id].payload)
+        return found
+
+
+class InMemoryDriftRepository:
+    def __init__(self, state: State) -> None:
+        self._state = state
+
+    def record(self, source: str, run_id: int, findings: Sequence[DriftFinding], seen_at: datetime) -> None:
+        for finding in findings:
+            key = (source, finding.kind.value, finding.field, finding.candidate)
+            previous = self._state.drifts.get(key)
+            self._state.drifts[key] = StoredDrift(
+                source=source,
+                finding=finding,
+                first_seen=previous.first_seen if previous else seen_at,
+                last_seen=seen_at,
+                seen_count=previous.seen_count + 1 if previous else 1,
+                first_run_id=previous.first_run_id if previous else run_id,
+                last_run_id=run_id,
+            )
+
+    def recent(
+        self,
+        source: str | None = None,
+        kind: DriftKind | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[StoredDrift]:
+        chosen = [
+            item
+            for item in self._state.drifts.values()
+            if (source is None or item.source == source)
+            and (kind is None or item.finding.kind is kind)
+            and (since is None or item.last_seen >= since)
+        ]
+        return sorted(chosen, key=lambda item: item.last_seen, reverse=True)[:limit]
+
 
 class InMemoryCheckpointRepository:
     def __init__(self, state: State) -> None:
@@ -136,11 +182,12 @@ class InMemoryRunRepository:
         error: str | None,
         finished_at: datetime,
         duration_ms: int,
+        freshness_seconds: float | None = None,
     ) -> None:
         current = self._state.source_runs[(run_id, source)]
         counters = attrs.evolve(current.counters, duration_ms=duration_ms)
         self._state.source_runs[(run_id, source)] = attrs.evolve(
-            current, counters=counters, status=status, error=error
+            current, counters=counters, status=status, error=error, freshness_seconds=freshness_seconds
         )
 
     def finish(self, run_id: int, status: RunStatus, error: str | None, finished_at: datetime) -> None:
@@ -183,6 +230,7 @@ class InMemoryUnitOfWork:
         self.records = InMemoryRecordRepository(self._working)
         self.checkpoints = InMemoryCheckpointRepository(self._working)
         self.runs = InMemoryRunRepository(self._working)
+        self.drifts = InMemoryDriftRepository(self._working)
         return self
 
     def __exit__(
@@ -201,6 +249,7 @@ class InMemoryUnitOfWork:
         self.records = InMemoryRecordRepository(self._working)
         self.checkpoints = InMemoryCheckpointRepository(self._working)
         self.runs = InMemoryRunRepository(self._working)
+        self.drifts = InMemoryDriftRepository(self._working)
 
     def rollback(self) -> None:
         self.__enter__()

@@ -8,6 +8,7 @@ costs no write, and `xmax = 0` tells an insert from an update.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -78,6 +79,13 @@ ON CONFLICT (source, source_record_id, checksum) DO UPDATE SET
 """
 
 
+SELECT_LATEST_PAYLOADS = """
+SELECT u.source_record_id, r.payload
+FROM unified_data u JOIN {raw} r ON r.id = u.raw_id
+WHERE u.source = %(source)s AND u.source_record_id = ANY(%(ids)s)
+"""
+
+
 def raw_table_for(source: str) -> str:
     """The raw table a source's payloads land in: `raw_csv` for `csv:prices`, and so on."""
     table = RAW_TABLES.get(source) or RAW_TABLES_BY_PREFIX.get(source.partition(":")[0])
@@ -141,6 +149,11 @@ class PostgresRecordRepository:
             unchanged=len(records) - inserted - updated,
             quarantined=len(quarantined),
         )
+
+    def latest_payloads(self, source: str, record_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        query = sql.SQL(SELECT_LATEST_PAYLOADS).format(raw=sql.Identifier(raw_table_for(source)))
+        rows = self._connection.execute(query, {"source": source, "ids": list(record_ids)})
+        return {record_id: dict(payload) for record_id, payload in rows}
 
     def _ensure_staging(self, cursor: psycopg.Cursor) -> None:
         if not self._staging_ready:

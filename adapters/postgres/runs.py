@@ -27,7 +27,8 @@ ON CONFLICT (run_id, source) DO NOTHING
 ADD_COUNTERS = "UPDATE etl_run_sources SET {assignments} WHERE run_id = %(run_id)s AND source = %(source)s"
 FINISH_RUN_SOURCE = """
 UPDATE etl_run_sources
-SET status = %(status)s, error = %(error)s, finished_at = %(finished_at)s, duration_ms = %(duration_ms)s
+SET status = %(status)s, error = %(error)s, finished_at = %(finished_at)s, duration_ms = %(duration_ms)s,
+    freshness_seconds = %(freshness_seconds)s
 WHERE run_id = %(run_id)s AND source = %(source)s
 """
 FINISH_RUN = """
@@ -89,6 +90,7 @@ class PostgresRunRepository:
         error: str | None,
         finished_at: datetime,
         duration_ms: int,
+        freshness_seconds: float | None = None,
     ) -> None:
         self._connection.execute(
             FINISH_RUN_SOURCE,
@@ -99,6 +101,7 @@ class PostgresRunRepository:
                 "error": error,
                 "finished_at": finished_at,
                 "duration_ms": duration_ms,
+                "freshness_seconds": freshness_seconds,
             },
         )
 
@@ -151,6 +154,7 @@ def source_run_from_row(row: dict[str, Any]) -> SourceRun:
         counters=SourceCounters(**{name: int(row[name]) for name in COUNTER_NAMES}),
         status=RunStatus(row["status"]),
         error=row["error"],
+        freshness_seconds=row["freshness_seconds"],
     )
 
 

@@ -8,6 +8,7 @@ from typing import Self
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from adapters.postgres.drifts import PostgresDriftRepository
 from adapters.postgres.records import PostgresRecordRepository
 from adapters.postgres.runs import PostgresCheckpointRepository, PostgresRunRepository
 
@@ -22,6 +23,7 @@ class PostgresUnitOfWork:
     records: PostgresRecordRepository
     checkpoints: PostgresCheckpointRepository
     runs: PostgresRunRepository
+    drifts: PostgresDriftRepository
 
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
@@ -32,6 +34,7 @@ class PostgresUnitOfWork:
         self.records = PostgresRecordRepository(connection)
         self.checkpoints = PostgresCheckpointRepository(connection)
         self.runs = PostgresRunRepository(connection)
+        self.drifts = PostgresDriftRepository(connection)
         return self
 
     def __exit__(

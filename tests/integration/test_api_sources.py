@@ -275,3 +275,49 @@ def test_a_run_that_died_mid_snapshot_resumes_at_the_next_page(
 
     fresh = run(kaspero(clean_database, provider), "coingecko")  # after a complete run: page 1 again
     assert source(fresh, "coingecko").counters.unchanged == 300
+
+
+def test_a_renamed_field_is_auto_mapped_so_data_keeps_flowing_and_the_finding_is_kept(
+    clean_database: str, provider: LoopbackProvider, fast_retries: None
+) -> None:
+    provider.state.coins = 40
+    first = run(kaspero(clean_database, provider), "coingecko")
+    assert source(first, "coingecko").counters.drift_findings == 0
+    provider.state.renamed = {"current_price": "currentPrice"}
+    provider.state.price_factor = 1.01
+    result = run(kaspero(clean_database, provider), "coingecko")
+    counters = source(result, "coingecko").counters
+    assert result.status is RunStatus.SUCCESS
+    assert (counters.updated, counters.quarantined, counters.drift_findings) == (40, 0, 1)
+    with psycopg.connect(clean_database) as connection:
+        finding = connection.execute(
+            "SELECT kind, field, candidate, auto_mapped, confidence, seen_count, evidence"
+            " FROM schema_drifts WHERE source = 'coingecko'"
+        ).fetchall()
+    [(kind, field, candidate, auto_mapped, confidence, seen_count, evidence)] = finding
+    assert (kind, field, candidate, auto_mapped, seen_count) == (
+        "renamed",
+        "current_price",
+        "currentPrice",
+        True,
+        1,
+    )
+    assert float(confidence) >= 0.8
+    assert evidence["value_agreement"] == 1.0  # last run's prices, 1% away: the same place
+    moved = scalar(clean_database, "SELECT price_usd FROM unified_data WHERE source_record_id = 'bitcoin'")
+    assert moved > 0
+
+
+def test_a_required_field_gone_without_a_likely_rename_quarantines_with_the_reason(
+    clean_database: str, provider: LoopbackProvider, fast_retries: None
+) -> None:
+    provider.state.coins = 10
+    provider.state.renamed = {"current_price": "zzz"}
+    result = run(kaspero(clean_database, provider), "coingecko")
+    counters = source(result, "coingecko").counters
+    assert (counters.inserted, counters.quarantined) == (0, 10)
+    reasons = {row for row in [scalar(clean_database, "SELECT DISTINCT reason FROM quarantine")]}
+    assert reasons == {"current_price: required value is missing"}
+    with psycopg.connect(clean_database) as connection:
+        kinds = connection.execute("SELECT kind, field FROM schema_drifts ORDER BY kind").fetchall()
+    assert kinds == [("added", "zzz"), ("removed", "current_price")]

@@ -164,3 +164,29 @@ def test_the_search_filter_is_served_by_the_trigram_index(clean_database: str) -
         )
     assert "unified_data_title_trgm_idx" in plan
     assert "unified_data_description_trgm_idx" in plan
+
+
+def test_a_renamed_csv_header_is_detected_and_its_column_still_loads(
+    clean_database: str, tmp_path: Path
+) -> None:
+    lines = list(market_lines(4))
+    path = write_csv(tmp_path / "prices.csv", lines)
+    kaspero = kaspero_for(clean_database, path)
+    try:
+        kaspero.run_etl(["csv"])
+        text = path.read_text().replace(",close,", ",closing_price_usd,", 1)
+        path.write_text(text.replace("2023-01-04", "2023-01-05"))  # the last day moves: one new row per asset
+        result = kaspero.run_etl(["csv"])
+    finally:
+        kaspero.close()
+    counters = result.sources[0].counters
+    assert (counters.inserted, counters.quarantined, counters.drift_findings) == (3, 0, 1)
+    with psycopg.connect(clean_database) as connection:
+        findings = connection.execute(
+            "SELECT kind, field, candidate, auto_mapped FROM schema_drifts"
+        ).fetchall()
+        missing_close = connection.execute(
+            "SELECT count(*) FROM unified_data WHERE price_usd IS NULL"
+        ).fetchone()
+    assert findings == [("renamed", "close", "closing_price_usd", True)]
+    assert missing_close == (0,)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from adapters.memory.sources import InMemoryMarketNormalizer, InMemorySourceReader
 from adapters.memory.store import InMemoryStore, InMemoryUnitOfWork
-from application.ingest import SourcePipeline, normalize_batch, run_etl
+from application.ingest import IngestOptions, SourcePipeline, normalize_batch, run_etl
 from application.ports import Batch
 from domain.records import RawRecord
 from domain.runs import RunStatus, RunTrigger
@@ -30,7 +30,8 @@ def pipeline(name: str, pages: list[list[dict[str, Any]]], **kwargs: Any) -> Sou
 
 
 def run(store: InMemoryStore, *pipelines: SourcePipeline, fail_after: int | None = None):
-    return run_etl(list(pipelines), lambda: InMemoryUnitOfWork(store), clock, RunTrigger.MANUAL, fail_after)
+    options = IngestOptions(fail_after=fail_after)
+    return run_etl(list(pipelines), lambda: InMemoryUnitOfWork(store), clock, RunTrigger.MANUAL, options)
 
 
 def counters(run, source: str):

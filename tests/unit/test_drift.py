@@ -1,0 +1,156 @@
+"""Schema drift detection on payloads: each kind found, nothing found in what matches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.feeds.csv_columns import CSV_CONTRACT
+from adapters.http_source.coingecko import CONTRACT as COINGECKO
+from adapters.http_source.coinpaprika import CONTRACT as COINPAPRIKA
+from domain.drift import DriftKind, detect_drift, name_similarity
+from tests.support.provider import coingecko_coin, coinpaprika_ticker
+
+
+def batch(payloads: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    return [(str(payload.get("id", i)), payload) for i, payload in enumerate(payloads)]
+
+
+def kinds(report) -> list[tuple[str, str, str]]:
+    return sorted((f.kind.value, f.field, f.candidate) for f in report.findings)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=5000), min_size=1, max_size=30))
+def test_payloads_in_the_documented_shape_yield_no_finding(ids: list[int]) -> None:
+    assert detect_drift(COINGECKO, batch([coingecko_coin(i) for i in ids])).findings == ()
+    assert detect_drift(COINPAPRIKA, batch([coinpaprika_ticker(i) for i in ids])).findings == ()
+
+
+def test_real_captured_payloads_match_their_contracts() -> None:
+    """The payloads captured from the real APIs (in ../shared/reference, beside the repository)."""
+    import json
+    from pathlib import Path
+
+    captured = Path(__file__).resolve().parents[3] / "shared" / "reference" / "payloads"
+    gecko = json.loads((captured / "coingecko_coins_markets.json").read_text())
+    paprika = json.loads((captured / "coinpaprika_tickers.json").read_text())
+    assert detect_drift(COINGECKO, batch(gecko)).findings == ()
+    paprika_findings = detect_drift(COINPAPRIKA, batch(paprika)).findings
+    # 2020-era tickers lack `first_data_at`, which the provider added later: an optional field
+    assert [(f.kind.value, f.field) for f in paprika_findings] in ([], [("removed", "first_data_at")])
+
+
+def test_a_renamed_coingecko_price_is_found_and_auto_mapped() -> None:
+    payloads = []
+    for i in range(5):
+        coin = coingecko_coin(i)
+        coin["currentPrice"] = coin.pop("current_price")
+        payloads.append(coin)
+    report = detect_drift(COINGECKO, batch(payloads))
+    [finding] = report.findings
+    assert (finding.kind, finding.field, finding.candidate) == (
+        DriftKind.RENAMED,
+        "current_price",
+        "currentPrice",
+    )
+    assert finding.confidence >= 0.8
+    assert finding.auto_mapped
+    assert finding.evidence["name_similarity"] == 1.0
+    assert report.remap(payloads[0])["current_price"] == payloads[0]["currentPrice"]
+
+
+def test_value_evidence_raises_or_lowers_a_rename_s_confidence() -> None:
+    payloads = [coingecko_coin(i) for i in range(4)]
+    renamed = [{("price_now" if k == "current_price" else k): v for k, v in p.items()} for p in payloads]
+    earlier = {p["id"]: p for p in payloads}
+    agreeing = detect_drift(COINGECKO, batch(renamed), previous=lambda ids: earlier)
+    [finding] = [f for f in agreeing.findings if f.kind is DriftKind.RENAMED]
+    assert finding.evidence["value_agreement"] == 1.0
+    assert finding.evidence["records_compared"] == 4
+    elsewhere = {p["id"]: {**p, "current_price": p["current_price"] * 3} for p in payloads}
+    disagreeing = detect_drift(COINGECKO, batch(renamed), previous=lambda ids: elsewhere)
+    [weaker] = [f for f in disagreeing.findings if f.kind is DriftKind.RENAMED]
+    assert weaker.confidence < finding.confidence
+    assert not weaker.auto_mapped
+
+
+def test_an_unlike_new_name_is_not_a_rename_and_the_required_field_is_reported_removed() -> None:
+    payloads = []
+    for i in range(3):
+        coin = coingecko_coin(i)
+        coin["zzz"] = coin.pop("current_price")
+        payloads.append(coin)
+    report = detect_drift(COINGECKO, batch(payloads))
+    assert kinds(report) == [("added", "zzz", ""), ("removed", "current_price", "")]
+    assert report.mapping == {}
+    removed = next(f for f in report.findings if f.kind is DriftKind.REMOVED)
+    assert removed.evidence["required"] is True
+
+
+def test_an_added_field_a_removed_optional_field_and_a_type_change() -> None:
+    payloads = []
+    for i in range(4):
+        ticker = coinpaprika_ticker(i)
+        ticker["contract_address"] = "0xabc"
+        del ticker["beta_value"]
+        ticker["rank"] = str(ticker["rank"])
+        payloads.append(ticker)
+    report = detect_drift(COINPAPRIKA, batch(payloads))
+    assert kinds(report) == [
+        ("added", "contract_address", ""),
+        ("removed", "beta_value", ""),
+        ("type_changed", "rank", ""),
+    ]
+    changed = next(f for f in report.findings if f.kind is DriftKind.TYPE_CHANGED)
+    assert changed.evidence == {"expected": ["number"], "observed": ["string"]}
+    assert changed.sample_value == "1"
+
+
+def test_a_renamed_csv_header_is_found_through_the_column_aliases() -> None:
+    rows = [
+        {"Date": "2024-01-01", "Ticker": "BTC", "Name": "Bitcoin", "Closing": "42000.5", "Volume": "1"},
+        {"Date": "2024-01-02", "Ticker": "BTC", "Name": "Bitcoin", "Closing": "43000.5", "Volume": "2"},
+    ]
+    report = detect_drift(CSV_CONTRACT, batch(rows))
+    renamed = [f for f in report.findings if f.kind is DriftKind.RENAMED]
+    assert [(f.field, f.candidate, f.auto_mapped) for f in renamed] == [("close", "Closing", True)]
+    removed = sorted(f.field for f in report.findings if f.kind is DriftKind.REMOVED)
+    assert removed == ["high", "low", "market_cap", "open"]
+    assert report.remap(rows[0])["close"] == "42000.5"
+
+
+def test_names_alike_score_high_and_names_apart_score_low() -> None:
+    assert name_similarity("current_price", "currentPrice") == 1.0
+    assert name_similarity("close", "Closing") > 0.8
+    assert name_similarity("market_cap", "zzz") < 0.5
+
+
+def test_real_captured_payloads_normalize_without_quarantine() -> None:
+    import json
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from adapters.http_source.coingecko import CoinGeckoNormalizer
+    from adapters.http_source.coinpaprika import CoinPaprikaNormalizer
+    from domain.records import RawRecord
+
+    captured = Path(__file__).resolve().parents[3] / "shared" / "reference" / "payloads"
+    for name, normalizer in (
+        ("coingecko_coins_markets.json", CoinGeckoNormalizer()),
+        ("coinpaprika_tickers.json", CoinPaprikaNormalizer()),
+    ):
+        for payload in json.loads((captured / name).read_text()):
+            raw = RawRecord.of(
+                source="x",
+                source_record_id=payload["id"],
+                payload=payload,
+                fetched_at=datetime.now(UTC),
+                run_id=1,
+            )
+            record = normalizer.normalize(raw)
+            assert record.price_usd is not None
+            assert record.price_usd > 0
+            assert record.symbol == record.symbol.upper()
