@@ -16,7 +16,7 @@ from application.queries import DataQuery, Page
 from domain.checkpoints import Checkpoint
 from domain.drift import DriftFinding, DriftKind, StoredDrift
 from domain.records import QuarantinedRecord, RawRecord, Source, StoredRecord, UnifiedRecord
-from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters
+from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, SourceStats
 
 Clock = Callable[[], datetime]
 
@@ -111,6 +111,8 @@ class RunRepository(Protocol):
     def recent(self, limit: int, status: RunStatus | None = None, source: str | None = None) -> list[EtlRun]:
         """Newest first; `source` keeps runs that touched that source."""
         ...
+
+    def source_stats(self) -> list[SourceStats]: ...
 
 
 class DriftRepository(Protocol):

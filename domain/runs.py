@@ -67,6 +67,19 @@ class EtlRun:
     sources: tuple[SourceRun, ...] = ()
 
 
+@attrs.frozen
+class SourceStats:
+    """A source's history over every run: what it processed, when it last worked and failed."""
+
+    source: str
+    runs: int
+    totals: SourceCounters
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    last_error: str | None
+    average_duration_ms: float | None
+
+
 def overall_status(statuses: list[RunStatus]) -> RunStatus:
     """A run succeeds if every source did, fails if none did, and is partial in between."""
     if not statuses or all(status is RunStatus.SUCCESS for status in statuses):

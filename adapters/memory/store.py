@@ -21,7 +21,7 @@ from application.queries import DataQuery, Page, SortOrder
 from domain.checkpoints import Checkpoint
 from domain.drift import DriftFinding, DriftKind, StoredDrift
 from domain.records import QuarantinedRecord, RawRecord, StoredRecord, UnifiedRecord
-from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, SourceRun
+from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, SourceRun, SourceStats
 
 
 @attrs.define
@@ -207,6 +207,34 @@ class InMemoryRunRepository:
 
     def latest(self) -> EtlRun | None:
         return self.get(max(self._state.runs)) if self._state.runs else None
+
+    def source_stats(self) -> list[SourceStats]:
+        by_source: dict[str, list[tuple[EtlRun, SourceRun]]] = {}
+        for (run_id, source), item in self._state.source_runs.items():
+            by_source.setdefault(source, []).append((self._state.runs[run_id], item))
+        stats = []
+        for source in sorted(by_source):
+            entries = sorted(by_source[source], key=lambda entry: entry[0].id)
+            totals = SourceCounters()
+            for _, item in entries:
+                totals = totals + item.counters
+            finished = [(run, item) for run, item in entries if item.status is not RunStatus.RUNNING]
+            successes = [run.finished_at for run, item in finished if item.status is RunStatus.SUCCESS]
+            failures = [run.finished_at for run, item in finished if item.status is RunStatus.FAILED]
+            errors = [item.error for _, item in entries if item.error]
+            durations = [item.counters.duration_ms for _, item in finished]
+            stats.append(
+                SourceStats(
+                    source=source,
+                    runs=len(entries),
+                    totals=totals,
+                    last_success_at=max((t for t in successes if t), default=None),
+                    last_failure_at=max((t for t in failures if t), default=None),
+                    last_error=errors[-1] if errors else None,
+                    average_duration_ms=sum(durations) / len(durations) if durations else None,
+                )
+            )
+        return stats
 
     def recent(self, limit: int, status: RunStatus | None = None, source: str | None = None) -> list[EtlRun]:
         runs = [self.get(run_id) for run_id in sorted(self._state.runs, reverse=True)]

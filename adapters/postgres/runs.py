@@ -11,7 +11,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from domain.checkpoints import Checkpoint
-from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, SourceRun
+from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, SourceRun, SourceStats
 
 COUNTER_NAMES = tuple(field.name for field in attrs.fields(SourceCounters))
 
@@ -47,6 +47,18 @@ WHERE (%(status)s::text IS NULL OR r.status = %(status)s)
        OR EXISTS (SELECT 1 FROM etl_run_sources s WHERE s.run_id = r.id AND s.source = %(source)s))
 ORDER BY id DESC
 LIMIT %(limit)s
+"""
+
+SELECT_SOURCE_STATS = """
+SELECT source, count(*) AS runs,
+       {sums},
+       max(finished_at) FILTER (WHERE status = 'success') AS last_success_at,
+       max(finished_at) FILTER (WHERE status = 'failed') AS last_failure_at,
+       (array_agg(error ORDER BY run_id DESC) FILTER (WHERE error IS NOT NULL))[1] AS last_error,
+       avg(duration_ms) FILTER (WHERE finished_at IS NOT NULL) AS average_duration_ms
+FROM etl_run_sources
+GROUP BY source
+ORDER BY source
 """
 
 SELECT_CHECKPOINT = "SELECT source, cursor, run_id, updated_at FROM checkpoints WHERE source = %(source)s"
@@ -120,6 +132,24 @@ class PostgresRunRepository:
     def recent(self, limit: int, status: RunStatus | None = None, source: str | None = None) -> list[EtlRun]:
         params = {"limit": limit, "status": status.value if status else None, "source": source}
         return self._runs_from(SELECT_RUNS, params)
+
+    def source_stats(self) -> list[SourceStats]:
+        sums = ", ".join(f"sum({name})::bigint AS {name}" for name in COUNTER_NAMES)
+        cursor = self._connection.cursor(row_factory=dict_row)
+        return [
+            SourceStats(
+                source=row["source"],
+                runs=int(row["runs"]),
+                totals=SourceCounters(**{name: int(row[name]) for name in COUNTER_NAMES}),
+                last_success_at=row["last_success_at"],
+                last_failure_at=row["last_failure_at"],
+                last_error=row["last_error"],
+                average_duration_ms=(
+                    float(row["average_duration_ms"]) if row["average_duration_ms"] is not None else None
+                ),
+            )
+            for row in cursor.execute(SELECT_SOURCE_STATS.format(sums=sums))  # names from the attrs class
+        ]
 
     def _run_from(self, query: str, params: dict[str, Any]) -> EtlRun | None:
         runs = self._runs_from(query, params)

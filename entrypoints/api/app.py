@@ -10,11 +10,14 @@ from entrypoints.api import errors
 from entrypoints.api.middleware import RequestContext
 from entrypoints.api.render import dumps
 from entrypoints.api.resources import (
+    CheckpointsResource,
     DataResource,
     HealthResource,
     LiveResource,
     ReadyResource,
     RunsResource,
+    SchemaDriftsResource,
+    StatsResource,
 )
 from entrypoints.version import kaspero_version
 
@@ -37,6 +40,9 @@ def create_app(
     runs = RunsResource(uow_factory)
     app.add_route("/runs", runs)
     app.add_route("/runs/{run_id:int(min=1, max=9223372036854775807)}", runs, suffix="item")
+    app.add_route("/stats", StatsResource(uow_factory))
+    app.add_route("/checkpoints", CheckpointsResource(uow_factory))
+    app.add_route("/schema-drifts", SchemaDriftsResource(uow_factory))
     app.add_route("/health", HealthResource(probe, uow_factory, version or kaspero_version()))
     app.add_route("/ready", ReadyResource(probe))
     app.add_route("/live", LiveResource())

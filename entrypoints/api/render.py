@@ -11,8 +11,10 @@ import attrs
 
 from application.queries import Page
 from application.status import HealthReport, ReadinessReport
+from domain.checkpoints import Checkpoint
+from domain.drift import StoredDrift
 from domain.records import StoredRecord
-from domain.runs import EtlRun
+from domain.runs import EtlRun, SourceStats
 
 
 def json_default(value: Any) -> Any:
@@ -116,4 +118,48 @@ def run(item: EtlRun) -> dict[str, Any]:
             }
             for source in item.sources
         ],
+    }
+
+
+def stats(item: SourceStats) -> dict[str, Any]:
+    return {
+        "source": item.source,
+        "runs": item.runs,
+        "records_processed": item.totals.fetched,
+        "totals": attrs.asdict(item.totals),
+        "last_success_at": item.last_success_at,
+        "last_failure_at": item.last_failure_at,
+        "last_error": item.last_error,
+        "average_duration_ms": round(item.average_duration_ms, 1)
+        if item.average_duration_ms is not None
+        else None,
+    }
+
+
+def checkpoint(item: Checkpoint, now: datetime) -> dict[str, Any]:
+    return {
+        "source": item.source,
+        "cursor": item.cursor,
+        "run_id": item.run_id,
+        "updated_at": item.updated_at,
+        "age_seconds": round((now - item.updated_at).total_seconds(), 3),
+    }
+
+
+def drift(item: StoredDrift) -> dict[str, Any]:
+    finding = item.finding
+    return {
+        "source": item.source,
+        "kind": finding.kind.value,
+        "field": finding.field,
+        "candidate": finding.candidate or None,
+        "confidence": finding.confidence,
+        "auto_mapped": finding.auto_mapped,
+        "sample_value": finding.sample_value,
+        "evidence": dict(finding.evidence),
+        "first_seen": item.first_seen,
+        "last_seen": item.last_seen,
+        "seen_count": item.seen_count,
+        "first_run_id": item.first_run_id,
+        "last_run_id": item.last_run_id,
     }

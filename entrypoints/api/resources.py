@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import falcon
 
 from application.browse import find_records, get_record
+from application.operations import list_checkpoints, list_drift_findings, source_stats
 from application.ports import HealthProbe, RecordReader, UnitOfWorkFactory
 from application.runs import get_run, list_runs
 from application.status import Health, check_health, check_readiness
+from domain.drift import DriftKind
 from domain.runs import RunStatus
 from entrypoints.api import render
 from entrypoints.api.params import QueryParams, data_query
@@ -80,3 +84,42 @@ class RunsResource:
     def on_get_item(self, req: falcon.Request, resp: falcon.Response, run_id: int) -> None:
         QueryParams(req, ())
         resp.media = {"data": render.run(get_run(self._uow_factory, run_id))}
+
+
+class StatsResource:
+    """`/stats`: per source, records processed, totals, last success and failure, average duration."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+        self._uow_factory = uow_factory
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        QueryParams(req, ())
+        resp.media = {"data": [render.stats(item) for item in source_stats(self._uow_factory)]}
+
+
+class CheckpointsResource:
+    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+        self._uow_factory = uow_factory
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        QueryParams(req, ())
+        now = datetime.now(UTC)
+        resp.media = {"data": [render.checkpoint(item, now) for item in list_checkpoints(self._uow_factory)]}
+
+
+class SchemaDriftsResource:
+    """`/schema-drifts`: findings, newest first; filters `source`, `kind`, `since`, `limit`."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+        self._uow_factory = uow_factory
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        params = QueryParams(req, ("source", "kind", "since", "limit"))
+        findings = list_drift_findings(
+            self._uow_factory,
+            source=params.text("source"),
+            kind=params.choice("kind", DriftKind),
+            since=params.timestamp("since"),
+            limit=params.integer("limit", 100, 1, 1000),
+        )
+        resp.media = {"data": [render.drift(item) for item in findings]}

@@ -215,3 +215,44 @@ def test_recent_runs_are_newest_first_and_filtered(storage: Storage) -> None:
         [failed] = uow.runs.recent(10, status=RunStatus.FAILED)
     assert failed.error == "csv:prices: gone"
     assert [item.source for item in failed.sources] == ["csv:prices"]
+
+
+def test_source_stats_total_every_run_of_a_source(storage: Storage) -> None:
+    for status, fetched, error in ((RunStatus.SUCCESS, 5, None), (RunStatus.FAILED, 2, "csv:prices: gone")):
+        run_id = start_run(storage)
+        with storage.uow() as uow:
+            uow.runs.add_counters(run_id, "csv:prices", SourceCounters(fetched=fetched, inserted=fetched))
+            uow.runs.finish_source(run_id, "csv:prices", status, error, NOW, 100 * fetched)
+            uow.runs.finish(run_id, status, error, NOW)
+            uow.commit()
+    with storage.uow() as uow:
+        [stats] = uow.runs.source_stats()
+    assert (stats.source, stats.runs) == ("csv:prices", 2)
+    assert (stats.totals.fetched, stats.totals.inserted, stats.totals.duration_ms) == (7, 7, 700)
+    assert stats.last_success_at == NOW
+    assert stats.last_failure_at == NOW
+    assert stats.last_error == "csv:prices: gone"
+    assert stats.average_duration_ms == 350
+
+
+def test_drift_findings_are_kept_once_with_a_count(storage: Storage) -> None:
+    from domain.drift import DriftFinding, DriftKind
+
+    run_id = start_run(storage)
+    renamed = DriftFinding(DriftKind.RENAMED, "close", "Closing", 0.9, True, "1.5", {"name_similarity": 0.87})
+    added = DriftFinding(DriftKind.ADDED, "exchange", sample_value="Binance")
+    with storage.uow() as uow:
+        uow.drifts.record("csv:prices", run_id, [renamed, added], NOW)
+        uow.drifts.record("csv:prices", run_id, [renamed], NOW + timedelta(minutes=1))
+        uow.commit()
+    with storage.uow() as uow:
+        everything = uow.drifts.recent()
+        renames = uow.drifts.recent(kind=DriftKind.RENAMED)
+        later = uow.drifts.recent(since=NOW + timedelta(seconds=30))
+        elsewhere = uow.drifts.recent(source="coingecko")
+    assert [item.finding.kind for item in everything] == [DriftKind.RENAMED, DriftKind.ADDED]
+    [kept] = renames
+    assert (kept.seen_count, kept.first_seen, kept.last_seen) == (2, NOW, NOW + timedelta(minutes=1))
+    assert kept.finding == renamed
+    assert [item.finding.field for item in later] == ["close"]
+    assert elsewhere == []

@@ -205,3 +205,28 @@ def test_runs_are_listed_newest_first_and_served_by_id(client: falcon.testing.Te
     assert client.simulate_get("/runs", params={"status": "failed"}).json["data"] == []
     assert client.simulate_get("/runs", params={"status": "sideways"}).status_code == 400
     assert client.simulate_get("/runs", params={"limit": "1000"}).status_code == 400
+
+
+def test_stats_checkpoints_and_schema_drifts(client: falcon.testing.TestClient, store: InMemoryStore) -> None:
+    from domain.drift import DriftFinding, DriftKind
+
+    [stats] = client.simulate_get("/stats").json["data"]
+    assert (stats["source"], stats["runs"], stats["records_processed"]) == ("api", 1, 3)
+    assert stats["totals"]["inserted"] == 3
+    assert stats["last_success_at"] == "2024-05-01T00:00:00+00:00"
+    [checkpoint] = client.simulate_get("/checkpoints").json["data"]
+    assert (checkpoint["source"], checkpoint["cursor"]) == ("api", {"next_page": 1})
+    assert checkpoint["age_seconds"] > 0
+
+    with InMemoryUnitOfWork(store) as uow:
+        uow.drifts.record("api", 1, [DriftFinding(DriftKind.ADDED, "exchange", sample_value="x")], clock())
+        uow.commit()
+    [finding] = client.simulate_get("/schema-drifts", params={"kind": "added", "source": "api"}).json["data"]
+    assert (finding["kind"], finding["field"], finding["candidate"], finding["seen_count"]) == (
+        "added",
+        "exchange",
+        None,
+        1,
+    )
+    assert client.simulate_get("/schema-drifts", params={"since": "2030-01-01"}).json["data"] == []
+    assert client.simulate_get("/schema-drifts", params={"kind": "vanished"}).status_code == 400
