@@ -108,8 +108,14 @@ class RunRepository(Protocol):
 
     def latest(self) -> EtlRun | None: ...
 
-    def recent(self, limit: int, status: RunStatus | None = None, source: str | None = None) -> list[EtlRun]:
-        """Newest first; `source` keeps runs that touched that source."""
+    def recent(
+        self,
+        limit: int,
+        status: RunStatus | None = None,
+        source: str | None = None,
+        before: int | None = None,
+    ) -> list[EtlRun]:
+        """Newest first; `source` keeps runs that touched that source, `before` runs older than an id."""
         ...
 
     def source_stats(self) -> list[SourceStats]: ...

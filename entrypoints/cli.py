@@ -21,6 +21,9 @@ from typing import Any
 
 import structlog
 
+from application.comparison import compare
+from application.errors import NotFound
+from application.runs import list_runs
 from domain.runs import EtlRun, RunStatus, RunTrigger
 from entrypoints import bootstrap
 from entrypoints.logs import configure_logging, redact
@@ -68,6 +71,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_etl_run)
 
+    runs = commands.add_parser("runs", help="run history").add_subparsers(required=True, metavar="ACTION")
+    listing = runs.add_parser("list", help="recent runs, newest first, with per-source counters")
+    listing.add_argument("--limit", type=int, default=10)
+    listing.add_argument("--status", choices=[status.value for status in RunStatus])
+    listing.add_argument("--source")
+    listing.set_defaults(handler=_runs_list)
+    comparing = runs.add_parser("compare", help="per-source deltas and anomalies of run B against run A")
+    comparing.add_argument("run_a", type=int, nargs="?")
+    comparing.add_argument("run_b", type=int, nargs="?")
+    comparing.set_defaults(handler=_runs_compare)
+
     commands.add_parser("serve", help="serve the API with gunicorn").set_defaults(handler=_serve)
     scheduler = commands.add_parser("scheduler", help="run the ETL every ETL_SCHEDULE_MINUTES")
     scheduler.add_argument("--wait-first", action="store_true", help="first pass after one interval, not now")
@@ -112,7 +126,7 @@ def _scheduler(settings: Settings, args: argparse.Namespace) -> int:
 def _one_pass(
     settings: Settings, sources: Sequence[str] | None, trigger: RunTrigger, database_url: str | None = None
 ) -> int:
-    kaspero = bootstrap.build(settings, database_url)
+    kaspero = _build(settings, database_url)
     try:
         run = kaspero.run_etl(sources, trigger)
     finally:
@@ -127,7 +141,7 @@ def _repeat(settings: Settings, sources: Sequence[str] | None, trigger: RunTrigg
     A signal is acted on between passes: the pass in flight finishes and is recorded.
     """
     stop = _stop_event()
-    kaspero = bootstrap.build(settings)
+    kaspero = _build(settings)
     interval = settings.etl_schedule_minutes * 60
     if wait_first:
         stop.wait(interval)
@@ -139,6 +153,64 @@ def _repeat(settings: Settings, sources: Sequence[str] | None, trigger: RunTrigg
         kaspero.close()
     logger.info("scheduler_stopped")
     return EXIT_OK
+
+
+def _runs_list(settings: Settings, args: argparse.Namespace) -> int:
+    kaspero = _build(settings)
+    try:
+        status = RunStatus(args.status) if args.status else None
+        runs = list_runs(kaspero.uow_factory, args.limit, status, args.source)
+    finally:
+        kaspero.close()
+    print(
+        f"{'run':>6}  {'trigger':<8}  {'status':<8}  {'started (UTC)':<19}  source: fetched/inserted/updated/unchanged/quarantined"
+    )
+    for run in runs:
+        started = run.started_at.strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{run.id:>6}  {run.trigger.value:<8}  {run.status.value:<8}  {started:<19}")
+        for item in run.sources:
+            c = item.counters
+            line = f"{c.fetched}/{c.inserted}/{c.updated}/{c.unchanged}/{c.quarantined} in {c.duration_ms} ms"
+            print(
+                f"{'':>48}{item.source}: {item.status.value} {line}"
+                + (f"  ({item.error})" if item.error else "")
+            )
+    return EXIT_OK
+
+
+def _runs_compare(settings: Settings, args: argparse.Namespace) -> int:
+    kaspero = _build(settings)
+    try:
+        comparison = compare(kaspero.uow_factory, args.run_a, args.run_b)
+    except NotFound as ex:
+        print(f"kaspero: {ex}", file=sys.stderr)
+        return EXIT_RUN_NOT_SUCCESSFUL
+    finally:
+        kaspero.close()
+    print(
+        f"run {comparison.run_a.id} ({comparison.run_a.status.value}) -> run {comparison.run_b.id} ({comparison.run_b.status.value})"
+    )
+    for delta in comparison.sources:
+        changed = {name: value for name, value in delta.deltas.items() if value}
+        status = f"{delta.status_a.value if delta.status_a else '-'} -> {delta.status_b.value if delta.status_b else '-'}"
+        print(
+            f"  {delta.source}: {status}; "
+            + (", ".join(f"{k} {v:+d}" for k, v in changed.items()) or "no change")
+        )
+    print("anomalies:" if comparison.anomalies else "anomalies: none")
+    for anomaly in comparison.anomalies:
+        print(f"  [{anomaly.severity.value}] {anomaly.source} {anomaly.metric}: {anomaly.explanation}")
+    return EXIT_OK
+
+
+def _build(settings: Settings, database_url: str | None = None) -> bootstrap.Kaspero:
+    """Kaspero over a database whose schema this code can use, or a clear refusal."""
+    kaspero = bootstrap.build(settings, database_url)
+    pending = kaspero.probe.pending_migrations()
+    if pending:
+        kaspero.close()
+        raise SettingsError(f"the database lacks migrations {', '.join(pending)}: run `kaspero db migrate`")
+    return kaspero
 
 
 def _report(run: EtlRun) -> None:

@@ -236,8 +236,17 @@ class InMemoryRunRepository:
             )
         return stats
 
-    def recent(self, limit: int, status: RunStatus | None = None, source: str | None = None) -> list[EtlRun]:
-        runs = [self.get(run_id) for run_id in sorted(self._state.runs, reverse=True)]
+    def recent(
+        self,
+        limit: int,
+        status: RunStatus | None = None,
+        source: str | None = None,
+        before: int | None = None,
+    ) -> list[EtlRun]:
+        ids = sorted(
+            (run_id for run_id in self._state.runs if before is None or run_id < before), reverse=True
+        )
+        runs = [self.get(run_id) for run_id in ids]
         chosen = [
             run
             for run in runs

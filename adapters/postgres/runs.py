@@ -43,6 +43,7 @@ SELECT_RUN_SOURCES = "SELECT * FROM etl_run_sources WHERE run_id = ANY(%(run_ids
 SELECT_RUNS = """
 SELECT id, trigger, status, started_at, finished_at, error FROM etl_runs r
 WHERE (%(status)s::text IS NULL OR r.status = %(status)s)
+  AND (%(before)s::bigint IS NULL OR r.id < %(before)s)
   AND (%(source)s::text IS NULL
        OR EXISTS (SELECT 1 FROM etl_run_sources s WHERE s.run_id = r.id AND s.source = %(source)s))
 ORDER BY id DESC
@@ -129,8 +130,19 @@ class PostgresRunRepository:
     def latest(self) -> EtlRun | None:
         return self._run_from(SELECT_LATEST_RUN, {})
 
-    def recent(self, limit: int, status: RunStatus | None = None, source: str | None = None) -> list[EtlRun]:
-        params = {"limit": limit, "status": status.value if status else None, "source": source}
+    def recent(
+        self,
+        limit: int,
+        status: RunStatus | None = None,
+        source: str | None = None,
+        before: int | None = None,
+    ) -> list[EtlRun]:
+        params = {
+            "limit": limit,
+            "status": status.value if status else None,
+            "source": source,
+            "before": before,
+        }
         return self._runs_from(SELECT_RUNS, params)
 
     def source_stats(self) -> list[SourceStats]:

@@ -11,6 +11,7 @@ from entrypoints.api.middleware import RequestContext
 from entrypoints.api.render import dumps
 from entrypoints.api.resources import (
     CheckpointsResource,
+    CompareRunsResource,
     DataResource,
     HealthResource,
     LiveResource,
@@ -40,6 +41,8 @@ def create_app(
     runs = RunsResource(uow_factory)
     app.add_route("/runs", runs)
     app.add_route("/runs/{run_id:int(min=1, max=9223372036854775807)}", runs, suffix="item")
+    app.add_route("/runs/{run_id:int(min=1, max=9223372036854775807)}/anomalies", runs, suffix="anomalies")
+    app.add_route("/compare-runs", CompareRunsResource(uow_factory))
     app.add_route("/stats", StatsResource(uow_factory))
     app.add_route("/checkpoints", CheckpointsResource(uow_factory))
     app.add_route("/schema-drifts", SchemaDriftsResource(uow_factory))

@@ -12,6 +12,7 @@ import attrs
 from application.queries import Page
 from application.status import HealthReport, ReadinessReport
 from domain.checkpoints import Checkpoint
+from domain.comparison import Anomaly, RunComparison
 from domain.drift import StoredDrift
 from domain.records import StoredRecord
 from domain.runs import EtlRun, SourceStats
@@ -162,4 +163,35 @@ def drift(item: StoredDrift) -> dict[str, Any]:
         "seen_count": item.seen_count,
         "first_run_id": item.first_run_id,
         "last_run_id": item.last_run_id,
+    }
+
+
+def anomaly(item: Anomaly) -> dict[str, Any]:
+    return {
+        "source": item.source,
+        "metric": item.metric,
+        "baseline": item.baseline,
+        "observed": item.observed,
+        "score": item.score,
+        "severity": item.severity.value,
+        "explanation": item.explanation,
+    }
+
+
+def comparison(item: RunComparison) -> dict[str, Any]:
+    return {
+        "run_a": run(item.run_a),
+        "run_b": run(item.run_b),
+        "sources": [
+            {
+                "source": delta.source,
+                "status_a": delta.status_a.value if delta.status_a else None,
+                "status_b": delta.status_b.value if delta.status_b else None,
+                "run_a": attrs.asdict(delta.in_a) if delta.in_a else None,
+                "run_b": attrs.asdict(delta.in_b) if delta.in_b else None,
+                "delta": delta.deltas,
+            }
+            for delta in item.sources
+        ],
+        "anomalies": [anomaly(found) for found in item.anomalies],
     }

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import falcon
 
 from application.browse import find_records, get_record
+from application.comparison import anomalies, compare
 from application.operations import list_checkpoints, list_drift_findings, source_stats
 from application.ports import HealthProbe, RecordReader, UnitOfWorkFactory
 from application.runs import get_run, list_runs
@@ -14,6 +15,7 @@ from application.status import Health, check_health, check_readiness
 from domain.drift import DriftKind
 from domain.runs import RunStatus
 from entrypoints.api import render
+from entrypoints.api.errors import InvalidParameter
 from entrypoints.api.params import QueryParams, data_query
 
 
@@ -85,6 +87,11 @@ class RunsResource:
         QueryParams(req, ())
         resp.media = {"data": render.run(get_run(self._uow_factory, run_id))}
 
+    def on_get_anomalies(self, req: falcon.Request, resp: falcon.Response, run_id: int) -> None:
+        params = QueryParams(req, ("baseline_runs",))
+        found = anomalies(self._uow_factory, run_id, params.integer("baseline_runs", 10, 1, 100))
+        resp.media = {"data": [render.anomaly(item) for item in found]}
+
 
 class StatsResource:
     """`/stats`: per source, records processed, totals, last success and failure, average duration."""
@@ -123,3 +130,29 @@ class SchemaDriftsResource:
             limit=params.integer("limit", 100, 1, 1000),
         )
         resp.media = {"data": [render.drift(item) for item in findings]}
+
+
+class CompareRunsResource:
+    """`/compare-runs?run_a=&run_b=` (or the original `run_id_1` / `run_id_2`); default: the last two."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+        self._uow_factory = uow_factory
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        params = QueryParams(req, ("run_a", "run_b", "run_id_1", "run_id_2"))
+        run_a = _one_of(params, "run_a", "run_id_1")
+        run_b = _one_of(params, "run_b", "run_id_2")
+        if (run_a is None) != (run_b is None):
+            missing = "run_b" if run_b is None else "run_a"
+            raise InvalidParameter(
+                missing, "give both runs to compare (run_a and run_b), or neither for the last two"
+            )
+        resp.media = {"data": render.comparison(compare(self._uow_factory, run_a, run_b))}
+
+
+def _one_of(params: QueryParams, name: str, original: str) -> int | None:
+    value = params.integer(name, 0, 1, 2**63 - 1) or None
+    legacy = params.integer(original, 0, 1, 2**63 - 1) or None
+    if value is not None and legacy is not None and value != legacy:
+        raise InvalidParameter(name, f"{name} and {original} name the same run; they disagree")
+    return value or legacy

@@ -322,3 +322,33 @@ def test_a_required_field_gone_without_a_likely_rename_quarantines_with_the_reas
     with psycopg.connect(clean_database) as connection:
         kinds = connection.execute("SELECT kind, field FROM schema_drifts ORDER BY kind").fetchall()
     assert kinds == [("added", "zzz"), ("removed", "current_price")]
+
+
+def test_half_the_coins_and_a_ten_times_slower_run_are_flagged(
+    clean_database: str, provider: LoopbackProvider, fast_retries: None
+) -> None:
+    from application.comparison import anomalies
+    from entrypoints.bootstrap import build as build_app
+
+    provider.state.coins = 200
+    durations = []
+    for _ in range(5):
+        normal = run(kaspero(clean_database, provider), "coinpaprika")
+        durations.append(source(normal, "coinpaprika").counters.duration_ms)
+    provider.state.coins = 100
+    half = run(kaspero(clean_database, provider), "coinpaprika")
+    provider.state.coins = 200
+    provider.queue(
+        TICKERS, Fault(delay=max(12 * max(durations), 500) / 1000)
+    )  # at least 10x, and 250 ms more
+    slow = run(kaspero(clean_database, provider), "coinpaprika")
+
+    app = build_app(Settings(), clean_database)
+    try:
+        flagged_half = {item.metric for item in anomalies(app.uow_factory, half.id)}
+        flagged_slow = {item.metric for item in anomalies(app.uow_factory, slow.id)}
+    finally:
+        app.close()
+    assert "volume" in flagged_half
+    assert "duration_ms" in flagged_slow
+    assert "volume" not in flagged_slow  # the half run is one outlier among six: the median holds

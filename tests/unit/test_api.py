@@ -230,3 +230,33 @@ def test_stats_checkpoints_and_schema_drifts(client: falcon.testing.TestClient, 
     )
     assert client.simulate_get("/schema-drifts", params={"since": "2030-01-01"}).json["data"] == []
     assert client.simulate_get("/schema-drifts", params={"kind": "vanished"}).status_code == 400
+
+
+def test_compare_runs_defaults_to_the_last_two_and_accepts_the_original_names(
+    client: falcon.testing.TestClient, store: InMemoryStore
+) -> None:
+    assert client.simulate_get("/compare-runs").status_code == 404  # only one run so far
+    reader = InMemorySourceReader("api", [[coin(1, "btc", "1", 1)]])
+    run_etl(
+        [SourcePipeline(reader, InMemoryMarketNormalizer())],
+        lambda: InMemoryUnitOfWork(store),
+        clock,
+        RunTrigger.MANUAL,
+    )
+    latest = client.simulate_get("/compare-runs").json["data"]
+    assert (latest["run_a"]["id"], latest["run_b"]["id"]) == (1, 2)
+    [source] = latest["sources"]
+    assert source["delta"]["fetched"] == 1 - 3
+    assert (
+        client.simulate_get("/compare-runs", params={"run_id_1": "2", "run_id_2": "1"}).json["data"]["run_a"][
+            "id"
+        ]
+        == 2
+    )
+    assert client.simulate_get("/compare-runs", params={"run_a": "1"}).status_code == 400
+    assert client.simulate_get("/compare-runs", params={"run_a": "1", "run_b": "77"}).status_code == 404
+    found = client.simulate_get("/runs/2/anomalies").json["data"]
+    assert [(item["metric"], item["baseline"], item["observed"]) for item in found][:1] == [
+        ("volume", 3.0, 1.0)
+    ]
+    assert client.simulate_get("/runs/1/anomalies").json["data"] == []  # no earlier run: no baseline

@@ -1,0 +1,45 @@
+"""Run comparison and anomaly scoring: the use cases behind `/compare-runs` and `/runs/{id}/anomalies`."""
+
+from __future__ import annotations
+
+from application.errors import NotFound
+from application.ports import UnitOfWorkFactory
+from domain.comparison import Anomaly, RunComparison, compare_runs, score_run
+from domain.runs import EtlRun
+
+DEFAULT_BASELINE_RUNS = 10
+
+
+def compare(
+    uow_factory: UnitOfWorkFactory, run_a: int | None = None, run_b: int | None = None
+) -> RunComparison:
+    """Compare two runs; without ids, the last two."""
+    with uow_factory() as uow:
+        if run_a is None and run_b is None:
+            latest = uow.runs.recent(2)
+            if len(latest) < 2:
+                raise NotFound("there are fewer than two runs to compare")
+            second, first = latest
+            return compare_runs(first, second)
+        if run_a is None or run_b is None:
+            raise NotFound("give both runs to compare, or neither for the last two")
+        return compare_runs(_run(uow.runs.get(run_a), run_a), _run(uow.runs.get(run_b), run_b))
+
+
+def anomalies(
+    uow_factory: UnitOfWorkFactory, run_id: int, baseline_runs: int = DEFAULT_BASELINE_RUNS
+) -> list[Anomaly]:
+    """The run's anomalies against the last `baseline_runs` earlier runs of each of its sources."""
+    with uow_factory() as uow:
+        run = _run(uow.runs.get(run_id), run_id)
+        history: dict[int, EtlRun] = {}
+        for item in run.sources:
+            for past in uow.runs.recent(baseline_runs + 1, source=item.source, before=run_id):
+                history[past.id] = past
+    return score_run(run, sorted(history.values(), key=lambda past: past.id))
+
+
+def _run(run: EtlRun | None, run_id: int) -> EtlRun:
+    if run is None:
+        raise NotFound(f"no run with id {run_id}")
+    return run

@@ -1,0 +1,177 @@
+"""Comparing runs, and scoring a run against its source's history with robust z-scores.
+
+A robust z-score measures how far a figure sits from the baseline's median in units of the
+baseline's median absolute deviation (MAD), so one earlier outlier does not hide the next.
+When the baseline never varied (MAD = 0, or a single run), deviations are measured against 5%
+of the median instead: a perfectly stable source that moves by more than ~18% is flagged.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import statistics
+from collections.abc import Callable, Sequence
+
+import attrs
+
+from domain.runs import EtlRun, RunStatus, SourceCounters, SourceRun
+
+WARNING_SCORE = 3.5  # Iglewicz and Hoaglin's cut-off for modified z-scores
+CRITICAL_SCORE = 7.0
+STABLE_SCALE = 0.05  # with no spread in the baseline, 5% of the median is one unit
+MAD_TO_SIGMA = 0.6745
+
+
+class Severity(enum.StrEnum):
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+@attrs.frozen
+class Anomaly:
+    source: str
+    metric: str
+    baseline: float
+    observed: float
+    score: float
+    severity: Severity
+    explanation: str
+
+
+@attrs.frozen
+class SourceDelta:
+    """One source in two runs: each counter in A, in B, and B minus A."""
+
+    source: str
+    in_a: SourceCounters | None
+    in_b: SourceCounters | None
+    status_a: RunStatus | None
+    status_b: RunStatus | None
+
+    @property
+    def deltas(self) -> dict[str, int]:
+        a, b = self.in_a or SourceCounters(), self.in_b or SourceCounters()
+        return {
+            field.name: getattr(b, field.name) - getattr(a, field.name)
+            for field in attrs.fields(SourceCounters)
+        }
+
+
+@attrs.frozen
+class RunComparison:
+    run_a: EtlRun
+    run_b: EtlRun
+    sources: tuple[SourceDelta, ...]
+    anomalies: tuple[Anomaly, ...]
+
+
+@attrs.frozen
+class Metric:
+    """A figure of a source's run; changes smaller than `min_change` are never anomalies."""
+
+    name: str
+    read: Callable[[SourceRun], float | None]
+    describe: str
+    min_change: float = 0.0
+
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("volume", lambda s: float(s.counters.fetched), "records fetched", min_change=1),
+    Metric("duration_ms", lambda s: float(s.counters.duration_ms), "duration in ms", min_change=250),
+    Metric(
+        "quarantine_rate",
+        lambda s: _rate(s.counters.quarantined, s.counters.fetched),
+        "share of records quarantined",
+        min_change=0.01,
+    ),
+    Metric("error_rate", lambda s: 1.0 if s.status is RunStatus.FAILED else 0.0, "share of runs failed", 0.5),
+    Metric(
+        "retry_rate",
+        lambda s: _rate(s.counters.retries, s.counters.http_requests),
+        "retries per request",
+        0.1,
+    ),
+    Metric("freshness_seconds", lambda s: s.freshness_seconds, "age of the newest provider timestamp, s", 60),
+    Metric(
+        "drift_findings", lambda s: float(s.counters.drift_findings), "schema drift findings", min_change=1
+    ),
+)
+
+
+def robust_score(observed: float, baseline: Sequence[float]) -> tuple[float, float]:
+    """(median of the baseline, robust z-score of `observed` against it)."""
+    median = statistics.median(baseline)
+    mad = statistics.median(abs(value - median) for value in baseline)
+    if mad > 0:
+        return median, MAD_TO_SIGMA * (observed - median) / mad
+    unit = STABLE_SCALE * abs(median) if median else 1.0
+    return median, (observed - median) / unit
+
+
+def score_source(source: str, observed: SourceRun, history: Sequence[SourceRun]) -> list[Anomaly]:
+    """The anomalies of one source's run against earlier runs of that source."""
+    anomalies = []
+    for metric in METRICS:
+        value = metric.read(observed)
+        baseline = [v for v in (metric.read(item) for item in history) if v is not None]
+        if value is None or not baseline:
+            continue
+        median, score = robust_score(value, baseline)
+        if not math.isfinite(score) or abs(score) < WARNING_SCORE or abs(value - median) < metric.min_change:
+            continue
+        direction = "above" if score > 0 else "below"
+        anomalies.append(
+            Anomaly(
+                source=source,
+                metric=metric.name,
+                baseline=round(median, 6),
+                observed=round(value, 6),
+                score=round(score, 2),
+                severity=Severity.CRITICAL if abs(score) >= CRITICAL_SCORE else Severity.WARNING,
+                explanation=(
+                    f"{metric.describe}: {value:g} is {abs(score):.1f} robust deviations {direction} "
+                    f"the baseline median {median:g} of {len(baseline)} run(s)"
+                ),
+            )
+        )
+    return anomalies
+
+
+def compare_runs(run_a: EtlRun, run_b: EtlRun) -> RunComparison:
+    """Per-source deltas of B against A, and B's anomalies with A as the baseline."""
+    a_sources = {item.source: item for item in run_a.sources}
+    b_sources = {item.source: item for item in run_b.sources}
+    deltas, anomalies = [], []
+    for name in sorted(a_sources.keys() | b_sources.keys()):
+        in_a, in_b = a_sources.get(name), b_sources.get(name)
+        deltas.append(
+            SourceDelta(
+                source=name,
+                in_a=in_a.counters if in_a else None,
+                in_b=in_b.counters if in_b else None,
+                status_a=in_a.status if in_a else None,
+                status_b=in_b.status if in_b else None,
+            )
+        )
+        if in_a is not None and in_b is not None:
+            anomalies.extend(score_source(name, in_b, [in_a]))
+    return RunComparison(run_a, run_b, tuple(deltas), tuple(anomalies))
+
+
+def score_run(run: EtlRun, history: Sequence[EtlRun]) -> list[Anomaly]:
+    """Each source of `run` against the same source in `history` (earlier runs)."""
+    anomalies = []
+    for observed in run.sources:
+        earlier = [
+            item
+            for past in history
+            for item in past.sources
+            if item.source == observed.source and item.status is not RunStatus.RUNNING
+        ]
+        anomalies.extend(score_source(observed.source, observed, earlier))
+    return anomalies

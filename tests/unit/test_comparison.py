@@ -1,0 +1,98 @@
+"""Run comparison and robust anomaly scoring."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain.comparison import Severity, compare_runs, robust_score, score_run
+from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, SourceRun
+
+AT = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def run(run_id: int, **sources: SourceCounters) -> EtlRun:
+    return EtlRun(
+        id=run_id,
+        trigger=RunTrigger.SCHEDULE,
+        started_at=AT,
+        status=RunStatus.SUCCESS,
+        finished_at=AT,
+        sources=tuple(SourceRun(name, counters, RunStatus.SUCCESS) for name, counters in sources.items()),
+    )
+
+
+counters = st.builds(
+    SourceCounters,
+    fetched=st.integers(0, 10**6),
+    inserted=st.integers(0, 10**6),
+    quarantined=st.integers(0, 1000),
+    http_requests=st.integers(0, 100),
+    retries=st.integers(0, 100),
+    duration_ms=st.integers(0, 10**6),
+    drift_findings=st.integers(0, 10),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.sampled_from(["coinpaprika", "coingecko", "csv:x"]), counters, min_size=1))
+def test_a_run_compared_with_itself_has_no_anomalies_and_no_deltas(
+    sources: dict[str, SourceCounters],
+) -> None:
+    same = run(1, **sources)
+    comparison = compare_runs(same, same)
+    assert comparison.anomalies == ()
+    assert all(set(delta.deltas.values()) == {0} for delta in comparison.sources)
+
+
+def test_half_the_coins_is_a_volume_anomaly() -> None:
+    history = [run(i, coinpaprika=SourceCounters(fetched=2500 + i, duration_ms=100 + i)) for i in range(1, 6)]
+    half = run(6, coinpaprika=SourceCounters(fetched=1250, duration_ms=103))
+    [anomaly] = score_run(half, history)
+    assert (anomaly.source, anomaly.metric, anomaly.observed, anomaly.baseline) == (
+        "coinpaprika",
+        "volume",
+        1250,
+        2503,
+    )
+    assert anomaly.score < -7
+    assert anomaly.severity is Severity.CRITICAL
+    assert "below the baseline median" in anomaly.explanation
+
+
+def test_ten_times_slower_is_a_duration_anomaly() -> None:
+    history = [
+        run(i, coingecko=SourceCounters(fetched=1000, duration_ms=d))
+        for i, d in enumerate([900, 1100, 1000, 950, 1050], 1)
+    ]
+    slow = run(9, coingecko=SourceCounters(fetched=1000, duration_ms=10_000))
+    [anomaly] = score_run(slow, history)
+    assert (anomaly.metric, anomaly.severity) == ("duration_ms", Severity.CRITICAL)
+
+
+def test_ordinary_variation_is_not_an_anomaly() -> None:
+    history = [
+        run(i, csv=SourceCounters(fetched=f, duration_ms=d))
+        for i, (f, d) in enumerate([(100, 50), (104, 55), (98, 47), (101, 52)], 1)
+    ]
+    assert score_run(run(5, csv=SourceCounters(fetched=103, duration_ms=54)), history) == []
+
+
+def test_robust_score_resists_an_earlier_outlier() -> None:
+    median, score = robust_score(100, [100, 101, 99, 100, 10_000])
+    assert median == 100
+    assert abs(score) < 1
+    assert robust_score(110, [100]) == (100, 2.0)  # no spread: units of 5% of the median
+
+
+def test_deltas_cover_sources_in_either_run() -> None:
+    a = run(1, csv=SourceCounters(fetched=10, inserted=10))
+    b = run(2, csv=SourceCounters(fetched=12, inserted=2, unchanged=10), coingecko=SourceCounters(fetched=5))
+    comparison = compare_runs(a, b)
+    by_source = {delta.source: delta for delta in comparison.sources}
+    assert by_source["csv"].deltas["inserted"] == -8
+    assert by_source["csv"].deltas["unchanged"] == 10
+    assert by_source["coingecko"].in_a is None
+    assert by_source["coingecko"].deltas["fetched"] == 5
