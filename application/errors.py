@@ -23,5 +23,9 @@ class InjectedFailure(ApplicationError):
     """Raised on purpose by failure injection (`ETL_FAIL_AFTER`): the run stops as if it crashed."""
 
 
+class Interrupted(ApplicationError):
+    """The process was asked to stop: the run ends after its last committed batch."""
+
+
 class NotFound(ApplicationError):
     """The thing asked for does not exist."""

@@ -8,12 +8,12 @@ batch changes nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import attrs
 
-from application.errors import InjectedFailure, SourceUnavailable
+from application.errors import InjectedFailure, Interrupted, SourceUnavailable
 from application.ports import (
     Batch,
     Clock,
@@ -46,11 +46,18 @@ class SourcePipeline:
         return self.reader.source.name
 
 
+def _never() -> bool:
+    return False
+
+
 @attrs.frozen
 class IngestOptions:
+    """`should_stop` is asked after each committed batch: a graceful stop (SIGTERM) ends the run there."""
+
     fail_after: int | None = None
     auto_map_confidence: float = DEFAULT_AUTO_MAP_CONFIDENCE
     observer: EtlObserver = attrs.field(factory=NullObserver)
+    should_stop: Callable[[], bool] = _never
 
 
 @attrs.define
@@ -130,9 +137,11 @@ def ingest_source(
         cursor = checkpoint.cursor if checkpoint else None
         for batch in pipeline.reader.read(cursor, run_id):
             _commit_batch(pipeline, batch, run_id, uow_factory, clock, options, injector, progress)
+            if options.should_stop():
+                raise Interrupted("interrupted: stopped after its last committed batch")
     except SourceUnavailable as ex:
         status, error, spent = RunStatus.FAILED, str(ex), ex.counters
-    except InjectedFailure as ex:
+    except (InjectedFailure, Interrupted) as ex:
         status, error, injected = RunStatus.FAILED, f"{name}: {ex}", ex
     finished = clock()
     freshness = (finished - progress.newest).total_seconds() if progress.newest else None
@@ -143,7 +152,7 @@ def ingest_source(
         uow.commit()
     options.observer.source_finished(name, run_id, status, error)
     if injected is not None:
-        raise InjectedFailure(str(error)) from injected
+        raise type(injected)(str(error)) from injected
     return status, error
 
 
@@ -224,8 +233,8 @@ def run_etl(
     try:
         for pipeline in pipelines:
             outcomes.append(ingest_source(pipeline, run_id, uow_factory, clock, options, injector))
-    except InjectedFailure as ex:
-        # a drill of a crash: the run stops here and is recorded as failed, later sources unrun
+    except (InjectedFailure, Interrupted) as ex:
+        # a drill of a crash, or a graceful stop: the run ends here, failed, later sources unrun
         outcomes = [(RunStatus.FAILED, f"run stopped: {ex}")]
     status = overall_status([source_status for source_status, _ in outcomes])
     error = "; ".join(source_error for _, source_error in outcomes if source_error) or None

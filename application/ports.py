@@ -6,6 +6,7 @@ They take and return domain types or builtins, never rows, responses or pydantic
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -16,6 +17,7 @@ from application.queries import DataQuery, Page
 from domain.checkpoints import Checkpoint
 from domain.drift import DriftFinding, DriftKind, StoredDrift
 from domain.records import QuarantinedRecord, RawRecord, Source, StoredRecord, UnifiedRecord
+from domain.requests import RunRequest
 from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, SourceStats
 
 Clock = Callable[[], datetime]
@@ -137,6 +139,24 @@ class DriftRepository(Protocol):
         ...
 
 
+class RunRequestRepository(Protocol):
+    def add(self, sources: Sequence[str], requested_at: datetime) -> RunRequest: ...
+
+    def claim_next(self, claimed_at: datetime) -> RunRequest | None:
+        """The oldest queued request, now `running`; none if the queue is empty or all are claimed."""
+        ...
+
+    def complete(self, request_id: int, run_id: int | None, finished_at: datetime) -> None: ...
+
+    def get(self, request_id: int) -> RunRequest | None: ...
+
+
+class ScheduleRepository(Protocol):
+    def last_started(self, kind: str) -> datetime | None: ...
+
+    def mark_started(self, kind: str, started_at: datetime) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the repositories; rolled back on exit unless committed."""
 
@@ -144,6 +164,8 @@ class UnitOfWork(Protocol):
     checkpoints: CheckpointRepository
     runs: RunRepository
     drifts: DriftRepository
+    requests: RunRequestRepository
+    schedule: ScheduleRepository
 
     def __enter__(self) -> Self: ...
 
@@ -160,6 +182,14 @@ class UnitOfWork(Protocol):
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class SourceLocks(Protocol):
+    """Locks shared by every process on the database, so one source kind runs once at a time."""
+
+    def hold(self, name: str) -> AbstractContextManager[bool]:
+        """Try to take the lock; the context yields whether it was taken and releases it after."""
+        ...
 
 
 class RecordReader(Protocol):

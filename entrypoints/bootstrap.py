@@ -31,15 +31,22 @@ from adapters.http_source.coingecko import CoinGeckoNormalizer, CoinGeckoPaging,
 from adapters.http_source.coinpaprika import CoinPaprikaNormalizer, HttpxCoinPaprikaReader
 from adapters.http_source.rate_limit import TokenBucket
 from adapters.http_source.transport import ProviderClient, RetryPolicy
-from adapters.memory.store import InMemoryHealthProbe, InMemoryRecordReader, InMemoryStore, InMemoryUnitOfWork
+from adapters.memory.store import (
+    InMemoryHealthProbe,
+    InMemoryRecordReader,
+    InMemorySourceLocks,
+    InMemoryStore,
+    InMemoryUnitOfWork,
+)
 from adapters.postgres.admin import create_database
 from adapters.postgres.embedded import EmbeddedPostgres
 from adapters.postgres.health import PostgresHealthProbe
 from adapters.postgres.migrations import apply_migrations, migration_ids
 from adapters.postgres.reader import PostgresRecordReader
+from adapters.postgres.scheduling import PostgresSourceLocks
 from adapters.postgres.uow import PostgresUnitOfWork
 from application.ingest import IngestOptions, SourcePipeline, run_etl
-from application.ports import Clock, EtlObserver, HealthProbe, RecordReader, UnitOfWorkFactory
+from application.ports import Clock, EtlObserver, HealthProbe, RecordReader, SourceLocks, UnitOfWorkFactory
 from domain.runs import EtlRun, RunTrigger
 from entrypoints.observers import LoggingObserver
 from entrypoints.settings import Settings, SettingsError
@@ -79,6 +86,7 @@ class Container(containers.DeclarativeContainer):
     pool = providers.Resource(pool_resource, database_url, settings.provided.db_pool_max_size)
     uow_factory = providers.Factory(PostgresUnitOfWork, pool)
     reader = providers.Singleton(PostgresRecordReader, pool)
+    locks = providers.Singleton(PostgresSourceLocks, pool)
     probe = providers.Singleton(PostgresHealthProbe, pool, providers.Callable(migration_ids, MIGRATIONS_DIR))
 
 
@@ -90,6 +98,7 @@ class Kaspero:
     uow_factory: UnitOfWorkFactory
     reader: RecordReader
     probe: HealthProbe
+    locks: SourceLocks
     clock: Clock
     _close: Callable[[], None]
     observer: EtlObserver = attrs.field(factory=LoggingObserver)
@@ -136,12 +145,14 @@ class Kaspero:
         sources: Sequence[str] | None = None,
         trigger: RunTrigger = RunTrigger.MANUAL,
         fail_after: int | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> EtlRun:
         with self.pipelines(sources) as pipelines:
             options = IngestOptions(
                 fail_after=fail_after if fail_after is not None else self.settings.etl_fail_after,
                 auto_map_confidence=self.settings.drift_auto_map_confidence,
                 observer=self.observer,
+                should_stop=should_stop or (lambda: False),
             )
             return run_etl(pipelines, self.uow_factory, self.clock, trigger, options)
 
@@ -167,6 +178,7 @@ def build(
         container.uow_factory.override(providers.Factory(InMemoryUnitOfWork, store))
         container.reader.override(providers.Object(InMemoryRecordReader(store)))
         container.probe.override(providers.Object(InMemoryHealthProbe()))
+        container.locks.override(providers.Object(InMemorySourceLocks()))
     else:
         container.database_url.override(database_url or resolve_database_url(settings))
 
@@ -175,6 +187,7 @@ def build(
         uow_factory=cast(UnitOfWorkFactory, container.uow_factory),
         reader=container.reader(),
         probe=container.probe(),
+        locks=container.locks(),
         clock=container.clock(),
         close=partial(_shutdown, container),
     )

@@ -27,6 +27,7 @@ from application.runs import list_runs
 from domain.runs import EtlRun, RunStatus, RunTrigger
 from entrypoints import bootstrap
 from entrypoints.logs import configure_logging, redact
+from entrypoints.scheduler import run_scheduler
 from entrypoints.settings import SOURCE_KINDS, Settings, SettingsError
 
 logger = structlog.get_logger("kaspero.cli")
@@ -116,11 +117,17 @@ def _etl_run(settings: Settings, args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"etl_fail_after": args.fail_after})
     if args.once:
         return _one_pass(settings, args.source, RunTrigger.CLI)
-    return _repeat(settings, args.source, RunTrigger.CLI, wait_first=False)
+    return _repeat(settings, args.source)
 
 
 def _scheduler(settings: Settings, args: argparse.Namespace) -> int:
-    return _repeat(settings, None, RunTrigger.SCHEDULE, wait_first=args.wait_first)
+    stop = _stop_event()
+    kaspero = _build(settings)
+    try:
+        run_scheduler(kaspero, stop, wait_first=args.wait_first)
+    finally:
+        kaspero.close()
+    return EXIT_OK
 
 
 def _one_pass(
@@ -135,23 +142,17 @@ def _one_pass(
     return EXIT_OK if run.status is RunStatus.SUCCESS else EXIT_RUN_NOT_SUCCESSFUL
 
 
-def _repeat(settings: Settings, sources: Sequence[str] | None, trigger: RunTrigger, wait_first: bool) -> int:
-    """Run a pass now (or after one interval) and then every interval, until SIGTERM or SIGINT.
-
-    A signal is acted on between passes: the pass in flight finishes and is recorded.
-    """
+def _repeat(settings: Settings, sources: Sequence[str] | None) -> int:
+    """A pass now and then every interval, until SIGTERM or SIGINT, which stop it after its
+    batch in flight commits. (`kaspero scheduler` is the replica-safe form of this.)"""
     stop = _stop_event()
     kaspero = _build(settings)
-    interval = settings.etl_schedule_minutes * 60
-    if wait_first:
-        stop.wait(interval)
     try:
         while not stop.is_set():
-            _report(kaspero.run_etl(sources, trigger))
-            stop.wait(interval)
+            _report(kaspero.run_etl(sources, RunTrigger.CLI, should_stop=stop.is_set))
+            stop.wait(settings.etl_schedule_minutes * 60)
     finally:
         kaspero.close()
-    logger.info("scheduler_stopped")
     return EXIT_OK
 
 

@@ -28,6 +28,10 @@ class Settings(pydantic.BaseModel):
     csv_batch_size: int = pydantic.Field(default=5000, ge=1, le=1_000_000)
     etl_sources: tuple[str, ...] | None = None
     etl_schedule_minutes: float = pydantic.Field(default=5.0, gt=0)
+    etl_schedule_minutes_coinpaprika: float | None = pydantic.Field(default=None, gt=0)
+    etl_schedule_minutes_coingecko: float | None = pydantic.Field(default=None, gt=0)
+    etl_schedule_minutes_csv: float | None = pydantic.Field(default=None, gt=0)
+    etl_schedule_jitter_seconds: float | None = pydantic.Field(default=None, ge=0)
     etl_fail_after: int | None = pydantic.Field(default=None, ge=0)
     rate_limit_requests_per_minute: int = pydantic.Field(default=60, ge=1)
     coinpaprika_base_url: str = "https://api.coinpaprika.com/v1"
@@ -75,6 +79,11 @@ class Settings(pydantic.BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    def schedule_minutes(self, kind: str) -> float:
+        """A source kind's interval: `ETL_SCHEDULE_MINUTES_<KIND>`, else `ETL_SCHEDULE_MINUTES`."""
+        own = getattr(self, f"etl_schedule_minutes_{kind}", None)
+        return float(own) if own is not None else self.etl_schedule_minutes
 
     def key_for(self, source: str) -> str | None:
         """The provider key: `<SOURCE>_API_KEY`, else `API_KEY`, else none."""

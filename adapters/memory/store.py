@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
@@ -21,6 +23,7 @@ from application.queries import DataQuery, Page, SortOrder
 from domain.checkpoints import Checkpoint
 from domain.drift import DriftFinding, DriftKind, StoredDrift
 from domain.records import QuarantinedRecord, RawRecord, StoredRecord, UnifiedRecord
+from domain.requests import RequestStatus, RunRequest
 from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, SourceRun, SourceStats
 
 
@@ -47,6 +50,8 @@ class State:
     runs: dict[int, EtlRun] = attrs.Factory(dict)
     source_runs: dict[tuple[int, str], SourceRun] = attrs.Factory(dict)
     drifts: dict[tuple[str, str, str, str], StoredDrift] = attrs.Factory(dict)
+    requests: dict[int, RunRequest] = attrs.Factory(dict)
+    schedule: dict[str, datetime] = attrs.Factory(dict)
     ids: Any = attrs.Factory(lambda: itertools.count(1))
 
 
@@ -138,6 +143,71 @@ class InMemoryDriftRepository:
             and (since is None or item.last_seen >= since)
         ]
         return sorted(chosen, key=lambda item: item.last_seen, reverse=True)[:limit]
+
+
+class InMemoryRunRequestRepository:
+    def __init__(self, state: State) -> None:
+        self._state = state
+
+    def add(self, sources: Sequence[str], requested_at: datetime) -> RunRequest:
+        request = RunRequest(
+            max(self._state.requests, default=0) + 1, tuple(sources), RequestStatus.QUEUED, requested_at
+        )
+        self._state.requests[request.id] = request
+        return request
+
+    def claim_next(self, claimed_at: datetime) -> RunRequest | None:
+        queued = [r for r in self._state.requests.values() if r.status is RequestStatus.QUEUED]
+        if not queued:
+            return None
+        claimed = attrs.evolve(
+            min(queued, key=lambda r: r.id), status=RequestStatus.RUNNING, claimed_at=claimed_at
+        )
+        self._state.requests[claimed.id] = claimed
+        return claimed
+
+    def complete(self, request_id: int, run_id: int | None, finished_at: datetime) -> None:
+        self._state.requests[request_id] = attrs.evolve(
+            self._state.requests[request_id],
+            status=RequestStatus.DONE,
+            run_id=run_id,
+            finished_at=finished_at,
+        )
+
+    def get(self, request_id: int) -> RunRequest | None:
+        return self._state.requests.get(request_id)
+
+
+class InMemoryScheduleRepository:
+    def __init__(self, state: State) -> None:
+        self._state = state
+
+    def last_started(self, kind: str) -> datetime | None:
+        return self._state.schedule.get(kind)
+
+    def mark_started(self, kind: str, started_at: datetime) -> None:
+        self._state.schedule[kind] = started_at
+
+
+class InMemorySourceLocks:
+    """Locks within one process, for the use cases' unit tests."""
+
+    def __init__(self) -> None:
+        self.held: set[str] = set()
+        self._guard = threading.Lock()
+
+    @contextmanager
+    def hold(self, name: str) -> Iterator[bool]:
+        with self._guard:
+            acquired = name not in self.held
+            if acquired:
+                self.held.add(name)
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                with self._guard:
+                    self.held.discard(name)
 
 
 class InMemoryCheckpointRepository:
@@ -268,6 +338,8 @@ class InMemoryUnitOfWork:
         self.checkpoints = InMemoryCheckpointRepository(self._working)
         self.runs = InMemoryRunRepository(self._working)
         self.drifts = InMemoryDriftRepository(self._working)
+        self.requests = InMemoryRunRequestRepository(self._working)
+        self.schedule = InMemoryScheduleRepository(self._working)
         return self
 
     def __exit__(
@@ -287,6 +359,8 @@ class InMemoryUnitOfWork:
         self.checkpoints = InMemoryCheckpointRepository(self._working)
         self.runs = InMemoryRunRepository(self._working)
         self.drifts = InMemoryDriftRepository(self._working)
+        self.requests = InMemoryRunRequestRepository(self._working)
+        self.schedule = InMemoryScheduleRepository(self._working)
 
     def rollback(self) -> None:
         self.__enter__()

@@ -11,6 +11,7 @@ from psycopg_pool import ConnectionPool
 from adapters.postgres.drifts import PostgresDriftRepository
 from adapters.postgres.records import PostgresRecordRepository
 from adapters.postgres.runs import PostgresCheckpointRepository, PostgresRunRepository
+from adapters.postgres.scheduling import PostgresRunRequestRepository, PostgresScheduleRepository
 
 
 class PostgresUnitOfWork:
@@ -24,6 +25,8 @@ class PostgresUnitOfWork:
     checkpoints: PostgresCheckpointRepository
     runs: PostgresRunRepository
     drifts: PostgresDriftRepository
+    requests: PostgresRunRequestRepository
+    schedule: PostgresScheduleRepository
 
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
@@ -35,6 +38,8 @@ class PostgresUnitOfWork:
         self.checkpoints = PostgresCheckpointRepository(connection)
         self.runs = PostgresRunRepository(connection)
         self.drifts = PostgresDriftRepository(connection)
+        self.requests = PostgresRunRequestRepository(connection)
+        self.schedule = PostgresScheduleRepository(connection)
         return self
 
     def __exit__(

@@ -256,3 +256,49 @@ def test_drift_findings_are_kept_once_with_a_count(storage: Storage) -> None:
     assert kept.finding == renamed
     assert [item.finding.field for item in later] == ["close"]
     assert elsewhere == []
+
+
+def test_run_requests_are_claimed_oldest_first_and_once(storage: Storage) -> None:
+    with storage.uow() as uow:
+        first = uow.requests.add(["csv"], NOW)
+        second = uow.requests.add([], NOW + timedelta(seconds=1))
+        uow.commit()
+    with storage.uow() as uow:
+        claimed = uow.requests.claim_next(NOW + timedelta(seconds=2))
+        uow.commit()
+    assert claimed is not None
+    assert (claimed.id, claimed.sources, claimed.status.value) == (first.id, ("csv",), "running")
+    run_id = start_run(storage)
+    with storage.uow() as uow:
+        uow.requests.complete(first.id, run_id, NOW + timedelta(seconds=3))
+        again = uow.requests.claim_next(NOW + timedelta(seconds=4))
+        empty = uow.requests.claim_next(NOW + timedelta(seconds=4))
+        uow.commit()
+    assert again is not None
+    assert again.id == second.id
+    assert empty is None
+    with storage.uow() as uow:
+        done = uow.requests.get(first.id)
+    assert done is not None
+    assert (done.status.value, done.run_id) == ("done", run_id)
+
+
+def test_schedule_marks_remember_the_last_start(storage: Storage) -> None:
+    with storage.uow() as uow:
+        assert uow.schedule.last_started("csv") is None
+        uow.schedule.mark_started("csv", NOW)
+        uow.schedule.mark_started("csv", NOW + timedelta(minutes=5))
+        uow.commit()
+    with storage.uow() as uow:
+        assert uow.schedule.last_started("csv") == NOW + timedelta(minutes=5)
+
+
+def test_postgres_advisory_locks_exclude_each_other(pg_pool) -> None:
+    from adapters.postgres.scheduling import PostgresSourceLocks
+
+    locks, other = PostgresSourceLocks(pg_pool), PostgresSourceLocks(pg_pool)
+    with locks.hold("kaspero:source:csv") as first:
+        with other.hold("kaspero:source:csv") as second, other.hold("kaspero:source:coingecko") as third:
+            assert (first, second, third) == (True, False, True)
+    with other.hold("kaspero:source:csv") as after:
+        assert after

@@ -1,0 +1,106 @@
+"""Scheduling state in PostgreSQL: queued run requests, schedule marks, and advisory locks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from domain.requests import RequestStatus, RunRequest
+
+INSERT_REQUEST = """
+INSERT INTO run_requests (sources, requested_at) VALUES (%(sources)s, %(requested_at)s)
+RETURNING *
+"""
+CLAIM_NEXT_REQUEST = """
+UPDATE run_requests SET status = 'running', claimed_at = %(claimed_at)s
+WHERE id = (
+    SELECT id FROM run_requests WHERE status = 'queued' ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1
+)
+RETURNING *
+"""
+COMPLETE_REQUEST = """
+UPDATE run_requests SET status = 'done', run_id = %(run_id)s, finished_at = %(finished_at)s
+WHERE id = %(id)s
+"""
+SELECT_REQUEST = "SELECT * FROM run_requests WHERE id = %(id)s"
+
+SELECT_MARK = "SELECT last_started_at FROM schedule_marks WHERE kind = %(kind)s"
+UPSERT_MARK = """
+INSERT INTO schedule_marks (kind, last_started_at) VALUES (%(kind)s, %(at)s)
+ON CONFLICT (kind) DO UPDATE SET last_started_at = EXCLUDED.last_started_at
+"""
+TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended(%(name)s, 0))"
+UNLOCK = "SELECT pg_advisory_unlock(hashtextextended(%(name)s, 0))"
+
+
+class PostgresRunRequestRepository:
+    def __init__(self, connection: psycopg.Connection) -> None:
+        self._connection = connection
+
+    def add(self, sources: Sequence[str], requested_at: datetime) -> RunRequest:
+        return self._one(INSERT_REQUEST, {"sources": list(sources), "requested_at": requested_at})  # type: ignore[return-value]
+
+    def claim_next(self, claimed_at: datetime) -> RunRequest | None:
+        return self._one(CLAIM_NEXT_REQUEST, {"claimed_at": claimed_at})
+
+    def complete(self, request_id: int, run_id: int | None, finished_at: datetime) -> None:
+        self._connection.execute(
+            COMPLETE_REQUEST, {"id": request_id, "run_id": run_id, "finished_at": finished_at}
+        )
+
+    def get(self, request_id: int) -> RunRequest | None:
+        return self._one(SELECT_REQUEST, {"id": request_id})
+
+    def _one(self, query: str, params: dict[str, Any]) -> RunRequest | None:
+        row = self._connection.cursor(row_factory=dict_row).execute(query, params).fetchone()
+        return run_request_from_row(row) if row else None
+
+
+def run_request_from_row(row: dict[str, Any]) -> RunRequest:
+    return RunRequest(
+        id=int(row["id"]),
+        sources=tuple(row["sources"]),
+        status=RequestStatus(row["status"]),
+        requested_at=row["requested_at"],
+        claimed_at=row["claimed_at"],
+        finished_at=row["finished_at"],
+        run_id=row["run_id"],
+    )
+
+
+class PostgresScheduleRepository:
+    def __init__(self, connection: psycopg.Connection) -> None:
+        self._connection = connection
+
+    def last_started(self, kind: str) -> datetime | None:
+        row = self._connection.execute(SELECT_MARK, {"kind": kind}).fetchone()
+        return row[0] if row else None
+
+    def mark_started(self, kind: str, started_at: datetime) -> None:
+        self._connection.execute(UPSERT_MARK, {"kind": kind, "at": started_at})
+
+
+class PostgresSourceLocks:
+    """Session-level advisory locks, each on a connection of its own held while the lock is."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+
+    @contextmanager
+    def hold(self, name: str) -> Iterator[bool]:
+        with self._pool.connection() as connection:
+            connection.autocommit = True
+            row = connection.execute(TRY_LOCK, {"name": name}).fetchone()
+            acquired = bool(row and row[0])
+            try:
+                yield acquired
+            finally:
+                if acquired and not connection.closed:
+                    connection.execute(UNLOCK, {"name": name})
+                connection.autocommit = False

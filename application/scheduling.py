@@ -1,0 +1,93 @@
+"""Scheduling: run each due source kind once across every scheduler replica, and queued requests.
+
+A source kind is run under a database-wide lock; inside it, the schedule mark says whether
+another replica already ran it this interval. Requests queued through the API are claimed with
+SKIP LOCKED, so each runs once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+
+from application.ports import Clock, SourceLocks, UnitOfWorkFactory
+from domain.runs import EtlRun, RunTrigger
+
+RunKinds = Callable[[Sequence[str], RunTrigger], EtlRun]
+
+
+def lock_name(kind: str) -> str:
+    return f"kaspero:source:{kind}"
+
+
+def run_due_sources(
+    intervals: Mapping[str, timedelta],
+    locks: SourceLocks,
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    run_kinds: RunKinds,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> list[EtlRun]:
+    """Run every kind whose interval has passed since any replica last started it."""
+    runs = []
+    for kind, interval in intervals.items():
+        if should_stop():
+            break
+        with locks.hold(lock_name(kind)) as acquired:
+            if not acquired:
+                continue  # another replica is running it now
+            with uow_factory() as uow:
+                last = uow.schedule.last_started(kind)
+                now = clock()
+                if last is not None and now - last < interval:
+                    continue
+                uow.schedule.mark_started(kind, now)
+                uow.commit()
+            runs.append(run_kinds([kind], RunTrigger.SCHEDULE))
+    return runs
+
+
+def request_run(uow_factory: UnitOfWorkFactory, clock: Clock, sources: Sequence[str]) -> int:
+    """Queue a run of `sources` (empty: every source) for the schedulers; return the request id."""
+    with uow_factory() as uow:
+        request = uow.requests.add(sources, clock())
+        uow.commit()
+    return request.id
+
+
+def run_requested(
+    all_kinds: Sequence[str],
+    locks: SourceLocks,
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    run_kinds: RunKinds,
+    wait_for_lock: float = 600.0,
+) -> EtlRun | None:
+    """Claim the oldest queued request and run it, waiting for its sources' locks; None if none queued."""
+    with uow_factory() as uow:
+        request = uow.requests.claim_next(clock())
+        uow.commit()
+    if request is None:
+        return None
+    kinds = list(request.sources or all_kinds)
+    run = _with_locks(kinds, locks, lambda: run_kinds(kinds, RunTrigger.MANUAL), wait_for_lock)
+    with uow_factory() as uow:
+        uow.requests.complete(request.id, run.id if run else None, clock())
+        uow.commit()
+    return run
+
+
+def _with_locks(
+    kinds: Sequence[str], locks: SourceLocks, action: Callable[[], EtlRun], wait_for_lock: float
+) -> EtlRun | None:
+    if not kinds:
+        return action()
+    deadline = time.monotonic() + wait_for_lock
+    while True:
+        with locks.hold(lock_name(kinds[0])) as acquired:
+            if acquired:
+                return _with_locks(kinds[1:], locks, action, max(0.0, deadline - time.monotonic()))
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.5)

@@ -1,0 +1,64 @@
+"""The scheduler process: due sources every interval, queued API requests, graceful stop.
+
+Any number of replicas may run: each source kind runs under a PostgreSQL advisory lock and a
+shared schedule mark, so it runs once per interval across all of them. SIGTERM or SIGINT stops
+the process after the batch in flight commits; the run is recorded as failed with
+"interrupted", and the next run resumes from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+
+import structlog
+
+from application.scheduling import run_due_sources, run_requested
+from domain.runs import EtlRun, RunTrigger
+from entrypoints.bootstrap import AVAILABLE_SOURCE_KINDS, Kaspero
+
+logger = structlog.get_logger("kaspero.scheduler")
+
+MAX_POLL_SECONDS = 5.0
+
+
+def scheduled_kinds(kaspero: Kaspero) -> dict[str, timedelta]:
+    kinds = kaspero.settings.etl_sources or AVAILABLE_SOURCE_KINDS
+    return {kind: timedelta(minutes=kaspero.settings.schedule_minutes(kind)) for kind in dict.fromkeys(kinds)}
+
+
+def run_scheduler(kaspero: Kaspero, stop: threading.Event, wait_first: bool = False) -> None:
+    """Loop until `stop` is set: queued requests first, then whatever is due, then a short nap."""
+    intervals = scheduled_kinds(kaspero)
+    shortest = min(intervals.values()).total_seconds()
+    poll = min(MAX_POLL_SECONDS, max(0.2, shortest / 4))
+    jitter = kaspero.settings.etl_schedule_jitter_seconds
+    jitter = min(30.0, shortest / 10) if jitter is None else jitter
+    logger.info(
+        "scheduler_started", kinds={k: v.total_seconds() for k, v in intervals.items()}, jitter=jitter
+    )
+
+    def run_kinds(kinds: Sequence[str], trigger: RunTrigger) -> EtlRun:
+        run = kaspero.run_etl(list(kinds), trigger, should_stop=stop.is_set)
+        logger.info(
+            "run_finished", run_id=run.id, trigger=trigger.value, status=run.status.value, error=run.error
+        )
+        return run
+
+    if wait_first:
+        with kaspero.uow_factory() as uow:  # the caller just ran every source: the schedule starts now
+            for kind in intervals:
+                uow.schedule.mark_started(kind, kaspero.clock())
+            uow.commit()
+    while not stop.is_set():
+        while not stop.is_set() and run_requested(
+            list(intervals), kaspero.locks, kaspero.uow_factory, kaspero.clock, run_kinds
+        ):
+            pass
+        if stop.wait(random.uniform(0, jitter)):  # spreads replicas' attempts
+            break
+        run_due_sources(intervals, kaspero.locks, kaspero.uow_factory, kaspero.clock, run_kinds, stop.is_set)
+        stop.wait(poll)
+    logger.info("scheduler_stopped")

@@ -1,0 +1,116 @@
+"""Scheduler processes against one database: replicas never double-run a source; SIGTERM is graceful."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+from tests.support.market_csv import market_lines, write_csv
+from tests.support.processes import REPO, environment
+from tests.support.provider import loopback_provider
+
+
+def scheduler(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "entrypoints.cli", "scheduler"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        process.wait(timeout=60)
+
+
+def test_three_schedulers_run_each_source_once_per_interval(clean_database: str, tmp_path: Path) -> None:
+    interval = 3.0
+    csv = write_csv(tmp_path / "prices.csv", list(market_lines(30)))
+    with loopback_provider() as provider:
+        provider.state.coins = 50
+        env = environment(
+            DATABASE_URL=clean_database,
+            CSV_SOURCE_PATH=str(csv),
+            ETL_SOURCES="coingecko,csv",
+            ETL_SCHEDULE_MINUTES=str(interval / 60),
+            ETL_SCHEDULE_JITTER_SECONDS="0.3",
+            COINGECKO_BASE_URL=f"{provider.url}/coingecko",
+            COINGECKO_RATE_LIMIT_PER_MINUTE="6000",
+        )
+        replicas = [scheduler(env) for _ in range(3)]
+        try:
+            time.sleep(4 * interval)
+        finally:
+            stop(replicas)
+    assert [process.returncode for process in replicas] == [0, 0, 0]
+    with psycopg.connect(clean_database) as connection:
+        rows = connection.execute(
+            "SELECT s.source, s.started_at, s.finished_at, r.trigger FROM etl_run_sources s"
+            " JOIN etl_runs r ON r.id = s.run_id ORDER BY s.source, s.started_at"
+        ).fetchall()
+    by_source: dict[str, list[tuple]] = {}
+    for source, started, finished, trigger in rows:
+        assert trigger == "schedule"
+        by_source.setdefault(source, []).append((started, finished))
+    assert set(by_source) == {"coingecko", "csv:prices"}
+    for source, spans in by_source.items():
+        assert 3 <= len(spans) <= 5, (source, len(spans))  # about one per interval, never one per replica
+        for (start, end), (next_start, _) in zip(spans, spans[1:], strict=False):
+            assert end is not None and end <= next_start, f"{source} ran twice at once"
+            assert (next_start - start).total_seconds() >= interval * 0.95, (
+                f"{source} ran twice in one interval"
+            )
+
+
+def test_sigterm_stops_after_the_batch_in_flight_and_the_next_run_resumes(
+    clean_database: str, tmp_path: Path
+) -> None:
+    lines = list(market_lines(days=6000, assets=6))
+    csv = write_csv(tmp_path / "big.csv", lines)
+    env = environment(
+        DATABASE_URL=clean_database,
+        CSV_SOURCE_PATH=str(csv),
+        CSV_BATCH_SIZE="250",
+        ETL_SCHEDULE_MINUTES="60",
+        ETL_SCHEDULE_JITTER_SECONDS="0",
+    )
+    process = scheduler(env)
+    deadline = time.monotonic() + 60
+    with psycopg.connect(clean_database, autocommit=True) as connection:
+        while time.monotonic() < deadline:
+            loaded = connection.execute("SELECT count(*) FROM unified_data").fetchone()[0]  # type: ignore[index]
+            if loaded >= 2000:
+                break
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        assert process.returncode == 0
+        run = connection.execute("SELECT status, error FROM etl_runs ORDER BY id DESC LIMIT 1").fetchone()
+        loaded = connection.execute("SELECT count(*) FROM unified_data").fetchone()[0]  # type: ignore[index]
+    assert run is not None
+    assert run[0] == "failed"
+    assert "interrupted" in run[1]
+    assert 0 < loaded < len(lines)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "entrypoints.cli", "etl", "run", "--once"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    with psycopg.connect(clean_database) as connection:
+        total = connection.execute(
+            "SELECT count(*), count(DISTINCT source_record_id) FROM unified_data"
+        ).fetchone()
+        raw = connection.execute("SELECT count(*) FROM raw_csv").fetchone()
+    assert total == (len(lines), len(lines))
+    assert raw == (len(lines),)

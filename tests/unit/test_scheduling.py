@@ -1,0 +1,73 @@
+"""Scheduling on the fakes: due kinds run once, locked kinds are skipped, requests run once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from adapters.memory.store import InMemorySourceLocks, InMemoryStore, InMemoryUnitOfWork
+from application.scheduling import lock_name, request_run, run_due_sources, run_requested
+from domain.requests import RequestStatus
+from domain.runs import EtlRun, RunStatus, RunTrigger
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2024, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Runner:
+    def __init__(self) -> None:
+        self.calls: list[tuple[tuple[str, ...], RunTrigger]] = []
+
+    def __call__(self, kinds: Sequence[str], trigger: RunTrigger) -> EtlRun:
+        self.calls.append((tuple(kinds), trigger))
+        return EtlRun(len(self.calls), trigger, datetime(2024, 1, 1, tzinfo=UTC), RunStatus.SUCCESS)
+
+
+def test_each_kind_runs_when_due_and_not_again_within_its_interval() -> None:
+    store, clock, runner, locks = InMemoryStore(), Clock(), Runner(), InMemorySourceLocks()
+    intervals = {"coingecko": timedelta(minutes=2), "csv": timedelta(minutes=10)}
+
+    def tick() -> list[tuple[str, ...]]:
+        before = len(runner.calls)
+        run_due_sources(intervals, locks, lambda: InMemoryUnitOfWork(store), clock, runner)
+        return [kinds for kinds, _ in runner.calls[before:]]
+
+    assert tick() == [("coingecko",), ("csv",)]
+    clock.now += timedelta(minutes=1)
+    assert tick() == []
+    clock.now += timedelta(minutes=1)
+    assert tick() == [("coingecko",)]
+    clock.now += timedelta(minutes=8)
+    assert tick() == [("coingecko",), ("csv",)]
+    assert {trigger for _, trigger in runner.calls} == {RunTrigger.SCHEDULE}
+
+
+def test_a_kind_locked_by_another_replica_is_skipped() -> None:
+    store, clock, runner, locks = InMemoryStore(), Clock(), Runner(), InMemorySourceLocks()
+    with locks.hold(lock_name("csv")) as acquired:
+        assert acquired
+        run_due_sources(
+            {"csv": timedelta(minutes=5)}, locks, lambda: InMemoryUnitOfWork(store), clock, runner
+        )
+    assert runner.calls == []
+    run_due_sources({"csv": timedelta(minutes=5)}, locks, lambda: InMemoryUnitOfWork(store), clock, runner)
+    assert runner.calls == [(("csv",), RunTrigger.SCHEDULE)]
+
+
+def test_a_queued_request_runs_once_with_its_sources() -> None:
+    store, clock, runner, locks = InMemoryStore(), Clock(), Runner(), InMemorySourceLocks()
+    uow = lambda: InMemoryUnitOfWork(store)  # noqa: E731
+    first = request_run(uow, clock, ["csv"])
+    second = request_run(uow, clock, [])
+    assert run_requested(["coingecko", "csv"], locks, uow, clock, runner) is not None
+    assert run_requested(["coingecko", "csv"], locks, uow, clock, runner) is not None
+    assert run_requested(["coingecko", "csv"], locks, uow, clock, runner) is None
+    assert runner.calls == [(("csv",), RunTrigger.MANUAL), (("coingecko", "csv"), RunTrigger.MANUAL)]
+    with uow() as unit:
+        done = [unit.requests.get(first), unit.requests.get(second)]
+    assert [(r.status, r.run_id) for r in done if r] == [(RequestStatus.DONE, 1), (RequestStatus.DONE, 2)]
