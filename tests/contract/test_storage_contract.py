@@ -297,8 +297,11 @@ def test_postgres_advisory_locks_exclude_each_other(pg_pool) -> None:
     from adapters.postgres.scheduling import PostgresSourceLocks
 
     locks, other = PostgresSourceLocks(pg_pool), PostgresSourceLocks(pg_pool)
-    with locks.hold("kaspero:source:csv") as first:
-        with other.hold("kaspero:source:csv") as second, other.hold("kaspero:source:coingecko") as third:
-            assert (first, second, third) == (True, False, True)
+    with (
+        locks.hold("kaspero:source:csv") as first,
+        other.hold("kaspero:source:csv") as second,
+        other.hold("kaspero:source:coingecko") as third,
+    ):
+        assert (first, second, third) == (True, False, True)
     with other.hold("kaspero:source:csv") as after:
         assert after

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 import sys
@@ -61,8 +62,9 @@ def test_three_schedulers_run_each_source_once_per_interval(clean_database: str,
     assert set(by_source) == {"coingecko", "csv:prices"}
     for source, spans in by_source.items():
         assert 3 <= len(spans) <= 5, (source, len(spans))  # about one per interval, never one per replica
-        for (start, end), (next_start, _) in zip(spans, spans[1:], strict=False):
-            assert end is not None and end <= next_start, f"{source} ran twice at once"
+        for (start, end), (next_start, _) in itertools.pairwise(spans):
+            assert end is not None
+            assert end <= next_start, f"{source} ran twice at once"
             assert (next_start - start).total_seconds() >= interval * 0.95, (
                 f"{source} ran twice in one interval"
             )
