@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from application.errors import NotFound
 from application.ports import UnitOfWorkFactory
+from domain.requests import RunRequest
 from domain.runs import EtlRun, RunStatus
 
 
@@ -20,3 +21,11 @@ def get_run(uow_factory: UnitOfWorkFactory, run_id: int) -> EtlRun:
     if run is None:
         raise NotFound(f"no run with id {run_id}")
     return run
+
+
+def get_run_request(uow_factory: UnitOfWorkFactory, request_id: int) -> RunRequest:
+    with uow_factory() as uow:
+        request = uow.requests.get(request_id)
+    if request is None:
+        raise NotFound(f"no run request with id {request_id}")
+    return request

@@ -49,6 +49,8 @@ class Settings(pydantic.BaseModel):
     http_retry_attempts: int = pydantic.Field(default=5, ge=1, le=20)
     http_retry_max_seconds: float = pydantic.Field(default=60, gt=0)
     http_retry_after_max_seconds: float = pydantic.Field(default=60, ge=0)
+    api_keys: pydantic.SecretStr | None = None
+    api_read_requires_key: bool = False
     drift_auto_map_confidence: float = pydantic.Field(default=0.8, ge=0, le=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -84,6 +86,11 @@ class Settings(pydantic.BaseModel):
         """A source kind's interval: `ETL_SCHEDULE_MINUTES_<KIND>`, else `ETL_SCHEDULE_MINUTES`."""
         own = getattr(self, f"etl_schedule_minutes_{kind}", None)
         return float(own) if own is not None else self.etl_schedule_minutes
+
+    def api_key_list(self) -> list[str]:
+        """The keys `POST /runs` accepts: `API_KEYS`, comma-separated."""
+        text = self.api_keys.get_secret_value() if self.api_keys else ""
+        return [key.strip() for key in text.split(",") if key.strip()]
 
     def key_for(self, source: str) -> str | None:
         """The provider key: `<SOURCE>_API_KEY`, else `API_KEY`, else none."""

@@ -9,8 +9,8 @@ import atexit
 
 import falcon
 
-from entrypoints.api.app import create_app
-from entrypoints.bootstrap import build
+from entrypoints.api.app import ApiOptions, create_app
+from entrypoints.bootstrap import AVAILABLE_SOURCE_KINDS, build
 from entrypoints.logs import configure_logging
 from entrypoints.settings import Settings
 
@@ -20,4 +20,9 @@ def create() -> falcon.App[falcon.Request, falcon.Response]:
     configure_logging(settings.log_level, settings.log_format)
     kaspero = build(settings)
     atexit.register(kaspero.close)
-    return create_app(kaspero.reader, kaspero.probe, kaspero.uow_factory)
+    options = ApiOptions(
+        api_keys=tuple(settings.api_key_list()),
+        reads_need_key=settings.api_read_requires_key,
+        source_kinds=AVAILABLE_SOURCE_KINDS,
+    )
+    return create_app(kaspero.reader, kaspero.probe, kaspero.uow_factory, options, kaspero.clock)

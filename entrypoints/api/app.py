@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
 import falcon
 import falcon.media
 
-from application.ports import HealthProbe, RecordReader, UnitOfWorkFactory
+from application.ports import Clock, HealthProbe, RecordReader, UnitOfWorkFactory
 from entrypoints.api import errors
+from entrypoints.api.auth import ApiKeyGuard
 from entrypoints.api.middleware import RequestContext
 from entrypoints.api.render import dumps
 from entrypoints.api.resources import (
@@ -16,6 +21,7 @@ from entrypoints.api.resources import (
     HealthResource,
     LiveResource,
     ReadyResource,
+    RunRequestsResource,
     RunsResource,
     SchemaDriftsResource,
     StatsResource,
@@ -23,11 +29,27 @@ from entrypoints.api.resources import (
 from entrypoints.version import kaspero_version
 
 
+@attrs.frozen
+class ApiOptions:
+    api_keys: tuple[str, ...] = ()
+    reads_need_key: bool = False
+    source_kinds: tuple[str, ...] = ("coinpaprika", "coingecko", "csv")
+    version: str | None = None
+
+
 def create_app(
-    reader: RecordReader, probe: HealthProbe, uow_factory: UnitOfWorkFactory, version: str | None = None
+    reader: RecordReader,
+    probe: HealthProbe,
+    uow_factory: UnitOfWorkFactory,
+    options: ApiOptions | None = None,
+    clock: Clock | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """The API over its collaborators; `entrypoints.wsgi.create` passes the production ones."""
-    app = falcon.App(middleware=[RequestContext()])
+    options = options or ApiOptions()
+    clock = clock or (lambda: datetime.now(UTC))
+    guard = ApiKeyGuard(options.api_keys, options.reads_need_key)
+    middleware: list[Any] = [RequestContext(), guard]
+    app = falcon.App(middleware=middleware)
     json_handler = falcon.media.JSONHandler(dumps=dumps)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = json_handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = json_handler
@@ -38,15 +60,20 @@ def create_app(
     data = DataResource(reader)
     app.add_route("/data", data)
     app.add_route("/data/{record_id:int(min=1, max=9223372036854775807)}", data, suffix="item")
-    runs = RunsResource(uow_factory)
+    runs = RunsResource(uow_factory, options.source_kinds, clock, guard)
     app.add_route("/runs", runs)
     app.add_route("/runs/{run_id:int(min=1, max=9223372036854775807)}", runs, suffix="item")
     app.add_route("/runs/{run_id:int(min=1, max=9223372036854775807)}/anomalies", runs, suffix="anomalies")
     app.add_route("/compare-runs", CompareRunsResource(uow_factory))
+    app.add_route(
+        "/run-requests/{request_id:int(min=1, max=9223372036854775807)}",
+        RunRequestsResource(uow_factory),
+        suffix="item",
+    )
     app.add_route("/stats", StatsResource(uow_factory))
     app.add_route("/checkpoints", CheckpointsResource(uow_factory))
     app.add_route("/schema-drifts", SchemaDriftsResource(uow_factory))
-    app.add_route("/health", HealthResource(probe, uow_factory, version or kaspero_version()))
+    app.add_route("/health", HealthResource(probe, uow_factory, options.version or kaspero_version()))
     app.add_route("/ready", ReadyResource(probe))
     app.add_route("/live", LiveResource())
     return app

@@ -15,6 +15,7 @@ from domain.checkpoints import Checkpoint
 from domain.comparison import Anomaly, RunComparison
 from domain.drift import StoredDrift
 from domain.records import StoredRecord
+from domain.requests import RunRequest
 from domain.runs import EtlRun, SourceStats
 
 
@@ -194,4 +195,17 @@ def comparison(item: RunComparison) -> dict[str, Any]:
             for delta in item.sources
         ],
         "anomalies": [anomaly(found) for found in item.anomalies],
+    }
+
+
+def run_request(item: RunRequest) -> dict[str, Any]:
+    return {
+        "request_id": item.id,
+        "sources": list(item.sources),
+        "status": item.status.value,
+        "requested_at": item.requested_at,
+        "claimed_at": item.claimed_at,
+        "finished_at": item.finished_at,
+        "run_id": item.run_id,
+        "links": {"self": f"/run-requests/{item.id}", "run": f"/runs/{item.run_id}" if item.run_id else None},
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import falcon
@@ -9,12 +10,14 @@ import falcon
 from application.browse import find_records, get_record
 from application.comparison import anomalies, compare
 from application.operations import list_checkpoints, list_drift_findings, source_stats
-from application.ports import HealthProbe, RecordReader, UnitOfWorkFactory
-from application.runs import get_run, list_runs
+from application.ports import Clock, HealthProbe, RecordReader, UnitOfWorkFactory
+from application.runs import get_run, get_run_request, list_runs
+from application.scheduling import request_run
 from application.status import Health, check_health, check_readiness
 from domain.drift import DriftKind
 from domain.runs import RunStatus
 from entrypoints.api import render
+from entrypoints.api.auth import ApiKeyGuard, require_key
 from entrypoints.api.errors import InvalidParameter
 from entrypoints.api.params import QueryParams, data_query
 
@@ -68,10 +71,37 @@ class LiveResource:
 
 
 class RunsResource:
-    """`/runs` (newest first; `limit`, `status`, `source`) and `/runs/{id}` with per-source counters."""
+    """`/runs` (newest first; `limit`, `status`, `source`) and `/runs/{id}` with per-source counters.
 
-    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+    `POST /runs` (API key) queues a run for the schedulers: 202 and where to follow it.
+    """
+
+    def __init__(
+        self, uow_factory: UnitOfWorkFactory, source_kinds: Sequence[str], clock: Clock, guard: ApiKeyGuard
+    ) -> None:
         self._uow_factory = uow_factory
+        self._source_kinds = tuple(source_kinds)
+        self._clock = clock
+        self.guard = guard
+
+    @falcon.before(require_key)
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        QueryParams(req, ())
+        body = req.get_media(default_when_empty={}) if req.content_length else {}
+        if not isinstance(body, dict) or set(body) - {"sources"}:
+            raise InvalidParameter("body", 'the body is optional; when given it is {"sources": ["csv", ...]}')
+        sources = body.get("sources", [])
+        if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+            raise InvalidParameter("sources", "sources must be a list of source names")
+        unknown = sorted(set(sources) - set(self._source_kinds))
+        if unknown:
+            raise InvalidParameter(
+                "sources", f"unknown source {', '.join(unknown)}; known: {', '.join(self._source_kinds)}"
+            )
+        request_id = request_run(self._uow_factory, self._clock, sources)
+        resp.status = falcon.HTTP_202
+        resp.location = f"/run-requests/{request_id}"
+        resp.media = {"data": render.run_request(get_run_request(self._uow_factory, request_id))}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         params = QueryParams(req, ("limit", "status", "source"))
@@ -156,3 +186,14 @@ def _one_of(params: QueryParams, name: str, original: str) -> int | None:
     if value is not None and legacy is not None and value != legacy:
         raise InvalidParameter(name, f"{name} and {original} name the same run; they disagree")
     return value or legacy
+
+
+class RunRequestsResource:
+    """`/run-requests/{id}`: a queued run's state, and its run once a scheduler ran it."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+        self._uow_factory = uow_factory
+
+    def on_get_item(self, req: falcon.Request, resp: falcon.Response, request_id: int) -> None:
+        QueryParams(req, ())
+        resp.media = {"data": render.run_request(get_run_request(self._uow_factory, request_id))}

@@ -12,7 +12,7 @@ from adapters.memory.sources import InMemoryMarketNormalizer, InMemorySourceRead
 from adapters.memory.store import InMemoryHealthProbe, InMemoryRecordReader, InMemoryStore, InMemoryUnitOfWork
 from application.ingest import SourcePipeline, run_etl
 from domain.runs import RunTrigger
-from entrypoints.api.app import create_app
+from entrypoints.api.app import ApiOptions, create_app
 
 
 def clock() -> datetime:
@@ -44,7 +44,8 @@ def probe() -> InMemoryHealthProbe:
 
 @pytest.fixture
 def client(store: InMemoryStore, probe: InMemoryHealthProbe) -> falcon.testing.TestClient:
-    app = create_app(InMemoryRecordReader(store), probe, lambda: InMemoryUnitOfWork(store), version="9.9.9")
+    options = ApiOptions(api_keys=("k-123", "k-456"), version="9.9.9")
+    app = create_app(InMemoryRecordReader(store), probe, lambda: InMemoryUnitOfWork(store), options, clock)
     return falcon.testing.TestClient(app)
 
 
@@ -260,3 +261,39 @@ def test_compare_runs_defaults_to_the_last_two_and_accepts_the_original_names(
         ("volume", 3.0, 1.0)
     ]
     assert client.simulate_get("/runs/1/anomalies").json["data"] == []  # no earlier run: no baseline
+
+
+def test_post_runs_needs_a_valid_key_and_queues_a_request(client: falcon.testing.TestClient) -> None:
+    missing = client.simulate_post("/runs")
+    assert missing.status_code == 401
+    assert missing.headers["Content-Type"] == "application/problem+json"
+    assert client.simulate_post("/runs", headers={"X-API-Key": "k-12"}).status_code == 401
+    queued = client.simulate_post("/runs", headers={"X-API-Key": "k-456"}, json={"sources": ["csv"]})
+    assert queued.status_code == 202
+    assert queued.headers["Location"] == "/run-requests/1"
+    assert queued.json["data"]["status"] == "queued"
+    assert queued.json["data"]["sources"] == ["csv"]
+    followed = client.simulate_get("/run-requests/1").json["data"]
+    assert (followed["status"], followed["run_id"]) == ("queued", None)
+    bad = client.simulate_post("/runs", headers={"X-API-Key": "k-123"}, json={"sources": ["ftp"]})
+    assert (bad.status_code, bad.json["invalid_params"][0]["name"]) == (400, "sources")
+    assert client.simulate_get("/run-requests/99").status_code == 404
+
+
+def test_with_no_key_configured_writes_are_forbidden_and_say_why(store: InMemoryStore) -> None:
+    app = create_app(InMemoryRecordReader(store), InMemoryHealthProbe(), lambda: InMemoryUnitOfWork(store))
+    result = falcon.testing.TestClient(app).simulate_post("/runs", headers={"X-API-Key": "anything"})
+    assert result.status_code == 403
+    assert "none is configured" in result.json["detail"]
+
+
+def test_reads_can_be_made_to_need_a_key_too_except_the_probes(store: InMemoryStore) -> None:
+    options = ApiOptions(api_keys=("secret",), reads_need_key=True)
+    app = create_app(
+        InMemoryRecordReader(store), InMemoryHealthProbe(), lambda: InMemoryUnitOfWork(store), options
+    )
+    client = falcon.testing.TestClient(app)
+    assert client.simulate_get("/data").status_code == 401
+    assert client.simulate_get("/data", headers={"X-API-Key": "secret"}).status_code == 200
+    assert client.simulate_get("/live").status_code == 200
+    assert client.simulate_get("/health").status_code == 200

@@ -1,0 +1,48 @@
+"""API keys: state-changing requests need `X-API-Key`; reads are public unless configured not to be."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from typing import Any
+
+import falcon
+
+OPEN_PATHS = frozenset({"/health", "/ready", "/live", "/metrics", "/openapi.json"})
+
+
+class ApiKeyGuard:
+    """Checks `X-API-Key`. No key exists by default: with none configured, guarded calls answer 403.
+
+    As middleware it guards reads when `reads_need_key` is set (never the probes or `/metrics`);
+    writes are guarded by `require_key` on each responder that changes state.
+    """
+
+    def __init__(self, keys: Sequence[str], reads_need_key: bool = False) -> None:
+        self._keys = [key.encode() for key in keys if key]
+        self._reads_need_key = reads_need_key
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self._reads_need_key and req.method in ("GET", "HEAD") and req.path not in OPEN_PATHS:
+            self.check(req)
+
+    def check(self, req: falcon.Request) -> None:
+        if not self._keys:
+            raise falcon.HTTPForbidden(
+                title="Forbidden",
+                description="this endpoint needs an API key, and none is configured: set API_KEYS on the server",
+            )
+        given = (req.get_header("X-API-Key") or "").encode()
+        # compare with every key, in constant time, so timing tells nothing about near misses
+        matched = [hmac.compare_digest(given, key) for key in self._keys]
+        if not given or not any(matched):
+            raise falcon.HTTPUnauthorized(
+                title="Unauthorized",
+                description="a valid X-API-Key header is required",
+                challenges=['ApiKey header="X-API-Key"'],
+            )
+
+
+def require_key(req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]) -> None:
+    """A falcon `before` hook: the resource's `guard` checks the request's key."""
+    resource.guard.check(req)
