@@ -78,6 +78,8 @@ class SourceStats:
     last_failure_at: datetime | None
     last_error: str | None
     average_duration_ms: float | None
+    last_duration_ms: int | None = None
+    runs_by_status: dict[str, int] = attrs.field(factory=dict)
 
 
 def overall_status(statuses: list[RunStatus]) -> RunStatus:

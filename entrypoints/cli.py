@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -250,24 +251,29 @@ def _stop_event() -> threading.Event:
     return stop
 
 
-def _gunicorn_command(settings: Settings) -> list[str]:
+def _gunicorn_command() -> list[str]:
     return [
-        sys.executable, "-m", "gunicorn",
-        "--bind", f"{settings.api_host}:{settings.api_port}",
-        "--workers", str(settings.web_concurrency),
-        "--access-logfile", "-",
-        "--graceful-timeout", "10",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        "python:entrypoints.gunicorn_config",
         "entrypoints.wsgi:create()",
-    ]  # fmt: skip
+    ]
 
 
-def _child_environment(database_url: str) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": database_url}
+def _child_environment(settings: Settings, database_url: str) -> dict[str, str]:
+    """The API's environment: the resolved database, and a clean multiprocess metrics directory."""
+    metrics_dir = (settings.prometheus_multiproc_dir or settings.data_dir / "prometheus").resolve()
+    if metrics_dir.exists():
+        shutil.rmtree(metrics_dir)  # files of a previous server would be summed into this one's
+    metrics_dir.mkdir(parents=True)
+    return {**os.environ, "DATABASE_URL": database_url, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     url = bootstrap.resolve_database_url(settings)
-    os.execvpe(sys.executable, _gunicorn_command(settings), _child_environment(url))
+    os.execvpe(sys.executable, _gunicorn_command(), _child_environment(settings, url))
     return EXIT_OK  # pragma: no cover - exec does not return
 
 
@@ -285,10 +291,10 @@ def _run_all(settings: Settings, args: argparse.Namespace) -> int:
         status = _one_pass(settings, None, RunTrigger.CLI, database_url=url)
         if stop.is_set():
             return status
-        env = _child_environment(url)
+        env = _child_environment(settings, url)
         scheduler = [sys.executable, "-m", "entrypoints.cli", "scheduler", "--wait-first"]
         children.append(subprocess.Popen(scheduler, env=env))
-        children.append(subprocess.Popen(_gunicorn_command(settings), env=env))
+        children.append(subprocess.Popen(_gunicorn_command(), env=env))
         print(
             f"kaspero: API on http://{settings.api_host}:{settings.api_port} "
             f"(try /data and /health); scheduler every {settings.etl_schedule_minutes:g} min. Ctrl-C stops.",

@@ -49,6 +49,7 @@ class Settings(pydantic.BaseModel):
     http_retry_attempts: int = pydantic.Field(default=5, ge=1, le=20)
     http_retry_max_seconds: float = pydantic.Field(default=60, gt=0)
     http_retry_after_max_seconds: float = pydantic.Field(default=60, ge=0)
+    prometheus_multiproc_dir: Path | None = None
     api_keys: pydantic.SecretStr | None = None
     api_read_requires_key: bool = False
     drift_auto_map_confidence: float = pydantic.Field(default=0.8, ge=0, le=1)

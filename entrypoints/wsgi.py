@@ -24,5 +24,6 @@ def create() -> falcon.App[falcon.Request, falcon.Response]:
         api_keys=tuple(settings.api_key_list()),
         reads_need_key=settings.api_read_requires_key,
         source_kinds=AVAILABLE_SOURCE_KINDS,
+        metrics_dir=settings.prometheus_multiproc_dir,
     )
     return create_app(kaspero.reader, kaspero.probe, kaspero.uow_factory, options, kaspero.clock)

@@ -302,6 +302,11 @@ class InMemoryRunRepository:
                     last_failure_at=max((t for t in failures if t), default=None),
                     last_error=errors[-1] if errors else None,
                     average_duration_ms=sum(durations) / len(durations) if durations else None,
+                    last_duration_ms=durations[-1] if durations else None,
+                    runs_by_status={
+                        status.value: sum(1 for _, item in entries if item.status is status)
+                        for status in RunStatus
+                    },
                 )
             )
         return stats

@@ -56,7 +56,14 @@ SELECT source, count(*) AS runs,
        max(finished_at) FILTER (WHERE status = 'success') AS last_success_at,
        max(finished_at) FILTER (WHERE status = 'failed') AS last_failure_at,
        (array_agg(error ORDER BY run_id DESC) FILTER (WHERE error IS NOT NULL))[1] AS last_error,
-       avg(duration_ms) FILTER (WHERE finished_at IS NOT NULL) AS average_duration_ms
+       avg(duration_ms) FILTER (WHERE finished_at IS NOT NULL) AS average_duration_ms,
+       (array_agg(duration_ms ORDER BY run_id DESC) FILTER (WHERE finished_at IS NOT NULL))[1] AS last_duration_ms,
+       jsonb_build_object(
+           'running', count(*) FILTER (WHERE status = 'running'),
+           'success', count(*) FILTER (WHERE status = 'success'),
+           'partial', count(*) FILTER (WHERE status = 'partial'),
+           'failed', count(*) FILTER (WHERE status = 'failed')
+       ) AS runs_by_status
 FROM etl_run_sources
 GROUP BY source
 ORDER BY source
@@ -159,6 +166,8 @@ class PostgresRunRepository:
                 average_duration_ms=(
                     float(row["average_duration_ms"]) if row["average_duration_ms"] is not None else None
                 ),
+                last_duration_ms=row["last_duration_ms"],
+                runs_by_status={key: int(value) for key, value in row["runs_by_status"].items()},
             )
             for row in cursor.execute(SELECT_SOURCE_STATS.format(sums=sums))  # names from the attrs class
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -12,6 +13,7 @@ import falcon.media
 from application.ports import Clock, HealthProbe, RecordReader, UnitOfWorkFactory
 from entrypoints.api import errors
 from entrypoints.api.auth import ApiKeyGuard
+from entrypoints.api.metrics import metrics_setup
 from entrypoints.api.middleware import RequestContext
 from entrypoints.api.render import dumps
 from entrypoints.api.resources import (
@@ -35,6 +37,7 @@ class ApiOptions:
     reads_need_key: bool = False
     source_kinds: tuple[str, ...] = ("coinpaprika", "coingecko", "csv")
     version: str | None = None
+    metrics_dir: Path | None = None
 
 
 def create_app(
@@ -48,7 +51,8 @@ def create_app(
     options = options or ApiOptions()
     clock = clock or (lambda: datetime.now(UTC))
     guard = ApiKeyGuard(options.api_keys, options.reads_need_key)
-    middleware: list[Any] = [RequestContext(), guard]
+    http_metrics, metrics = metrics_setup(uow_factory, options.metrics_dir)
+    middleware: list[Any] = [http_metrics, RequestContext(), guard]
     app = falcon.App(middleware=middleware)
     json_handler = falcon.media.JSONHandler(dumps=dumps)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = json_handler
@@ -76,4 +80,5 @@ def create_app(
     app.add_route("/health", HealthResource(probe, uow_factory, options.version or kaspero_version()))
     app.add_route("/ready", ReadyResource(probe))
     app.add_route("/live", LiveResource())
+    app.add_route("/metrics", metrics)
     return app

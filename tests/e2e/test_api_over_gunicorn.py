@@ -79,3 +79,26 @@ def test_runs_show_the_per_source_counters_over_http(api: str) -> None:
     assert (source["fetched"], source["inserted"], source["quarantined"]) == (544, 540, 4)
     status, _, item = get(f"{api}/runs/{run['id']}")
     assert (status, item["data"]["id"]) == (200, run["id"])
+
+
+def test_metrics_sum_every_worker_and_show_the_etl_runs(api: str) -> None:
+    import urllib.request
+
+    for _ in range(40):  # spread over both workers
+        get(f"{api}/data?page_size=1")
+    with urllib.request.urlopen(f"{api}/metrics", timeout=10) as response:
+        text = response.read().decode()
+        assert response.headers["Content-Type"].startswith("text/plain")
+    served = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("kaspero_http_requests_total{")
+        and 'route="/data"' in line
+        and 'status="200"' in line
+    )
+    assert served >= 40
+    assert 'kaspero_etl_records_total{outcome="inserted",source="csv:market_history"} 540.0' in text
+    assert 'kaspero_etl_source_runs_total{source="csv:market_history",status="success"} 1.0' in text
+    assert "kaspero_etl_last_success_timestamp_seconds{" in text
+    assert 'kaspero_etl_checkpoint_age_seconds{source="csv:market_history"}' in text
+    assert "kaspero_http_request_duration_seconds_bucket{" in text

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -83,16 +85,30 @@ def wait_for(url: str, process: subprocess.Popen[Any], timeout: float = 60) -> N
 
 @contextmanager
 def gunicorn(env: Mapping[str, str], workers: int = 2) -> Iterator[str]:
-    """A real gunicorn serving the API on a free loopback port; yields its base URL."""
+    """gunicorn with the production config on a free loopback port, metrics in multiprocess mode."""
     port = free_port()
+    metrics_dir = tempfile.mkdtemp(prefix="kaspero-metrics-")
+    env = {
+        **env,
+        "API_HOST": "127.0.0.1",
+        "API_PORT": str(port),
+        "WEB_CONCURRENCY": str(workers),
+        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-         "entrypoints.wsgi:create()"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            "python:entrypoints.gunicorn_config",
+            "entrypoints.wsgi:create()",
+        ],
         cwd=REPO,
-        env=dict(env),
+        env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"{base}/live", process)
@@ -104,3 +120,4 @@ def gunicorn(env: Mapping[str, str], workers: int = 2) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,0 +1,146 @@
+"""Prometheus: HTTP figures from every gunicorn worker, ETL figures from the database.
+
+HTTP metrics are recorded by each worker; under gunicorn they live in
+`PROMETHEUS_MULTIPROC_DIR` (cleaned by `kaspero serve` before start, dead workers marked by
+the `child_exit` hook in `entrypoints/gunicorn_config.py`), so `/metrics` sums every worker.
+
+ETL metrics are read from PostgreSQL at scrape time: the scheduler is another process (or
+several replicas), and the database is the one place where every run is recorded, so the
+figures are whole whichever worker answers and however many schedulers run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import falcon
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from application.operations import list_checkpoints, source_stats
+from application.ports import UnitOfWorkFactory
+
+OUTCOMES = ("fetched", "inserted", "updated", "unchanged", "quarantined")
+
+
+class HttpMetrics:
+    """Request count and latency by route template, method and status: falcon middleware."""
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        self.requests = Counter(
+            "kaspero_http_requests_total",
+            "HTTP requests answered",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "kaspero_http_request_duration_seconds",
+            "HTTP request latency",
+            ["route", "method"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.metrics_started = time.perf_counter()
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        route = req.uri_template or "unmatched"
+        elapsed = time.perf_counter() - getattr(req.context, "metrics_started", time.perf_counter())
+        self.requests.labels(route, req.method, str(resp.status_code)).inc()
+        self.latency.labels(route, req.method).observe(elapsed)
+
+
+class EtlCollector(Collector):
+    """ETL figures per source, queried from the database at scrape time."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+        self._uow_factory = uow_factory
+
+    def collect(self) -> Iterator[Metric]:
+        stats = source_stats(self._uow_factory)
+        checkpoints = list_checkpoints(self._uow_factory)
+        records = CounterMetricFamily(
+            "kaspero_etl_records", "Records by source and outcome", labels=["source", "outcome"]
+        )
+        runs = CounterMetricFamily(
+            "kaspero_etl_source_runs", "Source runs by status", labels=["source", "status"]
+        )
+        requests = CounterMetricFamily(
+            "kaspero_etl_http_requests", "Requests made to providers", labels=["source"]
+        )
+        retries = CounterMetricFamily("kaspero_etl_retries", "Provider requests retried", labels=["source"])
+        waits = CounterMetricFamily(
+            "kaspero_etl_rate_limit_waits", "Waits for a rate limit", labels=["source"]
+        )
+        drift = CounterMetricFamily("kaspero_etl_drift_findings", "Schema drift findings", labels=["source"])
+        duration = GaugeMetricFamily(
+            "kaspero_etl_last_run_duration_seconds",
+            "Duration of the source's last finished run",
+            labels=["source"],
+        )
+        success = GaugeMetricFamily(
+            "kaspero_etl_last_success_timestamp_seconds", "When the source last succeeded", labels=["source"]
+        )
+        for item in stats:
+            for outcome in OUTCOMES:
+                records.add_metric([item.source, outcome], getattr(item.totals, outcome))
+            for status, count in sorted(item.runs_by_status.items()):
+                runs.add_metric([item.source, status], count)
+            requests.add_metric([item.source], item.totals.http_requests)
+            retries.add_metric([item.source], item.totals.retries)
+            waits.add_metric([item.source], item.totals.rate_limit_waits)
+            drift.add_metric([item.source], item.totals.drift_findings)
+            if item.last_duration_ms is not None:
+                duration.add_metric([item.source], item.last_duration_ms / 1000)
+            if item.last_success_at is not None:
+                success.add_metric([item.source], item.last_success_at.timestamp())
+        age = GaugeMetricFamily(
+            "kaspero_etl_checkpoint_age_seconds", "Age of the source's checkpoint", labels=["source"]
+        )
+        now = datetime.now(UTC)
+        for checkpoint in checkpoints:
+            age.add_metric([checkpoint.source], (now - checkpoint.updated_at).total_seconds())
+        yield from (records, runs, requests, retries, waits, drift, duration, success, age)
+
+
+class MetricsResource:
+    """`/metrics` in the Prometheus text format."""
+
+    def __init__(self, registry: Callable[[], CollectorRegistry]) -> None:
+        self._registry = registry
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = CONTENT_TYPE_LATEST
+        resp.data = generate_latest(self._registry())
+
+
+def metrics_setup(
+    uow_factory: UnitOfWorkFactory, multiprocess_dir: Path | None
+) -> tuple[HttpMetrics, MetricsResource]:
+    """The middleware recording HTTP figures and the resource serving everything.
+
+    With a multiprocess directory, every scrape builds a registry over the workers' files; without
+    one (a single process, the tests), one registry holds the HTTP metrics.
+    """
+    etl = EtlCollector(uow_factory)
+    if multiprocess_dir is not None:
+
+        def scrape_registry() -> CollectorRegistry:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=str(multiprocess_dir))  # type: ignore[no-untyped-call]
+            registry.register(etl)
+            return registry
+
+        return HttpMetrics(registry=None), MetricsResource(scrape_registry)
+    own = CollectorRegistry()
+    own.register(etl)
+    return HttpMetrics(registry=own), MetricsResource(lambda: own)
