@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime
 
 import falcon
+import structlog
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -19,6 +20,9 @@ class RequestContext:
         req.context.request_id = (
             incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         )
+        # every log line written while answering carries the request id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=req.context.request_id)
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool

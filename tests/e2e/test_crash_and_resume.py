@@ -66,3 +66,25 @@ def test_sigkill_mid_file_then_resume_loses_nothing_and_duplicates_nothing(
     assert scalar(clean_database, "SELECT count(*) FROM raw_csv") == len(lines)
     assert scalar(clean_database, "SELECT count(*) FROM quarantine") == 0
     assert scalar(clean_database, "SELECT (cursor->>'offset')::bigint FROM checkpoints") == size
+
+
+def test_a_provider_key_never_reaches_the_logs_or_the_summary(clean_database: str) -> None:
+    from tests.support.provider import MARKETS, Fault, loopback_provider
+
+    with loopback_provider() as provider:
+        provider.queue(MARKETS, Fault(status=401, body=b'{"error": "invalid key"}'))
+        env = environment(
+            DATABASE_URL=clean_database,
+            ETL_SOURCES="coingecko",
+            LOG_LEVEL="DEBUG",
+            COINGECKO_BASE_URL=f"{provider.url}/coingecko",
+            COINGECKO_API_KEY="cg-very-secret-key",
+        )
+        result = kaspero("etl", "run", "--once", env=env)
+        [(_, _, headers)] = provider.requests_to(MARKETS)
+    assert headers["x-cg-demo-api-key"] == "cg-very-secret-key"  # it was sent...
+    assert result.returncode == 1
+    assert "answered 401" in result.stdout
+    output = result.stdout + result.stderr
+    assert "cg-very-secret-key" not in output  # ...and never written anywhere
+    assert clean_database.split("@")[0] not in output or ":@" in clean_database
