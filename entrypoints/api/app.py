@@ -15,6 +15,7 @@ from entrypoints.api import errors
 from entrypoints.api.auth import ApiKeyGuard
 from entrypoints.api.metrics import metrics_setup
 from entrypoints.api.middleware import RequestContext
+from entrypoints.api.openapi import OpenApiResource
 from entrypoints.api.render import dumps
 from entrypoints.api.resources import (
     CheckpointsResource,
@@ -81,4 +82,5 @@ def create_app(
     app.add_route("/ready", ReadyResource(probe))
     app.add_route("/live", LiveResource())
     app.add_route("/metrics", metrics)
+    app.add_route("/openapi.json", OpenApiResource(options.version or kaspero_version()))
     return app

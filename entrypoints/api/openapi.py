@@ -1,0 +1,454 @@
+"""The OpenAPI 3.1 description of the API, served at `/openapi.json`; tests hold the API to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+
+from application.queries import MAX_PAGE_SIZE, SortField
+from domain.drift import DriftKind
+from domain.records import RecordKind, SourceType
+from domain.runs import RunStatus
+
+MAX_ID = 2**63 - 1
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _path_id(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+    }
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {"schema": _ref("Problem")}}}
+
+
+def _envelope(data: dict[str, Any], paginated: bool = False) -> dict[str, Any]:
+    properties: dict[str, Any] = {"data": data, "meta": _ref("Meta")}
+    if paginated:
+        properties["pagination"] = _ref("Pagination")
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+def _list_of(name: str) -> dict[str, Any]:
+    return _envelope({"type": "array", "items": _ref(name)})
+
+
+TEXT = {"type": "string", "minLength": 1, "maxLength": 200}
+MOMENT = {"type": "string", "format": "date-time"}
+MONEY = _nullable({"type": "string", "pattern": r"^-?\d+(\.\d+)?(E[+-]?\d+)?$"})
+BAD = _problem("a parameter is unknown, repeated, empty or out of range")
+NOT_FOUND = _problem("no such thing")
+COUNTERS = (
+    "fetched", "inserted", "updated", "unchanged", "quarantined", "http_requests", "retries",
+    "rate_limit_waits", "duration_ms", "drift_findings",
+)  # fmt: skip
+
+
+def _counters() -> dict[str, Any]:
+    return {"type": "object", "properties": {name: {"type": "integer"} for name in COUNTERS}}
+
+
+SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
+            "request_id": _nullable({"type": "string"}),
+            "invalid_params": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"name": {"type": "string"}, "reason": {"type": "string"}},
+                },
+            },
+        },
+    },
+    "Meta": {
+        "type": "object",
+        "required": ["request_id", "api_latency_ms", "timestamp"],
+        "properties": {
+            "request_id": {"type": "string"},
+            "api_latency_ms": {"type": "number"},
+            "timestamp": MOMENT,
+        },
+    },
+    "Pagination": {
+        "type": "object",
+        "required": ["page", "page_size", "total_items", "total_pages"],
+        "properties": {
+            name: {"type": "integer", "minimum": 0}
+            for name in ("page", "page_size", "total_items", "total_pages")
+        },
+    },
+    "Record": {
+        "type": "object",
+        "required": ["id", "source_type", "source", "source_record_id", "kind", "lineage"],
+        "properties": {
+            "id": {"type": "integer"},
+            "source_type": {"enum": [member.value for member in SourceType]},
+            "source": {"type": "string"},
+            "source_record_id": {"type": "string"},
+            "kind": {"enum": [member.value for member in RecordKind]},
+            **{
+                name: _nullable({"type": "string"})
+                for name in ("title", "description", "author", "category", "url", "symbol", "asset_name")
+            },
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "published_at": _nullable(MOMENT),
+            "observed_at": _nullable(MOMENT),
+            **dict.fromkeys(("price_usd", "market_cap_usd", "volume_24h_usd", "pct_change_24h"), MONEY),
+            "rank": _nullable({"type": "integer"}),
+            "extra": {"type": "object"},
+            "lineage": {
+                "type": "object",
+                "properties": {
+                    "raw_id": {"type": "integer"},
+                    "checksum": {"type": "string"},
+                    "first_run_id": {"type": "integer"},
+                    "last_run_id": {"type": "integer"},
+                },
+            },
+            "created_at": MOMENT,
+            "updated_at": MOMENT,
+        },
+    },
+    "Run": {
+        "type": "object",
+        "required": ["id", "trigger", "status", "started_at", "sources"],
+        "properties": {
+            "id": {"type": "integer"},
+            "trigger": {"enum": ["schedule", "manual", "cli"]},
+            "status": {"enum": [member.value for member in RunStatus]},
+            "started_at": MOMENT,
+            "finished_at": _nullable(MOMENT),
+            "duration_ms": _nullable({"type": "integer"}),
+            "error": _nullable({"type": "string"}),
+            "sources": {"type": "array", "items": _ref("SourceRun")},
+        },
+    },
+    "SourceRun": {
+        "allOf": [
+            _counters(),
+            {
+                "type": "object",
+                "required": ["source", "status"],
+                "properties": {
+                    "source": {"type": "string"},
+                    "status": {"enum": [member.value for member in RunStatus]},
+                    "error": _nullable({"type": "string"}),
+                    "freshness_seconds": _nullable({"type": "number"}),
+                },
+            },
+        ]
+    },
+    "Anomaly": {
+        "type": "object",
+        "required": ["source", "metric", "baseline", "observed", "score", "severity", "explanation"],
+        "properties": {
+            "source": {"type": "string"},
+            "metric": {"type": "string"},
+            "baseline": {"type": "number"},
+            "observed": {"type": "number"},
+            "score": {"type": "number"},
+            "severity": {"enum": ["warning", "critical"]},
+            "explanation": {"type": "string"},
+        },
+    },
+    "Comparison": {
+        "type": "object",
+        "required": ["run_a", "run_b", "sources", "anomalies"],
+        "properties": {
+            "run_a": _ref("Run"),
+            "run_b": _ref("Run"),
+            "sources": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "source": {"type": "string"},
+                        "status_a": _nullable({"type": "string"}),
+                        "status_b": _nullable({"type": "string"}),
+                        "run_a": _nullable(_counters()),
+                        "run_b": _nullable(_counters()),
+                        "delta": _counters(),
+                    },
+                },
+            },
+            "anomalies": {"type": "array", "items": _ref("Anomaly")},
+        },
+    },
+    "Stats": {
+        "type": "object",
+        "required": ["source", "runs", "records_processed", "totals"],
+        "properties": {
+            "source": {"type": "string"},
+            "runs": {"type": "integer"},
+            "records_processed": {"type": "integer"},
+            "totals": _counters(),
+            "last_success_at": _nullable(MOMENT),
+            "last_failure_at": _nullable(MOMENT),
+            "last_error": _nullable({"type": "string"}),
+            "average_duration_ms": _nullable({"type": "number"}),
+        },
+    },
+    "Checkpoint": {
+        "type": "object",
+        "required": ["source", "cursor", "run_id", "updated_at", "age_seconds"],
+        "properties": {
+            "source": {"type": "string"},
+            "cursor": {"type": "object"},
+            "run_id": {"type": "integer"},
+            "updated_at": MOMENT,
+            "age_seconds": {"type": "number"},
+        },
+    },
+    "Drift": {
+        "type": "object",
+        "required": ["source", "kind", "field", "confidence", "auto_mapped", "seen_count"],
+        "properties": {
+            "source": {"type": "string"},
+            "kind": {"enum": [member.value for member in DriftKind]},
+            "field": {"type": "string"},
+            "candidate": _nullable({"type": "string"}),
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            "auto_mapped": {"type": "boolean"},
+            "sample_value": {},
+            "evidence": {"type": "object"},
+            "first_seen": MOMENT,
+            "last_seen": MOMENT,
+            "seen_count": {"type": "integer"},
+            "first_run_id": {"type": "integer"},
+            "last_run_id": {"type": "integer"},
+        },
+    },
+    "RunRequest": {
+        "type": "object",
+        "required": ["request_id", "sources", "status", "requested_at"],
+        "properties": {
+            "request_id": {"type": "integer"},
+            "sources": {"type": "array", "items": {"type": "string"}},
+            "status": {"enum": ["queued", "running", "done"]},
+            "requested_at": MOMENT,
+            "claimed_at": _nullable(MOMENT),
+            "finished_at": _nullable(MOMENT),
+            "run_id": _nullable({"type": "integer"}),
+            "links": {"type": "object"},
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "database", "etl_last_run", "etl_last_status", "version"],
+        "properties": {
+            "status": {"enum": ["healthy", "degraded", "unhealthy"]},
+            "database": {"type": "boolean"},
+            "etl_last_run": _nullable(MOMENT),
+            "etl_last_status": _nullable({"enum": [member.value for member in RunStatus]}),
+            "version": {"type": "string"},
+        },
+    },
+    "Ready": {
+        "type": "object",
+        "required": ["ready", "database", "pending_migrations"],
+        "properties": {
+            "ready": {"type": "boolean"},
+            "database": {"type": "boolean"},
+            "pending_migrations": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+}
+
+DATA_PARAMETERS = [
+    _query("source_type", {"enum": [member.value for member in SourceType]}, "api, csv or rss"),
+    _query("source", TEXT, "a source name, e.g. csv:market_history"),
+    _query("kind", {"enum": [member.value for member in RecordKind]}, "market or article"),
+    _query("symbol", TEXT, "an asset symbol, any case"),
+    _query("category", TEXT, "an article category"),
+    _query("author", TEXT, "an article author"),
+    _query("search", TEXT, "a case-insensitive substring of title or description"),
+    _query("start_date", {"type": "string", "format": "date-time"}, "published_at on or after"),
+    _query("end_date", {"type": "string", "format": "date-time"}, "published_at on or before"),
+    _query("sort_by", {"enum": [member.value for member in SortField]}, "the sort column"),
+    _query("sort_order", {"enum": ["asc", "desc"]}, "the sort direction"),
+    _query("page", {"type": "integer", "minimum": 1, "maximum": 10_000_000}, "page number, from 1"),
+    _query("page_size", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}, "items per page"),
+]
+
+
+def _get(
+    summary: str, ok: dict[str, Any], parameters: list[dict[str, Any]] | None = None, **extra: Any
+) -> dict[str, Any]:
+    responses = {"200": ok, "400": BAD, **extra}
+    return {"get": {"summary": summary, "parameters": parameters or [], "responses": responses}}
+
+
+def openapi_document(version: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Kaspero", "version": version, "description": "Crypto market data, unified."},
+        "paths": {
+            "/data": _get(
+                "Unified records, filtered, sorted and paged",
+                _json(
+                    _envelope({"type": "array", "items": _ref("Record")}, paginated=True), "a page of records"
+                ),
+                DATA_PARAMETERS,
+            ),
+            "/data/{record_id}": _get(
+                "One record",
+                _json(_envelope(_ref("Record")), "the record"),
+                [_path_id("record_id")],
+                **{"404": NOT_FOUND},
+            ),
+            "/health": _get(
+                "Health",
+                _json(_ref("Health"), "healthy or degraded"),
+                **{"503": _json(_ref("Health"), "database unreachable")},
+            ),
+            "/ready": _get(
+                "Readiness", _json(_ref("Ready"), "ready"), **{"503": _json(_ref("Ready"), "not ready")}
+            ),
+            "/live": _get("Liveness", _json({"type": "object"}, "alive")),
+            "/runs": {
+                **_get(
+                    "ETL runs, newest first",
+                    _json(_list_of("Run"), "runs"),
+                    [
+                        _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "how many"),
+                        _query(
+                            "status",
+                            {"enum": [member.value for member in RunStatus]},
+                            "only runs with this status",
+                        ),
+                        _query("source", TEXT, "only runs of this source"),
+                    ],
+                ),
+                "post": {
+                    "summary": "Queue a run for the schedulers (needs X-API-Key)",
+                    "parameters": [
+                        {"name": "X-API-Key", "in": "header", "required": False, "schema": {"type": "string"}}
+                    ],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {"sources": {"type": "array", "items": {"type": "string"}}},
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": _json(_envelope(_ref("RunRequest")), "queued"),
+                        "400": BAD,
+                        "401": _problem("no valid X-API-Key"),
+                        "403": _problem("no API key is configured on the server"),
+                    },
+                },
+            },
+            "/runs/{run_id}": _get(
+                "One run",
+                _json(_envelope(_ref("Run")), "the run"),
+                [_path_id("run_id")],
+                **{"404": NOT_FOUND},
+            ),
+            "/runs/{run_id}/anomalies": _get(
+                "A run's anomalies against each source's earlier runs",
+                _json(_list_of("Anomaly"), "anomalies"),
+                [
+                    _path_id("run_id"),
+                    _query(
+                        "baseline_runs",
+                        {"type": "integer", "minimum": 1, "maximum": 100},
+                        "earlier runs to compare with",
+                    ),
+                ],
+                **{"404": NOT_FOUND},
+            ),
+            "/run-requests/{request_id}": _get(
+                "A queued run's state",
+                _json(_envelope(_ref("RunRequest")), "the request"),
+                [_path_id("request_id")],
+                **{"404": NOT_FOUND},
+            ),
+            "/compare-runs": _get(
+                "Per-source deltas and anomalies of run B against run A (default: the last two)",
+                _json(_envelope(_ref("Comparison")), "the comparison"),
+                [
+                    _query(name, {"type": "integer", "minimum": 1, "maximum": MAX_ID}, description)
+                    for name, description in (
+                        ("run_a", "the baseline run"),
+                        ("run_b", "the run compared"),
+                        ("run_id_1", "the original name of run_a"),
+                        ("run_id_2", "the original name of run_b"),
+                    )
+                ],
+                **{"404": NOT_FOUND},
+            ),
+            "/stats": _get("Per-source statistics over every run", _json(_list_of("Stats"), "statistics")),
+            "/checkpoints": _get("Each source's checkpoint", _json(_list_of("Checkpoint"), "checkpoints")),
+            "/schema-drifts": _get(
+                "Schema drift findings, newest first",
+                _json(_list_of("Drift"), "findings"),
+                [
+                    _query("source", TEXT, "only this source"),
+                    _query("kind", {"enum": [member.value for member in DriftKind]}, "only this kind"),
+                    _query("since", {"type": "string", "format": "date-time"}, "last seen on or after"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "how many"),
+                ],
+            ),
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {
+                        "200": {
+                            "description": "text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+                }
+            },
+        },
+        "components": {"schemas": SCHEMAS},
+    }
+
+
+class OpenApiResource:
+    def __init__(self, version: str) -> None:
+        self._document = openapi_document(version)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = self._document

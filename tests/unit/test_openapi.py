@@ -1,0 +1,94 @@
+"""The OpenAPI document describes every route the app has, and answers validate against it."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+import falcon.inspect
+import falcon.testing
+import jsonschema_rs
+import pytest
+
+from adapters.memory.store import InMemoryHealthProbe, InMemoryRecordReader, InMemoryStore, InMemoryUnitOfWork
+from entrypoints.api.app import create_app
+from entrypoints.api.openapi import openapi_document
+from tests.unit.test_api import client, probe, store  # noqa: F401  (fixtures)
+
+DOCUMENT = openapi_document("test")
+
+
+def test_every_route_and_method_is_described() -> None:
+    app = create_app(
+        InMemoryRecordReader(InMemoryStore()),
+        InMemoryHealthProbe(),
+        lambda: InMemoryUnitOfWork(InMemoryStore()),
+    )
+    described = {
+        (re.sub(r"\{(\w+)\}", r"{\1}", path), method.lower())
+        for path, item in DOCUMENT["paths"].items()
+        for method in item
+    }
+    routed = set()
+    for route in falcon.inspect.inspect_routes(app):
+        path = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", route.path)
+        for method in route.methods:
+            if not method.internal:
+                routed.add((path, method.method.lower()))
+    assert routed == described
+
+
+def validator_for(
+    path: str, method: str, status: str, content_type: str
+) -> jsonschema_rs.Draft202012Validator:
+    """The response schema, validated inside the whole document so its `$ref`s resolve."""
+    pointer = "/".join(
+        quote(part.replace("~", "~0").replace("/", "~1"), safe="~")
+        for part in ("paths", path, method, "responses", status, "content", content_type, "schema")
+    )
+    return jsonschema_rs.Draft202012Validator({**DOCUMENT, "$ref": f"#/{pointer}"})
+
+
+@pytest.mark.parametrize(
+    ("url", "path", "status", "content_type"),
+    [
+        ("/data?page_size=2", "/data", "200", "application/json"),
+        ("/data/FIRST", "/data/{record_id}", "200", "application/json"),
+        ("/data/999", "/data/{record_id}", "404", "application/problem+json"),
+        ("/data?page=0", "/data", "400", "application/problem+json"),
+        ("/health", "/health", "200", "application/json"),
+        ("/ready", "/ready", "200", "application/json"),
+        ("/runs", "/runs", "200", "application/json"),
+        ("/runs/1", "/runs/{run_id}", "200", "application/json"),
+        ("/runs/1/anomalies", "/runs/{run_id}/anomalies", "200", "application/json"),
+        ("/stats", "/stats", "200", "application/json"),
+        ("/checkpoints", "/checkpoints", "200", "application/json"),
+        ("/schema-drifts", "/schema-drifts", "200", "application/json"),
+    ],
+)
+def test_answers_validate_against_the_document(
+    client: falcon.testing.TestClient,
+    url: str,
+    path: str,
+    status: str,
+    content_type: str,  # noqa: F811
+) -> None:
+    if "FIRST" in url:
+        url = url.replace("FIRST", str(client.simulate_get("/data").json["data"][0]["id"]))
+    result = client.simulate_get(url)
+    assert str(result.status_code) == status
+    assert result.headers["Content-Type"] == content_type
+    validator_for(path, "get", status, content_type).validate(result.json)
+
+
+def test_the_document_is_served(client: falcon.testing.TestClient) -> None:  # noqa: F811
+    served = client.simulate_get("/openapi.json").json
+    assert served["openapi"] == "3.1.0"
+    assert set(served["paths"]) == set(DOCUMENT["paths"])
+
+
+def test_the_validation_would_catch_a_wrong_answer() -> None:
+    with pytest.raises(jsonschema_rs.ValidationError):
+        validator_for("/health", "get", "200", "application/json").validate({"status": "fine"})
+    with pytest.raises(jsonschema_rs.ValidationError):
+        validator_for("/data", "get", "200", "application/json").validate({"data": [{"id": "x"}], "meta": {}})
