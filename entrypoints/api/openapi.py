@@ -323,15 +323,15 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "One record",
                 _json(_envelope(_ref("Record")), "the record"),
                 [_path_id("record_id")],
-                **{"404": NOT_FOUND},
+                extra={"404": NOT_FOUND},
             ),
             "/health": _get(
                 "Health",
                 _json(_ref("Health"), "healthy or degraded"),
-                **{"503": _json(_ref("Health"), "database unreachable")},
+                extra={"503": _json(_ref("Health"), "database unreachable")},
             ),
             "/ready": _get(
-                "Readiness", _json(_ref("Ready"), "ready"), **{"503": _json(_ref("Ready"), "not ready")}
+                "Readiness", _json(_ref("Ready"), "ready"), extra={"503": _json(_ref("Ready"), "not ready")}
             ),
             "/live": _get("Liveness", _json({"type": "object"}, "alive")),
             "/runs": {
@@ -377,7 +377,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "One run",
                 _json(_envelope(_ref("Run")), "the run"),
                 [_path_id("run_id")],
-                **{"404": NOT_FOUND},
+                extra={"404": NOT_FOUND},
             ),
             "/runs/{run_id}/anomalies": _get(
                 "A run's anomalies against each source's earlier runs",
@@ -390,13 +390,13 @@ def openapi_document(version: str) -> dict[str, Any]:
                         "earlier runs to compare with",
                     ),
                 ],
-                **{"404": NOT_FOUND},
+                extra={"404": NOT_FOUND},
             ),
             "/run-requests/{request_id}": _get(
                 "A queued run's state",
                 _json(_envelope(_ref("RunRequest")), "the request"),
                 [_path_id("request_id")],
-                **{"404": NOT_FOUND},
+                extra={"404": NOT_FOUND},
             ),
             "/compare-runs": _get(
                 "Per-source deltas and anomalies of run B against run A (default: the last two)",
@@ -410,7 +410,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                         ("run_id_2", "the original name of run_b"),
                     )
                 ],
-                **{"404": NOT_FOUND},
+                extra={"404": NOT_FOUND},
             ),
             "/stats": _get("Per-source statistics over every run", _json(_list_of("Stats"), "statistics")),
             "/checkpoints": _get("Each source's checkpoint", _json(_list_of("Checkpoint"), "checkpoints")),
