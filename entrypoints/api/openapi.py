@@ -301,9 +301,12 @@ DATA_PARAMETERS = [
 
 
 def _get(
-    summary: str, ok: dict[str, Any], parameters: list[dict[str, Any]] | None = None, **extra: Any
+    summary: str,
+    ok: dict[str, Any],
+    parameters: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    responses = {"200": ok, "400": BAD, **extra}
+    responses = {"200": ok, "400": BAD, **(extra or {})}
     return {"get": {"summary": summary, "parameters": parameters or [], "responses": responses}}
 
 
