@@ -59,6 +59,8 @@ MOMENT = {"type": "string", "format": "date-time"}
 MONEY = _nullable({"type": "string", "pattern": r"^-?\d+(\.\d+)?(E[+-]?\d+)?$"})
 BAD = _problem("a parameter is unknown, repeated, empty or out of range")
 NOT_FOUND = _problem("no such thing")
+# answered by gunicorn itself (`limit_request_line`), before the application sees the request
+TOO_LONG = {"description": "request line too long", "content": {"text/html": {"schema": {"type": "string"}}}}
 COUNTERS = (
     "fetched", "inserted", "updated", "unchanged", "quarantined", "http_requests", "retries",
     "rate_limit_waits", "duration_ms", "drift_findings",
@@ -306,7 +308,7 @@ def _get(
     parameters: list[dict[str, Any]] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    responses = {"200": ok, "400": BAD, **(extra or {})}
+    responses = {"200": ok, "400": BAD, "414": TOO_LONG, **(extra or {})}
     return {"get": {"summary": summary, "parameters": parameters or [], "responses": responses}}
 
 
@@ -373,6 +375,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                         "400": BAD,
                         "401": _problem("no valid X-API-Key"),
                         "403": _problem("no API key is configured on the server"),
+                        "414": TOO_LONG,
                     },
                 },
             },

@@ -71,7 +71,7 @@ def test_answers_validate_against_the_document(
     url: str,
     path: str,
     status: str,
-    content_type: str,  # noqa: F811
+    content_type: str,
 ) -> None:
     if "FIRST" in url:
         url = url.replace("FIRST", str(client.simulate_get("/data").json["data"][0]["id"]))
