@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 import falcon.testing
 import pytest
 
@@ -13,40 +10,7 @@ from adapters.memory.store import InMemoryHealthProbe, InMemoryRecordReader, InM
 from application.ingest import SourcePipeline, run_etl
 from domain.runs import RunTrigger
 from entrypoints.api.app import ApiOptions, create_app
-
-
-def clock() -> datetime:
-    return datetime(2024, 5, 1, tzinfo=UTC)
-
-
-def coin(i: int, symbol: str, price: str, day: int) -> dict[str, Any]:
-    return {"id": f"c{i}", "symbol": symbol, "price": price, "at": f"2024-05-{day:02d}T00:00:00Z"}
-
-
-@pytest.fixture
-def store() -> InMemoryStore:
-    store = InMemoryStore()
-    pages = [[coin(1, "btc", "60000.123456789", 1), coin(2, "eth", "3000", 2), coin(3, "btc", "61000", 3)]]
-    reader = InMemorySourceReader("api", pages)
-    run_etl(
-        [SourcePipeline(reader, InMemoryMarketNormalizer())],
-        lambda: InMemoryUnitOfWork(store),
-        clock,
-        RunTrigger.MANUAL,
-    )
-    return store
-
-
-@pytest.fixture
-def probe() -> InMemoryHealthProbe:
-    return InMemoryHealthProbe()
-
-
-@pytest.fixture
-def client(store: InMemoryStore, probe: InMemoryHealthProbe) -> falcon.testing.TestClient:
-    options = ApiOptions(api_keys=("k-123", "k-456"), version="9.9.9")
-    app = create_app(InMemoryRecordReader(store), probe, lambda: InMemoryUnitOfWork(store), options, clock)
-    return falcon.testing.TestClient(app)
+from tests.unit.conftest import clock, coin
 
 
 def test_data_answers_in_the_envelope_with_exact_money(client: falcon.testing.TestClient) -> None:

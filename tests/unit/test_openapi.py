@@ -13,7 +13,6 @@ import pytest
 from adapters.memory.store import InMemoryHealthProbe, InMemoryRecordReader, InMemoryStore, InMemoryUnitOfWork
 from entrypoints.api.app import create_app
 from entrypoints.api.openapi import openapi_document
-from tests.unit.test_api import client, probe, store  # noqa: F401  (fixtures)
 
 DOCUMENT = openapi_document("test")
 
@@ -81,7 +80,7 @@ def test_answers_validate_against_the_document(
     validator_for(path, "get", status, content_type).validate(result.json)
 
 
-def test_the_document_is_served(client: falcon.testing.TestClient) -> None:  # noqa: F811
+def test_the_document_is_served(client: falcon.testing.TestClient) -> None:
     served = client.simulate_get("/openapi.json").json
     assert served["openapi"] == "3.1.0"
     assert set(served["paths"]) == set(DOCUMENT["paths"])
