@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck contracts pytest bench install clean db-stop
+.PHONY: run test lint typecheck contracts pytest smoke bench install clean db-stop up down logs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,8 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/kaspero run
 
-## test: lint, types, layering contracts and the whole pytest suite
-test: lint typecheck contracts pytest
+## test: lint, types, layering contracts, the whole pytest suite, and the smoke run
+test: lint typecheck contracts pytest smoke
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -33,6 +33,20 @@ contracts: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+## smoke: the whole system as an operator runs it, on this machine, with a short report
+smoke: $(STAMP)
+	$(BIN)/python -m tests.smoke
+
+## up / down / logs: the Docker Compose stack (needs a Docker engine and an .env, see .env.example)
+up:
+	docker compose up --build --detach
+
+down:
+	docker compose down
+
+logs:
+	docker compose logs --follow
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -1,0 +1,60 @@
+"""The Docker files, read line by line: no engine runs here, so their essentials are checked as text."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def stages() -> list[list[str]]:
+    lines = [line.strip() for line in (REPO / "Dockerfile").read_text().splitlines()]
+    found: list[list[str]] = []
+    for line in lines:
+        if line.upper().startswith("FROM "):
+            found.append([])
+        if found and line and not line.startswith("#"):
+            found[-1].append(line)
+    return found
+
+
+def test_the_image_is_multi_stage_slim_non_root_and_checks_its_health() -> None:
+    build, runtime = stages()
+    assert runtime[0].startswith("FROM python:3.11-slim")
+    assert any(line.startswith("COPY --from=build /opt/venv") for line in runtime)
+    users = [line.split()[1] for line in runtime if line.startswith("USER ")]
+    assert users
+    assert users[-1] not in ("root", "0")
+    assert any(line.startswith("HEALTHCHECK") for line in runtime)
+    assert "/live" in " ".join(runtime)
+    runtime_text = "\n".join(runtime)
+    assert not re.search(r"apt-get install|gcc|build-essential", runtime_text)  # no compilers in the runtime
+    assert "--reload" not in (REPO / "Dockerfile").read_text()
+    assert "embedded" not in "\n".join(build)  # the embedded server is for machines without PostgreSQL
+
+
+def test_compose_has_db_migrate_api_scheduler_wired_by_health_and_no_secrets() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"db", "migrate", "api", "scheduler"}
+    db = services["db"]
+    assert db["image"] == "postgres:16"
+    assert "healthcheck" in db
+    assert any(str(volume).endswith(":/var/lib/postgresql/data") for volume in db["volumes"])
+    assert services["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert services["migrate"]["command"] == ["db", "migrate"]
+    for name in ("api", "scheduler"):
+        assert services[name]["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+    assert services["scheduler"]["command"] == ["scheduler"]
+    text = (REPO / "docker-compose.yml").read_text()
+    # every credential comes from the environment, and compose refuses to start without it
+    for line in text.splitlines():
+        if re.search(r"PASSWORD|_KEY|DATABASE_URL", line) and ":" in line:
+            value = line.split(":", 1)[1]
+            assert "${" in value, f"a literal secret in docker-compose.yml: {line.strip()}"
+    assert "${POSTGRES_PASSWORD:?" in text
+    example = (REPO / ".env.example").read_text()
+    assert "POSTGRES_PASSWORD=" in example
