@@ -2,28 +2,45 @@
 
 from __future__ import annotations
 
+import attrs
+
 from application.errors import NotFound
 from application.ports import UnitOfWorkFactory
 from domain.comparison import Anomaly, RunComparison, compare_runs, score_run
 from domain.runs import EtlRun
 
 DEFAULT_BASELINE_RUNS = 10
+DEFAULT_PRICE_MOVE_PCT = 10.0
 
 
 def compare(
-    uow_factory: UnitOfWorkFactory, run_a: int | None = None, run_b: int | None = None
+    uow_factory: UnitOfWorkFactory,
+    run_a: int | None = None,
+    run_b: int | None = None,
+    price_move_pct: float = DEFAULT_PRICE_MOVE_PCT,
 ) -> RunComparison:
-    """Compare two runs; without ids, the last two."""
+    """Compare two runs (without ids, the last two): counters, data where kept, anomalies."""
     with uow_factory() as uow:
         if run_a is None and run_b is None:
             latest = uow.runs.recent(2)
             if len(latest) < 2:
                 raise NotFound("there are fewer than two runs to compare")
             second, first = latest
-            return compare_runs(first, second)
-        if run_a is None or run_b is None:
+        elif run_a is None or run_b is None:
             raise NotFound("give both runs to compare, or neither for the last two")
-        return compare_runs(_run(uow.runs.get(run_a), run_a), _run(uow.runs.get(run_b), run_b))
+        else:
+            first, second = _run(uow.runs.get(run_a), run_a), _run(uow.runs.get(run_b), run_b)
+        comparison = compare_runs(first, second)
+        sources = tuple(
+            attrs.evolve(
+                delta,
+                data=uow.records.observation_delta(delta.source, first.id, second.id, price_move_pct)
+                if delta.in_a is not None and delta.in_b is not None
+                else None,
+            )
+            for delta in comparison.sources
+        )
+    return attrs.evolve(comparison, sources=sources)
 
 
 def anomalies(

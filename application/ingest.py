@@ -58,6 +58,7 @@ class IngestOptions:
     auto_map_confidence: float = DEFAULT_AUTO_MAP_CONFIDENCE
     observer: EtlObserver = attrs.field(factory=NullObserver)
     should_stop: Callable[[], bool] = _never
+    observation_runs_kept: int = 20
 
 
 @attrs.define
@@ -149,6 +150,7 @@ def ingest_source(
         duration_ms = int((time.monotonic() - started) * 1000)
         uow.runs.add_counters(run_id, name, spent)
         uow.runs.finish_source(run_id, name, status, error, finished, duration_ms, freshness)
+        uow.records.prune_observations(name, options.observation_runs_kept)
         uow.commit()
     options.observer.source_finished(name, run_id, status, error)
     if injected is not None:

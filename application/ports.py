@@ -15,6 +15,7 @@ import attrs
 
 from application.queries import DataQuery, Page
 from domain.checkpoints import Checkpoint
+from domain.comparison import DataDelta
 from domain.drift import DriftFinding, DriftKind, StoredDrift
 from domain.records import QuarantinedRecord, RawRecord, Source, StoredRecord, UnifiedRecord
 from domain.requests import RunRequest
@@ -60,6 +61,17 @@ class LoadCounts:
 
 
 class RecordRepository(Protocol):
+    def observation_delta(
+        self, source: str, run_a: int, run_b: int, threshold_pct: float
+    ) -> DataDelta | None:
+        """Records added, vanished and moved between two runs of a snapshot source; None if either
+        run's observations are not kept (not an API source, or pruned)."""
+        ...
+
+    def prune_observations(self, source: str, keep_runs: int) -> None:
+        """Keep only the observations of the source's `keep_runs` newest runs."""
+        ...
+
     def latest_payloads(self, source: str, record_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The raw payload each record's stored version was made from (for drift evidence)."""
         ...

@@ -40,14 +40,31 @@ class Anomaly:
 
 
 @attrs.frozen
+class DataDelta:
+    """What one source's records did between two runs, from what each run observed."""
+
+    in_a: int
+    in_b: int
+    added: int
+    vanished: int
+    compared: int
+    median_price_move_pct: float | None
+    moved_over_threshold: int
+    threshold_pct: float
+    added_sample: tuple[str, ...] = ()
+    vanished_sample: tuple[str, ...] = ()
+
+
+@attrs.frozen
 class SourceDelta:
-    """One source in two runs: each counter in A, in B, and B minus A."""
+    """One source in two runs: each counter in A, in B, and B minus A; and the data's delta."""
 
     source: str
     in_a: SourceCounters | None
     in_b: SourceCounters | None
     status_a: RunStatus | None
     status_b: RunStatus | None
+    data: DataDelta | None = None
 
     @property
     def deltas(self) -> dict[str, int]:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import copy
 import itertools
+import statistics
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
 
@@ -21,8 +23,9 @@ import attrs
 from application.ports import LoadCounts
 from application.queries import DataQuery, Page, SortOrder
 from domain.checkpoints import Checkpoint
+from domain.comparison import DataDelta
 from domain.drift import DriftFinding, DriftKind, StoredDrift
-from domain.records import QuarantinedRecord, RawRecord, StoredRecord, UnifiedRecord
+from domain.records import QuarantinedRecord, RawRecord, SourceType, StoredRecord, UnifiedRecord
 from domain.requests import RequestStatus, RunRequest
 from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, SourceRun, SourceStats
 
@@ -52,6 +55,7 @@ class State:
     drifts: dict[tuple[str, str, str, str], StoredDrift] = attrs.Factory(dict)
     requests: dict[int, RunRequest] = attrs.Factory(dict)
     schedule: dict[str, datetime] = attrs.Factory(dict)
+    observations: dict[tuple[str, int], dict[str, Decimal | None]] = attrs.Factory(dict)
     ids: Any = attrs.Factory(lambda: itertools.count(1))
 
 
@@ -93,12 +97,47 @@ class InMemoryRecordRepository:
                     existing, record=record, raw_id=raw_id, last_run_id=run_id, updated_at=now
                 )
                 updated += 1
+        for record in records:
+            if record.source_type is SourceType.API:
+                seen = state.observations.setdefault((record.source, run_id), {})
+                seen.setdefault(record.source_record_id, record.price_usd)
         for item in quarantined:
             content_key = (item.raw.source, item.raw.source_record_id, item.raw.checksum)
             previous = state.quarantine.get(content_key)
             first = previous.first_run_id if previous else run_id
             state.quarantine[content_key] = Quarantined(item.raw, item.reason, first, run_id)
         return LoadCounts(inserted, updated, len(records) - inserted - updated, len(quarantined))
+
+    def observation_delta(
+        self, source: str, run_a: int, run_b: int, threshold_pct: float
+    ) -> DataDelta | None:
+        a = self._state.observations.get((source, run_a))
+        b = self._state.observations.get((source, run_b))
+        if not a or not b:
+            return None
+        moves = []
+        for key in a.keys() & b.keys():
+            before, after = a[key], b[key]
+            if before is not None and after is not None and before > 0:
+                moves.append((after - before) / before * 100)
+        added, vanished = sorted(b.keys() - a.keys()), sorted(a.keys() - b.keys())
+        return DataDelta(
+            in_a=len(a),
+            in_b=len(b),
+            added=len(added),
+            vanished=len(vanished),
+            compared=len(moves),
+            median_price_move_pct=round(float(statistics.median(moves)), 4) if moves else None,
+            moved_over_threshold=sum(1 for move in moves if abs(move) > threshold_pct),
+            threshold_pct=threshold_pct,
+            added_sample=tuple(added[:10]),
+            vanished_sample=tuple(vanished[:10]),
+        )
+
+    def prune_observations(self, source: str, keep_runs: int) -> None:
+        runs = sorted((run for src, run in self._state.observations if src == source), reverse=True)
+        for run_id in runs[keep_runs:]:
+            del self._state.observations[(source, run_id)]
 
     def latest_payloads(self, source: str, record_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         by_id = {raw.id: raw.raw for raw in self._state.raws.values()}

@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 
 from application.ports import LoadCounts
 from domain.checksum import canonical_json
+from domain.comparison import DataDelta
 from domain.records import QuarantinedRecord, RawRecord, UnifiedRecord
 
 RAW_TABLES = {"coinpaprika": "raw_coinpaprika", "coingecko": "raw_coingecko"}
@@ -79,6 +80,36 @@ ON CONFLICT (source, source_record_id, checksum) DO UPDATE SET
 """
 
 
+INSERT_OBSERVATIONS = """
+INSERT INTO run_observations (run_id, source, source_record_id, price_usd)
+SELECT %(run_id)s, source, source_record_id, price_usd FROM staging_unified WHERE source_type = 'api'
+ON CONFLICT DO NOTHING
+"""
+SELECT_OBSERVATION_DELTA = """
+WITH a AS (SELECT source_record_id, price_usd FROM run_observations WHERE source = %(source)s AND run_id = %(run_a)s),
+     b AS (SELECT source_record_id, price_usd FROM run_observations WHERE source = %(source)s AND run_id = %(run_b)s),
+     added AS (SELECT source_record_id FROM b EXCEPT SELECT source_record_id FROM a),
+     vanished AS (SELECT source_record_id FROM a EXCEPT SELECT source_record_id FROM b),
+     moves AS (
+         SELECT (b.price_usd - a.price_usd) / a.price_usd * 100 AS pct
+         FROM a JOIN b USING (source_record_id) WHERE a.price_usd > 0 AND b.price_usd IS NOT NULL
+     )
+SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM b),
+       (SELECT count(*) FROM added), (SELECT count(*) FROM vanished), (SELECT count(*) FROM moves),
+       (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY pct) FROM moves),
+       (SELECT count(*) FROM moves WHERE abs(pct) > %(threshold)s),
+       (SELECT coalesce(array_agg(source_record_id), '{}') FROM (SELECT source_record_id FROM added ORDER BY 1 LIMIT 10) s),
+       (SELECT coalesce(array_agg(source_record_id), '{}') FROM (SELECT source_record_id FROM vanished ORDER BY 1 LIMIT 10) s)
+"""
+PRUNE_OBSERVATIONS = """
+DELETE FROM run_observations
+WHERE source = %(source)s
+  AND run_id < ALL (
+      SELECT run_id FROM (SELECT DISTINCT run_id FROM run_observations WHERE source = %(source)s) kept
+      ORDER BY run_id DESC LIMIT %(keep)s
+  )
+"""
+
 SELECT_LATEST_PAYLOADS = """
 SELECT u.source_record_id, r.payload
 FROM unified_data u JOIN {raw} r ON r.id = u.raw_id
@@ -136,6 +167,7 @@ class PostgresRecordRepository:
                     copy.write_row(_unified_row(record))
             cursor.execute(_upsert_statement(raw_table), params)
             inserted, updated = cursor.fetchone() or (0, 0)
+            cursor.execute(INSERT_OBSERVATIONS, params)
         if quarantined:
             with cursor.copy(COPY_QUARANTINE) as copy:
                 for item in quarantined:
@@ -149,6 +181,30 @@ class PostgresRecordRepository:
             unchanged=len(records) - inserted - updated,
             quarantined=len(quarantined),
         )
+
+    def observation_delta(
+        self, source: str, run_a: int, run_b: int, threshold_pct: float
+    ) -> DataDelta | None:
+        params = {"source": source, "run_a": run_a, "run_b": run_b, "threshold": threshold_pct}
+        row = self._connection.execute(SELECT_OBSERVATION_DELTA, params).fetchone()
+        if row is None or not row[0] or not row[1]:
+            return None
+        in_a, in_b, added, vanished, compared, median, moved, added_ids, vanished_ids = row
+        return DataDelta(
+            in_a=in_a,
+            in_b=in_b,
+            added=added,
+            vanished=vanished,
+            compared=compared,
+            median_price_move_pct=round(float(median), 4) if median is not None else None,
+            moved_over_threshold=moved,
+            threshold_pct=threshold_pct,
+            added_sample=tuple(added_ids),
+            vanished_sample=tuple(vanished_ids),
+        )
+
+    def prune_observations(self, source: str, keep_runs: int) -> None:
+        self._connection.execute(PRUNE_OBSERVATIONS, {"source": source, "keep": keep_runs})
 
     def latest_payloads(self, source: str, record_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         query = sql.SQL(SELECT_LATEST_PAYLOADS).format(raw=sql.Identifier(raw_table_for(source)))

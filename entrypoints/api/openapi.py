@@ -71,6 +71,20 @@ def _counters() -> dict[str, Any]:
     return {"type": "object", "properties": {name: {"type": "integer"} for name in COUNTERS}}
 
 
+DATA_DELTA = {
+    "type": "object",
+    "properties": {
+        **{
+            name: {"type": "integer"}
+            for name in ("in_a", "in_b", "added", "vanished", "compared", "moved_over_threshold")
+        },
+        "median_price_move_pct": _nullable({"type": "number"}),
+        "threshold_pct": {"type": "number"},
+        "added_sample": {"type": "array", "items": {"type": "string"}},
+        "vanished_sample": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
 SCHEMAS: dict[str, Any] = {
     "Problem": {
         "type": "object",
@@ -199,6 +213,7 @@ SCHEMAS: dict[str, Any] = {
                         "run_a": _nullable(_counters()),
                         "run_b": _nullable(_counters()),
                         "delta": _counters(),
+                        "data": _nullable(DATA_DELTA),
                     },
                 },
             },
@@ -414,6 +429,13 @@ def openapi_document(version: str) -> dict[str, Any]:
                         ("run_b", "the run compared"),
                         ("run_id_1", "the original name of run_a"),
                         ("run_id_2", "the original name of run_b"),
+                    )
+                ]
+                + [
+                    _query(
+                        "price_move_pct",
+                        {"type": "integer", "minimum": 0, "maximum": 1000},
+                        "a large price move, %",
                     )
                 ],
                 extra={"404": NOT_FOUND},

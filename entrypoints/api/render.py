@@ -191,6 +191,7 @@ def comparison(item: RunComparison) -> dict[str, Any]:
                 "run_a": attrs.asdict(delta.in_a) if delta.in_a else None,
                 "run_b": attrs.asdict(delta.in_b) if delta.in_b else None,
                 "delta": delta.deltas,
+                "data": attrs.asdict(delta.data) if delta.data else None,
             }
             for delta in item.sources
         ],

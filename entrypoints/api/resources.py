@@ -169,7 +169,7 @@ class CompareRunsResource:
         self._uow_factory = uow_factory
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        params = QueryParams(req, ("run_a", "run_b", "run_id_1", "run_id_2"))
+        params = QueryParams(req, ("run_a", "run_b", "run_id_1", "run_id_2", "price_move_pct"))
         run_a = _one_of(params, "run_a", "run_id_1")
         run_b = _one_of(params, "run_b", "run_id_2")
         if (run_a is None) != (run_b is None):
@@ -177,7 +177,8 @@ class CompareRunsResource:
             raise InvalidParameter(
                 missing, "give both runs to compare (run_a and run_b), or neither for the last two"
             )
-        resp.media = {"data": render.comparison(compare(self._uow_factory, run_a, run_b))}
+        threshold = params.integer("price_move_pct", 10, 0, 1000)
+        resp.media = {"data": render.comparison(compare(self._uow_factory, run_a, run_b, float(threshold)))}
 
 
 def _one_of(params: QueryParams, name: str, original: str) -> int | None:

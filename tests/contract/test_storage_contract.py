@@ -307,3 +307,32 @@ def test_postgres_advisory_locks_exclude_each_other(pg_pool) -> None:
         assert (first, second, third) == (True, False, True)
     with other.hold("kaspero:source:csv") as after:
         assert after
+
+
+def api_market(item: RawRecord) -> UnifiedRecord:
+    return attrs.evolve(market(item), source_type=SourceType.API)
+
+
+def test_observations_of_snapshot_sources_give_data_deltas_and_are_pruned(storage: Storage) -> None:
+    first, second = start_run(storage), start_run(storage)
+    before = [raw(str(i), source="coingecko", price=str(100 + i)) for i in range(5)]
+    after = [
+        raw(str(i), source="coingecko", price=str((100 + i) * (2 if i == 1 else 1))) for i in range(1, 7)
+    ]
+    for run_id, items in ((first, before), (second, after)):
+        with storage.uow() as uow:
+            uow.records.load_batch(run_id, items, [api_market(r) for r in items], [])
+            uow.commit()
+    with storage.uow() as uow:
+        delta = uow.records.observation_delta("coingecko", first, second, threshold_pct=10)
+        csv_delta = uow.records.observation_delta("csv:prices", first, second, threshold_pct=10)
+    assert delta is not None
+    assert (delta.in_a, delta.in_b, delta.added, delta.vanished, delta.compared) == (5, 6, 2, 1, 4)
+    assert (delta.median_price_move_pct, delta.moved_over_threshold) == (0.0, 1)
+    assert (delta.added_sample, delta.vanished_sample) == (("5", "6"), ("0",))
+    assert csv_delta is None  # history files are not snapshots: nothing kept
+    with storage.uow() as uow:
+        uow.records.prune_observations("coingecko", keep_runs=1)
+        uow.commit()
+    with storage.uow() as uow:
+        assert uow.records.observation_delta("coingecko", first, second, threshold_pct=10) is None

@@ -352,3 +352,27 @@ def test_half_the_coins_and_a_ten_times_slower_run_are_flagged(
     assert "volume" in flagged_half
     assert "duration_ms" in flagged_slow
     assert "volume" not in flagged_slow  # the half run is one outlier among six: the median holds
+
+
+def test_comparing_two_runs_shows_vanished_coins_and_price_moves(
+    clean_database: str, provider: LoopbackProvider, fast_retries: None
+) -> None:
+    from application.comparison import compare
+    from entrypoints.bootstrap import build as build_app
+
+    provider.state.coins = 100
+    first = run(kaspero(clean_database, provider), "coinpaprika")
+    provider.state.coins = 50
+    provider.state.price_factor = 1.25
+    second = run(kaspero(clean_database, provider), "coinpaprika")
+    app = build_app(Settings(), clean_database)
+    try:
+        comparison = compare(app.uow_factory, first.id, second.id, price_move_pct=10)
+    finally:
+        app.close()
+    [delta] = comparison.sources
+    assert delta.data is not None
+    assert (delta.data.in_a, delta.data.in_b, delta.data.vanished, delta.data.added) == (100, 50, 50, 0)
+    assert delta.data.median_price_move_pct == pytest.approx(25, abs=0.01)
+    assert delta.data.moved_over_threshold == 50
+    assert "volume" in {anomaly.metric for anomaly in comparison.anomalies}
