@@ -6,11 +6,15 @@ import attrs
 
 from application.errors import NotFound
 from application.ports import UnitOfWorkFactory
-from domain.comparison import Anomaly, RunComparison, compare_runs, score_run
+from domain.comparison import Anomaly, RunComparison, compare_runs, price_divergence, score_run
 from domain.runs import EtlRun
 
 DEFAULT_BASELINE_RUNS = 10
 DEFAULT_PRICE_MOVE_PCT = 10.0
+# price divergence between providers: only their top ranks, where a symbol names one asset
+DIVERGENCE_MAX_RANK = 100
+DIVERGENCE_THRESHOLD_PCT = 5.0
+SNAPSHOT_SOURCES = frozenset({"coinpaprika", "coingecko"})
 
 
 def compare(
@@ -53,7 +57,12 @@ def anomalies(
         for item in run.sources:
             for past in uow.runs.recent(baseline_runs + 1, source=item.source, before=run_id):
                 history[past.id] = past
-    return score_run(run, sorted(history.values(), key=lambda past: past.id))
+        divergence = (
+            price_divergence(uow.records.quotes_as_of(run_id, DIVERGENCE_MAX_RANK), DIVERGENCE_THRESHOLD_PCT)
+            if any(item.source in SNAPSHOT_SOURCES for item in run.sources)
+            else []
+        )
+    return score_run(run, sorted(history.values(), key=lambda past: past.id)) + divergence
 
 
 def _run(run: EtlRun | None, run_id: int) -> EtlRun:

@@ -15,7 +15,7 @@ import attrs
 
 from application.queries import DataQuery, Page
 from domain.checkpoints import Checkpoint
-from domain.comparison import DataDelta
+from domain.comparison import DataDelta, PriceQuote
 from domain.drift import DriftFinding, DriftKind, StoredDrift
 from domain.records import QuarantinedRecord, RawRecord, Source, StoredRecord, UnifiedRecord
 from domain.requests import RunRequest
@@ -66,6 +66,10 @@ class RecordRepository(Protocol):
     ) -> DataDelta | None:
         """Records added, vanished and moved between two runs of a snapshot source; None if either
         run's observations are not kept (not an API source, or pruned)."""
+        ...
+
+    def quotes_as_of(self, run_id: int, max_rank: int) -> list[PriceQuote]:
+        """Each snapshot source's prices as its newest run up to `run_id` observed them, top ranks only."""
         ...
 
     def prune_observations(self, source: str, keep_runs: int) -> None:

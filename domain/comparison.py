@@ -192,3 +192,50 @@ def score_run(run: EtlRun, history: Sequence[EtlRun]) -> list[Anomaly]:
         ]
         anomalies.extend(score_source(observed.source, observed, earlier))
     return anomalies
+
+
+@attrs.frozen
+class PriceQuote:
+    """One source's latest price of a symbol, with its rank there."""
+
+    symbol: str
+    source: str
+    price_usd: float
+    rank: int | None
+
+
+def price_divergence(quotes: Sequence[PriceQuote], threshold_pct: float = 5.0) -> list[Anomaly]:
+    """Symbols whose sources disagree by more than `threshold_pct` of their median price.
+
+    Symbols are not identities (two assets may share one), so the caller passes only the top
+    ranks of each source, where a symbol names one asset in practice.
+    """
+    by_symbol: dict[str, list[PriceQuote]] = {}
+    for quote in quotes:
+        by_symbol.setdefault(quote.symbol, []).append(quote)
+    anomalies = []
+    for symbol, shared in sorted(by_symbol.items()):
+        if len({quote.source for quote in shared}) < 2:
+            continue
+        prices = [quote.price_usd for quote in shared]
+        median = statistics.median(prices)
+        if median <= 0:
+            continue
+        spread = (max(prices) - min(prices)) / median * 100
+        if spread <= threshold_pct:
+            continue
+        described = ", ".join(
+            f"{quote.source} {quote.price_usd:g}" for quote in sorted(shared, key=lambda q: q.source)
+        )
+        anomalies.append(
+            Anomaly(
+                source=",".join(sorted({quote.source for quote in shared})),
+                metric=f"price_divergence:{symbol}",
+                baseline=round(median, 8),
+                observed=round(spread, 3),
+                score=round(spread / threshold_pct, 2),
+                severity=Severity.CRITICAL if spread > 4 * threshold_pct else Severity.WARNING,
+                explanation=f"{symbol}: sources disagree by {spread:.1f}% of the median price ({described})",
+            )
+        )
+    return anomalies

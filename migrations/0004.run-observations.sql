@@ -8,5 +8,7 @@ CREATE TABLE run_observations (
     source           text    NOT NULL,
     source_record_id text    NOT NULL,
     price_usd        numeric,
+    symbol           text,
+    rank             integer,
     PRIMARY KEY (source, run_id, source_record_id)
 );

@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
 
@@ -23,7 +22,7 @@ import attrs
 from application.ports import LoadCounts
 from application.queries import DataQuery, Page, SortOrder
 from domain.checkpoints import Checkpoint
-from domain.comparison import DataDelta
+from domain.comparison import DataDelta, PriceQuote
 from domain.drift import DriftFinding, DriftKind, StoredDrift
 from domain.records import QuarantinedRecord, RawRecord, SourceType, StoredRecord, UnifiedRecord
 from domain.requests import RequestStatus, RunRequest
@@ -55,7 +54,7 @@ class State:
     drifts: dict[tuple[str, str, str, str], StoredDrift] = attrs.Factory(dict)
     requests: dict[int, RunRequest] = attrs.Factory(dict)
     schedule: dict[str, datetime] = attrs.Factory(dict)
-    observations: dict[tuple[str, int], dict[str, Decimal | None]] = attrs.Factory(dict)
+    observations: dict[tuple[str, int], dict[str, UnifiedRecord]] = attrs.Factory(dict)
     ids: Any = attrs.Factory(lambda: itertools.count(1))
 
 
@@ -100,7 +99,7 @@ class InMemoryRecordRepository:
         for record in records:
             if record.source_type is SourceType.API:
                 seen = state.observations.setdefault((record.source, run_id), {})
-                seen.setdefault(record.source_record_id, record.price_usd)
+                seen.setdefault(record.source_record_id, record)
         for item in quarantined:
             content_key = (item.raw.source, item.raw.source_record_id, item.raw.checksum)
             previous = state.quarantine.get(content_key)
@@ -111,10 +110,12 @@ class InMemoryRecordRepository:
     def observation_delta(
         self, source: str, run_a: int, run_b: int, threshold_pct: float
     ) -> DataDelta | None:
-        a = self._state.observations.get((source, run_a))
-        b = self._state.observations.get((source, run_b))
-        if not a or not b:
+        seen_a = self._state.observations.get((source, run_a))
+        seen_b = self._state.observations.get((source, run_b))
+        if not seen_a or not seen_b:
             return None
+        a = {key: record.price_usd for key, record in seen_a.items()}
+        b = {key: record.price_usd for key, record in seen_b.items()}
         moves = []
         for key in a.keys() & b.keys():
             before, after = a[key], b[key]
@@ -133,6 +134,21 @@ class InMemoryRecordRepository:
             added_sample=tuple(added[:10]),
             vanished_sample=tuple(vanished[:10]),
         )
+
+    def quotes_as_of(self, run_id: int, max_rank: int) -> list[PriceQuote]:
+        newest: dict[str, int] = {}
+        for source, seen_run in self._state.observations:
+            if seen_run <= run_id:
+                newest[source] = max(newest.get(source, 0), seen_run)
+        return [
+            PriceQuote(record.symbol, source, float(record.price_usd), record.rank)
+            for source, seen_run in newest.items()
+            for record in self._state.observations[(source, seen_run)].values()
+            if record.symbol is not None
+            and record.price_usd is not None
+            and record.rank is not None
+            and record.rank <= max_rank
+        ]
 
     def prune_observations(self, source: str, keep_runs: int) -> None:
         runs = sorted((run for src, run in self._state.observations if src == source), reverse=True)

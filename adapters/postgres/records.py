@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 
 from application.ports import LoadCounts
 from domain.checksum import canonical_json
-from domain.comparison import DataDelta
+from domain.comparison import DataDelta, PriceQuote
 from domain.records import QuarantinedRecord, RawRecord, UnifiedRecord
 
 RAW_TABLES = {"coinpaprika": "raw_coinpaprika", "coingecko": "raw_coingecko"}
@@ -81,8 +81,8 @@ ON CONFLICT (source, source_record_id, checksum) DO UPDATE SET
 
 
 INSERT_OBSERVATIONS = """
-INSERT INTO run_observations (run_id, source, source_record_id, price_usd)
-SELECT %(run_id)s, source, source_record_id, price_usd FROM staging_unified WHERE source_type = 'api'
+INSERT INTO run_observations (run_id, source, source_record_id, price_usd, symbol, rank)
+SELECT %(run_id)s, source, source_record_id, price_usd, symbol, rank FROM staging_unified WHERE source_type = 'api'
 ON CONFLICT DO NOTHING
 """
 SELECT_OBSERVATION_DELTA = """
@@ -108,6 +108,15 @@ WHERE source = %(source)s
       SELECT run_id FROM (SELECT DISTINCT run_id FROM run_observations WHERE source = %(source)s) kept
       ORDER BY run_id DESC LIMIT %(keep)s
   )
+"""
+
+SELECT_QUOTES_AS_OF = """
+WITH runs AS (
+    SELECT source, max(run_id) AS run_id FROM run_observations WHERE run_id <= %(run_id)s GROUP BY source
+)
+SELECT o.symbol, o.source, o.price_usd::float8, o.rank
+FROM run_observations o JOIN runs USING (source, run_id)
+WHERE o.rank <= %(max_rank)s AND o.price_usd IS NOT NULL AND o.symbol IS NOT NULL
 """
 
 SELECT_LATEST_PAYLOADS = """
@@ -202,6 +211,10 @@ class PostgresRecordRepository:
             added_sample=tuple(added_ids),
             vanished_sample=tuple(vanished_ids),
         )
+
+    def quotes_as_of(self, run_id: int, max_rank: int) -> list[PriceQuote]:
+        rows = self._connection.execute(SELECT_QUOTES_AS_OF, {"run_id": run_id, "max_rank": max_rank})
+        return [PriceQuote(symbol, source, price, rank) for symbol, source, price, rank in rows]
 
     def prune_observations(self, source: str, keep_runs: int) -> None:
         self._connection.execute(PRUNE_OBSERVATIONS, {"source": source, "keep": keep_runs})

@@ -376,3 +376,28 @@ def test_comparing_two_runs_shows_vanished_coins_and_price_moves(
     assert delta.data.median_price_move_pct == pytest.approx(25, abs=0.01)
     assert delta.data.moved_over_threshold == 50
     assert "volume" in {anomaly.metric for anomaly in comparison.anomalies}
+
+
+def test_providers_disagreeing_on_top_coins_are_flagged_on_the_run(
+    clean_database: str, provider: LoopbackProvider, fast_retries: None
+) -> None:
+    from application.comparison import anomalies
+    from entrypoints.bootstrap import build as build_app
+
+    provider.state.coins = 20
+    agreeing = run(kaspero(clean_database, provider), "coinpaprika", "coingecko")
+    provider.state.price_factor = 1.2  # CoinGecko now says 20% more than CoinPaprika said
+    disagreeing = run(kaspero(clean_database, provider), "coingecko")
+    app = build_app(Settings(), clean_database)
+    try:
+        before = [
+            a for a in anomalies(app.uow_factory, agreeing.id) if a.metric.startswith("price_divergence")
+        ]
+        after = [
+            a for a in anomalies(app.uow_factory, disagreeing.id) if a.metric.startswith("price_divergence")
+        ]
+    finally:
+        app.close()
+    assert before == []
+    assert len(after) == 19  # every shared top coin (one has no CoinGecko rank: unknown market cap)
+    assert {a.severity.value for a in after} == {"warning"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -96,3 +97,19 @@ def test_deltas_cover_sources_in_either_run() -> None:
     assert by_source["csv"].deltas["unchanged"] == 10
     assert by_source["coingecko"].in_a is None
     assert by_source["coingecko"].deltas["fetched"] == 5
+
+
+def test_sources_disagreeing_on_a_price_are_flagged_and_agreeing_ones_are_not() -> None:
+    from domain.comparison import PriceQuote, price_divergence
+
+    quotes = [
+        PriceQuote("BTC", "coingecko", 60000.0, 1),
+        PriceQuote("BTC", "coinpaprika", 60300.0, 1),
+        PriceQuote("ETH", "coingecko", 3000.0, 2),
+        PriceQuote("ETH", "coinpaprika", 3600.0, 2),
+        PriceQuote("SOL", "coingecko", 100.0, 5),  # one source only: nothing to compare
+    ]
+    [anomaly] = price_divergence(quotes, threshold_pct=5)
+    assert (anomaly.metric, anomaly.source) == ("price_divergence:ETH", "coingecko,coinpaprika")
+    assert anomaly.observed == pytest.approx(600 / 3300 * 100, abs=0.01)
+    assert "coingecko 3000, coinpaprika 3600" in anomaly.explanation
