@@ -1,5 +1,7 @@
 """Errors the use cases raise or expect from their ports."""
 
+from collections.abc import Mapping
+
 from domain.runs import SourceCounters
 
 
@@ -14,9 +16,12 @@ class SourceUnavailable(ApplicationError):
     `counters` holds the requests, retries and waits spent on the attempt, so they are recorded.
     """
 
-    def __init__(self, message: str, counters: SourceCounters | None = None) -> None:
+    def __init__(
+        self, message: str, counters: SourceCounters | None = None, responses: Mapping[str, int] | None = None
+    ) -> None:
         super().__init__(message)
         self.counters = counters or SourceCounters()
+        self.responses = dict(responses or {})
 
 
 class InjectedFailure(ApplicationError):

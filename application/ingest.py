@@ -133,6 +133,7 @@ def ingest_source(
         uow.runs.start_source(run_id, name, clock())
         uow.commit()
     status, error, spent, injected = RunStatus.SUCCESS, None, SourceCounters(), None
+    answered: dict[str, int] = {}
     progress = _SourceProgress()
     try:
         cursor = checkpoint.cursor if checkpoint else None
@@ -141,7 +142,7 @@ def ingest_source(
             if options.should_stop():
                 raise Interrupted("interrupted: stopped after its last committed batch")
     except SourceUnavailable as ex:
-        status, error, spent = RunStatus.FAILED, str(ex), ex.counters
+        status, error, spent, answered = RunStatus.FAILED, str(ex), ex.counters, ex.responses
     except (InjectedFailure, Interrupted) as ex:
         status, error, injected = RunStatus.FAILED, f"{name}: {ex}", ex
     finished = clock()
@@ -149,6 +150,8 @@ def ingest_source(
     with uow_factory() as uow:
         duration_ms = int((time.monotonic() - started) * 1000)
         uow.runs.add_counters(run_id, name, spent)
+        if answered:
+            uow.runs.add_responses(run_id, name, answered)
         uow.runs.finish_source(run_id, name, status, error, finished, duration_ms, freshness)
         uow.records.prune_observations(name, options.observation_runs_kept)
         uow.commit()
@@ -194,6 +197,8 @@ def _commit_batch(
             drift_findings=len(new_findings),
         )
         uow.runs.add_counters(run_id, pipeline.name, counters)
+        if batch.responses:
+            uow.runs.add_responses(run_id, pipeline.name, batch.responses)
         uow.commit()
     progress.saw(records)
     for finding in new_findings:

@@ -15,6 +15,11 @@ def source_stats(uow_factory: UnitOfWorkFactory) -> list[SourceStats]:
         return uow.runs.source_stats()
 
 
+def provider_responses(uow_factory: UnitOfWorkFactory) -> dict[tuple[str, str], int]:
+    with uow_factory() as uow:
+        return uow.runs.response_totals()
+
+
 def list_checkpoints(uow_factory: UnitOfWorkFactory) -> list[Checkpoint]:
     with uow_factory() as uow:
         return uow.checkpoints.list()

@@ -5,7 +5,7 @@ They take and return domain types or builtins, never rows, responses or pydantic
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from types import TracebackType
@@ -36,6 +36,7 @@ class Batch:
     cursor: dict[str, Any]
     rejected: tuple[QuarantinedRecord, ...] = ()
     counters: SourceCounters = attrs.Factory(SourceCounters)
+    responses: Mapping[str, int] = attrs.Factory(dict)  # provider answers by HTTP status ("error": none)
 
 
 class SourceReader(Protocol):
@@ -137,6 +138,12 @@ class RunRepository(Protocol):
         ...
 
     def source_stats(self) -> list[SourceStats]: ...
+
+    def add_responses(self, run_id: int, source: str, responses: Mapping[str, int]) -> None: ...
+
+    def response_totals(self) -> dict[tuple[str, str], int]:
+        """Provider answers over every run, by (source, HTTP status)."""
+        ...
 
 
 class DriftRepository(Protocol):

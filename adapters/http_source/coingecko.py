@@ -101,7 +101,13 @@ class HttpxCoinGeckoReader:
             last = len(elements) < self._paging.per_page or page >= self._paging.max_pages
             raws, rejected = element_batches(NAME, elements, seen, self._clock(), run_id)
             cursor_out = {"page": page, "snapshot_started_at": snapshot_started.isoformat(), "complete": last}
-            yield Batch(tuple(raws), cursor_out, tuple(rejected), self._client.tally.take())
+            yield Batch(
+                tuple(raws),
+                cursor_out,
+                tuple(rejected),
+                self._client.tally.take(),
+                self._client.tally.take_responses(),
+            )
             if last:
                 return
             page += 1

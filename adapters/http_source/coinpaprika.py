@@ -67,7 +67,13 @@ class HttpxCoinPaprikaReader:
                 "offset": start + len(chunk),
                 "complete": last,
             }
-            yield Batch(tuple(raws), cursor_out, tuple(rejected), self._client.tally.take())
+            yield Batch(
+                tuple(raws),
+                cursor_out,
+                tuple(rejected),
+                self._client.tally.take(),
+                self._client.tally.take_responses(),
+            )
 
 
 class UsdQuote(pydantic.BaseModel):

@@ -59,4 +59,6 @@ def source_unavailable(source: str, ex: BaseException, client: ProviderClient) -
         detail = f"cannot reach the provider: {ex}"
     else:
         detail = f"unexpected answer: {ex}"
-    return SourceUnavailable(f"{source}: {detail}", counters=client.tally.take())
+    return SourceUnavailable(
+        f"{source}: {detail}", counters=client.tally.take(), responses=client.tally.take_responses()
+    )

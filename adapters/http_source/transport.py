@@ -61,6 +61,14 @@ class RequestTally:
     requests: int = 0
     retries: int = 0
     rate_limit_waits: int = 0
+    responses: dict[str, int] = attrs.Factory(dict)
+
+    def answered(self, status: str) -> None:
+        self.responses[status] = self.responses.get(status, 0) + 1
+
+    def take_responses(self) -> dict[str, int]:
+        taken, self.responses = self.responses, {}
+        return taken
 
     def take(self) -> SourceCounters:
         counters = SourceCounters(
@@ -108,7 +116,15 @@ class ProviderClient:
         if self._bucket.acquire() > 0:
             self.tally.rate_limit_waits += 1
         self.tally.requests += 1
+        try:
+            return self._answer(path, params)
+        except httpx.TransportError:
+            self.tally.answered("error")
+            raise
+
+    def _answer(self, path: str, params: Mapping[str, str | int] | None) -> Any:
         with self._client.stream("GET", path, params=params) as response:
+            self.tally.answered(str(response.status_code))
             body = self._read_bounded(response)
             status = response.status_code
             where = f"GET {response.request.url.path}"

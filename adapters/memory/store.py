@@ -11,7 +11,7 @@ import copy
 import itertools
 import statistics
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
@@ -55,6 +55,7 @@ class State:
     requests: dict[int, RunRequest] = attrs.Factory(dict)
     schedule: dict[str, datetime] = attrs.Factory(dict)
     observations: dict[tuple[str, int], dict[str, UnifiedRecord]] = attrs.Factory(dict)
+    responses: dict[tuple[int, str, str], int] = attrs.Factory(dict)
     ids: Any = attrs.Factory(lambda: itertools.count(1))
 
 
@@ -365,6 +366,17 @@ class InMemoryRunRepository:
                 )
             )
         return stats
+
+    def add_responses(self, run_id: int, source: str, responses: Mapping[str, int]) -> None:
+        for status, count in responses.items():
+            key = (run_id, source, status)
+            self._state.responses[key] = self._state.responses.get(key, 0) + count
+
+    def response_totals(self) -> dict[tuple[str, str], int]:
+        totals: dict[tuple[str, str], int] = {}
+        for (_, source, status), count in self._state.responses.items():
+            totals[(source, status)] = totals.get((source, status), 0) + count
+        return totals
 
     def recent(
         self,

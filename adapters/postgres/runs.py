@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -68,6 +70,13 @@ FROM etl_run_sources
 GROUP BY source
 ORDER BY source
 """
+
+ADD_RESPONSES = """
+INSERT INTO provider_responses AS p (run_id, source, status, responses)
+SELECT %(run_id)s, %(source)s, key, value::bigint FROM jsonb_each_text(%(responses)s::jsonb)
+ON CONFLICT (run_id, source, status) DO UPDATE SET responses = p.responses + EXCLUDED.responses
+"""
+SELECT_RESPONSE_TOTALS = "SELECT source, status, sum(responses)::bigint FROM provider_responses GROUP BY 1, 2"
 
 SELECT_CHECKPOINT = "SELECT source, cursor, run_id, updated_at FROM checkpoints WHERE source = %(source)s"
 SELECT_CHECKPOINTS = "SELECT source, cursor, run_id, updated_at FROM checkpoints ORDER BY source"
@@ -171,6 +180,17 @@ class PostgresRunRepository:
             )
             for row in cursor.execute(SELECT_SOURCE_STATS.format(sums=sums))  # names from the attrs class
         ]
+
+    def add_responses(self, run_id: int, source: str, responses: Mapping[str, int]) -> None:
+        self._connection.execute(
+            ADD_RESPONSES, {"run_id": run_id, "source": source, "responses": json.dumps(dict(responses))}
+        )
+
+    def response_totals(self) -> dict[tuple[str, str], int]:
+        return {
+            (source, status): int(total)
+            for source, status, total in self._connection.execute(SELECT_RESPONSE_TOTALS)
+        }
 
     def _run_from(self, query: str, params: dict[str, Any]) -> EtlRun | None:
         runs = self._runs_from(query, params)

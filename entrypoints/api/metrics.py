@@ -23,7 +23,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from application.operations import list_checkpoints, source_stats
+from application.operations import list_checkpoints, provider_responses, source_stats
 from application.ports import UnitOfWorkFactory
 
 OUTCOMES = ("fetched", "inserted", "updated", "unchanged", "quarantined")
@@ -67,6 +67,11 @@ class EtlCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stats = source_stats(self._uow_factory)
+        answers = CounterMetricFamily(
+            "kaspero_etl_provider_responses", "Provider answers by HTTP status", labels=["source", "status"]
+        )
+        for (source, status), count in sorted(provider_responses(self._uow_factory).items()):
+            answers.add_metric([source, status], count)
         checkpoints = list_checkpoints(self._uow_factory)
         records = CounterMetricFamily(
             "kaspero_etl_records", "Records by source and outcome", labels=["source", "outcome"]
@@ -109,7 +114,7 @@ class EtlCollector(Collector):
         now = datetime.now(UTC)
         for checkpoint in checkpoints:
             age.add_metric([checkpoint.source], (now - checkpoint.updated_at).total_seconds())
-        yield from (records, runs, requests, retries, waits, drift, duration, success, age)
+        yield from (records, runs, requests, answers, retries, waits, drift, duration, success, age)
 
 
 class MetricsResource:

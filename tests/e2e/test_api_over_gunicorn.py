@@ -102,3 +102,4 @@ def test_metrics_sum_every_worker_and_show_the_etl_runs(api: str) -> None:
     assert "kaspero_etl_last_success_timestamp_seconds{" in text
     assert 'kaspero_etl_checkpoint_age_seconds{source="csv:market_history"}' in text
     assert "kaspero_http_request_duration_seconds_bucket{" in text
+    assert "# TYPE kaspero_etl_provider_responses_total counter" in text

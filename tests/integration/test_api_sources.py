@@ -401,3 +401,26 @@ def test_providers_disagreeing_on_top_coins_are_flagged_on_the_run(
     assert before == []
     assert len(after) == 19  # every shared top coin (one has no CoinGecko rank: unknown market cap)
     assert {a.severity.value for a in after} == {"warning"}
+
+
+def test_provider_answers_are_counted_by_status(
+    clean_database: str, provider: LoopbackProvider, fast_retries: None
+) -> None:
+    from application.operations import provider_responses
+    from entrypoints.bootstrap import build as build_app
+
+    provider.state.coins = 10
+    provider.queue(TICKERS, Fault(status=503), Fault(status=429, headers={"Retry-After": "0"}))
+    provider.queue(MARKETS, Fault(status=402))
+    run(kaspero(clean_database, provider), "coinpaprika", "coingecko")
+    app = build_app(Settings(), clean_database)
+    try:
+        totals = provider_responses(app.uow_factory)
+    finally:
+        app.close()
+    assert totals == {
+        ("coinpaprika", "503"): 1,
+        ("coinpaprika", "429"): 1,
+        ("coinpaprika", "200"): 1,
+        ("coingecko", "402"): 1,
+    }
