@@ -6,11 +6,12 @@ import enum
 import math
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Generic, TypeVar
 
 import attrs
 
-from domain.records import RecordKind, SourceType
+from domain.records import RecordKind, SourceType, StoredRecord
 
 T = TypeVar("T")
 
@@ -40,6 +41,14 @@ class SortOrder(enum.StrEnum):
 
 
 @attrs.frozen
+class SortKey:
+    """Where a keyset page ends: the last item's sort value (None when it had none) and id."""
+
+    value: datetime | Decimal | int | str | None
+    id: int
+
+
+@attrs.frozen
 class DataQuery:
     source_type: SourceType | None = None
     source: str | None = None
@@ -54,6 +63,7 @@ class DataQuery:
     sort_order: SortOrder = SortOrder.DESC
     page: int = attrs.field(default=1)
     page_size: int = attrs.field(default=DEFAULT_PAGE_SIZE)
+    after: SortKey | None = None  # keyset paging: items after this key, instead of an offset
 
     @page.validator
     def _check_page(self, _attribute: attrs.Attribute[int], value: int) -> None:
@@ -67,16 +77,40 @@ class DataQuery:
 
     @property
     def offset(self) -> int:
-        return (self.page - 1) * self.page_size
+        return 0 if self.after is not None else (self.page - 1) * self.page_size
 
 
 @attrs.frozen
 class Page(Generic[T]):
+    """A page of items. `total_is_estimate`: the total is the planner's estimate, not a count.
+    `next_after`: the key to ask for the following page with, None on the last page."""
+
     items: Sequence[T]
     page: int
     page_size: int
     total_items: int
+    total_is_estimate: bool = False
+    next_after: SortKey | None = None
 
     @property
     def total_pages(self) -> int:
         return math.ceil(self.total_items / self.page_size) if self.total_items else 0
+
+
+def sort_value(item: StoredRecord, field: SortField) -> datetime | Decimal | int | str | None:
+    """The value an item is sorted by."""
+    if field is SortField.ID:
+        return item.id
+    if field in (SortField.CREATED_AT, SortField.UPDATED_AT):
+        moment: datetime = getattr(item, field.value)
+        return moment
+    value: datetime | Decimal | int | str | None = getattr(item.record, field.value)
+    return value
+
+
+def next_key(items: Sequence[StoredRecord], query: DataQuery) -> SortKey | None:
+    """The key after a full page's last item; None when the page is not full (the last one)."""
+    if len(items) < query.page_size or not items:
+        return None
+    last = items[-1]
+    return SortKey(value=sort_value(last, query.sort_by), id=last.id)

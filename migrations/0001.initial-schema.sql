@@ -109,12 +109,14 @@ CREATE TABLE unified_data (
     updated_at       timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT unified_data_source_record_key UNIQUE (source, source_record_id)
 );
-CREATE INDEX unified_data_type_published_idx ON unified_data (source_type, published_at DESC, id DESC);
-CREATE INDEX unified_data_published_idx ON unified_data (published_at DESC, id DESC);
-CREATE INDEX unified_data_symbol_idx ON unified_data (symbol, published_at DESC);
+-- the default order of /data is published_at DESC NULLS LAST, id DESC: these indexes hold it, so
+-- a page (offset or keyset) is a range scan, not a sort of everything that matches
+CREATE INDEX unified_data_type_published_idx ON unified_data (source_type, published_at DESC NULLS LAST, id DESC);
+CREATE INDEX unified_data_published_idx ON unified_data (published_at DESC NULLS LAST, id DESC);
+CREATE INDEX unified_data_symbol_idx ON unified_data (symbol, published_at DESC NULLS LAST, id DESC);
 CREATE INDEX unified_data_category_idx ON unified_data (category);
 CREATE INDEX unified_data_author_idx ON unified_data (author);
-CREATE INDEX unified_data_kind_idx ON unified_data (kind, published_at DESC);
+CREATE INDEX unified_data_kind_idx ON unified_data (kind, published_at DESC NULLS LAST, id DESC);
 CREATE INDEX unified_data_title_trgm_idx ON unified_data USING gin (title gin_trgm_ops);
 CREATE INDEX unified_data_description_trgm_idx ON unified_data USING gin (description gin_trgm_ops);
 

@@ -20,7 +20,7 @@ from typing import Any, Self
 import attrs
 
 from application.ports import LoadCounts
-from application.queries import DataQuery, Page, SortOrder
+from application.queries import DataQuery, Page, SortOrder, next_key, sort_value
 from domain.checkpoints import Checkpoint
 from domain.comparison import DataDelta, PriceQuote
 from domain.drift import DriftFinding, DriftKind, StoredDrift
@@ -446,27 +446,40 @@ class InMemoryRecordReader:
 
     def find(self, query: DataQuery) -> Page[StoredRecord]:
         matches = [item for item in self._store.state.records.values() if _matches(item.record, query)]
-        column = query.sort_by.value
+        field = query.sort_by
         descending = query.sort_order is SortOrder.DESC
         # NULLS LAST in both directions, ties broken by id in the sort's direction, as in SQL
-        present = [i for i in matches if _sort_value(i, column) is not None]
-        absent = [i for i in matches if _sort_value(i, column) is None]
-        present.sort(key=lambda i: (_sort_value(i, column), i.id), reverse=descending)
+        present = [i for i in matches if sort_value(i, field) is not None]
+        absent = [i for i in matches if sort_value(i, field) is None]
+        present.sort(key=lambda i: (sort_value(i, field), i.id), reverse=descending)
         absent.sort(key=lambda i: i.id, reverse=descending)
         ordered = present + absent
+        if query.after is not None:
+            ordered = [item for item in ordered if _is_after(item, query)]
         window = ordered[query.offset : query.offset + query.page_size]
-        return Page(items=window, page=query.page, page_size=query.page_size, total_items=len(ordered))
+        return Page(
+            items=window,
+            page=query.page,
+            page_size=query.page_size,
+            total_items=len(matches),
+            next_after=next_key(window, query),
+        )
 
     def get(self, record_id: int) -> StoredRecord | None:
         return next((item for item in self._store.state.records.values() if item.id == record_id), None)
 
 
-def _sort_value(item: StoredRecord, column: str) -> Any:
-    if column == "id":
-        return item.id
-    if column in ("created_at", "updated_at"):
-        return getattr(item, column)
-    return getattr(item.record, column)
+def _is_after(item: StoredRecord, query: DataQuery) -> bool:
+    """Whether an item sorts after the query's key, in the query's order, NULLS LAST."""
+    key = query.after
+    assert key is not None
+    value = sort_value(item, query.sort_by)
+    later: Any = (lambda a, b: a < b) if query.sort_order is SortOrder.DESC else (lambda a, b: a > b)
+    if key.value is None:
+        return value is None and later(item.id, key.id)
+    if value is None:
+        return True
+    return bool(later(value, key.value) or (value == key.value and later(item.id, key.id)))
 
 
 def _matches(record: UnifiedRecord, query: DataQuery) -> bool:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from application.queries import DataQuery, Page, SortOrder
+from application.queries import DataQuery, Page, SortOrder, next_key
 from domain.records import RecordKind, SourceType, StoredRecord, UnifiedRecord
 
 SELECT_RECORDS = """
@@ -17,7 +18,10 @@ ORDER BY {sort} {direction} NULLS LAST, id {direction}
 LIMIT %(limit)s OFFSET %(offset)s
 """
 COUNT_RECORDS = "SELECT count(*) FROM unified_data {where}"
+ESTIMATE_RECORDS = "EXPLAIN (FORMAT JSON) SELECT 1 FROM unified_data {where}"
 SELECT_RECORD = "SELECT * FROM unified_data WHERE id = %(id)s"
+# a count is exact while the planner expects no more rows than this; past it, the estimate is served
+EXACT_COUNT_LIMIT = 20_000
 
 
 class PostgresRecordReader:
@@ -26,32 +30,89 @@ class PostgresRecordReader:
 
     def find(self, query: DataQuery) -> Page[StoredRecord]:
         where, params = _where(query)
-        select = sql.SQL(SELECT_RECORDS).format(
-            where=where,
-            sort=sql.Identifier(query.sort_by.value),
-            direction=sql.SQL("ASC" if query.sort_order is SortOrder.ASC else "DESC"),
-        )
-        params |= {"limit": query.page_size, "offset": query.offset}
         with self._pool.connection() as connection:
             cursor = connection.cursor(row_factory=dict_row)
-            rows = cursor.execute(select, params).fetchall()
-            if query.page == 1 and len(rows) < query.page_size:
-                total = len(rows)  # the whole result fits on this page: no count needed
-            else:
-                count = connection.execute(sql.SQL(COUNT_RECORDS).format(where=where), params).fetchone()
-                total = int(count[0]) if count else 0
+            rows = self._rows(cursor, query, where, params)
+            total, estimated = self._total(connection, query, where, params, len(rows))
+        items = [stored_record_from_row(row) for row in rows]
         return Page(
-            items=[stored_record_from_row(row) for row in rows],
+            items=items,
             page=query.page,
             page_size=query.page_size,
             total_items=total,
+            total_is_estimate=estimated,
+            next_after=next_key(items, query),
         )
+
+    def _rows(
+        self,
+        cursor: psycopg.Cursor[dict[str, Any]],
+        query: DataQuery,
+        where: sql.Composable,
+        params: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        """An offset page, or a keyset page: first the rows with a sort value past the key, then
+        (NULLS LAST) the rows without one; each part a range scan of the sort index."""
+        column, direction = sql.Identifier(query.sort_by.value), _direction(query)
+        if query.after is None:
+            select = sql.SQL(SELECT_RECORDS).format(where=where, sort=column, direction=direction)
+            return cursor.execute(
+                select, {**params, "limit": query.page_size, "offset": query.offset}
+            ).fetchall()
+        comparison = sql.SQL(">" if query.sort_order is SortOrder.ASC else "<")
+        rows: list[dict[str, Any]] = []
+        if query.after.value is not None:
+            past = sql.SQL(
+                "({col} IS NOT NULL AND ({col}, id) {cmp} (%(after_value)s, %(after_id)s))"
+            ).format(col=column, cmp=comparison)
+            select = sql.SQL(SELECT_RECORDS).format(where=_and(where, past), sort=column, direction=direction)
+            args = {**params, "after_value": query.after.value, "after_id": query.after.id}
+            rows = cursor.execute(select, {**args, "limit": query.page_size, "offset": 0}).fetchall()
+        if len(rows) < query.page_size:
+            nulls = sql.SQL("{col} IS NULL").format(col=column)
+            if query.after.value is None:
+                nulls = sql.SQL("({col} IS NULL AND id {cmp} %(after_id)s)").format(
+                    col=column, cmp=comparison
+                )
+            select = sql.SQL(SELECT_RECORDS).format(
+                where=_and(where, nulls), sort=column, direction=direction
+            )
+            args = {**params, "after_id": query.after.id, "limit": query.page_size - len(rows), "offset": 0}
+            rows += cursor.execute(select, args).fetchall()
+        return rows
+
+    def _total(
+        self,
+        connection: psycopg.Connection[Any],
+        query: DataQuery,
+        where: sql.Composable,
+        params: dict[str, Any],
+        fetched: int,
+    ) -> tuple[int, bool]:
+        if query.after is None and query.page == 1 and fetched < query.page_size:
+            return fetched, False  # the whole result fits on this page: no count needed
+        plan = connection.execute(sql.SQL(ESTIMATE_RECORDS).format(where=where), params).fetchone()
+        estimate = int(plan[0][0]["Plan"]["Plan Rows"]) if plan else 0
+        if estimate > EXACT_COUNT_LIMIT:
+            return estimate, True
+        count = connection.execute(sql.SQL(COUNT_RECORDS).format(where=where), params).fetchone()
+        return (int(count[0]) if count else 0), False
 
     def get(self, record_id: int) -> StoredRecord | None:
         with self._pool.connection() as connection:
             cursor = connection.cursor(row_factory=dict_row)
             row = cursor.execute(SELECT_RECORD, {"id": record_id}).fetchone()
         return stored_record_from_row(row) if row else None
+
+
+def _direction(query: DataQuery) -> sql.Composable:
+    return sql.SQL("ASC" if query.sort_order is SortOrder.ASC else "DESC")
+
+
+def _and(where: sql.Composable, condition: sql.Composable) -> sql.Composable:
+    if where == sql.SQL(""):
+        return sql.SQL("WHERE ") + condition
+    return where + sql.SQL(" AND ") + condition
 
 
 def _where(query: DataQuery) -> tuple[sql.Composable, dict[str, Any]]:

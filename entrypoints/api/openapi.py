@@ -118,8 +118,12 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["page", "page_size", "total_items", "total_pages"],
         "properties": {
-            name: {"type": "integer", "minimum": 0}
-            for name in ("page", "page_size", "total_items", "total_pages")
+            **{
+                name: {"type": "integer", "minimum": 0}
+                for name in ("page", "page_size", "total_items", "total_pages")
+            },
+            "total_is_estimate": {"type": "boolean"},
+            "next_cursor": _nullable({"type": "string"}),
         },
     },
     "Record": {
@@ -314,6 +318,7 @@ DATA_PARAMETERS = [
     _query("sort_order", {"enum": ["asc", "desc"]}, "the sort direction"),
     _query("page", {"type": "integer", "minimum": 1, "maximum": 10_000_000}, "page number, from 1"),
     _query("page_size", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}, "items per page"),
+    _query("cursor", TEXT, "pagination.next_cursor of the previous page: keyset paging, fast at any depth"),
 ]
 
 

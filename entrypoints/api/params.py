@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import TypeVar
 
 import falcon
 
-from application.queries import MAX_PAGE_SIZE, DataQuery, SortField, SortOrder
+from application.queries import MAX_PAGE_SIZE, DataQuery, SortField, SortKey, SortOrder
 from domain.records import RecordKind, SourceType
 from entrypoints.api.errors import InvalidParameter
 
@@ -18,8 +21,11 @@ E = TypeVar("E", bound=StrEnum)
 
 DATA_PARAMETERS = (
     "source_type", "source", "kind", "symbol", "category", "author", "search",
-    "start_date", "end_date", "sort_by", "sort_order", "page", "page_size",
+    "start_date", "end_date", "sort_by", "sort_order", "page", "page_size", "cursor",
 )  # fmt: skip
+_TIME_FIELDS = {SortField.PUBLISHED_AT, SortField.OBSERVED_AT, SortField.CREATED_AT, SortField.UPDATED_AT}
+_NUMBER_FIELDS = {SortField.PRICE_USD, SortField.MARKET_CAP_USD, SortField.VOLUME_24H_USD}
+_INTEGER_FIELDS = {SortField.RANK, SortField.ID}
 _MAX_TEXT = 200
 
 
@@ -91,6 +97,12 @@ def data_query(req: falcon.Request) -> DataQuery:
     start, end = params.timestamp("start_date"), params.timestamp("end_date")
     if start and end and start > end:
         raise InvalidParameter("start_date", "start_date must not be after end_date")
+    sort_by = params.choice("sort_by", SortField, SortField.PUBLISHED_AT) or SortField.PUBLISHED_AT
+    sort_order = params.choice("sort_order", SortOrder, SortOrder.DESC) or SortOrder.DESC
+    page = params.integer("page", 1, 1, 10_000_000)
+    cursor = params.text("cursor")
+    if cursor is not None and page != 1:
+        raise InvalidParameter("cursor", "give page or cursor, not both")
     return DataQuery(
         source_type=params.choice("source_type", SourceType),
         source=params.text("source"),
@@ -101,11 +113,53 @@ def data_query(req: falcon.Request) -> DataQuery:
         search=params.text("search"),
         start_date=start,
         end_date=end,
-        sort_by=params.choice("sort_by", SortField, SortField.PUBLISHED_AT) or SortField.PUBLISHED_AT,
-        sort_order=params.choice("sort_order", SortOrder, SortOrder.DESC) or SortOrder.DESC,
-        page=params.integer("page", 1, 1, 10_000_000),
+        sort_by=sort_by,
+        sort_order=sort_order,
+        page=page,
         page_size=params.integer("page_size", 20, 1, MAX_PAGE_SIZE),
+        after=decode_cursor(cursor, sort_by, sort_order) if cursor else None,
     )
+
+
+def encode_cursor(key: SortKey, sort_by: SortField, sort_order: SortOrder) -> str:
+    """An opaque token: the sort it belongs to and where the page ended."""
+    value = key.value.isoformat() if isinstance(key.value, datetime) else key.value
+    payload = {
+        "s": sort_by.value,
+        "o": sort_order.value,
+        "v": None if value is None else str(value),
+        "i": key.id,
+    }
+    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(token: str, sort_by: SortField, sort_order: SortOrder) -> SortKey:
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        made_for = (SortField(payload["s"]), SortOrder(payload["o"]))
+        raw, record_id = payload["v"], int(payload["i"])
+        value = None if raw is None else _typed(str(raw), made_for[0])
+    except (ValueError, KeyError, TypeError, ArithmeticError) as ex:
+        raise InvalidParameter("cursor", "cursor is not one this API gave out") from ex
+    if made_for != (sort_by, sort_order):
+        raise InvalidParameter(
+            "cursor", f"cursor belongs to sort_by={made_for[0].value}&sort_order={made_for[1].value}"
+        )
+    return SortKey(value=value, id=record_id)
+
+
+def _typed(raw: str, field: SortField) -> datetime | Decimal | int | str:
+    if field in _TIME_FIELDS:
+        moment = datetime.fromisoformat(raw)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if field in _NUMBER_FIELDS:
+        number = Decimal(raw)
+        if not number.is_finite():
+            raise ValueError("not a finite number")
+        return number
+    if field in _INTEGER_FIELDS:
+        return int(raw)
+    return raw
 
 
 def _restore_offset(text: str) -> str:

@@ -70,7 +70,7 @@ def record(item: StoredRecord) -> dict[str, Any]:
     }
 
 
-def page(result: Page[StoredRecord]) -> dict[str, Any]:
+def page(result: Page[StoredRecord], next_cursor: str | None) -> dict[str, Any]:
     return {
         "data": [record(item) for item in result.items],
         "pagination": {
@@ -78,6 +78,8 @@ def page(result: Page[StoredRecord]) -> dict[str, Any]:
             "page_size": result.page_size,
             "total_items": result.total_items,
             "total_pages": result.total_pages,
+            "total_is_estimate": result.total_is_estimate,
+            "next_cursor": next_cursor,
         },
     }
 

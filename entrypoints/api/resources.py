@@ -19,7 +19,7 @@ from domain.runs import RunStatus
 from entrypoints.api import render
 from entrypoints.api.auth import ApiKeyGuard, require_key
 from entrypoints.api.errors import InvalidParameter
-from entrypoints.api.params import QueryParams, data_query
+from entrypoints.api.params import QueryParams, data_query, encode_cursor
 
 
 class DataResource:
@@ -27,7 +27,12 @@ class DataResource:
         self._reader = reader
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = render.page(find_records(self._reader, data_query(req)))
+        query = data_query(req)
+        result = find_records(self._reader, query)
+        after = result.next_after
+        resp.media = render.page(
+            result, encode_cursor(after, query.sort_by, query.sort_order) if after else None
+        )
 
     def on_get_item(self, req: falcon.Request, resp: falcon.Response, record_id: int) -> None:
         QueryParams(req, ())

@@ -336,3 +336,49 @@ def test_observations_of_snapshot_sources_give_data_deltas_and_are_pruned(storag
         uow.commit()
     with storage.uow() as uow:
         assert uow.records.observation_delta("coingecko", first, second, threshold_pct=10) is None
+
+
+@pytest.mark.parametrize(
+    ("sort_by", "sort_order"),
+    [
+        (SortField.PUBLISHED_AT, SortOrder.DESC),
+        (SortField.PRICE_USD, SortOrder.ASC),
+        (SortField.RANK, SortOrder.DESC),
+        (SortField.SYMBOL, SortOrder.ASC),
+        (SortField.ID, SortOrder.DESC),
+    ],
+)
+def test_keyset_pages_walk_the_same_order_as_offset_pages(
+    storage: Storage, sort_by: SortField, sort_order: SortOrder
+) -> None:
+    run_id = start_run(storage)
+    items = [raw(str(i), symbol=f"S{i % 4}", price=str(i % 5)) for i in range(23)]
+    records = [
+        market(
+            item,
+            rank=None if i % 3 == 0 else i % 7,  # missing values and ties: NULLS LAST, then by id
+            published_at=NOW + timedelta(hours=i % 6),
+            price_usd=None if i % 4 == 0 else Decimal(i % 5),
+        )
+        for i, item in enumerate(items)
+    ]
+    load(storage, run_id, items, records)
+    by_offset = [
+        item.id
+        for page in range(1, 6)
+        for item in storage.reader.find(
+            DataQuery(sort_by=sort_by, sort_order=sort_order, page=page, page_size=5)
+        ).items
+    ]
+    by_key: list[int] = []
+    after = None
+    for _ in range(10):
+        page = storage.reader.find(
+            DataQuery(sort_by=sort_by, sort_order=sort_order, page_size=5, after=after)
+        )
+        by_key += [item.id for item in page.items]
+        after = page.next_after
+        if after is None:
+            break
+    assert len(by_offset) == 23
+    assert by_key == by_offset

@@ -190,3 +190,59 @@ def test_a_renamed_csv_header_is_detected_and_its_column_still_loads(
         ).fetchone()
     assert findings == [("renamed", "close", "closing_price_usd", True)]
     assert missing_close == (0,)
+
+
+def fill_unified(database_url: str, rows: int) -> None:
+    with psycopg.connect(database_url) as connection:
+        run_id = connection.execute(
+            "INSERT INTO etl_runs (trigger, status, started_at) VALUES ('cli', 'success', now()) RETURNING id"
+        ).fetchone()[0]  # type: ignore[index]
+        connection.execute(
+            "INSERT INTO unified_data (source_type, source, source_record_id, kind, title, symbol, price_usd,"
+            " published_at, observed_at, raw_id, first_run_id, last_run_id, checksum)"
+            " SELECT 'csv', 'csv:bench', 'r' || g, 'market', 'Coin ' || (g %% 500), 'C' || (g %% 500), g %% 1000,"
+            "  timestamptz '2024-01-01' + g * interval '1 minute', timestamptz '2024-01-01' + g * interval '1 minute',"
+            "  g, %(run)s, %(run)s, md5(g::text)"
+            " FROM generate_series(1, %(rows)s) g",
+            {"run": run_id, "rows": rows},
+        )
+        connection.execute("ANALYZE unified_data")
+
+
+def test_a_large_unfiltered_total_is_the_planner_s_estimate_and_a_narrow_one_is_exact(
+    clean_database: str, pool: ConnectionPool
+) -> None:
+    from adapters.postgres.reader import PostgresRecordReader
+    from application.queries import DataQuery
+
+    fill_unified(clean_database, 30_000)
+    reader = PostgresRecordReader(pool)
+    wide = reader.find(DataQuery(page=2))
+    assert wide.total_is_estimate
+    assert 25_000 <= wide.total_items <= 35_000
+    narrow = reader.find(DataQuery(symbol="C7", page=2, page_size=10))
+    assert (narrow.total_is_estimate, narrow.total_items) == (False, 60)
+
+
+def test_first_and_deep_keyset_pages_are_index_range_scans(clean_database: str) -> None:
+    fill_unified(clean_database, 30_000)
+    with psycopg.connect(clean_database) as connection:
+        plan = "\n".join(
+            row[0]
+            for row in connection.execute(
+                "EXPLAIN SELECT * FROM unified_data WHERE published_at IS NOT NULL"
+                " AND (published_at, id) < (timestamptz '2024-01-05', 5000)"
+                " ORDER BY published_at DESC NULLS LAST, id DESC LIMIT 20"
+            )
+        )
+    assert "Index Scan using unified_data_published_idx" in plan
+    assert "Sort" not in plan
+    with psycopg.connect(clean_database) as connection:
+        first = "\n".join(
+            row[0]
+            for row in connection.execute(
+                "EXPLAIN SELECT * FROM unified_data ORDER BY published_at DESC NULLS LAST, id DESC LIMIT 20"
+            )
+        )
+    assert "Index Scan using unified_data_published_idx" in first
+    assert "Sort" not in first

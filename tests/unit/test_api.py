@@ -18,7 +18,24 @@ def test_data_answers_in_the_envelope_with_exact_money(client: falcon.testing.Te
     assert result.status_code == 200
     body = result.json
     assert set(body) == {"data", "pagination", "meta"}
-    assert body["pagination"] == {"page": 1, "page_size": 1, "total_items": 2, "total_pages": 2}
+    pagination = body["pagination"]
+    assert {k: pagination[k] for k in ("page", "page_size", "total_items", "total_pages")} == {
+        "page": 1,
+        "page_size": 1,
+        "total_items": 2,
+        "total_pages": 2,
+    }
+    assert pagination["total_is_estimate"] is False
+    following = client.simulate_get(
+        "/data", params={"symbol": "BTC", "page_size": "1", "cursor": pagination["next_cursor"]}
+    )
+    assert following.json["data"][0]["price_usd"] == "60000.123456789"
+    assert following.json["pagination"]["next_cursor"] is not None  # a full page: maybe more
+    last = client.simulate_get(
+        "/data",
+        params={"symbol": "BTC", "page_size": "1", "cursor": following.json["pagination"]["next_cursor"]},
+    )
+    assert (last.json["data"], last.json["pagination"]["next_cursor"]) == ([], None)
     [item] = body["data"]
     assert item["price_usd"] == "61000"
     assert item["published_at"] == "2024-05-03T00:00:00+00:00"
@@ -261,3 +278,25 @@ def test_reads_can_be_made_to_need_a_key_too_except_the_probes(store: InMemorySt
     assert client.simulate_get("/data", headers={"X-API-Key": "secret"}).status_code == 200
     assert client.simulate_get("/live").status_code == 200
     assert client.simulate_get("/health").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("params", "detail"),
+    [
+        ({"cursor": "not-a-cursor"}, "cursor is not one this API gave out"),
+        (
+            {"cursor": "eyJzIjoicmFuayIsIm8iOiJhc2MiLCJ2IjoiMSIsImkiOjF9"},
+            "cursor belongs to sort_by=rank&sort_order=asc",
+        ),
+        (
+            {"cursor": "eyJzIjoicmFuayIsIm8iOiJhc2MiLCJ2IjoiMSIsImkiOjF9", "page": "2"},
+            "give page or cursor, not both",
+        ),
+    ],
+)
+def test_a_bad_cursor_is_a_400(
+    client: falcon.testing.TestClient, params: dict[str, str], detail: str
+) -> None:
+    result = client.simulate_get("/data", params=params)
+    assert result.status_code == 400
+    assert result.json["detail"] == detail
