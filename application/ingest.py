@@ -89,9 +89,11 @@ class _SourceProgress:
 
     def saw(self, records: Sequence[UnifiedRecord]) -> None:
         for record in records:
-            moment = record.observed_at or record.published_at
-            if moment is not None and (self.newest is None or moment > self.newest):
-                self.newest = moment
+            self.saw_moment(record.observed_at or record.published_at)
+
+    def saw_moment(self, moment: datetime | None) -> None:
+        if moment is not None and (self.newest is None or moment > self.newest):
+            self.newest = moment
 
 
 def normalize_batch(
@@ -176,8 +178,18 @@ def _commit_batch(
         injector.check(len(raws))
     with uow_factory() as uow:
         drift = _check_drift(pipeline, batch, uow, options)
+        # a record whose stored version came from this very payload is unchanged: it is neither
+        # normalized nor written again (only noted as seen by this run)
+        latest = {raw.source_record_id: raw for raw in batch.raws}  # the later line wins
+        stored = uow.records.current_checksums(pipeline.name, list(latest))
+        unchanged = sorted(key for key, raw in latest.items() if stored.get(key) == raw.checksum)
+        if unchanged:
+            skip = set(unchanged)
+            batch = attrs.evolve(batch, raws=tuple(r for r in batch.raws if r.source_record_id not in skip))
+            progress.saw_moment(uow.records.observe_unchanged(run_id, pipeline.name, unchanged))
         records, quarantined = normalize_batch(batch, pipeline.normalizer, drift)
-        counts = uow.records.load_batch(run_id, raws, records, quarantined)
+        stored_raws = [*batch.raws, *(item.raw for item in batch.rejected)]
+        counts = uow.records.load_batch(run_id, stored_raws, records, quarantined)
         new_findings = [
             finding
             for finding in drift.findings
@@ -192,7 +204,7 @@ def _commit_batch(
             fetched=len(raws),
             inserted=counts.inserted,
             updated=counts.updated,
-            unchanged=counts.unchanged,
+            unchanged=counts.unchanged + len(unchanged),
             quarantined=counts.quarantined,
             drift_findings=len(new_findings),
         )

@@ -62,6 +62,14 @@ class LoadCounts:
 
 
 class RecordRepository(Protocol):
+    def current_checksums(self, source: str, record_ids: Sequence[str]) -> dict[str, str]:
+        """The checksum of the payload each stored record was made from."""
+        ...
+
+    def observe_unchanged(self, run_id: int, source: str, record_ids: Sequence[str]) -> datetime | None:
+        """Note that this run saw these stored records unchanged; return their newest timestamp."""
+        ...
+
     def observation_delta(
         self, source: str, run_a: int, run_b: int, threshold_pct: float
     ) -> DataDelta | None:

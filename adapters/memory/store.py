@@ -108,6 +108,21 @@ class InMemoryRecordRepository:
             state.quarantine[content_key] = Quarantined(item.raw, item.reason, first, run_id)
         return LoadCounts(inserted, updated, len(records) - inserted - updated, len(quarantined))
 
+    def current_checksums(self, source: str, record_ids: Sequence[str]) -> dict[str, str]:
+        found = (self._state.records.get((source, key)) for key in record_ids)
+        return {item.record.source_record_id: item.record.checksum for item in found if item is not None}
+
+    def observe_unchanged(self, run_id: int, source: str, record_ids: Sequence[str]) -> datetime | None:
+        moments = []
+        for key in record_ids:
+            record = self._state.records[(source, key)].record
+            if record.source_type is SourceType.API:
+                self._state.observations.setdefault((source, run_id), {}).setdefault(key, record)
+            moment = record.observed_at or record.published_at
+            if moment is not None:
+                moments.append(moment)
+        return max(moments, default=None)
+
     def observation_delta(
         self, source: str, run_a: int, run_b: int, threshold_pct: float
     ) -> DataDelta | None:

@@ -8,6 +8,7 @@ costs no write, and `xmax = 0` tells an insert from an update.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -119,6 +120,22 @@ FROM run_observations o JOIN runs USING (source, run_id)
 WHERE o.rank <= %(max_rank)s AND o.price_usd IS NOT NULL AND o.symbol IS NOT NULL
 """
 
+SELECT_CURRENT_CHECKSUMS = """
+SELECT source_record_id, checksum FROM unified_data
+WHERE source = %(source)s AND source_record_id = ANY(%(ids)s)
+"""
+OBSERVE_UNCHANGED = """
+WITH seen AS (
+    SELECT source_type, source, source_record_id, price_usd, symbol, rank, coalesce(observed_at, published_at) AS at
+    FROM unified_data WHERE source = %(source)s AND source_record_id = ANY(%(ids)s)
+), kept AS (
+    INSERT INTO run_observations (run_id, source, source_record_id, price_usd, symbol, rank)
+    SELECT %(run_id)s, source, source_record_id, price_usd, symbol, rank FROM seen WHERE source_type = 'api'
+    ON CONFLICT DO NOTHING
+)
+SELECT max(at) FROM seen
+"""
+
 SELECT_LATEST_PAYLOADS = """
 SELECT u.source_record_id, r.payload
 FROM unified_data u JOIN {raw} r ON r.id = u.raw_id
@@ -190,6 +207,15 @@ class PostgresRecordRepository:
             unchanged=len(records) - inserted - updated,
             quarantined=len(quarantined),
         )
+
+    def current_checksums(self, source: str, record_ids: Sequence[str]) -> dict[str, str]:
+        rows = self._connection.execute(SELECT_CURRENT_CHECKSUMS, {"source": source, "ids": list(record_ids)})
+        return dict(rows.fetchall())
+
+    def observe_unchanged(self, run_id: int, source: str, record_ids: Sequence[str]) -> datetime | None:
+        params = {"run_id": run_id, "source": source, "ids": list(record_ids)}
+        row = self._connection.execute(OBSERVE_UNCHANGED, params).fetchone()
+        return row[0] if row else None
 
     def observation_delta(
         self, source: str, run_a: int, run_b: int, threshold_pct: float

@@ -116,6 +116,7 @@ def coinpaprika_ticker(i: int, price_factor: float = 1.0) -> dict[str, Any]:
 class ProviderState:
     coins: int = 300
     price_factor: float = 1.0
+    moved_every: int = 1  # price_factor applies to every n-th coin (1: all of them)
     broken: dict[int, dict[str, Any]] = attrs.Factory(dict)
     renamed: dict[str, str] = attrs.Factory(dict)
     shift_after_first_page: bool = False
@@ -127,7 +128,8 @@ class ProviderState:
     def element(self, kind: str, i: int) -> dict[str, Any]:
         if i in self.broken:
             return self.broken[i]
-        item = (coingecko_coin if kind == "coingecko" else coinpaprika_ticker)(i, self.price_factor)
+        factor = self.price_factor if i % self.moved_every == 0 else 1.0
+        item = (coingecko_coin if kind == "coingecko" else coinpaprika_ticker)(i, factor)
         return {self.renamed.get(key, key): value for key, value in item.items()}
 
 
