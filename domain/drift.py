@@ -124,6 +124,18 @@ def value_type(value: Any) -> FieldType | None:
     return FieldType.ARRAY
 
 
+_UNKNOWN = object()
+_TYPES: dict[type, FieldType | None] = {
+    type(None): None,
+    bool: FieldType.BOOLEAN,
+    int: FieldType.NUMBER,
+    float: FieldType.NUMBER,
+    str: FieldType.STRING,
+    dict: FieldType.OBJECT,
+    list: FieldType.ARRAY,
+}
+
+
 @attrs.define
 class _Observed:
     count: int = 0
@@ -141,13 +153,18 @@ def detect_drift(
     if not payloads:
         return DriftReport()
     observed: dict[str, _Observed] = {}
+    by_key: dict[str, _Observed] = {}  # every record repeats the same few keys: resolve each once
     for _, payload in payloads:
         for key, value in payload.items():
-            seen = observed.setdefault(contract.canonical(key), _Observed())
+            seen = by_key.get(key)
+            if seen is None:
+                seen = by_key[key] = observed.setdefault(contract.canonical(key), _Observed())
             seen.count += 1
-            kind = value_type(value)
+            kind = _TYPES.get(type(value), _UNKNOWN)
+            if kind is _UNKNOWN:
+                kind = value_type(value)
             if kind is not None:
-                seen.types.add(kind)
+                seen.types.add(kind)  # type: ignore[arg-type]
                 if seen.sample is None:
                     seen.sample = value
     missing = [spec for spec in contract.fields if spec.name not in observed]
