@@ -1,0 +1,153 @@
+"""api: gunicorn with the production config over 1,000,000 unified rows, loaded by a bounded
+client on loopback (8 connections, 15 s a case): requests/s, p50, p99, errors; and the framework
+ceiling, a bare Falcon handler under the same gunicorn settings."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+
+from benchmarks.harness import REPO, print_table, save, scratch_database
+from tests.support.processes import environment, free_port, get, wait_for
+
+ROWS = int(os.environ.get("BENCH_API_ROWS", "1000000"))
+SECONDS = float(os.environ.get("BENCH_API_SECONDS", "15"))
+CONNECTIONS = 8
+WORKERS = 2 * (os.cpu_count() or 1) + 1
+
+FILL = """
+INSERT INTO etl_runs (trigger, status, started_at, finished_at) VALUES ('cli', 'success', now(), now());
+INSERT INTO unified_data (source_type, source, source_record_id, kind, title, symbol, asset_name, price_usd,
+                          market_cap_usd, volume_24h_usd, rank, published_at, observed_at, raw_id,
+                          first_run_id, last_run_id, checksum)
+SELECT 'api', CASE WHEN g %% 2 = 0 THEN 'coingecko' ELSE 'coinpaprika' END, 'coin-' || g, 'market',
+       (ARRAY['Bitcoin', 'Ethereum', 'Solana', 'Cardano', 'Dogecoin', 'Litecoin'])[1 + g %% 6] || ' ' || (g %% 5000),
+       CASE WHEN g %% 1000 = 0 THEN 'BTC' ELSE 'C' || (g %% 5000) END, 'Coin ' || (g %% 5000),
+       (g %% 100000) / 7.0, g * 13.0, g * 3.0, 1 + g %% 5000,
+       timestamptz '2024-01-01' + g * interval '30 seconds', timestamptz '2024-01-01' + g * interval '30 seconds',
+       g, 1, 1, md5(g::text)
+FROM generate_series(1, %(rows)s) g;
+ANALYZE unified_data;
+"""
+
+
+def fill(url: str) -> None:
+    with psycopg.connect(url) as connection:
+        for statement in FILL.strip().split(";\n"):
+            if statement.strip():
+                connection.execute(statement, {"rows": ROWS} if "%(rows)s" in statement else None)
+
+
+@contextmanager
+def serving(app: str, env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    metrics = tempfile.mkdtemp(prefix="kaspero-bench-metrics-")
+    env = {**env, "API_HOST": "127.0.0.1", "API_PORT": str(port), "WEB_CONCURRENCY": str(WORKERS),
+           "PROMETHEUS_MULTIPROC_DIR": metrics, "LOG_LEVEL": "WARNING"}  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--config", "python:entrypoints.gunicorn_config", "--access-logfile", "/dev/null", app],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{base}/live" if "wsgi" in app else f"{base}/constant", process, timeout=60)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def load(url: str) -> dict[str, Any]:
+    """CONNECTIONS threads asking for `url` for SECONDS: throughput and latency percentiles."""
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + SECONDS
+
+    def worker() -> None:
+        mine: list[float] = []
+        failed = 0
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            try:
+                connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+                connection.request("GET", target)
+                response = connection.getresponse()
+                response.read()
+                connection.close()
+                if response.status != 200:
+                    failed += 1
+            except OSError:
+                failed += 1
+            mine.append(time.perf_counter() - started)
+        with lock:
+            latencies.extend(mine)
+            errors[0] += failed
+
+    threads = [threading.Thread(target=worker) for _ in range(CONNECTIONS)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    ordered = sorted(latencies)
+    return {
+        "requests": len(ordered),
+        "rps": len(ordered) / elapsed,
+        "p50_ms": statistics.median(ordered) * 1000 if ordered else None,
+        "p99_ms": ordered[int(len(ordered) * 0.99) - 1] * 1000 if ordered else None,
+        "errors": errors[0],
+    }
+
+
+def main() -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    with scratch_database() as url:
+        fill(url)
+        env = environment(DATABASE_URL=url)
+        with serving("benchmarks.bare_app:create()", env) as bare:
+            ceiling = load(f"{bare}/constant")
+        rows.append({"case": "reference: bare Falcon", **ceiling, "vs_ceiling": 1.0})
+        with serving("entrypoints.wsgi:create()", env) as api:
+            _, _, first = get(f"{api}/data?page_size=20")
+            cursor = first["pagination"]["next_cursor"]
+            for _ in range(200):  # walk deep into the set for a cursor past 4,000 items
+                _, _, page = get(f"{api}/data?page_size=20&cursor={cursor}")
+                cursor = page["pagination"]["next_cursor"]
+            cases = {
+                "/health": "/health",
+                "/data first page": "/data",
+                "/data?page=5000": "/data?page=5000",
+                "/data deep cursor": f"/data?cursor={cursor}",
+                "/data?search=bit": "/data?search=bit",
+                "/data?symbol=BTC&sort_by=observed_at": "/data?symbol=BTC&sort_by=observed_at",
+            }
+            for case, path in cases.items():
+                result = load(f"{api}{path}")
+                rows.append({"case": case, **result, "vs_ceiling": result["rps"] / ceiling["rps"]})
+    print_table(
+        f"api ({ROWS:,} unified rows, gunicorn {WORKERS} sync workers, {CONNECTIONS} connections, {SECONDS:g} s a case)",
+        rows,
+    )
+    save("api", rows)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
