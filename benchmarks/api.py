@@ -5,7 +5,6 @@ ceiling, a bare Falcon handler under the same gunicorn settings."""
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import statistics
 import subprocess

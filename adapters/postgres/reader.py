@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import psycopg
@@ -24,9 +25,16 @@ SELECT_RECORD = "SELECT * FROM unified_data WHERE id = %(id)s"
 EXACT_COUNT_LIMIT = 20_000
 
 
+ESTIMATE_TTL_SECONDS = 10.0
+
+
 class PostgresRecordReader:
+    """Estimated totals are remembered per filter for a few seconds: they are estimates anyway,
+    and asking the planner on every page costs a round trip."""
+
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
+        self._estimates: dict[str, tuple[float, int]] = {}
 
     def find(self, query: DataQuery) -> Page[StoredRecord]:
         where, params = _where(query)
@@ -91,9 +99,16 @@ class PostgresRecordReader:
     ) -> tuple[int, bool]:
         if query.after is None and query.page == 1 and fetched < query.page_size:
             return fetched, False  # the whole result fits on this page: no count needed
+        key = f"{where.as_string(connection)}|{sorted(params.items())}"
+        remembered = self._estimates.get(key)
+        if remembered is not None and time.monotonic() - remembered[0] < ESTIMATE_TTL_SECONDS:
+            return remembered[1], True
         plan = connection.execute(sql.SQL(ESTIMATE_RECORDS).format(where=where), params).fetchone()
         estimate = int(plan[0][0]["Plan"]["Plan Rows"]) if plan else 0
         if estimate > EXACT_COUNT_LIMIT:
+            if len(self._estimates) > 1000:
+                self._estimates.clear()
+            self._estimates[key] = (time.monotonic(), estimate)
             return estimate, True
         count = connection.execute(sql.SQL(COUNT_RECORDS).format(where=where), params).fetchone()
         return (int(count[0]) if count else 0), False
