@@ -93,6 +93,46 @@ class UnifiedRecord:
     extra: dict[str, Any] = attrs.field(factory=dict)
 
 
+def market_record(
+    raw: RawRecord,
+    source_type: SourceType,
+    *,
+    symbol: str,
+    asset_name: str | None,
+    price_usd: Decimal,
+    observed_at: datetime,
+    market_cap_usd: Decimal | None = None,
+    volume_24h_usd: Decimal | None = None,
+    rank: int | None = None,
+    pct_change_24h: Decimal | None = None,
+    url: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> UnifiedRecord:
+    """A quote of one asset at one time, made from `raw`, with the rules every source shares:
+    symbols in upper case, the title `Name (SYMBOL)`, the observation time as the record's time,
+    and a market cap of 0 (a provider's "unknown") as none."""
+    upper = symbol.upper()
+    return UnifiedRecord(
+        source=raw.source,
+        source_type=source_type,
+        source_record_id=raw.source_record_id,
+        kind=RecordKind.MARKET,
+        checksum=raw.checksum,
+        title=f"{asset_name} ({upper})" if asset_name else upper,
+        url=url,
+        published_at=observed_at,
+        symbol=upper,
+        asset_name=asset_name,
+        price_usd=price_usd,
+        market_cap_usd=market_cap_usd or None,
+        volume_24h_usd=volume_24h_usd,
+        rank=rank,
+        pct_change_24h=pct_change_24h,
+        observed_at=observed_at,
+        extra=extra or {},
+    )
+
+
 @attrs.frozen
 class StoredRecord:
     """A unified record as the store keeps it, with its id and lineage."""

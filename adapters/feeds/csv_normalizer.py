@@ -14,7 +14,7 @@ import pydantic
 from adapters.boundary import Money, RequiredMoment, RequiredMoney, RequiredText, Text, describe
 from adapters.feeds.csv_columns import map_header
 from domain.errors import InvalidRecord
-from domain.records import RawRecord, RecordKind, SourceType, UnifiedRecord
+from domain.records import RawRecord, SourceType, UnifiedRecord, market_record
 
 
 class CsvMarketRow(pydantic.BaseModel):
@@ -55,21 +55,15 @@ class CsvMarketNormalizer:
             if value is not None
         }
         extra.update({k: v for k, v in raw.payload.items() if k not in mapped and v not in ("", None)})
-        symbol = row.symbol.upper()
-        return UnifiedRecord(
-            source=raw.source,
-            source_type=SourceType.CSV,
-            source_record_id=raw.source_record_id,
-            kind=RecordKind.MARKET,
-            checksum=raw.checksum,
-            title=f"{row.asset_name} ({symbol})" if row.asset_name else symbol,
-            published_at=row.observed_at,
-            symbol=symbol,
+        return market_record(
+            raw,
+            SourceType.CSV,
+            symbol=row.symbol,
             asset_name=row.asset_name,
             price_usd=row.close,
+            observed_at=row.observed_at,
             market_cap_usd=row.market_cap,
             volume_24h_usd=row.volume,
-            observed_at=row.observed_at,
             extra=extra,
         )
 

@@ -22,7 +22,7 @@ from adapters.http_source.transport import ProviderClient
 from application.ports import Batch
 from domain.drift import Contract, FieldSpec, FieldType
 from domain.errors import InvalidRecord
-from domain.records import RawRecord, RecordKind, Source, SourceType, UnifiedRecord
+from domain.records import RawRecord, Source, SourceType, UnifiedRecord, market_record
 
 NAME = "coingecko"
 
@@ -148,25 +148,17 @@ class CoinGeckoNormalizer:
             raise InvalidRecord(describe(ex)) from ex
         if coin.current_price < 0:
             raise InvalidRecord(f"current_price: a price cannot be negative ({coin.current_price})")
-        observed = coin.last_updated or raw.fetched_at
-        symbol = coin.symbol.upper()
-        return UnifiedRecord(
-            source=NAME,
-            source_type=SourceType.API,
-            source_record_id=raw.source_record_id,
-            kind=RecordKind.MARKET,
-            checksum=raw.checksum,
-            title=f"{coin.name} ({symbol})",
-            url=f"https://www.coingecko.com/en/coins/{coin.id}",
-            published_at=observed,
-            symbol=symbol,
+        return market_record(
+            raw,
+            SourceType.API,
+            symbol=coin.symbol,
             asset_name=coin.name,
             price_usd=coin.current_price,
-            # CoinGecko says 0 when it does not know a market cap
-            market_cap_usd=coin.market_cap or None,
+            observed_at=coin.last_updated or raw.fetched_at,
+            market_cap_usd=coin.market_cap,  # CoinGecko says 0 when it does not know
             volume_24h_usd=coin.total_volume,
             rank=coin.market_cap_rank,
             pct_change_24h=coin.price_change_percentage_24h,
-            observed_at=observed,
+            url=f"https://www.coingecko.com/en/coins/{coin.id}",
             extra={key: value for key, value in raw.payload.items() if key not in MAPPED},
         )

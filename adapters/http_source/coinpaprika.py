@@ -18,7 +18,7 @@ from adapters.http_source.transport import ProviderClient
 from application.ports import Batch
 from domain.drift import Contract, FieldSpec, FieldType
 from domain.errors import InvalidRecord
-from domain.records import RawRecord, RecordKind, Source, SourceType, UnifiedRecord
+from domain.records import RawRecord, Source, SourceType, UnifiedRecord, market_record
 
 NAME = "coinpaprika"
 
@@ -117,27 +117,20 @@ class CoinPaprikaNormalizer:
         usd = ticker.quotes.USD
         if usd.price < 0:
             raise InvalidRecord(f"quotes.USD.price: a price cannot be negative ({usd.price})")
-        observed = ticker.last_updated or raw.fetched_at
-        symbol = ticker.symbol.upper()
         extra = {key: value for key, value in raw.payload.items() if key not in MAPPED}
         # an uncapped coin may say 0 rather than null: 0 supply means "no figure"
         extra.update({key: None for key in SUPPLIES if raw.payload.get(key) == 0})
-        return UnifiedRecord(
-            source=NAME,
-            source_type=SourceType.API,
-            source_record_id=raw.source_record_id,
-            kind=RecordKind.MARKET,
-            checksum=raw.checksum,
-            title=f"{ticker.name} ({symbol})",
-            url=f"https://coinpaprika.com/coin/{ticker.id}/",
-            published_at=observed,
-            symbol=symbol,
+        return market_record(
+            raw,
+            SourceType.API,
+            symbol=ticker.symbol,
             asset_name=ticker.name,
             price_usd=usd.price,
-            market_cap_usd=usd.market_cap or None,
+            observed_at=ticker.last_updated or raw.fetched_at,
+            market_cap_usd=usd.market_cap,
             volume_24h_usd=usd.volume_24h,
             rank=ticker.rank or None,
             pct_change_24h=usd.percent_change_24h,
-            observed_at=observed,
+            url=f"https://coinpaprika.com/coin/{ticker.id}/",
             extra=extra,
         )
