@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool
 from adapters.feeds.csv_columns import CSV_CONTRACT
 from adapters.feeds.csv_normalizer import CsvMarketNormalizer
 from adapters.feeds.csv_reader import CsvFileReader
+from adapters.feeds.rss import FeedparserRssReader, RssArticleNormalizer
 from adapters.http_source import coingecko, coinpaprika
 from adapters.http_source.coingecko import CoinGeckoNormalizer, CoinGeckoPaging, HttpxCoinGeckoReader
 from adapters.http_source.coinpaprika import CoinPaprikaNormalizer, HttpxCoinPaprikaReader
@@ -54,7 +55,7 @@ from entrypoints.version import kaspero_version
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 EMBEDDED_DATABASE = "kaspero"
-AVAILABLE_SOURCE_KINDS = ("coinpaprika", "coingecko", "csv")
+AVAILABLE_SOURCE_KINDS = ("coinpaprika", "coingecko", "csv", "rss")
 
 
 def utc_now() -> datetime:
@@ -121,9 +122,22 @@ class Kaspero:
             for kind in wanted:
                 if kind == "csv":
                     pipelines.extend(self._csv_pipelines())
+                elif kind == "rss":
+                    feeds = self.settings.rss_feeds()
+                    web = any(feed.startswith(("http://", "https://")) for feed in feeds)
+                    web_client = stack.enter_context(feed_client(self.settings)) if web else None
+                    pipelines.extend(
+                        SourcePipeline(
+                            FeedparserRssReader(
+                                feed, web_client, self.clock, self.settings.http_max_response_mb << 20
+                            ),
+                            RssArticleNormalizer(),
+                        )
+                        for feed in feeds
+                    )
                 else:
-                    client = stack.enter_context(closing(provider_client(self.settings, kind)))
-                    pipelines.append(api_pipeline(self.settings, kind, client, self.clock))
+                    provider = stack.enter_context(closing(provider_client(self.settings, kind)))
+                    pipelines.append(api_pipeline(self.settings, kind, provider, self.clock))
             yield pipelines
 
     def _csv_pipelines(self) -> list[SourcePipeline]:
@@ -224,6 +238,20 @@ def provider_client(settings: Settings, source: str) -> ProviderClient:
     )
     return ProviderClient(
         source, client, TokenBucket(per_minute), policy, max_bytes=settings.http_max_response_mb * 1024 * 1024
+    )
+
+
+def feed_client(settings: Settings) -> httpx.Client:
+    """One client for every news feed: timeouts, redirects followed (feeds move), no cookies kept."""
+    timeout = settings.http_timeout_seconds
+    return httpx.Client(
+        headers={
+            "User-Agent": f"kaspero/{kaspero_version()}",
+            "Accept": "application/rss+xml, application/atom+xml, */*",
+        },
+        timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
+        follow_redirects=True,
+        max_redirects=5,
     )
 
 

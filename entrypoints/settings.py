@@ -25,12 +25,14 @@ class Settings(pydantic.BaseModel):
     database_url: pydantic.SecretStr | None = None
     data_dir: Path = Path(".kaspero")  # from KASPERO_DATA_DIR
     csv_source_path: str = "data/*.csv"
+    rss_source_url: str = "data/crypto_news.xml"
     csv_batch_size: int = pydantic.Field(default=5000, ge=1, le=1_000_000)
     etl_sources: tuple[str, ...] | None = None
     etl_schedule_minutes: float = pydantic.Field(default=5.0, gt=0)
     etl_schedule_minutes_coinpaprika: float | None = pydantic.Field(default=None, gt=0)
     etl_schedule_minutes_coingecko: float | None = pydantic.Field(default=None, gt=0)
     etl_schedule_minutes_csv: float | None = pydantic.Field(default=None, gt=0)
+    etl_schedule_minutes_rss: float | None = pydantic.Field(default=None, gt=0)
     etl_schedule_jitter_seconds: float | None = pydantic.Field(default=None, ge=0)
     etl_fail_after: int | None = pydantic.Field(default=None, ge=0)
     rate_limit_requests_per_minute: int = pydantic.Field(default=60, ge=1)
@@ -82,6 +84,10 @@ class Settings(pydantic.BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    def rss_feeds(self) -> list[str]:
+        """`RSS_SOURCE_URL`: comma-separated feed URLs or file paths."""
+        return [feed.strip() for feed in self.rss_source_url.split(",") if feed.strip()]
 
     def schedule_minutes(self, kind: str) -> float:
         """A source kind's interval: `ETL_SCHEDULE_MINUTES_<KIND>`, else `ETL_SCHEDULE_MINUTES`."""

@@ -39,7 +39,7 @@ def test_run_starts_everything_serves_every_source_and_stops_what_it_started(tmp
             status, _, health = get(f"http://127.0.0.1:{port}/health")
             assert (status, health["status"], health["etl_last_status"]) == (200, "healthy", "success")
             status, _, body = get(f"http://127.0.0.1:{port}/data?page_size=1")
-            assert body["pagination"]["total_items"] == 60 + 30 + 30
+            assert body["pagination"]["total_items"] == 60 + 30 + 30 + 6  # csv, two APIs, the sample news
             assert EmbeddedPostgres(data_dir).is_running()
         finally:
             process.send_signal(signal.SIGINT)
@@ -50,6 +50,7 @@ def test_run_starts_everything_serves_every_source_and_stops_what_it_started(tmp
         "coinpaprika": 30,
         "coingecko": 30,
         "csv:prices": 60,
+        "rss:crypto_news": 6,
     }
     assert "embedded PostgreSQL stopped" in stdout
     assert not EmbeddedPostgres(data_dir).is_running()

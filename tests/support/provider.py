@@ -8,6 +8,7 @@ JSON, HTML error pages, oversized bodies.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import threading
@@ -123,6 +124,7 @@ class ProviderState:
     faults: dict[str, deque[Fault]] = attrs.Factory(lambda: defaultdict(deque))
     requests: list[tuple[str, dict[str, str], dict[str, str]]] = attrs.Factory(list)
     request_times: list[float] = attrs.Factory(list)
+    feeds: dict[str, bytes] = attrs.Factory(dict)  # served at /feeds/<name>, with an ETag
     lock: threading.Lock = attrs.Factory(threading.Lock)
 
     def element(self, kind: str, i: int) -> dict[str, Any]:
@@ -157,7 +159,9 @@ class LoopbackProvider:
                 if fault is not None and (fault.status != 200 or fault.body is not None):
                     self._send(fault.status, fault.body or b"", fault.headers)
                     return
-                if parts.path == "/coingecko/coins/markets":
+                if parts.path.startswith("/feeds/"):
+                    self._feed(parts.path.removeprefix("/feeds/"))
+                elif parts.path == "/coingecko/coins/markets":
                     self._send_json(self._markets(query))
                 elif parts.path == "/coinpaprika/tickers":
                     self._send_json([state.element("coinpaprika", i) for i in range(state.coins)])
@@ -173,6 +177,17 @@ class LoopbackProvider:
                     order[per_page - 1], order[per_page] = order[per_page], order[per_page - 1]
                 chosen = order[(page - 1) * per_page : page * per_page]
                 return [state.element("coingecko", i) for i in chosen]
+
+            def _feed(self, name: str) -> None:
+                body = state.feeds.get(name)
+                if body is None:
+                    self._send(404, b"", {"Content-Type": "text/plain"})
+                    return
+                etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+                if self.headers.get("If-None-Match") == etag:
+                    self._send(304, b"", {"ETag": etag})
+                    return
+                self._send(200, body, {"Content-Type": "application/rss+xml", "ETag": etag})
 
             def _send_json(self, payload: Any) -> None:
                 self._send(200, json.dumps(payload).encode(), {"Content-Type": "application/json"})

@@ -1,0 +1,168 @@
+"""News feeds: files and real HTTP on loopback, conditional GETs, hostile or broken XML."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from domain.runs import RunStatus
+from entrypoints.bootstrap import build
+from entrypoints.settings import Settings
+from tests.support.provider import LoopbackProvider, loopback_provider
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = (REPO / "data" / "crypto_news.xml").read_bytes()
+
+ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+  <title>Atom news</title><id>urn:atom-news</id><updated>2024-03-30T12:00:00Z</updated>
+  <entry>
+    <title>Litecoin Halving Approaches</title><id>urn:atom-news:ltc-halving</id>
+    <link href="https://atom.example.com/ltc-halving"/>
+    <updated>2024-03-30T11:00:00+02:00</updated>
+    <author><name>Ana Ruiz</name></author>
+    <category term="Markets"/>
+    <summary type="html">&lt;p&gt;LTC miners brace for &lt;b&gt;lower&lt;/b&gt; rewards.&lt;/p&gt;</summary>
+  </entry>
+</feed>"""
+
+BOMB = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>
+<rss version="2.0"><channel><title>&lol2;</title><item><title>&lol2;</title></item></channel></rss>"""
+EXTERNAL = b"""<?xml version="1.0"?>
+<!DOCTYPE rss [<!ENTITY secret SYSTEM "file:///etc/passwd">]>
+<rss version="2.0"><channel><title>x</title><item><title>&secret;</title></item></channel></rss>"""
+
+
+@pytest.fixture
+def provider() -> Iterator[LoopbackProvider]:
+    with loopback_provider() as provider:
+        yield provider
+
+
+def run_feeds(database_url: str, feeds: list[str], **settings: Any):
+    app = build(Settings(rss_source_url=",".join(feeds), **settings), database_url)
+    try:
+        return app.run_etl(["rss"])
+    finally:
+        app.close()
+
+
+def by_source(run) -> dict[str, Any]:
+    return {item.source: item for item in run.sources}
+
+
+def articles(database_url: str) -> list[tuple]:
+    with psycopg.connect(database_url) as connection:
+        return connection.execute(
+            "SELECT source, title, description, author, category, tags, published_at::text, kind FROM unified_data ORDER BY published_at"
+        ).fetchall()
+
+
+def test_the_bundled_feed_loads_as_articles_with_plain_text(clean_database: str) -> None:
+    result = run_feeds(clean_database, [str(REPO / "data" / "crypto_news.xml")])
+    assert result.status is RunStatus.SUCCESS
+    rows = articles(clean_database)
+    assert len(rows) == 6
+    bitcoin = next(row for row in rows if row[1].startswith("Bitcoin"))
+    assert (
+        bitcoin[2]
+        == "Bitcoin (BTC) traded above $70,000 for a third day as spot ETFs took in another $300 million."
+    )
+    assert "trackView" not in bitcoin[2]
+    assert (bitcoin[3], bitcoin[4], bitcoin[5], bitcoin[7]) == (
+        "Jane Doe",
+        "Markets",
+        ["Markets", "Bitcoin"],
+        "article",
+    )
+    stablecoin = next(row for row in rows if row[1].startswith("Regulators"))
+    assert stablecoin[6] == "2024-03-27 12:00:00+00"  # a time without a zone is UTC
+    assert "audits & redemption" in stablecoin[2]
+    with psycopg.connect(clean_database) as connection:
+        assert connection.execute("SELECT count(*) FROM raw_rss").fetchone() == (6,)
+        solana = connection.execute(
+            "SELECT source_record_id FROM unified_data WHERE title LIKE 'Solana%%'"
+        ).fetchone()
+    assert solana == (
+        "https://news.example.com/markets/2024/03/28/solana-record-transactions",
+    )  # no GUID: the link
+
+
+def test_a_conditional_get_answers_304_and_loads_nothing_then_an_edit_is_an_update(
+    clean_database: str, provider: LoopbackProvider
+) -> None:
+    provider.state.feeds["news"] = SAMPLE
+    url = f"{provider.url}/feeds/news"
+    first = by_source(run_feeds(clean_database, [url]))["rss:127.0.0.1"]
+    assert (first.counters.inserted, first.counters.http_requests) == (6, 1)
+    second = by_source(run_feeds(clean_database, [url]))["rss:127.0.0.1"]
+    assert (second.counters.fetched, second.counters.http_requests) == (0, 1)
+    [(_, _, headers)] = provider.requests_to("/feeds/news")[1:]
+    assert headers.get("If-None-Match", "").startswith('"')
+    provider.state.feeds["news"] = SAMPLE.replace(b"as ETF Inflows Continue", b"as ETF Inflows Slow")
+    third = by_source(run_feeds(clean_database, [url]))["rss:127.0.0.1"]
+    assert (third.counters.updated, third.counters.unchanged, third.counters.inserted) == (1, 5, 0)
+
+
+def test_an_atom_feed_is_read_too(clean_database: str, provider: LoopbackProvider) -> None:
+    provider.state.feeds["atom"] = ATOM
+    run_feeds(clean_database, [f"{provider.url}/feeds/atom"])
+    [row] = articles(clean_database)
+    assert row[1:5] == (
+        "Litecoin Halving Approaches",
+        "LTC miners brace for lower rewards.",
+        "Ana Ruiz",
+        "Markets",
+    )
+    assert row[6] == "2024-03-30 09:00:00+00"
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (BOMB, "refused: the feed declares XML entities"),
+        (EXTERNAL, "refused: the feed declares XML entities"),
+        (b"<rss><channel><item><title>unclosed", "malformed feed"),
+        (b"<html><body>502 Bad Gateway</body></html>", "not an RSS or Atom feed"),
+        (b"<rss>" + b" " * (2 * 1024 * 1024) + b"</rss>", "the feed exceeds"),
+    ],
+    ids=["xml-bomb", "external-entity", "malformed", "html-page", "huge"],
+)
+def test_a_hostile_or_broken_feed_fails_alone_with_a_clear_error(
+    clean_database: str, provider: LoopbackProvider, tmp_path: Path, body: bytes, error: str
+) -> None:
+    provider.state.feeds["bad"] = body
+    good = tmp_path / "good.xml"
+    good.write_bytes(SAMPLE)
+    app = build(
+        Settings(rss_source_url=f"{provider.url}/feeds/bad,{good}", http_max_response_mb=1), clean_database
+    )
+    try:
+        result = app.run_etl(["rss"])
+    finally:
+        app.close()
+    sources = by_source(result)
+    assert result.status is RunStatus.PARTIAL
+    assert error in (sources["rss:127.0.0.1"].error or "")
+    assert sources["rss:good"].counters.inserted == 6
+
+
+def test_an_unreachable_feed_is_a_clear_error(clean_database: str) -> None:
+    result = run_feeds(clean_database, ["http://127.0.0.1:9/feed.xml"])
+    [source] = result.sources
+    assert source.error == "rss:127.0.0.1: cannot fetch the feed (ConnectError)"
+
+
+def test_a_feed_with_a_small_fault_still_loads(clean_database: str, provider: LoopbackProvider) -> None:
+    provider.state.feeds["nbsp"] = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+        b"<item><title>Bitcoin&nbsp;news</title><guid>g1</guid></item></channel></rss>"
+    )
+    result = run_feeds(clean_database, [f"{provider.url}/feeds/nbsp"])
+    assert result.status is RunStatus.SUCCESS
+    assert [row[1] for row in articles(clean_database)] == ["Bitcoin news"]
