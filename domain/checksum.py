@@ -13,4 +13,9 @@ def canonical_json(payload: Any) -> str:
 
 
 def payload_checksum(payload: Any) -> str:
-    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+    return json_checksum(canonical_json(payload))
+
+
+def json_checksum(text: str) -> str:
+    """The checksum of a payload already in canonical JSON."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

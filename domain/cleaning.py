@@ -58,6 +58,8 @@ def parse_decimal(value: object) -> Decimal | None:
         return Decimal(repr(value))
     if not isinstance(value, str):
         raise InvalidValue(f"expected a number, got {type(value).__name__}")
+    if _NUMBER.match(value):  # the common case, a plain number: no cleaning needed
+        return Decimal(value)
     text = value.strip()
     negative = text.startswith("(") and text.endswith(")")
     if negative:

@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from domain.checksum import payload_checksum
+from domain.checksum import canonical_json, json_checksum
 
 
 class SourceType(enum.StrEnum):
@@ -41,6 +41,8 @@ class RawRecord:
     checksum: str
     fetched_at: datetime
     run_id: int
+    # the canonical JSON the checksum was taken of, kept so a loader need not serialize again
+    payload_json: str | None = attrs.field(default=None, eq=False, repr=False)
 
     @classmethod
     def of(
@@ -52,13 +54,15 @@ class RawRecord:
         fetched_at: datetime,
         run_id: int,
     ) -> RawRecord:
+        text = canonical_json(payload)
         return cls(
             source=source,
             source_record_id=source_record_id,
             payload=payload,
-            checksum=payload_checksum(payload),
+            checksum=json_checksum(text),
             fetched_at=fetched_at,
             run_id=run_id,
+            payload_json=text,
         )
 
 

@@ -181,7 +181,7 @@ class PostgresRecordRepository:
                         raw.source,
                         raw.source_record_id,
                         raw.checksum,
-                        canonical_json(raw.payload),
+                        raw.payload_json or canonical_json(raw.payload),
                         raw.fetched_at,
                     )
                 )
