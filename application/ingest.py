@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 
@@ -20,6 +20,7 @@ from application.ports import (
     EtlObserver,
     Normalizer,
     NullObserver,
+    SourceLocks,
     SourceReader,
     UnitOfWork,
     UnitOfWorkFactory,
@@ -238,15 +239,58 @@ def run_etl(
     clock: Clock,
     trigger: RunTrigger,
     options: IngestOptions | None = None,
+    locks: SourceLocks | None = None,
 ) -> EtlRun:
     """Record a run, ingest every source in turn, and close the run with its overall status.
 
-    One source failing does not stop the others; the run is then `partial`.
+    One source failing does not stop the others; the run is then `partial`. With `locks`, the
+    run holds a lock named after it while it lives, so `close_abandoned_runs` can tell a run
+    whose process died (SIGKILL, a lost machine) from one still going.
     """
     options = options or IngestOptions()
     with uow_factory() as uow:
         run_id = uow.runs.start(trigger, clock())
         uow.commit()
+    if locks is None:
+        return _run(pipelines, run_id, uow_factory, clock, options)
+    with locks.hold(run_lock_name(run_id)):
+        return _run(pipelines, run_id, uow_factory, clock, options)
+
+
+def run_lock_name(run_id: int) -> str:
+    return f"kaspero:run:{run_id}"
+
+
+def close_abandoned_runs(
+    uow_factory: UnitOfWorkFactory, locks: SourceLocks, clock: Clock, grace: timedelta = timedelta(minutes=1)
+) -> list[int]:
+    """Mark `failed` every run still `running` whose lock nobody holds: its process is gone.
+
+    Runs younger than `grace` are left alone (a run takes its lock just after it is recorded).
+    """
+    with uow_factory() as uow:
+        candidates = uow.runs.running_since_before(clock() - grace)
+    closed = []
+    for run_id in candidates:
+        with locks.hold(run_lock_name(run_id)) as free:
+            if not free:
+                continue  # still alive elsewhere
+            with uow_factory() as uow:
+                uow.runs.abandon(
+                    run_id, "interrupted: the process running it stopped (killed or lost)", clock()
+                )
+                uow.commit()
+            closed.append(run_id)
+    return closed
+
+
+def _run(
+    pipelines: Sequence[SourcePipeline],
+    run_id: int,
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    options: IngestOptions,
+) -> EtlRun:
     injector = FailureInjector(after=options.fail_after)
     outcomes: list[tuple[RunStatus, str | None]] = []
     try:

@@ -147,6 +147,14 @@ class RunRepository(Protocol):
 
     def source_stats(self) -> list[SourceStats]: ...
 
+    def running_since_before(self, cutoff: datetime) -> list[int]:
+        """Ids of runs still `running` that started before `cutoff`."""
+        ...
+
+    def abandon(self, run_id: int, error: str, finished_at: datetime) -> None:
+        """Close a run whose process is gone: it and its running sources become `failed`."""
+        ...
+
     def add_responses(self, run_id: int, source: str, responses: Mapping[str, int]) -> None: ...
 
     def response_totals(self) -> dict[tuple[str, str], int]:

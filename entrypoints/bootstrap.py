@@ -46,7 +46,7 @@ from adapters.postgres.migrations import apply_migrations, migration_ids
 from adapters.postgres.reader import PostgresRecordReader
 from adapters.postgres.scheduling import PostgresSourceLocks
 from adapters.postgres.uow import PostgresUnitOfWork
-from application.ingest import IngestOptions, SourcePipeline, run_etl
+from application.ingest import IngestOptions, SourcePipeline, close_abandoned_runs, run_etl
 from application.ports import Clock, EtlObserver, HealthProbe, RecordReader, SourceLocks, UnitOfWorkFactory
 from domain.runs import EtlRun, RunTrigger
 from entrypoints.observers import LoggingObserver
@@ -168,7 +168,9 @@ class Kaspero:
                 observer=self.observer,
                 should_stop=should_stop or (lambda: False),
             )
-            return run_etl(pipelines, self.uow_factory, self.clock, trigger, options)
+            grace = timedelta(seconds=self.settings.run_abandon_grace_seconds)
+            close_abandoned_runs(self.uow_factory, self.locks, self.clock, grace)
+            return run_etl(pipelines, self.uow_factory, self.clock, trigger, options, self.locks)
 
     def ingest(self, source: str, trigger: RunTrigger = RunTrigger.MANUAL) -> EtlRun:
         """Run one source kind (`csv`, ...) now: the notebook's entry point."""

@@ -34,6 +34,7 @@ class Settings(pydantic.BaseModel):
     etl_schedule_minutes_csv: float | None = pydantic.Field(default=None, gt=0)
     etl_schedule_minutes_rss: float | None = pydantic.Field(default=None, gt=0)
     etl_schedule_jitter_seconds: float | None = pydantic.Field(default=None, ge=0)
+    run_abandon_grace_seconds: float = pydantic.Field(default=60, ge=0)
     etl_fail_after: int | None = pydantic.Field(default=None, ge=0)
     rate_limit_requests_per_minute: int = pydantic.Field(default=60, ge=1)
     coinpaprika_base_url: str = "https://api.coinpaprika.com/v1"

@@ -382,6 +382,23 @@ class InMemoryRunRepository:
             )
         return stats
 
+    def running_since_before(self, cutoff: datetime) -> list[int]:
+        return sorted(
+            run.id
+            for run in self._state.runs.values()
+            if run.status is RunStatus.RUNNING and run.started_at < cutoff
+        )
+
+    def abandon(self, run_id: int, error: str, finished_at: datetime) -> None:
+        run = self._state.runs[run_id]
+        if run.status is RunStatus.RUNNING:
+            self._state.runs[run_id] = attrs.evolve(
+                run, status=RunStatus.FAILED, error=error, finished_at=finished_at
+            )
+        for key, item in self._state.source_runs.items():
+            if key[0] == run_id and item.status is RunStatus.RUNNING:
+                self._state.source_runs[key] = attrs.evolve(item, status=RunStatus.FAILED, error=error)
+
     def add_responses(self, run_id: int, source: str, responses: Mapping[str, int]) -> None:
         for status, count in responses.items():
             key = (run_id, source, status)

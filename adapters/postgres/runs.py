@@ -78,6 +78,18 @@ ON CONFLICT (run_id, source, status) DO UPDATE SET responses = p.responses + EXC
 """
 SELECT_RESPONSE_TOTALS = "SELECT source, status, sum(responses)::bigint FROM provider_responses GROUP BY 1, 2"
 
+SELECT_RUNNING_BEFORE = (
+    "SELECT id FROM etl_runs WHERE status = 'running' AND started_at < %(cutoff)s ORDER BY id"
+)
+ABANDON_RUN = """
+UPDATE etl_runs SET status = 'failed', error = %(error)s, finished_at = %(at)s
+WHERE id = %(run_id)s AND status = 'running';
+"""
+ABANDON_RUN_SOURCES = """
+UPDATE etl_run_sources SET status = 'failed', error = %(error)s, finished_at = %(at)s
+WHERE run_id = %(run_id)s AND status = 'running'
+"""
+
 SELECT_CHECKPOINT = "SELECT source, cursor, run_id, updated_at FROM checkpoints WHERE source = %(source)s"
 SELECT_CHECKPOINTS = "SELECT source, cursor, run_id, updated_at FROM checkpoints ORDER BY source"
 UPSERT_CHECKPOINT = """
@@ -180,6 +192,14 @@ class PostgresRunRepository:
             )
             for row in cursor.execute(SELECT_SOURCE_STATS.format(sums=sums))  # names from the attrs class
         ]
+
+    def running_since_before(self, cutoff: datetime) -> list[int]:
+        return [int(row[0]) for row in self._connection.execute(SELECT_RUNNING_BEFORE, {"cutoff": cutoff})]
+
+    def abandon(self, run_id: int, error: str, finished_at: datetime) -> None:
+        params = {"run_id": run_id, "error": error, "at": finished_at}
+        self._connection.execute(ABANDON_RUN, params)
+        self._connection.execute(ABANDON_RUN_SOURCES, params)
 
     def add_responses(self, run_id: int, source: str, responses: Mapping[str, int]) -> None:
         self._connection.execute(

@@ -382,3 +382,20 @@ def test_keyset_pages_walk_the_same_order_as_offset_pages(
             break
     assert len(by_offset) == 23
     assert by_key == by_offset
+
+
+def test_abandoned_runs_are_found_by_age_and_closed_with_their_sources(storage: Storage) -> None:
+    old = start_run(storage)
+    with storage.uow() as uow:
+        young = uow.runs.start(RunTrigger.CLI, NOW + timedelta(hours=1))
+        uow.commit()
+    with storage.uow() as uow:
+        assert uow.runs.running_since_before(NOW + timedelta(minutes=30)) == [old]
+        uow.runs.abandon(old, "interrupted: gone", NOW + timedelta(minutes=31))
+        uow.commit()
+    with storage.uow() as uow:
+        run = uow.runs.get(old)
+        assert uow.runs.running_since_before(NOW + timedelta(hours=2)) == [young]
+    assert run is not None
+    assert (run.status, run.error) == (RunStatus.FAILED, "interrupted: gone")
+    assert [(s.status, s.error) for s in run.sources] == [(RunStatus.FAILED, "interrupted: gone")]

@@ -28,7 +28,12 @@ def test_sigkill_mid_file_then_resume_loses_nothing_and_duplicates_nothing(
     lines = list(market_lines(days=10_000, assets=6))
     path = write_csv(tmp_path / "history.csv", lines)
     size = path.stat().st_size
-    env = environment(DATABASE_URL=clean_database, CSV_SOURCE_PATH=str(path), CSV_BATCH_SIZE="250")
+    env = environment(
+        DATABASE_URL=clean_database,
+        CSV_SOURCE_PATH=str(path),
+        CSV_BATCH_SIZE="250",
+        RUN_ABANDON_GRACE_SECONDS="0",
+    )
 
     process = subprocess.Popen(
         [sys.executable, "-m", "entrypoints.cli", "etl", "run", "--once"],
@@ -50,7 +55,9 @@ def test_sigkill_mid_file_then_resume_loses_nothing_and_duplicates_nothing(
 
     loaded_before = scalar(clean_database, "SELECT count(*) FROM unified_data")
     assert 0 < loaded_before < len(lines)
-    assert scalar(clean_database, "SELECT count(*) FROM etl_runs WHERE status = 'running'") == 1
+    assert (
+        scalar(clean_database, "SELECT count(*) FROM etl_runs WHERE status = 'running'") == 1
+    )  # killed mid-run
 
     result = kaspero("etl", "run", "--once", env=env, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -66,6 +73,12 @@ def test_sigkill_mid_file_then_resume_loses_nothing_and_duplicates_nothing(
     assert scalar(clean_database, "SELECT count(*) FROM raw_csv") == len(lines)
     assert scalar(clean_database, "SELECT count(*) FROM quarantine") == 0
     assert scalar(clean_database, "SELECT (cursor->>'offset')::bigint FROM checkpoints") == size
+    # the killed run was found abandoned (its lock free) and closed by the next run
+    assert scalar(clean_database, "SELECT count(*) FROM etl_runs WHERE status = 'running'") == 0
+    assert (
+        scalar(clean_database, "SELECT count(*) FROM etl_runs WHERE error LIKE 'interrupted: the process%%'")
+        == 1
+    )
 
 
 def test_a_provider_key_never_reaches_the_logs_or_the_summary(clean_database: str) -> None:

@@ -71,3 +71,29 @@ def test_a_queued_request_runs_once_with_its_sources() -> None:
     with uow() as unit:
         done = [unit.requests.get(first), unit.requests.get(second)]
     assert [(r.status, r.run_id) for r in done if r] == [(RequestStatus.DONE, 1), (RequestStatus.DONE, 2)]
+
+
+def test_a_running_run_whose_lock_is_free_is_closed_and_a_live_one_is_not() -> None:
+    from adapters.memory.store import InMemoryUnitOfWork as Uow
+    from application.ingest import close_abandoned_runs, run_lock_name
+
+    store, clock, locks = InMemoryStore(), Clock(), InMemorySourceLocks()
+    with Uow(store) as uow:
+        dead = uow.runs.start(RunTrigger.SCHEDULE, clock.now)
+        uow.runs.start_source(dead, "csv:x", clock.now)
+        alive = uow.runs.start(RunTrigger.SCHEDULE, clock.now)
+        uow.commit()
+    clock.now += timedelta(minutes=5)
+    with Uow(store) as uow:
+        young = uow.runs.start(RunTrigger.SCHEDULE, clock.now)
+        uow.commit()
+    with locks.hold(run_lock_name(alive)):
+        closed = close_abandoned_runs(lambda: Uow(store), locks, clock, grace=timedelta(minutes=1))
+    assert closed == [dead]
+    with Uow(store) as uow:
+        runs = {run_id: uow.runs.get(run_id) for run_id in (dead, alive, young)}
+    assert runs[dead].status is RunStatus.FAILED
+    assert runs[dead].error.startswith("interrupted")
+    assert [s.status for s in runs[dead].sources] == [RunStatus.FAILED]
+    assert runs[alive].status is RunStatus.RUNNING
+    assert runs[young].status is RunStatus.RUNNING
