@@ -28,7 +28,8 @@ from application.ports import (
 from domain.checkpoints import Checkpoint
 from domain.drift import Contract, DriftReport, detect_drift
 from domain.errors import InvalidRecord
-from domain.records import QuarantinedRecord, UnifiedRecord
+from domain.mentions import MentionFinder
+from domain.records import QuarantinedRecord, RecordKind, UnifiedRecord
 from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, overall_status
 
 DEFAULT_AUTO_MAP_CONFIDENCE = 0.8
@@ -189,6 +190,7 @@ def _commit_batch(
             batch = attrs.evolve(batch, raws=tuple(r for r in batch.raws if r.source_record_id not in skip))
             progress.saw_moment(uow.records.observe_unchanged(run_id, pipeline.name, unchanged))
         records, quarantined = normalize_batch(batch, pipeline.normalizer, drift)
+        records = _with_mentions(records, uow)
         stored_raws = [*batch.raws, *(item.raw for item in batch.rejected)]
         counts = uow.records.load_batch(run_id, stored_raws, records, quarantined)
         new_findings = [
@@ -218,6 +220,22 @@ def _commit_batch(
         progress.findings.add((finding.kind.value, finding.field, finding.candidate))
         options.observer.drift_found(pipeline.name, run_id, finding)
     options.observer.batch_committed(pipeline.name, run_id, counters)
+
+
+MENTION_MAX_RANK = 200
+
+
+def _with_mentions(records: list[UnifiedRecord], uow: UnitOfWork) -> list[UnifiedRecord]:
+    """Articles get the symbols of the assets they mention, in their title or categories."""
+    if not any(record.kind is RecordKind.ARTICLE for record in records):
+        return records
+    finder = MentionFinder.of(uow.records.known_assets(MENTION_MAX_RANK))
+    return [
+        attrs.evolve(record, mentions=finder.find([record.title, *record.tags]))
+        if record.kind is RecordKind.ARTICLE
+        else record
+        for record in records
+    ]
 
 
 def _check_drift(

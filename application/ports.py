@@ -17,6 +17,7 @@ from application.queries import DataQuery, Page
 from domain.checkpoints import Checkpoint
 from domain.comparison import DataDelta, PriceQuote
 from domain.drift import DriftFinding, DriftKind, StoredDrift
+from domain.mentions import KnownAsset
 from domain.records import QuarantinedRecord, RawRecord, Source, StoredRecord, UnifiedRecord
 from domain.requests import RunRequest
 from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, SourceStats
@@ -62,6 +63,10 @@ class LoadCounts:
 
 
 class RecordRepository(Protocol):
+    def known_assets(self, max_rank: int) -> list[KnownAsset]:
+        """Symbols and names of market records: every CSV asset and each provider's top ranks."""
+        ...
+
     def current_checksums(self, source: str, record_ids: Sequence[str]) -> dict[str, str]:
         """The checksum of the payload each stored record was made from."""
         ...

@@ -95,6 +95,7 @@ class UnifiedRecord:
     pct_change_24h: Decimal | None = None
     observed_at: datetime | None = None
     extra: dict[str, Any] = attrs.field(factory=dict)
+    mentions: tuple[str, ...] = ()  # symbols of the assets an article mentions
 
 
 def market_record(

@@ -24,7 +24,8 @@ from application.queries import DataQuery, Page, SortOrder, next_key, sort_value
 from domain.checkpoints import Checkpoint
 from domain.comparison import DataDelta, PriceQuote
 from domain.drift import DriftFinding, DriftKind, StoredDrift
-from domain.records import QuarantinedRecord, RawRecord, SourceType, StoredRecord, UnifiedRecord
+from domain.mentions import KnownAsset
+from domain.records import QuarantinedRecord, RawRecord, RecordKind, SourceType, StoredRecord, UnifiedRecord
 from domain.requests import RequestStatus, RunRequest
 from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, SourceRun, SourceStats
 
@@ -107,6 +108,21 @@ class InMemoryRecordRepository:
             first = previous.first_run_id if previous else run_id
             state.quarantine[content_key] = Quarantined(item.raw, item.reason, first, run_id)
         return LoadCounts(inserted, updated, len(records) - inserted - updated, len(quarantined))
+
+    def known_assets(self, max_rank: int) -> list[KnownAsset]:
+        return sorted(
+            {
+                KnownAsset(item.record.symbol, item.record.asset_name)
+                for item in self._state.records.values()
+                if item.record.kind is RecordKind.MARKET
+                and item.record.symbol is not None
+                and (
+                    item.record.source_type is SourceType.CSV
+                    or (item.record.rank or max_rank + 1) <= max_rank
+                )
+            },
+            key=lambda asset: (asset.symbol, asset.name or ""),
+        )
 
     def current_checksums(self, source: str, record_ids: Sequence[str]) -> dict[str, str]:
         found = (self._state.records.get((source, key)) for key in record_ids)
@@ -519,11 +535,12 @@ def _matches(record: UnifiedRecord, query: DataQuery) -> bool:
         (query.source_type, record.source_type),
         (query.source, record.source),
         (query.kind, record.kind),
-        (query.symbol.upper() if query.symbol else None, record.symbol),
         (query.category, record.category),
         (query.author, record.author),
     ]
     if any(wanted is not None and wanted != actual for wanted, actual in checks):
+        return False
+    if query.symbol and query.symbol.upper() != record.symbol and query.symbol.upper() not in record.mentions:
         return False
     if query.search:
         needle = query.search.lower()

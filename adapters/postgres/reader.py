@@ -142,7 +142,10 @@ def _where(query: DataQuery) -> tuple[sql.Composable, dict[str, Any]]:
     equal("source_type", query.source_type)
     equal("source", query.source)
     equal("kind", query.kind)
-    equal("symbol", query.symbol.upper() if query.symbol else None)
+    if query.symbol:
+        # a quote of the asset, or news that mentions it
+        conditions.append(sql.SQL("(symbol = %(symbol)s OR mentions @> ARRAY[%(symbol)s]::text[])"))
+        params["symbol"] = query.symbol.upper()
     equal("category", query.category)
     equal("author", query.author)
     if query.search:
@@ -186,6 +189,7 @@ def stored_record_from_row(row: dict[str, Any]) -> StoredRecord:
         pct_change_24h=row["pct_change_24h"],
         observed_at=row["observed_at"],
         extra=dict(row["extra"] or {}),
+        mentions=tuple(row["mentions"] or ()),
     )
     return StoredRecord(
         id=int(row["id"]),

@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 from application.ports import LoadCounts
 from domain.checksum import canonical_json
 from domain.comparison import DataDelta, PriceQuote
+from domain.mentions import KnownAsset
 from domain.records import QuarantinedRecord, RawRecord, UnifiedRecord
 
 RAW_TABLES = {"coinpaprika": "raw_coinpaprika", "coingecko": "raw_coingecko"}
@@ -27,7 +28,7 @@ UNIFIED_COLUMNS = (
     "source_type", "source", "source_record_id", "kind", "title", "description", "author",
     "category", "tags", "url", "published_at", "symbol", "asset_name", "price_usd",
     "market_cap_usd", "volume_24h_usd", "rank", "pct_change_24h", "observed_at", "extra",
-    "checksum",
+    "checksum", "mentions",
 )  # fmt: skip
 
 CREATE_STAGING = """
@@ -136,6 +137,11 @@ WITH seen AS (
 SELECT max(at) FROM seen
 """
 
+SELECT_KNOWN_ASSETS = """
+SELECT DISTINCT symbol, asset_name FROM unified_data
+WHERE kind = 'market' AND symbol IS NOT NULL AND (rank <= %(max_rank)s OR source_type = 'csv')
+"""
+
 SELECT_LATEST_PAYLOADS = """
 SELECT u.source_record_id, r.payload
 FROM unified_data u JOIN {raw} r ON r.id = u.raw_id
@@ -207,6 +213,10 @@ class PostgresRecordRepository:
             unchanged=len(records) - inserted - updated,
             quarantined=len(quarantined),
         )
+
+    def known_assets(self, max_rank: int) -> list[KnownAsset]:
+        rows = self._connection.execute(SELECT_KNOWN_ASSETS, {"max_rank": max_rank})
+        return [KnownAsset(symbol, name) for symbol, name in rows]
 
     def current_checksums(self, source: str, record_ids: Sequence[str]) -> dict[str, str]:
         rows = self._connection.execute(SELECT_CURRENT_CHECKSUMS, {"source": source, "ids": list(record_ids)})
@@ -293,4 +303,5 @@ def _unified_row(record: UnifiedRecord) -> tuple[object, ...]:
         record.observed_at,
         Jsonb(record.extra),
         record.checksum,
+        list(record.mentions),
     )

@@ -140,6 +140,7 @@ SCHEMAS: dict[str, Any] = {
                 for name in ("title", "description", "author", "category", "url", "symbol", "asset_name")
             },
             "tags": {"type": "array", "items": {"type": "string"}},
+            "mentions": {"type": "array", "items": {"type": "string"}},
             "published_at": _nullable(MOMENT),
             "observed_at": _nullable(MOMENT),
             **dict.fromkeys(("price_usd", "market_cap_usd", "volume_24h_usd", "pct_change_24h"), MONEY),
@@ -308,7 +309,7 @@ DATA_PARAMETERS = [
     _query("source_type", {"enum": [member.value for member in SourceType]}, "api, csv or rss"),
     _query("source", TEXT, "a source name, e.g. csv:market_history"),
     _query("kind", {"enum": [member.value for member in RecordKind]}, "market or article"),
-    _query("symbol", TEXT, "an asset symbol, any case"),
+    _query("symbol", TEXT, "an asset symbol, any case: its quotes, and news that mentions it"),
     _query("category", TEXT, "an article category"),
     _query("author", TEXT, "an article author"),
     _query("search", TEXT, "a case-insensitive substring of title or description"),

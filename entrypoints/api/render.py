@@ -59,6 +59,7 @@ def record(item: StoredRecord) -> dict[str, Any]:
         "pct_change_24h": _money(rec.pct_change_24h),
         "observed_at": rec.observed_at,
         "extra": rec.extra,
+        "mentions": list(rec.mentions),
         "lineage": {
             "raw_id": item.raw_id,
             "checksum": rec.checksum,

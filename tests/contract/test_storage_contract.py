@@ -399,3 +399,19 @@ def test_abandoned_runs_are_found_by_age_and_closed_with_their_sources(storage: 
     assert run is not None
     assert (run.status, run.error) == (RunStatus.FAILED, "interrupted: gone")
     assert [(s.status, s.error) for s in run.sources] == [(RunStatus.FAILED, "interrupted: gone")]
+
+
+def test_the_symbol_filter_finds_quotes_and_the_news_that_mentions_them(storage: Storage) -> None:
+    run_id = start_run(storage)
+    quote, news, other = raw("q", symbol="BTC"), raw("n", source="csv:prices"), raw("o")
+    article = attrs.evolve(
+        market(news), kind=RecordKind.ARTICLE, symbol=None, price_usd=None, mentions=("BTC", "ETH")
+    )
+    unrelated = attrs.evolve(
+        market(other), kind=RecordKind.ARTICLE, symbol=None, price_usd=None, mentions=("SOL",)
+    )
+    load(storage, run_id, [quote, news, other], [market(quote), article, unrelated])
+    found = storage.reader.find(DataQuery(symbol="btc")).items
+    assert sorted(item.record.source_record_id for item in found) == ["n", "q"]
+    [stored] = [item for item in found if item.record.source_record_id == "n"]
+    assert stored.record.mentions == ("BTC", "ETH")

@@ -166,3 +166,32 @@ def test_a_feed_with_a_small_fault_still_loads(clean_database: str, provider: Lo
     result = run_feeds(clean_database, [f"{provider.url}/feeds/nbsp"])
     assert result.status is RunStatus.SUCCESS
     assert [row[1] for row in articles(clean_database)] == ["Bitcoin news"]
+
+
+def test_news_is_linked_to_the_assets_it_mentions_and_found_by_symbol(
+    clean_database: str, tmp_path: Path
+) -> None:
+    from application.queries import DataQuery
+    from tests.support.market_csv import market_lines, write_csv
+
+    csv = write_csv(
+        tmp_path / "prices.csv", list(market_lines(3))
+    )  # BTC, ETH, SOL: Bitcoin, Ethereum, Solana
+    app = build(
+        Settings(csv_source_path=str(csv), rss_source_url=str(REPO / "data" / "crypto_news.xml")),
+        clean_database,
+    )
+    try:
+        app.run_etl(["csv", "rss"])
+        found = app.reader.find(DataQuery(symbol="btc", page_size=50)).items
+        ethereum = app.reader.find(DataQuery(symbol="ETH", kind=None, page_size=50)).items
+    finally:
+        app.close()
+    kinds = sorted({item.record.kind.value for item in found})
+    assert kinds == ["article", "market"]
+    [article] = [item.record for item in found if item.record.kind.value == "article"]
+    assert article.title.startswith("Bitcoin Holds Above")
+    assert article.mentions == ("BTC",)
+    assert [item.record.title for item in ethereum if item.record.kind.value == "article"] == [
+        "Ethereum Developers Set Date for Next Network Upgrade"
+    ]
