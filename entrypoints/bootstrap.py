@@ -32,13 +32,10 @@ from adapters.http_source.coingecko import CoinGeckoNormalizer, CoinGeckoPaging,
 from adapters.http_source.coinpaprika import CoinPaprikaNormalizer, HttpxCoinPaprikaReader
 from adapters.http_source.rate_limit import TokenBucket
 from adapters.http_source.transport import ProviderClient, RetryPolicy
-from adapters.memory.store import (
-    InMemoryHealthProbe,
-    InMemoryRecordReader,
-    InMemorySourceLocks,
-    InMemoryStore,
-    InMemoryUnitOfWork,
-)
+from adapters.memory.reader import InMemoryHealthProbe, InMemoryRecordReader
+from adapters.memory.scheduling import InMemorySourceLocks
+from adapters.memory.state import InMemoryStore
+from adapters.memory.store import InMemoryUnitOfWork
 from adapters.postgres.admin import create_database
 from adapters.postgres.embedded import EmbeddedPostgres
 from adapters.postgres.health import PostgresHealthProbe

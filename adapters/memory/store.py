@@ -8,62 +8,26 @@ the same checks against these fakes and the PostgreSQL adapters.
 from __future__ import annotations
 
 import copy
-import itertools
 import statistics
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
 import attrs
 
+from adapters.memory.scheduling import (
+    InMemoryRunRequestRepository,
+    InMemoryScheduleRepository,
+)
+from adapters.memory.state import InMemoryStore, Quarantined, State, StoredRaw
 from application.ports import LoadCounts
-from application.queries import DataQuery, Page, SortOrder, next_key, sort_value
 from domain.checkpoints import Checkpoint
 from domain.comparison import DataDelta, PriceQuote
 from domain.drift import DriftFinding, DriftKind, StoredDrift
 from domain.mentions import KnownAsset
 from domain.records import QuarantinedRecord, RawRecord, RecordKind, SourceType, StoredRecord, UnifiedRecord
-from domain.requests import RequestStatus, RunRequest
 from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, SourceRun, SourceStats
-
-
-@attrs.define
-class StoredRaw:
-    id: int
-    raw: RawRecord
-
-
-@attrs.define
-class Quarantined:
-    raw: RawRecord
-    reason: str
-    first_run_id: int
-    last_run_id: int
-
-
-@attrs.define
-class State:
-    raws: dict[tuple[str, str, str], StoredRaw] = attrs.Factory(dict)
-    records: dict[tuple[str, str], StoredRecord] = attrs.Factory(dict)
-    quarantine: dict[tuple[str, str, str], Quarantined] = attrs.Factory(dict)
-    checkpoints: dict[str, Checkpoint] = attrs.Factory(dict)
-    runs: dict[int, EtlRun] = attrs.Factory(dict)
-    source_runs: dict[tuple[int, str], SourceRun] = attrs.Factory(dict)
-    drifts: dict[tuple[str, str, str, str], StoredDrift] = attrs.Factory(dict)
-    requests: dict[int, RunRequest] = attrs.Factory(dict)
-    schedule: dict[str, datetime] = attrs.Factory(dict)
-    observations: dict[tuple[str, int], dict[str, UnifiedRecord]] = attrs.Factory(dict)
-    responses: dict[tuple[int, str, str], int] = attrs.Factory(dict)
-    ids: Any = attrs.Factory(lambda: itertools.count(1))
-
-
-class InMemoryStore:
-    def __init__(self) -> None:
-        self.state = State()
-        self.commits = 0
 
 
 class InMemoryRecordRepository:
@@ -230,71 +194,6 @@ class InMemoryDriftRepository:
             and (since is None or item.last_seen >= since)
         ]
         return sorted(chosen, key=lambda item: item.last_seen, reverse=True)[:limit]
-
-
-class InMemoryRunRequestRepository:
-    def __init__(self, state: State) -> None:
-        self._state = state
-
-    def add(self, sources: Sequence[str], requested_at: datetime) -> RunRequest:
-        request = RunRequest(
-            max(self._state.requests, default=0) + 1, tuple(sources), RequestStatus.QUEUED, requested_at
-        )
-        self._state.requests[request.id] = request
-        return request
-
-    def claim_next(self, claimed_at: datetime) -> RunRequest | None:
-        queued = [r for r in self._state.requests.values() if r.status is RequestStatus.QUEUED]
-        if not queued:
-            return None
-        claimed = attrs.evolve(
-            min(queued, key=lambda r: r.id), status=RequestStatus.RUNNING, claimed_at=claimed_at
-        )
-        self._state.requests[claimed.id] = claimed
-        return claimed
-
-    def complete(self, request_id: int, run_id: int | None, finished_at: datetime) -> None:
-        self._state.requests[request_id] = attrs.evolve(
-            self._state.requests[request_id],
-            status=RequestStatus.DONE,
-            run_id=run_id,
-            finished_at=finished_at,
-        )
-
-    def get(self, request_id: int) -> RunRequest | None:
-        return self._state.requests.get(request_id)
-
-
-class InMemoryScheduleRepository:
-    def __init__(self, state: State) -> None:
-        self._state = state
-
-    def last_started(self, kind: str) -> datetime | None:
-        return self._state.schedule.get(kind)
-
-    def mark_started(self, kind: str, started_at: datetime) -> None:
-        self._state.schedule[kind] = started_at
-
-
-class InMemorySourceLocks:
-    """Locks within one process, for the use cases' unit tests."""
-
-    def __init__(self) -> None:
-        self.held: set[str] = set()
-        self._guard = threading.Lock()
-
-    @contextmanager
-    def hold(self, name: str) -> Iterator[bool]:
-        with self._guard:
-            acquired = name not in self.held
-            if acquired:
-                self.held.add(name)
-        try:
-            yield acquired
-        finally:
-            if acquired:
-                with self._guard:
-                    self.held.discard(name)
 
 
 class InMemoryCheckpointRepository:
@@ -484,81 +383,3 @@ class InMemoryUnitOfWork:
 
     def rollback(self) -> None:
         self.__enter__()
-
-
-class InMemoryRecordReader:
-    """The read side over the fake store, with the same filter and sort rules as SQL."""
-
-    def __init__(self, store: InMemoryStore) -> None:
-        self._store = store
-
-    def find(self, query: DataQuery) -> Page[StoredRecord]:
-        matches = [item for item in self._store.state.records.values() if _matches(item.record, query)]
-        field = query.sort_by
-        descending = query.sort_order is SortOrder.DESC
-        # NULLS LAST in both directions, ties broken by id in the sort's direction, as in SQL
-        present = [i for i in matches if sort_value(i, field) is not None]
-        absent = [i for i in matches if sort_value(i, field) is None]
-        present.sort(key=lambda i: (sort_value(i, field), i.id), reverse=descending)
-        absent.sort(key=lambda i: i.id, reverse=descending)
-        ordered = present + absent
-        if query.after is not None:
-            ordered = [item for item in ordered if _is_after(item, query)]
-        window = ordered[query.offset : query.offset + query.page_size]
-        return Page(
-            items=window,
-            page=query.page,
-            page_size=query.page_size,
-            total_items=len(matches),
-            next_after=next_key(window, query),
-        )
-
-    def get(self, record_id: int) -> StoredRecord | None:
-        return next((item for item in self._store.state.records.values() if item.id == record_id), None)
-
-
-def _is_after(item: StoredRecord, query: DataQuery) -> bool:
-    """Whether an item sorts after the query's key, in the query's order, NULLS LAST."""
-    key = query.after
-    assert key is not None
-    value = sort_value(item, query.sort_by)
-    later: Any = (lambda a, b: a < b) if query.sort_order is SortOrder.DESC else (lambda a, b: a > b)
-    if key.value is None:
-        return value is None and later(item.id, key.id)
-    if value is None:
-        return True
-    return bool(later(value, key.value) or (value == key.value and later(item.id, key.id)))
-
-
-def _matches(record: UnifiedRecord, query: DataQuery) -> bool:
-    checks = [
-        (query.source_type, record.source_type),
-        (query.source, record.source),
-        (query.kind, record.kind),
-        (query.category, record.category),
-        (query.author, record.author),
-    ]
-    if any(wanted is not None and wanted != actual for wanted, actual in checks):
-        return False
-    if query.symbol and query.symbol.upper() != record.symbol and query.symbol.upper() not in record.mentions:
-        return False
-    if query.search:
-        needle = query.search.lower()
-        if not any(needle in (text or "").lower() for text in (record.title, record.description)):
-            return False
-    moment = record.published_at
-    if query.start_date and (moment is None or moment < query.start_date):
-        return False
-    return not (query.end_date and (moment is None or moment > query.end_date))
-
-
-class InMemoryHealthProbe:
-    def __init__(self, reachable: bool = True, pending: Sequence[str] = ()) -> None:
-        self.reachable = reachable
-        self.pending = list(pending)
-
-    def database_reachable(self) -> bool:
-        return self.reachable
-
-    def pending_migrations(self) -> list[str]:
-        return list(self.pending)

@@ -11,7 +11,9 @@ import attrs
 import pytest
 from psycopg_pool import ConnectionPool
 
-from adapters.memory.store import InMemoryRecordReader, InMemoryStore, InMemoryUnitOfWork
+from adapters.memory.reader import InMemoryRecordReader
+from adapters.memory.state import InMemoryStore
+from adapters.memory.store import InMemoryUnitOfWork
 from adapters.postgres.reader import PostgresRecordReader
 from adapters.postgres.uow import PostgresUnitOfWork
 from application.ports import RecordReader, UnitOfWork

@@ -8,8 +8,10 @@ from typing import Any
 import falcon.testing
 import pytest
 
+from adapters.memory.reader import InMemoryHealthProbe, InMemoryRecordReader
 from adapters.memory.sources import InMemoryMarketNormalizer, InMemorySourceReader
-from adapters.memory.store import InMemoryHealthProbe, InMemoryRecordReader, InMemoryStore, InMemoryUnitOfWork
+from adapters.memory.state import InMemoryStore
+from adapters.memory.store import InMemoryUnitOfWork
 from application.ingest import SourcePipeline, run_etl
 from domain.runs import RunTrigger
 from entrypoints.api.app import ApiOptions, create_app

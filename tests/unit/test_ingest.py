@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.memory.sources import InMemoryMarketNormalizer, InMemorySourceReader
-from adapters.memory.store import InMemoryStore, InMemoryUnitOfWork
+from adapters.memory.state import InMemoryStore
+from adapters.memory.store import InMemoryUnitOfWork
 from application.ingest import IngestOptions, SourcePipeline, normalize_batch, run_etl
 from application.ports import Batch
 from domain.records import RawRecord

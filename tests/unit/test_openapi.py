@@ -10,7 +10,9 @@ import falcon.testing
 import jsonschema_rs
 import pytest
 
-from adapters.memory.store import InMemoryHealthProbe, InMemoryRecordReader, InMemoryStore, InMemoryUnitOfWork
+from adapters.memory.reader import InMemoryHealthProbe, InMemoryRecordReader
+from adapters.memory.state import InMemoryStore
+from adapters.memory.store import InMemoryUnitOfWork
 from entrypoints.api.app import create_app
 from entrypoints.api.openapi import openapi_document
 

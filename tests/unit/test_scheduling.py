@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from adapters.memory.store import InMemorySourceLocks, InMemoryStore, InMemoryUnitOfWork
+from adapters.memory.scheduling import InMemorySourceLocks
+from adapters.memory.state import InMemoryStore
+from adapters.memory.store import InMemoryUnitOfWork
 from application.scheduling import lock_name, request_run, run_due_sources, run_requested
 from domain.requests import RequestStatus
 from domain.runs import EtlRun, RunStatus, RunTrigger

@@ -1,0 +1,88 @@
+"""The read side over the in-memory store, with the same filter, sort and paging rules as SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from adapters.memory.state import InMemoryStore
+from application.queries import DataQuery, Page, SortOrder, next_key, sort_value
+from domain.records import StoredRecord, UnifiedRecord
+
+
+class InMemoryRecordReader:
+    """The read side over the fake store, with the same filter and sort rules as SQL."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+
+    def find(self, query: DataQuery) -> Page[StoredRecord]:
+        matches = [item for item in self._store.state.records.values() if _matches(item.record, query)]
+        field = query.sort_by
+        descending = query.sort_order is SortOrder.DESC
+        # NULLS LAST in both directions, ties broken by id in the sort's direction, as in SQL
+        present = [i for i in matches if sort_value(i, field) is not None]
+        absent = [i for i in matches if sort_value(i, field) is None]
+        present.sort(key=lambda i: (sort_value(i, field), i.id), reverse=descending)
+        absent.sort(key=lambda i: i.id, reverse=descending)
+        ordered = present + absent
+        if query.after is not None:
+            ordered = [item for item in ordered if _is_after(item, query)]
+        window = ordered[query.offset : query.offset + query.page_size]
+        return Page(
+            items=window,
+            page=query.page,
+            page_size=query.page_size,
+            total_items=len(matches),
+            next_after=next_key(window, query),
+        )
+
+    def get(self, record_id: int) -> StoredRecord | None:
+        return next((item for item in self._store.state.records.values() if item.id == record_id), None)
+
+
+def _is_after(item: StoredRecord, query: DataQuery) -> bool:
+    """Whether an item sorts after the query's key, in the query's order, NULLS LAST."""
+    key = query.after
+    assert key is not None
+    value = sort_value(item, query.sort_by)
+    later: Any = (lambda a, b: a < b) if query.sort_order is SortOrder.DESC else (lambda a, b: a > b)
+    if key.value is None:
+        return value is None and later(item.id, key.id)
+    if value is None:
+        return True
+    return bool(later(value, key.value) or (value == key.value and later(item.id, key.id)))
+
+
+def _matches(record: UnifiedRecord, query: DataQuery) -> bool:
+    checks = [
+        (query.source_type, record.source_type),
+        (query.source, record.source),
+        (query.kind, record.kind),
+        (query.category, record.category),
+        (query.author, record.author),
+    ]
+    if any(wanted is not None and wanted != actual for wanted, actual in checks):
+        return False
+    if query.symbol and query.symbol.upper() != record.symbol and query.symbol.upper() not in record.mentions:
+        return False
+    if query.search:
+        needle = query.search.lower()
+        if not any(needle in (text or "").lower() for text in (record.title, record.description)):
+            return False
+    moment = record.published_at
+    if query.start_date and (moment is None or moment < query.start_date):
+        return False
+    return not (query.end_date and (moment is None or moment > query.end_date))
+
+
+class InMemoryHealthProbe:
+    def __init__(self, reachable: bool = True, pending: Sequence[str] = ()) -> None:
+        self.reachable = reachable
+        self.pending = list(pending)
+
+    def database_reachable(self) -> bool:
+        return self.reachable
+
+    def pending_migrations(self) -> list[str]:
+        return list(self.pending)
