@@ -21,7 +21,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     API_HOST=0.0.0.0 \
     API_PORT=8000 \
-    LOG_FORMAT=json
+    LOG_FORMAT=json \
+    KASPERO_DATA_DIR=/tmp/kaspero \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/kaspero/prometheus
 RUN groupadd --system kaspero && useradd --system --gid kaspero --home-dir /app --shell /usr/sbin/nologin kaspero
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app

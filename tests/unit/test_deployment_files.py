@@ -33,6 +33,8 @@ def test_the_image_is_multi_stage_slim_non_root_and_checks_its_health() -> None:
     runtime_text = "\n".join(runtime)
     assert not re.search(r"apt-get install|gcc|build-essential", runtime_text)  # no compilers in the runtime
     assert "--reload" not in (REPO / "Dockerfile").read_text()
+    # the non-root user can write where gunicorn's workers keep their metrics (/app is root's)
+    assert "PROMETHEUS_MULTIPROC_DIR=/tmp/" in runtime_text
     assert "embedded" not in "\n".join(build)  # the embedded server is for machines without PostgreSQL
 
 
