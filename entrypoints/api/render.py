@@ -35,6 +35,11 @@ def _money(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
+def _moment(value: datetime | None) -> str | None:
+    # formatted here, not in the encoder's fallback: records are the hot path of /data
+    return None if value is None else value.isoformat()
+
+
 def record(item: StoredRecord) -> dict[str, Any]:
     rec = item.record
     return {
@@ -49,7 +54,7 @@ def record(item: StoredRecord) -> dict[str, Any]:
         "category": rec.category,
         "tags": list(rec.tags),
         "url": rec.url,
-        "published_at": rec.published_at,
+        "published_at": _moment(rec.published_at),
         "symbol": rec.symbol,
         "asset_name": rec.asset_name,
         "price_usd": _money(rec.price_usd),
@@ -57,7 +62,7 @@ def record(item: StoredRecord) -> dict[str, Any]:
         "volume_24h_usd": _money(rec.volume_24h_usd),
         "rank": rec.rank,
         "pct_change_24h": _money(rec.pct_change_24h),
-        "observed_at": rec.observed_at,
+        "observed_at": _moment(rec.observed_at),
         "extra": rec.extra,
         "mentions": list(rec.mentions),
         "lineage": {
@@ -66,8 +71,8 @@ def record(item: StoredRecord) -> dict[str, Any]:
             "first_run_id": item.first_run_id,
             "last_run_id": item.last_run_id,
         },
-        "created_at": item.created_at,
-        "updated_at": item.updated_at,
+        "created_at": _moment(item.created_at),
+        "updated_at": _moment(item.updated_at),
     }
 
 
@@ -146,7 +151,7 @@ def checkpoint(item: Checkpoint, now: datetime) -> dict[str, Any]:
         "source": item.source,
         "cursor": item.cursor,
         "run_id": item.run_id,
-        "updated_at": item.updated_at,
+        "updated_at": _moment(item.updated_at),
         "age_seconds": round((now - item.updated_at).total_seconds(), 3),
     }
 
