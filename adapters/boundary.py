@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import pydantic
 
 from domain.cleaning import clean_text, parse_decimal, parse_int, parse_timestamp
-from domain.errors import InvalidValue
+from domain.errors import InvalidRecord, InvalidValue
 
 
 def cleaned(parse: Callable[[Any], Any]) -> pydantic.BeforeValidator:
@@ -49,3 +49,14 @@ def describe(error: pydantic.ValidationError, names: dict[str, str] | None = Non
         else:
             problems.append(f"{field}: {str(item['msg']).removeprefix('Value error, ')}")
     return "; ".join(problems)
+
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def validated(model: type[M], payload: Any, names: dict[str, str] | None = None) -> M:
+    """The payload as `model`, or `InvalidRecord` saying what is wrong, field by field."""
+    try:
+        return model.model_validate(payload)
+    except pydantic.ValidationError as ex:
+        raise InvalidRecord(describe(ex, names)) from ex

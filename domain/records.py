@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 
 from domain.checksum import canonical_json, json_checksum
+from domain.errors import InvalidRecord
 
 
 class SourceType(enum.StrEnum):
@@ -112,10 +113,14 @@ def market_record(
     pct_change_24h: Decimal | None = None,
     url: str | None = None,
     extra: dict[str, Any] | None = None,
+    price_field: str = "price",
 ) -> UnifiedRecord:
     """A quote of one asset at one time, made from `raw`, with the rules every source shares:
-    symbols in upper case, the title `Name (SYMBOL)`, the observation time as the record's time,
-    and a market cap of 0 (a provider's "unknown") as none."""
+    no negative price (`price_field` names it as the source does), symbols in upper case, the
+    title `Name (SYMBOL)`, the observation time as the record's time, and a market cap of 0 (a
+    provider's "unknown") as none."""
+    if price_usd < 0:
+        raise InvalidRecord(f"{price_field}: a price cannot be negative ({price_usd})")
     upper = symbol.upper()
     return UnifiedRecord(
         source=raw.source,

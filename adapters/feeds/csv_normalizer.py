@@ -11,9 +11,8 @@ from typing import Any
 
 import pydantic
 
-from adapters.boundary import Money, RequiredMoment, RequiredMoney, RequiredText, Text, describe
+from adapters.boundary import Money, RequiredMoment, RequiredMoney, RequiredText, Text, validated
 from adapters.feeds.csv_columns import map_header
-from domain.errors import InvalidRecord
 from domain.records import RawRecord, SourceType, UnifiedRecord, market_record
 
 
@@ -42,12 +41,7 @@ class CsvMarketNormalizer:
     def normalize(self, raw: RawRecord) -> UnifiedRecord:
         columns = self._mapping(tuple(raw.payload))
         fields = {field: raw.payload.get(column) for field, column in columns.items()}
-        try:
-            row = CsvMarketRow.model_validate(fields)
-        except pydantic.ValidationError as ex:
-            raise InvalidRecord(describe(ex, columns)) from ex
-        if row.close < 0:
-            raise InvalidRecord(f"{columns['close']}: a price cannot be negative ({row.close})")
+        row = validated(CsvMarketRow, fields, columns)
         mapped = set(columns.values())
         extra: dict[str, Any] = {
             name: str(value)
@@ -58,6 +52,7 @@ class CsvMarketNormalizer:
         return market_record(
             raw,
             SourceType.CSV,
+            price_field=columns["close"],
             symbol=row.symbol,
             asset_name=row.asset_name,
             price_usd=row.close,

@@ -16,12 +16,11 @@ from typing import Any
 import attrs
 import pydantic
 
-from adapters.boundary import Moment, Money, RequiredMoney, RequiredText, WholeNumber, describe
+from adapters.boundary import Moment, Money, RequiredMoney, RequiredText, WholeNumber, validated
 from adapters.http_source.paging import element_batches, source_unavailable
 from adapters.http_source.transport import ProviderClient
 from application.ports import Batch
 from domain.drift import Contract, FieldSpec, FieldType
-from domain.errors import InvalidRecord
 from domain.records import RawRecord, Source, SourceType, UnifiedRecord, market_record
 
 NAME = "coingecko"
@@ -142,15 +141,11 @@ MAPPED = frozenset(CoinGeckoCoin.model_fields)
 
 class CoinGeckoNormalizer:
     def normalize(self, raw: RawRecord) -> UnifiedRecord:
-        try:
-            coin = CoinGeckoCoin.model_validate(raw.payload)
-        except pydantic.ValidationError as ex:
-            raise InvalidRecord(describe(ex)) from ex
-        if coin.current_price < 0:
-            raise InvalidRecord(f"current_price: a price cannot be negative ({coin.current_price})")
+        coin = validated(CoinGeckoCoin, raw.payload)
         return market_record(
             raw,
             SourceType.API,
+            price_field="current_price",
             symbol=coin.symbol,
             asset_name=coin.name,
             price_usd=coin.current_price,

@@ -12,12 +12,11 @@ from typing import Any
 
 import pydantic
 
-from adapters.boundary import Moment, Money, RequiredMoney, RequiredText, WholeNumber, describe
+from adapters.boundary import Moment, Money, RequiredMoney, RequiredText, WholeNumber, validated
 from adapters.http_source.paging import element_batches, source_unavailable
 from adapters.http_source.transport import ProviderClient
 from application.ports import Batch
 from domain.drift import Contract, FieldSpec, FieldType
-from domain.errors import InvalidRecord
 from domain.records import RawRecord, Source, SourceType, UnifiedRecord, market_record
 
 NAME = "coinpaprika"
@@ -110,19 +109,15 @@ SUPPLIES = ("circulating_supply", "total_supply", "max_supply")
 
 class CoinPaprikaNormalizer:
     def normalize(self, raw: RawRecord) -> UnifiedRecord:
-        try:
-            ticker = CoinPaprikaTicker.model_validate(raw.payload)
-        except pydantic.ValidationError as ex:
-            raise InvalidRecord(describe(ex)) from ex
+        ticker = validated(CoinPaprikaTicker, raw.payload)
         usd = ticker.quotes.USD
-        if usd.price < 0:
-            raise InvalidRecord(f"quotes.USD.price: a price cannot be negative ({usd.price})")
         extra = {key: value for key, value in raw.payload.items() if key not in MAPPED}
         # an uncapped coin may say 0 rather than null: 0 supply means "no figure"
         extra.update({key: None for key in SUPPLIES if raw.payload.get(key) == 0})
         return market_record(
             raw,
             SourceType.API,
+            price_field="quotes.USD.price",
             symbol=ticker.symbol,
             asset_name=ticker.name,
             price_usd=usd.price,

@@ -154,3 +154,20 @@ def test_real_captured_payloads_normalize_without_quarantine() -> None:
             assert record.price_usd is not None
             assert record.price_usd > 0
             assert record.symbol == record.symbol.upper()
+
+
+def test_a_negative_price_is_refused_naming_the_source_s_field() -> None:
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from adapters.http_source.coingecko import CoinGeckoNormalizer
+    from domain.errors import InvalidRecord
+    from domain.records import RawRecord
+
+    coin = {**coingecko_coin(1), "current_price": -5}
+    raw = RawRecord.of(
+        source="coingecko", source_record_id="x", payload=coin, fetched_at=datetime.now(UTC), run_id=1
+    )
+    with pytest.raises(InvalidRecord, match=r"^current_price: a price cannot be negative \(-5\)$"):
+        CoinGeckoNormalizer().normalize(raw)
