@@ -100,3 +100,26 @@ def test_a_provider_key_never_reaches_the_logs_or_the_summary(clean_database: st
     assert "answered 401" in result.stdout
     output = result.stdout + result.stderr
     assert "cg-very-secret-key" not in output  # ...and never written anywhere
+
+
+def test_runs_list_and_compare_print_for_a_terminal(clean_database: str, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "prices.csv", list(market_lines(days=20)))
+    env = environment(DATABASE_URL=clean_database, CSV_SOURCE_PATH=str(path))
+    assert kaspero("etl", "run", "--once", env=env).returncode == 0
+    path.write_text(path.read_text() + "2023-01-21,BTC,Bitcoin,1,1,1,1,1,1\n")
+    assert kaspero("etl", "run", "--once", env=env).returncode == 0
+
+    listed = kaspero("runs", "list", "--limit", "5", env=env)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].split()[:4] == ["run", "trigger", "status", "started"]
+    assert "csv:prices: success 1/1/0/0/0" in listed.stdout  # fetched/inserted/updated/unchanged/quarantined
+    assert "csv:prices: success 60/60/0/0/0" in listed.stdout
+
+    compared = kaspero("runs", "compare", env=env)
+    assert compared.returncode == 0, compared.stderr
+    assert compared.stdout.splitlines()[0] == "run 1 (success) -> run 2 (success)"
+    assert "csv:prices: success -> success; fetched -59, inserted -59" in compared.stdout
+
+    missing = kaspero("runs", "compare", "1", "99", env=env)
+    assert (missing.returncode, missing.stderr.strip()) == (1, "kaspero: no run with id 99")
