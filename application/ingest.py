@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
+from application.assets import assign_assets
 from application.errors import InjectedFailure, Interrupted, SourceUnavailable
 from application.ports import (
     Batch,
@@ -25,6 +26,7 @@ from application.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from domain.assets import CrossReference
 from domain.checkpoints import Checkpoint
 from domain.drift import Contract, DriftReport, detect_drift
 from domain.errors import InvalidRecord
@@ -61,6 +63,7 @@ class IngestOptions:
     observer: EtlObserver = attrs.field(factory=NullObserver)
     should_stop: Callable[[], bool] = _never
     observation_runs_kept: int = 20
+    crossref: tuple[CrossReference, ...] = ()
 
 
 @attrs.define
@@ -190,7 +193,7 @@ def _commit_batch(
             batch = attrs.evolve(batch, raws=tuple(r for r in batch.raws if r.source_record_id not in skip))
             progress.saw_moment(uow.records.observe_unchanged(run_id, pipeline.name, unchanged))
         records, quarantined = normalize_batch(batch, pipeline.normalizer, drift)
-        records = _with_mentions(records, uow)
+        records = assign_assets(_with_mentions(records, uow), uow, options.crossref)
         stored_raws = [*batch.raws, *(item.raw for item in batch.rejected)]
         counts = uow.records.load_batch(run_id, stored_raws, records, quarantined)
         new_findings = [

@@ -14,6 +14,7 @@ from typing import Any, Protocol, Self
 import attrs
 
 from application.queries import DataQuery, Page
+from domain.assets import Alias, Asset, Candle, HistoryQuery, SourceQuote
 from domain.checkpoints import Checkpoint
 from domain.comparison import DataDelta, PriceQuote
 from domain.drift import DriftFinding, DriftKind, StoredDrift
@@ -201,6 +202,36 @@ class ScheduleRepository(Protocol):
     def mark_started(self, kind: str, started_at: datetime) -> None: ...
 
 
+class AssetRepository(Protocol):
+    def aliases(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """The canonical asset of each known (source, source asset id)."""
+        ...
+
+    def all(self) -> list[Asset]: ...
+
+    def ranks(self) -> dict[int, int]:
+        """The best rank any source gives each asset, as evidence for resolution."""
+        ...
+
+    def create(self, assets: Sequence[Asset]) -> list[int]:
+        """Store new assets (their `id` is ignored); return their ids, in order."""
+        ...
+
+    def link(self, aliases: Sequence[Alias]) -> None: ...
+
+    def find(self, symbol: str | None, search: str | None, page: int, page_size: int) -> Page[Asset]: ...
+
+    def get(self, asset_id: int) -> Asset | None: ...
+
+    def aliases_of(self, asset_id: int) -> list[Alias]: ...
+
+    def latest_quotes(self, asset_id: int) -> list[SourceQuote]:
+        """Each source's latest price of the asset."""
+        ...
+
+    def history(self, asset_id: int, query: HistoryQuery) -> list[Candle]: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the repositories; rolled back on exit unless committed."""
 
@@ -210,6 +241,7 @@ class UnitOfWork(Protocol):
     drifts: DriftRepository
     requests: RunRequestRepository
     schedule: ScheduleRepository
+    assets: AssetRepository
 
     def __enter__(self) -> Self: ...
 

@@ -97,6 +97,7 @@ class UnifiedRecord:
     observed_at: datetime | None = None
     extra: dict[str, Any] = attrs.field(factory=dict)
     mentions: tuple[str, ...] = ()  # symbols of the assets an article mentions
+    asset_id: int | None = None  # the canonical asset a market record quotes
 
 
 def market_record(

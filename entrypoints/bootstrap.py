@@ -23,6 +23,7 @@ import httpx
 from dependency_injector import containers, providers
 from psycopg_pool import ConnectionPool
 
+from adapters.feeds.crossref import load_crossref
 from adapters.feeds.csv_columns import CSV_CONTRACT
 from adapters.feeds.csv_normalizer import CsvMarketNormalizer
 from adapters.feeds.csv_reader import CsvFileReader
@@ -164,6 +165,7 @@ class Kaspero:
                 auto_map_confidence=self.settings.drift_auto_map_confidence,
                 observer=self.observer,
                 should_stop=should_stop or (lambda: False),
+                crossref=load_crossref(self.settings.asset_crossref_path),
             )
             grace = timedelta(seconds=self.settings.run_abandon_grace_seconds)
             close_abandoned_runs(self.uow_factory, self.locks, self.clock, grace)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import attrs
 
+from domain.assets import Alias, Asset
 from domain.checkpoints import Checkpoint
 from domain.drift import StoredDrift
 from domain.records import RawRecord, StoredRecord, UnifiedRecord
@@ -43,6 +45,11 @@ class State:
     observations: dict[tuple[str, int], dict[str, UnifiedRecord]] = attrs.Factory(dict)
     responses: dict[tuple[int, str, str], int] = attrs.Factory(dict)
     ids: Any = attrs.Factory(lambda: itertools.count(1))
+    assets: dict[int, Asset] = attrs.Factory(dict)
+    aliases: dict[tuple[str, str], Alias] = attrs.Factory(dict)
+    history: dict[tuple[int, str, datetime], Decimal] = attrs.Factory(
+        dict
+    )  # (asset, source, observed) → price
 
 
 class InMemoryStore:

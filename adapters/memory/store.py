@@ -16,6 +16,7 @@ from typing import Any, Self
 
 import attrs
 
+from adapters.memory.assets import InMemoryAssetRepository
 from adapters.memory.scheduling import (
     InMemoryRunRequestRepository,
     InMemoryScheduleRepository,
@@ -63,6 +64,14 @@ class InMemoryRecordRepository:
                 )
                 updated += 1
         for record in records:
+            if (
+                record.asset_id is not None
+                and record.observed_at is not None
+                and record.price_usd is not None
+            ):
+                state.history.setdefault(
+                    (record.asset_id, record.source, record.observed_at), record.price_usd
+                )
             if record.source_type is SourceType.API:
                 seen = state.observations.setdefault((record.source, run_id), {})
                 seen.setdefault(record.source_record_id, record)
@@ -359,6 +368,7 @@ class InMemoryUnitOfWork:
         self.drifts = InMemoryDriftRepository(self._working)
         self.requests = InMemoryRunRequestRepository(self._working)
         self.schedule = InMemoryScheduleRepository(self._working)
+        self.assets = InMemoryAssetRepository(self._working)
         return self
 
     def __exit__(
@@ -380,6 +390,7 @@ class InMemoryUnitOfWork:
         self.drifts = InMemoryDriftRepository(self._working)
         self.requests = InMemoryRunRequestRepository(self._working)
         self.schedule = InMemoryScheduleRepository(self._working)
+        self.assets = InMemoryAssetRepository(self._working)
 
     def rollback(self) -> None:
         self.__enter__()

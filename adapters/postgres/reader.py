@@ -190,6 +190,7 @@ def stored_record_from_row(row: dict[str, Any]) -> StoredRecord:
         observed_at=row["observed_at"],
         extra=dict(row["extra"] or {}),
         mentions=tuple(row["mentions"] or ()),
+        asset_id=row["asset_id"],
     )
     return StoredRecord(
         id=int(row["id"]),

@@ -28,7 +28,7 @@ UNIFIED_COLUMNS = (
     "source_type", "source", "source_record_id", "kind", "title", "description", "author",
     "category", "tags", "url", "published_at", "symbol", "asset_name", "price_usd",
     "market_cap_usd", "volume_24h_usd", "rank", "pct_change_24h", "observed_at", "extra",
-    "checksum", "mentions",
+    "checksum", "mentions", "asset_id",
 )  # fmt: skip
 
 CREATE_STAGING = """
@@ -82,6 +82,12 @@ ON CONFLICT (source, source_record_id, checksum) DO UPDATE SET
 """
 
 
+INSERT_HISTORY = """
+INSERT INTO market_history (asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, run_id)
+SELECT asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, %(run_id)s FROM staging_unified
+WHERE asset_id IS NOT NULL AND observed_at IS NOT NULL AND price_usd IS NOT NULL
+ON CONFLICT DO NOTHING
+"""
 INSERT_OBSERVATIONS = """
 INSERT INTO run_observations (run_id, source, source_record_id, price_usd, symbol, rank)
 SELECT %(run_id)s, source, source_record_id, price_usd, symbol, rank FROM staging_unified WHERE source_type = 'api'
@@ -200,6 +206,7 @@ class PostgresRecordRepository:
             cursor.execute(_upsert_statement(raw_table), params)
             inserted, updated = cursor.fetchone() or (0, 0)
             cursor.execute(INSERT_OBSERVATIONS, params)
+            cursor.execute(INSERT_HISTORY, params)
         if quarantined:
             with cursor.copy(COPY_QUARANTINE) as copy:
                 for item in quarantined:
@@ -304,4 +311,5 @@ def _unified_row(record: UnifiedRecord) -> tuple[object, ...]:
         Jsonb(record.extra),
         record.checksum,
         list(record.mentions),
+        record.asset_id,
     )

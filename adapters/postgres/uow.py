@@ -8,6 +8,7 @@ from typing import Self
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from adapters.postgres.assets import PostgresAssetRepository
 from adapters.postgres.drifts import PostgresDriftRepository
 from adapters.postgres.records import PostgresRecordRepository
 from adapters.postgres.runs import PostgresCheckpointRepository, PostgresRunRepository
@@ -27,6 +28,7 @@ class PostgresUnitOfWork:
     drifts: PostgresDriftRepository
     requests: PostgresRunRequestRepository
     schedule: PostgresScheduleRepository
+    assets: PostgresAssetRepository
 
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
@@ -40,6 +42,7 @@ class PostgresUnitOfWork:
         self.drifts = PostgresDriftRepository(connection)
         self.requests = PostgresRunRequestRepository(connection)
         self.schedule = PostgresScheduleRepository(connection)
+        self.assets = PostgresAssetRepository(connection)
         return self
 
     def __exit__(

@@ -1,0 +1,108 @@
+"""Canonical assets in memory, read from the stored records as the SQL adapter reads its tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from adapters.memory.state import State
+from application.queries import Page
+from domain.assets import Alias, Asset, Candle, HistoryQuery, Interval, SourceQuote
+from domain.records import RecordKind
+
+ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
+STEPS = {
+    Interval.FIVE_MINUTES: timedelta(minutes=5),
+    Interval.HOUR: timedelta(hours=1),
+    Interval.DAY: timedelta(days=1),
+}
+
+
+class InMemoryAssetRepository:
+    def __init__(self, state: State) -> None:
+        self._state = state
+
+    def aliases(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        return {key: self._state.aliases[key].asset_id for key in keys if key in self._state.aliases}
+
+    def all(self) -> list[Asset]:
+        return list(self._state.assets.values())
+
+    def ranks(self) -> dict[int, int]:
+        ranks: dict[int, int] = {}
+        for item in self._state.records.values():
+            asset, rank = item.record.asset_id, item.record.rank
+            if asset is not None and rank is not None:
+                ranks[asset] = min(rank, ranks.get(asset, rank))
+        return ranks
+
+    def create(self, assets: Sequence[Asset]) -> list[int]:
+        made = []
+        for asset in assets:
+            asset_id = max(self._state.assets, default=0) + 1
+            self._state.assets[asset_id] = Asset(asset_id, asset.symbol, asset.name, asset.needs_review)
+            made.append(asset_id)
+        return made
+
+    def link(self, aliases: Sequence[Alias]) -> None:
+        for alias in aliases:
+            self._state.aliases.setdefault((alias.source, alias.source_asset_id), alias)
+
+    def find(self, symbol: str | None, search: str | None, page: int, page_size: int) -> Page[Asset]:
+        chosen = [
+            asset
+            for asset in sorted(self._state.assets.values(), key=lambda a: a.id)
+            if (symbol is None or asset.symbol == symbol)
+            and (search is None or search.lower() in (asset.name or "").lower())
+        ]
+        start = (page - 1) * page_size
+        return Page(
+            items=chosen[start : start + page_size], page=page, page_size=page_size, total_items=len(chosen)
+        )
+
+    def get(self, asset_id: int) -> Asset | None:
+        return self._state.assets.get(asset_id)
+
+    def aliases_of(self, asset_id: int) -> list[Alias]:
+        found = [alias for alias in self._state.aliases.values() if alias.asset_id == asset_id]
+        return sorted(found, key=lambda alias: (alias.source, alias.source_asset_id))
+
+    def latest_quotes(self, asset_id: int) -> list[SourceQuote]:
+        latest: dict[str, SourceQuote] = {}
+        for item in self._state.records.values():
+            record = item.record
+            if (
+                record.asset_id != asset_id
+                or record.kind is not RecordKind.MARKET
+                or record.price_usd is None
+            ):
+                continue
+            seen = latest.get(record.source)
+            if seen is None or (
+                record.observed_at and (seen.observed_at is None or record.observed_at > seen.observed_at)
+            ):
+                latest[record.source] = SourceQuote(record.source, record.price_usd, record.observed_at)
+        return [latest[source] for source in sorted(latest)]
+
+    def history(self, asset_id: int, query: HistoryQuery) -> list[Candle]:
+        step = STEPS[query.interval]
+        consensus = query.source == "consensus"
+        series: dict[tuple[datetime, str], list[tuple[datetime, Decimal]]] = {}
+        for (asset, source, observed), price in self._state.history.items():
+            if (
+                asset != asset_id
+                or (query.start and observed < query.start)
+                or (query.end and observed > query.end)
+            ):
+                continue
+            if not consensus and query.source is not None and source != query.source:
+                continue
+            bucket = ORIGIN + (observed - ORIGIN) // step * step
+            series.setdefault((bucket, "consensus" if consensus else source), []).append((observed, price))
+        candles = []
+        for (bucket, name), points in sorted(series.items()):
+            points.sort()
+            prices = [price for _, price in points]
+            candles.append(Candle(bucket, name, prices[0], max(prices), min(prices), prices[-1], len(prices)))
+        return candles

@@ -1,0 +1,154 @@
+"""Canonical assets, their aliases, and their price history, in PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+
+from application.queries import Page
+from domain.assets import Alias, Asset, Candle, HistoryQuery, Interval, Method, SourceQuote
+
+SELECT_ALIASES = """
+SELECT a.source, a.source_asset_id, a.asset_id
+FROM asset_aliases a
+JOIN unnest(%(sources)s::text[], %(ids)s::text[]) AS k(source, source_asset_id) USING (source, source_asset_id)
+"""
+SELECT_ASSETS = "SELECT id, symbol, name, needs_review FROM assets"
+SELECT_RANKS = """
+SELECT asset_id, min(rank) FROM unified_data WHERE asset_id IS NOT NULL AND rank IS NOT NULL GROUP BY asset_id
+"""
+INSERT_ASSETS = """
+INSERT INTO assets (symbol, name, needs_review)
+SELECT * FROM unnest(%(symbols)s::text[], %(names)s::text[], %(reviews)s::boolean[])
+RETURNING id, symbol, name
+"""
+INSERT_ALIASES = """
+INSERT INTO asset_aliases (source, source_asset_id, asset_id, method, confidence)
+SELECT * FROM unnest(%(sources)s::text[], %(ids)s::text[], %(assets)s::bigint[], %(methods)s::text[],
+                     %(confidences)s::numeric[])
+ON CONFLICT (source, source_asset_id) DO NOTHING
+"""
+FIND_ASSETS = """
+SELECT id, symbol, name, needs_review, count(*) OVER () AS total FROM assets
+WHERE (%(symbol)s::text IS NULL OR symbol = %(symbol)s)
+  AND (%(search)s::text IS NULL OR name ILIKE %(search)s)
+ORDER BY id LIMIT %(limit)s OFFSET %(offset)s
+"""
+SELECT_ASSET = "SELECT id, symbol, name, needs_review FROM assets WHERE id = %(id)s"
+SELECT_ALIASES_OF = """
+SELECT source, source_asset_id, asset_id, method, confidence FROM asset_aliases
+WHERE asset_id = %(id)s ORDER BY source, source_asset_id
+"""
+SELECT_LATEST_QUOTES = """
+SELECT DISTINCT ON (source) source, price_usd, observed_at FROM unified_data
+WHERE asset_id = %(id)s AND kind = 'market' AND price_usd IS NOT NULL
+ORDER BY source, observed_at DESC NULLS LAST
+"""
+SELECT_HISTORY = """
+SELECT date_bin(%(step)s, observed_at, timestamptz '2000-01-01') AS bucket,
+       CASE WHEN %(consensus)s THEN 'consensus' ELSE source END AS series,
+       (array_agg(price_usd ORDER BY observed_at))[1], max(price_usd), min(price_usd),
+       (array_agg(price_usd ORDER BY observed_at DESC))[1], count(*)
+FROM market_history
+WHERE asset_id = %(id)s
+  AND (%(start)s::timestamptz IS NULL OR observed_at >= %(start)s)
+  AND (%(end)s::timestamptz IS NULL OR observed_at <= %(end)s)
+  AND (%(consensus)s OR %(source)s::text IS NULL OR source = %(source)s)
+GROUP BY 1, 2 ORDER BY 1, 2
+LIMIT 5000
+"""
+STEPS = {
+    Interval.FIVE_MINUTES: timedelta(minutes=5),
+    Interval.HOUR: timedelta(hours=1),
+    Interval.DAY: timedelta(days=1),
+}
+
+
+class PostgresAssetRepository:
+    def __init__(self, connection: psycopg.Connection) -> None:
+        self._connection = connection
+
+    def aliases(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        params = {"sources": [source for source, _ in keys], "ids": [key for _, key in keys]}
+        return {
+            (source, key): int(asset)
+            for source, key, asset in self._connection.execute(SELECT_ALIASES, params)
+        }
+
+    def all(self) -> list[Asset]:
+        return [
+            Asset(int(i), symbol, name, review)
+            for i, symbol, name, review in self._connection.execute(SELECT_ASSETS)
+        ]
+
+    def ranks(self) -> dict[int, int]:
+        return {int(asset): int(rank) for asset, rank in self._connection.execute(SELECT_RANKS)}
+
+    def create(self, assets: Sequence[Asset]) -> list[int]:
+        params = {
+            "symbols": [asset.symbol for asset in assets],
+            "names": [asset.name for asset in assets],
+            "reviews": [asset.needs_review for asset in assets],
+        }
+        made = {(symbol, name): int(i) for i, symbol, name in self._connection.execute(INSERT_ASSETS, params)}
+        return [made[(asset.symbol, asset.name)] for asset in assets]
+
+    def link(self, aliases: Sequence[Alias]) -> None:
+        if not aliases:
+            return
+        self._connection.execute(
+            INSERT_ALIASES,
+            {
+                "sources": [alias.source for alias in aliases],
+                "ids": [alias.source_asset_id for alias in aliases],
+                "assets": [alias.asset_id for alias in aliases],
+                "methods": [alias.method.value for alias in aliases],
+                "confidences": [alias.confidence for alias in aliases],
+            },
+        )
+
+    def find(self, symbol: str | None, search: str | None, page: int, page_size: int) -> Page[Asset]:
+        params = {
+            "symbol": symbol,
+            "search": f"%{search}%" if search else None,
+            "limit": page_size,
+            "offset": (page - 1) * page_size,
+        }
+        rows = self._connection.execute(FIND_ASSETS, params).fetchall()
+        total = int(rows[0][4]) if rows else 0
+        items = [Asset(int(i), s, n, r) for i, s, n, r, _ in rows]
+        return Page(items=items, page=page, page_size=page_size, total_items=total)
+
+    def get(self, asset_id: int) -> Asset | None:
+        row = self._connection.execute(SELECT_ASSET, {"id": asset_id}).fetchone()
+        return Asset(int(row[0]), row[1], row[2], row[3]) if row else None
+
+    def aliases_of(self, asset_id: int) -> list[Alias]:
+        return [
+            Alias(source, key, int(asset), Method(method), float(confidence))
+            for source, key, asset, method, confidence in self._connection.execute(
+                SELECT_ALIASES_OF, {"id": asset_id}
+            )
+        ]
+
+    def latest_quotes(self, asset_id: int) -> list[SourceQuote]:
+        rows = self._connection.execute(SELECT_LATEST_QUOTES, {"id": asset_id})
+        return [SourceQuote(source, price, observed) for source, price, observed in rows]
+
+    def history(self, asset_id: int, query: HistoryQuery) -> list[Candle]:
+        params: dict[str, Any] = {
+            "id": asset_id,
+            "step": STEPS[query.interval],
+            "start": query.start,
+            "end": query.end,
+            "source": query.source,
+            "consensus": query.source == "consensus",
+        }
+        rows = self._connection.execute(SELECT_HISTORY, params).fetchall()
+        return [
+            Candle(bucket, series, opening, high, low, closing, int(count))
+            for bucket, series, opening, high, low, closing, count in rows
+        ]

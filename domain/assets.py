@@ -1,0 +1,198 @@
+"""Canonical assets: one Bitcoin across every source.
+
+A source's asset (CoinGecko's `bitcoin`, CoinPaprika's `btc-bitcoin`, a CSV's `BTC`) is
+resolved to a canonical asset, in order: a curated cross-reference of the top coins, then the
+same symbol with the same name, then the same symbol with a similar name (rapidfuzz), rank
+agreeing where both sides have one. Symbols are not identities: a token that shares Bitcoin's
+symbol but not its name is a separate asset, and one that shares the symbol with a doubtful
+name is created apart and flagged for review rather than merged.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+import attrs
+from rapidfuzz import fuzz
+
+FUZZY_NAME_SIMILARITY = 0.85
+RANK_TOLERANCE = 25  # ranks of one asset differ a little between providers; far apart is evidence against
+
+
+class Method(enum.StrEnum):
+    CROSSREF = "crossref"
+    EXACT = "exact"
+    FUZZY = "fuzzy"
+    NEW = "new"
+
+
+@attrs.frozen
+class Asset:
+    id: int
+    symbol: str
+    name: str | None
+    needs_review: bool = False
+
+
+@attrs.frozen
+class Alias:
+    """A source's name for a canonical asset, and how it was matched."""
+
+    source: str
+    source_asset_id: str
+    asset_id: int
+    method: Method
+    confidence: float
+
+
+@attrs.frozen
+class SourceQuote:
+    source: str
+    price_usd: Decimal
+    observed_at: datetime | None
+
+
+@attrs.frozen
+class Candle:
+    """Open, high, low and close of one time bucket, per source (or `consensus`: all together)."""
+
+    bucket: datetime
+    source: str
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    observations: int
+
+
+class Interval(enum.StrEnum):
+    FIVE_MINUTES = "5m"
+    HOUR = "1h"
+    DAY = "1d"
+
+
+@attrs.frozen
+class HistoryQuery:
+    interval: Interval = Interval.DAY
+    start: datetime | None = None
+    end: datetime | None = None
+    source: str | None = None  # None: per source; "consensus": every source's observations together
+
+
+@attrs.frozen
+class AssetView:
+    """An asset as `/assets/{id}` shows it: aliases, each source's latest price, the consensus."""
+
+    asset: Asset
+    aliases: tuple[Alias, ...]
+    quotes: tuple[SourceQuote, ...]
+
+    @property
+    def consensus_price(self) -> Decimal | None:
+        prices = sorted(quote.price_usd for quote in self.quotes)
+        if not prices:
+            return None
+        middle = len(prices) // 2
+        return prices[middle] if len(prices) % 2 else (prices[middle - 1] + prices[middle]) / 2
+
+    @property
+    def spread_pct(self) -> Decimal | None:
+        """(highest − lowest) / consensus, in percent: how far the sources disagree."""
+        consensus = self.consensus_price
+        if consensus is None or consensus <= 0 or len(self.quotes) < 2:
+            return None
+        prices = [quote.price_usd for quote in self.quotes]
+        return round((max(prices) - min(prices)) / consensus * 100, 4)
+
+
+@attrs.frozen
+class Candidate:
+    """A source's view of one asset."""
+
+    source: str
+    source_asset_id: str
+    symbol: str
+    name: str | None
+    rank: int | None = None
+
+
+@attrs.frozen
+class CrossReference:
+    """The curated list: for each top coin, its symbol, name, and id at each provider."""
+
+    symbol: str
+    name: str
+    ids: Mapping[str, str]  # source → that source's id of the asset
+
+
+@attrs.frozen
+class Resolution:
+    """The asset a candidate is (`asset_id`), or the asset to create for it (`asset_id` None)."""
+
+    asset_id: int | None
+    symbol: str
+    name: str | None
+    method: Method
+    confidence: float
+    needs_review: bool = False
+
+
+def normalized_name(name: str | None) -> str:
+    """`Bitcoin`, `bitcoin ` and `BITCOIN` are one name; so are `USD Coin` and `usd-coin`."""
+    return re.sub(r"[^a-z0-9]+", "", (name or "").lower())
+
+
+def resolve(
+    candidate: Candidate,
+    assets: Sequence[Asset],
+    crossref: Sequence[CrossReference],
+    ranks: Mapping[int, int] | None = None,
+) -> Resolution:
+    """Which canonical asset `candidate` is; `ranks` gives an asset's known rank, as evidence."""
+    symbol = candidate.symbol.upper()
+    curated = _curated(candidate, crossref)
+    same_symbol = [asset for asset in assets if asset.symbol == symbol]
+    if curated is not None:
+        match = next(
+            (a for a in same_symbol if normalized_name(a.name) == normalized_name(curated.name)), None
+        )
+        return Resolution(match.id if match else None, curated.symbol, curated.name, Method.CROSSREF, 1.0)
+    wanted = normalized_name(candidate.name)
+    exact = next((a for a in same_symbol if wanted and normalized_name(a.name) == wanted), None)
+    if exact is not None:
+        return Resolution(exact.id, exact.symbol, exact.name, Method.EXACT, 0.95)
+    best, best_score = None, 0.0
+    for asset in same_symbol:
+        score = fuzz.ratio(wanted, normalized_name(asset.name)) / 100
+        known_rank = (ranks or {}).get(asset.id)
+        if (
+            candidate.rank is not None
+            and known_rank is not None
+            and abs(candidate.rank - known_rank) > RANK_TOLERANCE
+        ):
+            score *= 0.8  # the providers rank them far apart: probably two assets
+        if score > best_score:
+            best, best_score = asset, score
+    if best is not None and best_score >= FUZZY_NAME_SIMILARITY:
+        return Resolution(best.id, best.symbol, best.name, Method.FUZZY, round(best_score, 3))
+    # a new asset; sharing a symbol with a different one is worth a look
+    return Resolution(None, symbol, candidate.name, Method.NEW, 1.0, needs_review=bool(same_symbol))
+
+
+def _curated(candidate: Candidate, crossref: Sequence[CrossReference]) -> CrossReference | None:
+    kind = candidate.source.partition(":")[0]
+    for entry in crossref:
+        if entry.ids.get(kind) == candidate.source_asset_id:
+            return entry
+    if kind == "csv":  # files name assets by symbol and name only (the name sometimes not at all)
+        for entry in crossref:
+            same_name = candidate.name is None or normalized_name(entry.name) == normalized_name(
+                candidate.name
+            )
+            if entry.symbol == candidate.symbol.upper() and same_name:
+                return entry
+    return None
