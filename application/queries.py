@@ -54,6 +54,7 @@ class DataQuery:
     source: str | None = None
     kind: RecordKind | None = None
     symbol: str | None = None
+    asset_id: int | None = None
     category: str | None = None
     author: str | None = None
     search: str | None = None

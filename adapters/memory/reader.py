@@ -59,6 +59,7 @@ def _matches(record: UnifiedRecord, query: DataQuery) -> bool:
         (query.source_type, record.source_type),
         (query.source, record.source),
         (query.kind, record.kind),
+        (query.asset_id, record.asset_id),
         (query.category, record.category),
         (query.author, record.author),
     ]

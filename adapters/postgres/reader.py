@@ -146,6 +146,7 @@ def _where(query: DataQuery) -> tuple[sql.Composable, dict[str, Any]]:
         # a quote of the asset, or news that mentions it
         conditions.append(sql.SQL("(symbol = %(symbol)s OR mentions @> ARRAY[%(symbol)s]::text[])"))
         params["symbol"] = query.symbol.upper()
+    equal("asset_id", query.asset_id)
     equal("category", query.category)
     equal("author", query.author)
     if query.search:

@@ -18,6 +18,7 @@ from entrypoints.api.middleware import RequestContext
 from entrypoints.api.openapi import OpenApiResource
 from entrypoints.api.render import dumps
 from entrypoints.api.resources import (
+    AssetsResource,
     CheckpointsResource,
     CompareRunsResource,
     DataResource,
@@ -75,6 +76,10 @@ def create_app(
         RunRequestsResource(uow_factory),
         suffix="item",
     )
+    assets = AssetsResource(uow_factory)
+    app.add_route("/assets", assets)
+    app.add_route("/assets/{asset_id:int(min=1, max=9223372036854775807)}", assets, suffix="item")
+    app.add_route("/assets/{asset_id:int(min=1, max=9223372036854775807)}/history", assets, suffix="history")
     app.add_route("/stats", StatsResource(uow_factory))
     app.add_route("/checkpoints", CheckpointsResource(uow_factory))
     app.add_route("/schema-drifts", SchemaDriftsResource(uow_factory))

@@ -85,6 +85,64 @@ DATA_DELTA = {
     },
 }
 
+ASSET = {
+    "type": "object",
+    "required": ["id", "symbol", "name", "needs_review"],
+    "properties": {
+        "id": {"type": "integer"},
+        "symbol": {"type": "string"},
+        "name": _nullable({"type": "string"}),
+        "needs_review": {"type": "boolean"},
+    },
+}
+ASSET_VIEW = {
+    "allOf": [
+        ASSET,
+        {
+            "type": "object",
+            "required": ["aliases", "prices", "consensus_price_usd", "spread_pct", "divergent"],
+            "properties": {
+                "aliases": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "source": {"type": "string"},
+                            "source_asset_id": {"type": "string"},
+                            "method": {"enum": ["crossref", "exact", "fuzzy", "new"]},
+                            "confidence": {"type": "number"},
+                        },
+                    },
+                },
+                "prices": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "source": {"type": "string"},
+                            "price_usd": MONEY,
+                            "observed_at": _nullable(MOMENT),
+                        },
+                    },
+                },
+                "consensus_price_usd": MONEY,
+                "spread_pct": MONEY,
+                "divergent": {"type": "boolean"},
+            },
+        },
+    ]
+}
+CANDLE = {
+    "type": "object",
+    "required": ["bucket", "source", "open", "high", "low", "close", "observations"],
+    "properties": {
+        "bucket": MOMENT,
+        "source": {"type": "string"},
+        **dict.fromkeys(("open", "high", "low", "close"), MONEY),
+        "observations": {"type": "integer"},
+    },
+}
+
 SCHEMAS: dict[str, Any] = {
     "Problem": {
         "type": "object",
@@ -141,6 +199,7 @@ SCHEMAS: dict[str, Any] = {
             },
             "tags": {"type": "array", "items": {"type": "string"}},
             "mentions": {"type": "array", "items": {"type": "string"}},
+            "asset_id": _nullable({"type": "integer"}),
             "published_at": _nullable(MOMENT),
             "observed_at": _nullable(MOMENT),
             **dict.fromkeys(("price_usd", "market_cap_usd", "volume_24h_usd", "pct_change_24h"), MONEY),
@@ -310,6 +369,9 @@ DATA_PARAMETERS = [
     _query("source", TEXT, "a source name, e.g. csv:market_history"),
     _query("kind", {"enum": [member.value for member in RecordKind]}, "market or article"),
     _query("symbol", TEXT, "an asset symbol, any case: its quotes, and news that mentions it"),
+    _query(
+        "asset", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "a canonical asset id (see /assets)"
+    ),
     _query("category", TEXT, "an article category"),
     _query("author", TEXT, "an article author"),
     _query("search", TEXT, "a case-insensitive substring of title or description"),
@@ -443,6 +505,38 @@ def openapi_document(version: str) -> dict[str, Any]:
                         {"type": "integer", "minimum": 0, "maximum": 1000},
                         "a large price move, %",
                     )
+                ],
+                extra={"404": NOT_FOUND},
+            ),
+            "/assets": _get(
+                "Canonical assets, one per coin across every source",
+                _json(_envelope({"type": "array", "items": ASSET}, paginated=True), "a page of assets"),
+                [
+                    _query("symbol", TEXT, "assets with this symbol (several may share one)"),
+                    _query("search", TEXT, "a case-insensitive part of the name"),
+                    _query(
+                        "page",
+                        {"type": "integer", "minimum": 1, "maximum": 10_000_000},
+                        "page number, from 1",
+                    ),
+                    _query("page_size", {"type": "integer", "minimum": 1, "maximum": 100}, "items per page"),
+                ],
+            ),
+            "/assets/{asset_id}": _get(
+                "An asset: its aliases per source, each source's latest price, the consensus and spread",
+                _json(_envelope(ASSET_VIEW), "the asset"),
+                [_path_id("asset_id")],
+                extra={"404": NOT_FOUND},
+            ),
+            "/assets/{asset_id}/history": _get(
+                "OHLC of the asset's observations per time bucket, per source or all together",
+                _json(_envelope({"type": "array", "items": CANDLE}), "candles, oldest first"),
+                [
+                    _path_id("asset_id"),
+                    _query("start", {"type": "string", "format": "date-time"}, "observed on or after"),
+                    _query("end", {"type": "string", "format": "date-time"}, "observed on or before"),
+                    _query("interval", {"enum": ["5m", "1h", "1d"]}, "bucket width"),
+                    _query("source", TEXT, "one source, or `consensus` for every source together"),
                 ],
                 extra={"404": NOT_FOUND},
             ),

@@ -21,7 +21,7 @@ E = TypeVar("E", bound=StrEnum)
 
 DATA_PARAMETERS = (
     "source_type", "source", "kind", "symbol", "category", "author", "search",
-    "start_date", "end_date", "sort_by", "sort_order", "page", "page_size", "cursor",
+    "start_date", "end_date", "sort_by", "sort_order", "page", "page_size", "cursor", "asset",
 )  # fmt: skip
 _TIME_FIELDS = {SortField.PUBLISHED_AT, SortField.OBSERVED_AT, SortField.CREATED_AT, SortField.UPDATED_AT}
 _NUMBER_FIELDS = {SortField.PRICE_USD, SortField.MARKET_CAP_USD, SortField.VOLUME_24H_USD}
@@ -108,6 +108,7 @@ def data_query(req: falcon.Request) -> DataQuery:
         source=params.text("source"),
         kind=params.choice("kind", RecordKind),
         symbol=params.text("symbol"),
+        asset_id=params.integer("asset", 0, 1, 2**63 - 1) or None,
         category=params.text("category"),
         author=params.text("author"),
         search=params.text("search"),

@@ -11,6 +11,7 @@ import attrs
 
 from application.queries import Page
 from application.status import HealthReport, ReadinessReport
+from domain.assets import Asset, AssetView, Candle
 from domain.checkpoints import Checkpoint
 from domain.comparison import Anomaly, RunComparison
 from domain.drift import StoredDrift
@@ -65,6 +66,7 @@ def record(item: StoredRecord) -> dict[str, Any]:
         "observed_at": _moment(rec.observed_at),
         "extra": rec.extra,
         "mentions": list(rec.mentions),
+        "asset_id": rec.asset_id,
         "lineage": {
             "raw_id": item.raw_id,
             "checksum": rec.checksum,
@@ -217,4 +219,61 @@ def run_request(item: RunRequest) -> dict[str, Any]:
         "finished_at": item.finished_at,
         "run_id": item.run_id,
         "links": {"self": f"/run-requests/{item.id}", "run": f"/runs/{item.run_id}" if item.run_id else None},
+    }
+
+
+def asset(item: Asset) -> dict[str, Any]:
+    return {"id": item.id, "symbol": item.symbol, "name": item.name, "needs_review": item.needs_review}
+
+
+def asset_page(result: Page[Asset]) -> dict[str, Any]:
+    return {
+        "data": [asset(item) for item in result.items],
+        "pagination": {
+            "page": result.page,
+            "page_size": result.page_size,
+            "total_items": result.total_items,
+            "total_pages": result.total_pages,
+            "total_is_estimate": False,
+            "next_cursor": None,
+        },
+    }
+
+
+def asset_view(view: AssetView, divergence_pct: Decimal) -> dict[str, Any]:
+    spread = view.spread_pct
+    return {
+        **asset(view.asset),
+        "aliases": [
+            {
+                "source": alias.source,
+                "source_asset_id": alias.source_asset_id,
+                "method": alias.method.value,
+                "confidence": alias.confidence,
+            }
+            for alias in view.aliases
+        ],
+        "prices": [
+            {
+                "source": quote.source,
+                "price_usd": _money(quote.price_usd),
+                "observed_at": _moment(quote.observed_at),
+            }
+            for quote in view.quotes
+        ],
+        "consensus_price_usd": _money(view.consensus_price),
+        "spread_pct": _money(spread),
+        "divergent": spread is not None and spread > divergence_pct,
+    }
+
+
+def candle(item: Candle) -> dict[str, Any]:
+    return {
+        "bucket": _moment(item.bucket),
+        "source": item.source,
+        "open": _money(item.open),
+        "high": _money(item.high),
+        "low": _money(item.low),
+        "close": _money(item.close),
+        "observations": item.observations,
     }

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import falcon
 
+from application.assets import asset_history, asset_view, find_assets
 from application.browse import find_records, get_record
 from application.comparison import anomalies, compare
 from application.operations import list_checkpoints, list_drift_findings, source_stats
@@ -14,6 +16,7 @@ from application.ports import Clock, HealthProbe, RecordReader, UnitOfWorkFactor
 from application.runs import get_run, get_run_request, list_runs
 from application.scheduling import request_run
 from application.status import Health, check_health, check_readiness
+from domain.assets import HistoryQuery, Interval
 from domain.drift import DriftKind
 from domain.runs import RunStatus
 from entrypoints.api import render
@@ -203,3 +206,42 @@ class RunRequestsResource:
     def on_get_item(self, req: falcon.Request, resp: falcon.Response, request_id: int) -> None:
         QueryParams(req, ())
         resp.media = {"data": render.run_request(get_run_request(self._uow_factory, request_id))}
+
+
+class AssetsResource:
+    """`/assets` (symbol, name search, paged), `/assets/{id}` and `/assets/{id}/history`."""
+
+    DIVERGENCE_PCT = Decimal(5)  # sources further apart than this are flagged `divergent`
+
+    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+        self._uow_factory = uow_factory
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        params = QueryParams(req, ("symbol", "search", "page", "page_size"))
+        result = find_assets(
+            self._uow_factory,
+            symbol=params.text("symbol"),
+            search=params.text("search"),
+            page=params.integer("page", 1, 1, 10_000_000),
+            page_size=params.integer("page_size", 20, 1, 100),
+        )
+        resp.media = render.asset_page(result)
+
+    def on_get_item(self, req: falcon.Request, resp: falcon.Response, asset_id: int) -> None:
+        QueryParams(req, ())
+        resp.media = {"data": render.asset_view(asset_view(self._uow_factory, asset_id), self.DIVERGENCE_PCT)}
+
+    def on_get_history(self, req: falcon.Request, resp: falcon.Response, asset_id: int) -> None:
+        params = QueryParams(req, ("start", "end", "interval", "source"))
+        start, end = params.timestamp("start"), params.timestamp("end")
+        if start and end and start > end:
+            raise InvalidParameter("start", "start must not be after end")
+        query = HistoryQuery(
+            interval=params.choice("interval", Interval, Interval.DAY) or Interval.DAY,
+            start=start,
+            end=end,
+            source=params.text("source"),
+        )
+        resp.media = {
+            "data": [render.candle(item) for item in asset_history(self._uow_factory, asset_id, query)]
+        }

@@ -88,7 +88,7 @@ def test_both_sources_load_every_element_once_and_an_unchanged_rerun_writes_noth
         "SELECT json_build_object('symbol', symbol, 'price', price_usd::text, 'rank', rank, 'observed', observed_at)"
         " FROM unified_data WHERE source = 'coingecko' AND source_record_id = 'bitcoin'",
     )
-    assert btc["symbol"] == "BIT"
+    assert btc["symbol"] == "BTC"
     assert btc["rank"] == 1
     assert btc["observed"].startswith("2024-03-21T06:51:54.031")
 

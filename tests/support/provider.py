@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import attrs
 
 NAMES = ("Bitcoin", "Ethereum", "Tether", "Solana", "Cardano", "Dogecoin", "Polkadot", "Litecoin")
+SYMBOLS = ("btc", "eth", "usdt", "sol", "ada", "doge", "dot", "ltc")
 
 
 @attrs.define
@@ -34,10 +35,10 @@ class Fault:
 
 
 def coin_name(i: int) -> tuple[str, str]:
-    base = NAMES[i % len(NAMES)]
-    name = base if i < len(NAMES) else f"{base} {i}"
-    symbol = (base[:3] + (str(i) if i >= len(NAMES) else "")).lower()
-    return name, symbol
+    base, symbol = NAMES[i % len(NAMES)], SYMBOLS[i % len(NAMES)]
+    if i < len(NAMES):
+        return base, symbol
+    return f"{base} {i}", f"{symbol}{i}"
 
 
 def coingecko_coin(i: int, price_factor: float = 1.0) -> dict[str, Any]:
@@ -118,6 +119,7 @@ class ProviderState:
     coins: int = 300
     price_factor: float = 1.0
     moved_every: int = 1  # price_factor applies to every n-th coin (1: all of them)
+    appended: dict[str, list[dict[str, Any]]] = attrs.Factory(dict)  # kind → extra elements at the end
     broken: dict[int, dict[str, Any]] = attrs.Factory(dict)
     renamed: dict[str, str] = attrs.Factory(dict)
     shift_after_first_page: bool = False
@@ -164,7 +166,8 @@ class LoopbackProvider:
                 elif parts.path == "/coingecko/coins/markets":
                     self._send_json(self._markets(query))
                 elif parts.path == "/coinpaprika/tickers":
-                    self._send_json([state.element("coinpaprika", i) for i in range(state.coins)])
+                    tickers = [state.element("coinpaprika", i) for i in range(state.coins)]
+                    self._send_json(tickers + state.appended.get("coinpaprika", []))
                 else:
                     self._send(404, b'{"error":"not found"}', {"Content-Type": "application/json"})
 
@@ -175,8 +178,8 @@ class LoopbackProvider:
                     # after page 1 was served, its last coin and page 2's first swapped ranks:
                     # the first shows again on page 2, the second is missed by this run
                     order[per_page - 1], order[per_page] = order[per_page], order[per_page - 1]
-                chosen = order[(page - 1) * per_page : page * per_page]
-                return [state.element("coingecko", i) for i in chosen]
+                listing = [state.element("coingecko", i) for i in order] + state.appended.get("coingecko", [])
+                return listing[(page - 1) * per_page : page * per_page]
 
             def _feed(self, name: str) -> None:
                 body = state.feeds.get(name)

@@ -1,0 +1,108 @@
+"""One Bitcoin across CoinPaprika, CoinGecko and a CSV; a namesake kept apart; history and endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import falcon.testing
+import psycopg
+import pytest
+import stamina
+
+from entrypoints.api.app import create_app
+from entrypoints.bootstrap import Kaspero, build
+from entrypoints.settings import Settings
+from tests.support.market_csv import market_lines, write_csv
+from tests.support.provider import coingecko_coin, loopback_provider
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def loaded(clean_database: str, tmp_path: Path) -> Iterator[tuple[Kaspero, falcon.testing.TestClient]]:
+    with stamina.set_testing(True, attempts=2, cap=True), loopback_provider() as provider:
+        provider.state.coins = 20
+        namesake = {**coingecko_coin(3), "id": "bitcoin-token", "symbol": "btc", "name": "Bitcoin Token",
+                    "current_price": 0.012, "market_cap_rank": 1800}  # fmt: skip
+        provider.state.appended["coingecko"] = [namesake]
+        csv = write_csv(tmp_path / "history.csv", list(market_lines(5)))  # BTC, ETH, SOL
+        app = build(
+            Settings(
+                coingecko_base_url=f"{provider.url}/coingecko",
+                coinpaprika_base_url=f"{provider.url}/coinpaprika",
+                coingecko_rate_limit_per_minute=6000,
+                rate_limit_requests_per_minute=6000,
+                csv_source_path=str(csv),
+                asset_crossref_path=REPO / "data" / "asset_crossref.csv",
+            ),  # type: ignore[call-arg]
+            clean_database,
+        )
+        run = app.run_etl(["coinpaprika", "coingecko", "csv"])
+        assert run.status.value == "success", run.error
+        yield app, falcon.testing.TestClient(create_app(app.reader, app.probe, app.uow_factory))
+        app.close()
+
+
+def test_bitcoin_is_one_asset_with_an_alias_from_every_source_and_the_namesake_is_apart(
+    loaded: tuple[Kaspero, falcon.testing.TestClient],
+) -> None:
+    _, client = loaded
+    found = client.simulate_get("/assets", params={"symbol": "btc"}).json["data"]
+    assert [(a["name"], a["needs_review"]) for a in found] == [("Bitcoin", False), ("Bitcoin Token", True)]
+    bitcoin = client.simulate_get(f"/assets/{found[0]['id']}").json["data"]
+    assert {(a["source"], a["source_asset_id"], a["method"]) for a in bitcoin["aliases"]} == {
+        ("coingecko", "bitcoin", "crossref"),
+        ("coinpaprika", "btc-bitcoin", "crossref"),
+        ("csv:history", "BTC", "crossref"),
+    }
+    assert {p["source"] for p in bitcoin["prices"]} == {"coingecko", "coinpaprika", "csv:history"}
+    prices = sorted(Decimal(p["price_usd"]) for p in bitcoin["prices"])
+    assert Decimal(bitcoin["consensus_price_usd"]) == prices[1]  # the median of three
+    spread = (prices[-1] - prices[0]) / prices[1] * 100
+    assert Decimal(bitcoin["spread_pct"]) == round(spread, 4)
+    assert bitcoin["divergent"] is (spread > 5)
+    token = client.simulate_get(f"/assets/{found[1]['id']}").json["data"]
+    assert [(a["source"], a["source_asset_id"], a["method"]) for a in token["aliases"]] == [
+        ("coingecko", "bitcoin-token", "new")
+    ]
+
+
+def test_market_records_carry_their_asset_and_data_filters_by_it(
+    loaded: tuple[Kaspero, falcon.testing.TestClient], clean_database: str
+) -> None:
+    _, client = loaded
+    with psycopg.connect(clean_database) as connection:
+        missing = connection.execute(
+            "SELECT count(*) FROM unified_data WHERE kind = 'market' AND asset_id IS NULL"
+        )
+        assert missing.fetchone() == (0,)
+        history = connection.execute("SELECT count(*) FROM market_history").fetchone()
+    assert history == (20 + 1 + 20 + 15,)  # every observation: both providers and the CSV's 5 days × 3
+    bitcoin = client.simulate_get("/assets", params={"symbol": "BTC", "search": "bitcoin"}).json["data"][0]
+    rows = client.simulate_get("/data", params={"asset": bitcoin["id"], "page_size": 50}).json["data"]
+    assert {row["source"] for row in rows} == {"coingecko", "coinpaprika", "csv:history"}
+    assert {row["asset_id"] for row in rows} == {bitcoin["id"]}
+
+
+def test_history_is_ohlc_per_bucket_per_source_or_together(
+    loaded: tuple[Kaspero, falcon.testing.TestClient],
+) -> None:
+    _, client = loaded
+    bitcoin = client.simulate_get("/assets", params={"symbol": "BTC", "search": "bitcoin"}).json["data"][0]
+    daily = client.simulate_get(f"/assets/{bitcoin['id']}/history", params={"source": "csv:history"}).json[
+        "data"
+    ]
+    assert [candle["bucket"][:10] for candle in daily] == [
+        "2023-01-01", "2023-01-02", "2023-01-03", "2023-01-04", "2023-01-05",
+    ]  # fmt: skip
+    assert all(c["open"] == c["close"] == c["high"] == c["low"] for c in daily)  # one close per day
+    weekly = client.simulate_get(
+        f"/assets/{bitcoin['id']}/history", params={"source": "consensus", "end": "2023-12-31"}
+    ).json["data"]
+    assert [(c["source"], c["observations"]) for c in weekly] == [("consensus", 1)] * 5
+    assert (
+        client.simulate_get(f"/assets/{bitcoin['id']}/history", params={"interval": "1w"}).status_code == 400
+    )
+    assert client.simulate_get("/assets/999999/history").status_code == 404
