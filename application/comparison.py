@@ -48,7 +48,10 @@ def compare(
 
 
 def anomalies(
-    uow_factory: UnitOfWorkFactory, run_id: int, baseline_runs: int = DEFAULT_BASELINE_RUNS
+    uow_factory: UnitOfWorkFactory,
+    run_id: int,
+    baseline_runs: int = DEFAULT_BASELINE_RUNS,
+    divergence_pct: float = DIVERGENCE_THRESHOLD_PCT,
 ) -> list[Anomaly]:
     """The run's anomalies against the last `baseline_runs` earlier runs of each of its sources."""
     with uow_factory() as uow:
@@ -58,7 +61,7 @@ def anomalies(
             for past in uow.runs.recent(baseline_runs + 1, source=item.source, before=run_id):
                 history[past.id] = past
         divergence = (
-            price_divergence(uow.records.quotes_as_of(run_id, DIVERGENCE_MAX_RANK), DIVERGENCE_THRESHOLD_PCT)
+            price_divergence(uow.records.quotes_as_of(run_id, DIVERGENCE_MAX_RANK), divergence_pct)
             if any(item.source in SNAPSHOT_SOURCES for item in run.sources)
             else []
         )

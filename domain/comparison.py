@@ -196,25 +196,28 @@ def score_run(run: EtlRun, history: Sequence[EtlRun]) -> list[Anomaly]:
 
 @attrs.frozen
 class PriceQuote:
-    """One source's latest price of a symbol, with its rank there."""
+    """One source's latest price of an asset (its symbol for the reader; its canonical id)."""
 
     symbol: str
     source: str
     price_usd: float
     rank: int | None
+    asset_id: int | None = None
 
 
 def price_divergence(quotes: Sequence[PriceQuote], threshold_pct: float = 5.0) -> list[Anomaly]:
-    """Symbols whose sources disagree by more than `threshold_pct` of their median price.
+    """Assets whose sources disagree by more than `threshold_pct` of their median price.
 
-    Symbols are not identities (two assets may share one), so the caller passes only the top
-    ranks of each source, where a symbol names one asset in practice.
+    Quotes are grouped by canonical asset where they have one, by symbol where not (then the
+    caller should pass only top ranks, where a symbol names one asset in practice).
     """
-    by_symbol: dict[str, list[PriceQuote]] = {}
+    grouped: dict[str, list[PriceQuote]] = {}
     for quote in quotes:
-        by_symbol.setdefault(quote.symbol, []).append(quote)
+        key = f"{quote.symbol}#{quote.asset_id}" if quote.asset_id is not None else quote.symbol
+        grouped.setdefault(key, []).append(quote)
     anomalies = []
-    for symbol, shared in sorted(by_symbol.items()):
+    for key, shared in sorted(grouped.items()):
+        symbol = shared[0].symbol
         if len({quote.source for quote in shared}) < 2:
             continue
         prices = [quote.price_usd for quote in shared]
@@ -230,7 +233,7 @@ def price_divergence(quotes: Sequence[PriceQuote], threshold_pct: float = 5.0) -
         anomalies.append(
             Anomaly(
                 source=",".join(sorted({quote.source for quote in shared})),
-                metric=f"price_divergence:{symbol}",
+                metric=f"price_divergence:{key}",
                 baseline=round(median, 8),
                 observed=round(spread, 3),
                 score=round(spread / threshold_pct, 2),

@@ -56,6 +56,7 @@ class Settings(pydantic.BaseModel):
     prometheus_multiproc_dir: Path | None = None
     api_keys: pydantic.SecretStr | None = None
     api_read_requires_key: bool = False
+    divergence_threshold_pct: float = pydantic.Field(default=5.0, gt=0, le=100)
     drift_auto_map_confidence: float = pydantic.Field(default=0.8, ge=0, le=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"

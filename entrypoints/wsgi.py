@@ -25,5 +25,6 @@ def create() -> falcon.App[falcon.Request, falcon.Response]:
         reads_need_key=settings.api_read_requires_key,
         source_kinds=AVAILABLE_SOURCE_KINDS,
         metrics_dir=settings.prometheus_multiproc_dir,
+        divergence_pct=settings.divergence_threshold_pct,
     )
     return create_app(kaspero.reader, kaspero.probe, kaspero.uow_factory, options, kaspero.clock)

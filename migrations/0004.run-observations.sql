@@ -10,5 +10,6 @@ CREATE TABLE run_observations (
     price_usd        numeric,
     symbol           text,
     rank             integer,
+    asset_id         bigint,
     PRIMARY KEY (source, run_id, source_record_id)
 );

@@ -146,13 +146,12 @@ class InMemoryRecordRepository:
             if seen_run <= run_id:
                 newest[source] = max(newest.get(source, 0), seen_run)
         return [
-            PriceQuote(record.symbol, source, float(record.price_usd), record.rank)
+            PriceQuote(record.symbol, source, float(record.price_usd), record.rank, record.asset_id)
             for source, seen_run in newest.items()
             for record in self._state.observations[(source, seen_run)].values()
             if record.symbol is not None
             and record.price_usd is not None
-            and record.rank is not None
-            and record.rank <= max_rank
+            and (record.asset_id is not None or (record.rank is not None and record.rank <= max_rank))
         ]
 
     def prune_observations(self, source: str, keep_runs: int) -> None:

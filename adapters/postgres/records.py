@@ -89,8 +89,9 @@ WHERE asset_id IS NOT NULL AND observed_at IS NOT NULL AND price_usd IS NOT NULL
 ON CONFLICT DO NOTHING
 """
 INSERT_OBSERVATIONS = """
-INSERT INTO run_observations (run_id, source, source_record_id, price_usd, symbol, rank)
-SELECT %(run_id)s, source, source_record_id, price_usd, symbol, rank FROM staging_unified WHERE source_type = 'api'
+INSERT INTO run_observations (run_id, source, source_record_id, price_usd, symbol, rank, asset_id)
+SELECT %(run_id)s, source, source_record_id, price_usd, symbol, rank, asset_id FROM staging_unified
+WHERE source_type = 'api'
 ON CONFLICT DO NOTHING
 """
 SELECT_OBSERVATION_DELTA = """
@@ -122,9 +123,9 @@ SELECT_QUOTES_AS_OF = """
 WITH runs AS (
     SELECT source, max(run_id) AS run_id FROM run_observations WHERE run_id <= %(run_id)s GROUP BY source
 )
-SELECT o.symbol, o.source, o.price_usd::float8, o.rank
+SELECT o.symbol, o.source, o.price_usd::float8, o.rank, o.asset_id
 FROM run_observations o JOIN runs USING (source, run_id)
-WHERE o.rank <= %(max_rank)s AND o.price_usd IS NOT NULL AND o.symbol IS NOT NULL
+WHERE (o.asset_id IS NOT NULL OR o.rank <= %(max_rank)s) AND o.price_usd IS NOT NULL AND o.symbol IS NOT NULL
 """
 
 SELECT_CURRENT_CHECKSUMS = """
@@ -133,11 +134,12 @@ WHERE source = %(source)s AND source_record_id = ANY(%(ids)s)
 """
 OBSERVE_UNCHANGED = """
 WITH seen AS (
-    SELECT source_type, source, source_record_id, price_usd, symbol, rank, coalesce(observed_at, published_at) AS at
+    SELECT source_type, source, source_record_id, price_usd, symbol, rank, asset_id,
+           coalesce(observed_at, published_at) AS at
     FROM unified_data WHERE source = %(source)s AND source_record_id = ANY(%(ids)s)
 ), kept AS (
-    INSERT INTO run_observations (run_id, source, source_record_id, price_usd, symbol, rank)
-    SELECT %(run_id)s, source, source_record_id, price_usd, symbol, rank FROM seen WHERE source_type = 'api'
+    INSERT INTO run_observations (run_id, source, source_record_id, price_usd, symbol, rank, asset_id)
+    SELECT %(run_id)s, source, source_record_id, price_usd, symbol, rank, asset_id FROM seen WHERE source_type = 'api'
     ON CONFLICT DO NOTHING
 )
 SELECT max(at) FROM seen
@@ -257,7 +259,7 @@ class PostgresRecordRepository:
 
     def quotes_as_of(self, run_id: int, max_rank: int) -> list[PriceQuote]:
         rows = self._connection.execute(SELECT_QUOTES_AS_OF, {"run_id": run_id, "max_rank": max_rank})
-        return [PriceQuote(symbol, source, price, rank) for symbol, source, price, rank in rows]
+        return [PriceQuote(symbol, source, price, rank, asset) for symbol, source, price, rank, asset in rows]
 
     def prune_observations(self, source: str, keep_runs: int) -> None:
         self._connection.execute(PRUNE_OBSERVATIONS, {"source": source, "keep": keep_runs})

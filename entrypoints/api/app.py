@@ -40,6 +40,7 @@ class ApiOptions:
     source_kinds: tuple[str, ...] = ("coinpaprika", "coingecko", "csv")
     version: str | None = None
     metrics_dir: Path | None = None
+    divergence_pct: float = 5.0
 
 
 def create_app(
@@ -66,7 +67,7 @@ def create_app(
     data = DataResource(reader)
     app.add_route("/data", data)
     app.add_route("/data/{record_id:int(min=1, max=9223372036854775807)}", data, suffix="item")
-    runs = RunsResource(uow_factory, options.source_kinds, clock, guard)
+    runs = RunsResource(uow_factory, options.source_kinds, clock, guard, options.divergence_pct)
     app.add_route("/runs", runs)
     app.add_route("/runs/{run_id:int(min=1, max=9223372036854775807)}", runs, suffix="item")
     app.add_route("/runs/{run_id:int(min=1, max=9223372036854775807)}/anomalies", runs, suffix="anomalies")
@@ -76,7 +77,7 @@ def create_app(
         RunRequestsResource(uow_factory),
         suffix="item",
     )
-    assets = AssetsResource(uow_factory)
+    assets = AssetsResource(uow_factory, options.divergence_pct)
     app.add_route("/assets", assets)
     app.add_route("/assets/{asset_id:int(min=1, max=9223372036854775807)}", assets, suffix="item")
     app.add_route("/assets/{asset_id:int(min=1, max=9223372036854775807)}/history", assets, suffix="history")

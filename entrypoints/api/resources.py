@@ -85,8 +85,14 @@ class RunsResource:
     """
 
     def __init__(
-        self, uow_factory: UnitOfWorkFactory, source_kinds: Sequence[str], clock: Clock, guard: ApiKeyGuard
+        self,
+        uow_factory: UnitOfWorkFactory,
+        source_kinds: Sequence[str],
+        clock: Clock,
+        guard: ApiKeyGuard,
+        divergence_pct: float = 5.0,
     ) -> None:
+        self._divergence_pct = divergence_pct
         self._uow_factory = uow_factory
         self._source_kinds = tuple(source_kinds)
         self._clock = clock
@@ -127,7 +133,9 @@ class RunsResource:
 
     def on_get_anomalies(self, req: falcon.Request, resp: falcon.Response, run_id: int) -> None:
         params = QueryParams(req, ("baseline_runs",))
-        found = anomalies(self._uow_factory, run_id, params.integer("baseline_runs", 10, 1, 100))
+        found = anomalies(
+            self._uow_factory, run_id, params.integer("baseline_runs", 10, 1, 100), self._divergence_pct
+        )
         resp.media = {"data": [render.anomaly(item) for item in found]}
 
 
@@ -211,10 +219,9 @@ class RunRequestsResource:
 class AssetsResource:
     """`/assets` (symbol, name search, paged), `/assets/{id}` and `/assets/{id}/history`."""
 
-    DIVERGENCE_PCT = Decimal(5)  # sources further apart than this are flagged `divergent`
-
-    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+    def __init__(self, uow_factory: UnitOfWorkFactory, divergence_pct: float = 5.0) -> None:
         self._uow_factory = uow_factory
+        self._divergence_pct = Decimal(str(divergence_pct))  # sources further apart: `divergent`
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         params = QueryParams(req, ("symbol", "search", "page", "page_size"))
@@ -229,7 +236,9 @@ class AssetsResource:
 
     def on_get_item(self, req: falcon.Request, resp: falcon.Response, asset_id: int) -> None:
         QueryParams(req, ())
-        resp.media = {"data": render.asset_view(asset_view(self._uow_factory, asset_id), self.DIVERGENCE_PCT)}
+        resp.media = {
+            "data": render.asset_view(asset_view(self._uow_factory, asset_id), self._divergence_pct)
+        }
 
     def on_get_history(self, req: falcon.Request, resp: falcon.Response, asset_id: int) -> None:
         params = QueryParams(req, ("start", "end", "interval", "source"))

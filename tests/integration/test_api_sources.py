@@ -399,7 +399,7 @@ def test_providers_disagreeing_on_top_coins_are_flagged_on_the_run(
     finally:
         app.close()
     assert before == []
-    assert len(after) == 19  # every shared top coin (one has no CoinGecko rank: unknown market cap)
+    assert len(after) == 20  # every coin both providers have: paired by canonical asset, ranked or not
     assert {a.severity.value for a in after} == {"warning"}
 
 
