@@ -106,3 +106,76 @@ def test_history_is_ohlc_per_bucket_per_source_or_together(
         client.simulate_get(f"/assets/{bitcoin['id']}/history", params={"interval": "1w"}).status_code == 400
     )
     assert client.simulate_get("/assets/999999/history").status_code == 404
+
+
+def test_hourly_ohlc_matches_buckets_computed_independently(clean_database: str) -> None:
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    rng = random.Random(5)
+    start = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+    points = [
+        (
+            source,
+            start + timedelta(minutes=rng.randint(0, 179), seconds=rng.randint(0, 59)),
+            Decimal(rng.randint(60000, 70000)) / 1,
+        )
+        for source in ("coingecko", "coinpaprika")
+        for _ in range(40)
+    ]
+    points = list({(s, t): (s, t, p) for s, t, p in points}.values())  # one price per (source, moment)
+    with psycopg.connect(clean_database) as connection:
+        run_id = connection.execute(
+            "INSERT INTO etl_runs (trigger, status, started_at) VALUES ('cli', 'success', now()) RETURNING id"
+        ).fetchone()[0]  # type: ignore[index]
+        asset_id = connection.execute(
+            "INSERT INTO assets (symbol, name) VALUES ('BTC', 'Bitcoin') RETURNING id"
+        ).fetchone()[0]  # type: ignore[index]
+        with connection.cursor().copy(
+            "COPY market_history (asset_id, source, observed_at, price_usd, run_id) FROM STDIN"
+        ) as copy:
+            for source, moment, price in points:
+                copy.write_row((asset_id, source, moment, price, run_id))
+    app = build(Settings(), clean_database)
+    try:
+        client = falcon.testing.TestClient(create_app(app.reader, app.probe, app.uow_factory))
+        per_source = client.simulate_get(f"/assets/{asset_id}/history", params={"interval": "1h"}).json[
+            "data"
+        ]
+        together = client.simulate_get(
+            f"/assets/{asset_id}/history", params={"interval": "1h", "source": "consensus"}
+        ).json["data"]
+    finally:
+        app.close()
+
+    def expected(selected: list[tuple[str, datetime, Decimal]], name: str | None) -> list[tuple]:
+        buckets: dict[tuple[datetime, str], list[tuple[datetime, Decimal]]] = {}
+        for source, moment, price in selected:
+            hour = moment.replace(minute=0, second=0, microsecond=0)
+            buckets.setdefault((hour, name or source), []).append((moment, price))
+        rows = []
+        for (hour, series), values in sorted(buckets.items()):
+            values.sort()
+            prices = [price for _, price in values]
+            rows.append(
+                (hour.isoformat(), series, prices[0], max(prices), min(prices), prices[-1], len(prices))
+            )
+        return rows
+
+    def actual(candles: list[dict]) -> list[tuple]:
+        return [
+            (
+                c["bucket"],
+                c["source"],
+                Decimal(c["open"]),
+                Decimal(c["high"]),
+                Decimal(c["low"]),
+                Decimal(c["close"]),
+                c["observations"],
+            )
+            for c in candles
+        ]
+
+    assert actual(per_source) == expected(points, None)
+    assert actual(together) == expected(points, "consensus")
+    assert len(per_source) == 6  # three hours, two sources
