@@ -39,7 +39,11 @@ SELECT 'api', CASE WHEN g %% 2 = 0 THEN 'coingecko' ELSE 'coinpaprika' END, 'coi
        timestamptz '2024-01-01' + g * interval '30 seconds', timestamptz '2024-01-01' + g * interval '30 seconds',
        g, 1, 1, md5(g::text)
 FROM generate_series(1, %(rows)s) g;
-ANALYZE unified_data;
+INSERT INTO assets (symbol, name) SELECT DISTINCT symbol, asset_name FROM unified_data;
+UPDATE unified_data u SET asset_id = a.id FROM assets a WHERE a.symbol = u.symbol AND a.name = u.asset_name;
+INSERT INTO market_history (asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, run_id)
+SELECT asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, 1 FROM unified_data;
+ANALYZE;
 """
 
 
@@ -123,6 +127,11 @@ def main() -> list[dict[str, Any]]:
         with serving("benchmarks.bare_app:create()", env) as bare:
             ceiling = load(f"{bare}/constant")
         rows.append({"case": "reference: bare Falcon", **ceiling, "vs_ceiling": 1.0})
+        with psycopg.connect(url) as connection:
+            row = connection.execute(
+                "SELECT asset_id FROM market_history GROUP BY asset_id ORDER BY count(*) DESC LIMIT 1"
+            ).fetchone()
+        busiest = row[0] if row else 1
         with serving("entrypoints.wsgi:create()", env) as api:
             _, _, first = get(f"{api}/data?page_size=20")
             cursor = first["pagination"]["next_cursor"]
@@ -136,6 +145,8 @@ def main() -> list[dict[str, Any]]:
                 "/data deep cursor": f"/data?cursor={cursor}",
                 "/data?search=bit": "/data?search=bit",
                 "/data?symbol=BTC&sort_by=observed_at": "/data?symbol=BTC&sort_by=observed_at",
+                "/assets": "/assets",
+                "/assets/{id}/history?interval=1h": f"/assets/{busiest}/history?interval=1h",
             }
             for case, path in cases.items():
                 result = load(f"{api}{path}")
