@@ -56,15 +56,23 @@ def assign_assets(
 def _resolve_and_store(
     unknown: list[Candidate], uow: UnitOfWork, crossref: Sequence[CrossReference]
 ) -> dict[tuple[str, str], int]:
-    assets, ranks = uow.assets.all(), uow.assets.ranks()
+    symbols = sorted(_curated_symbols(unknown, crossref))
+    by_symbol: dict[str, list[Asset]] = {}
+    for asset in uow.assets.with_symbols(symbols):
+        by_symbol.setdefault(asset.symbol, []).append(asset)
+    ranks = uow.assets.ranks([asset.id for assets in by_symbol.values() for asset in assets])
     fresh: list[Asset] = []  # created by this batch, with provisional ids below zero
     matched: list[tuple[Candidate, int, Method, float]] = []
     for candidate in unknown:
-        found = resolve(candidate, [*assets, *fresh], crossref, ranks)
+        # only assets that could match: the candidate's symbol, or the symbol its curated entry gives
+        near = [asset for symbol in _symbols_for(candidate, crossref) for asset in by_symbol.get(symbol, [])]
+        found = resolve(candidate, near, crossref, ranks)
         asset_id = found.asset_id
         if asset_id is None:
             asset_id = -(len(fresh) + 1)
-            fresh.append(Asset(asset_id, found.symbol, found.name, found.needs_review))
+            new = Asset(asset_id, found.symbol, found.name, found.needs_review)
+            fresh.append(new)
+            by_symbol.setdefault(new.symbol, []).append(new)
         matched.append((candidate, asset_id, found.method, found.confidence))
     real = dict(zip((asset.id for asset in fresh), uow.assets.create(fresh), strict=True)) if fresh else {}
     aliases = [
@@ -73,6 +81,16 @@ def _resolve_and_store(
     ]
     uow.assets.link(aliases)
     return {(alias.source, alias.source_asset_id): alias.asset_id for alias in aliases}
+
+
+def _symbols_for(candidate: Candidate, crossref: Sequence[CrossReference]) -> list[str]:
+    kind = candidate.source.partition(":")[0]
+    curated = [entry.symbol for entry in crossref if entry.ids.get(kind) == candidate.source_asset_id]
+    return sorted({candidate.symbol.upper(), *curated})
+
+
+def _curated_symbols(candidates: Sequence[Candidate], crossref: Sequence[CrossReference]) -> set[str]:
+    return {symbol for candidate in candidates for symbol in _symbols_for(candidate, crossref)}
 
 
 def find_assets(

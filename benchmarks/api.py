@@ -43,7 +43,6 @@ INSERT INTO assets (symbol, name) SELECT DISTINCT symbol, asset_name FROM unifie
 UPDATE unified_data u SET asset_id = a.id FROM assets a WHERE a.symbol = u.symbol AND a.name = u.asset_name;
 INSERT INTO market_history (asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, run_id)
 SELECT asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, 1 FROM unified_data;
-ANALYZE;
 """
 
 
@@ -52,6 +51,8 @@ def fill(url: str) -> None:
         for statement in FILL.strip().split(";\n"):
             if statement.strip():
                 connection.execute(statement, {"rows": ROWS} if "%(rows)s" in statement else None)
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("VACUUM ANALYZE")  # the UPDATE above left a dead version of every row
 
 
 @contextmanager

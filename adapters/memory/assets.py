@@ -26,14 +26,16 @@ class InMemoryAssetRepository:
     def aliases(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
         return {key: self._state.aliases[key].asset_id for key in keys if key in self._state.aliases}
 
-    def all(self) -> list[Asset]:
-        return list(self._state.assets.values())
+    def with_symbols(self, symbols: Sequence[str]) -> list[Asset]:
+        wanted = set(symbols)
+        return [asset for asset in self._state.assets.values() if asset.symbol in wanted]
 
-    def ranks(self) -> dict[int, int]:
+    def ranks(self, asset_ids: Sequence[int]) -> dict[int, int]:
+        wanted = set(asset_ids)
         ranks: dict[int, int] = {}
         for item in self._state.records.values():
             asset, rank = item.record.asset_id, item.record.rank
-            if asset is not None and rank is not None:
+            if asset in wanted and rank is not None:
                 ranks[asset] = min(rank, ranks.get(asset, rank))
         return ranks
 

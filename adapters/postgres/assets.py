@@ -16,9 +16,9 @@ SELECT a.source, a.source_asset_id, a.asset_id
 FROM asset_aliases a
 JOIN unnest(%(sources)s::text[], %(ids)s::text[]) AS k(source, source_asset_id) USING (source, source_asset_id)
 """
-SELECT_ASSETS = "SELECT id, symbol, name, needs_review FROM assets"
+SELECT_ASSETS = "SELECT id, symbol, name, needs_review FROM assets WHERE symbol = ANY(%(symbols)s)"
 SELECT_RANKS = """
-SELECT asset_id, min(rank) FROM unified_data WHERE asset_id IS NOT NULL AND rank IS NOT NULL GROUP BY asset_id
+SELECT asset_id, min(rank) FROM unified_data WHERE asset_id = ANY(%(ids)s) AND rank IS NOT NULL GROUP BY asset_id
 """
 INSERT_ASSETS = """
 INSERT INTO assets (symbol, name, needs_review)
@@ -78,14 +78,13 @@ class PostgresAssetRepository:
             for source, key, asset in self._connection.execute(SELECT_ALIASES, params)
         }
 
-    def all(self) -> list[Asset]:
-        return [
-            Asset(int(i), symbol, name, review)
-            for i, symbol, name, review in self._connection.execute(SELECT_ASSETS)
-        ]
+    def with_symbols(self, symbols: Sequence[str]) -> list[Asset]:
+        rows = self._connection.execute(SELECT_ASSETS, {"symbols": list(symbols)})
+        return [Asset(int(i), symbol, name, review) for i, symbol, name, review in rows]
 
-    def ranks(self) -> dict[int, int]:
-        return {int(asset): int(rank) for asset, rank in self._connection.execute(SELECT_RANKS)}
+    def ranks(self, asset_ids: Sequence[int]) -> dict[int, int]:
+        rows = self._connection.execute(SELECT_RANKS, {"ids": list(asset_ids)})
+        return {int(asset): int(rank) for asset, rank in rows}
 
     def create(self, assets: Sequence[Asset]) -> list[int]:
         params = {

@@ -178,8 +178,10 @@ class LoopbackProvider:
                     # after page 1 was served, its last coin and page 2's first swapped ranks:
                     # the first shows again on page 2, the second is missed by this run
                     order[per_page - 1], order[per_page] = order[per_page], order[per_page - 1]
-                listing = [state.element("coingecko", i) for i in order] + state.appended.get("coingecko", [])
-                return listing[(page - 1) * per_page : page * per_page]
+                extra = state.appended.get("coingecko", [])
+                first, last = (page - 1) * per_page, page * per_page
+                chosen = [state.element("coingecko", i) for i in order[first:last]]
+                return chosen + extra[max(0, first - len(order)) : max(0, last - len(order))]
 
             def _feed(self, name: str) -> None:
                 body = state.feeds.get(name)
