@@ -29,18 +29,21 @@ WORKERS = 2 * (os.cpu_count() or 1) + 1
 
 FILL = """
 INSERT INTO etl_runs (trigger, status, started_at, finished_at) VALUES ('cli', 'success', now(), now());
+INSERT INTO assets (symbol, name)
+SELECT DISTINCT CASE WHEN g %% 1000 = 0 THEN 'BTC' ELSE 'C' || (g %% 5000) END, 'Coin ' || (g %% 5000)
+FROM generate_series(1, %(rows)s) g;
 INSERT INTO unified_data (source_type, source, source_record_id, kind, title, symbol, asset_name, price_usd,
                           market_cap_usd, volume_24h_usd, rank, published_at, observed_at, raw_id,
-                          first_run_id, last_run_id, checksum)
+                          first_run_id, last_run_id, checksum, asset_id)
 SELECT 'api', CASE WHEN g %% 2 = 0 THEN 'coingecko' ELSE 'coinpaprika' END, 'coin-' || g, 'market',
        (ARRAY['Bitcoin', 'Ethereum', 'Solana', 'Cardano', 'Dogecoin', 'Litecoin'])[1 + g %% 6] || ' ' || (g %% 5000),
-       CASE WHEN g %% 1000 = 0 THEN 'BTC' ELSE 'C' || (g %% 5000) END, 'Coin ' || (g %% 5000),
-       (g %% 100000) / 7.0, g * 13.0, g * 3.0, 1 + g %% 5000,
+       a.symbol, a.name, (g %% 100000) / 7.0, g * 13.0, g * 3.0, 1 + g %% 5000,
        timestamptz '2024-01-01' + g * interval '30 seconds', timestamptz '2024-01-01' + g * interval '30 seconds',
-       g, 1, 1, md5(g::text)
-FROM generate_series(1, %(rows)s) g;
-INSERT INTO assets (symbol, name) SELECT DISTINCT symbol, asset_name FROM unified_data;
-UPDATE unified_data u SET asset_id = a.id FROM assets a WHERE a.symbol = u.symbol AND a.name = u.asset_name;
+       g, 1, 1, md5(g::text), a.id
+FROM generate_series(1, %(rows)s) g
+JOIN assets a ON a.symbol = CASE WHEN g %% 1000 = 0 THEN 'BTC' ELSE 'C' || (g %% 5000) END
+             AND a.name = 'Coin ' || (g %% 5000)
+ORDER BY g;
 INSERT INTO market_history (asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, run_id)
 SELECT asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, 1 FROM unified_data;
 """
@@ -52,7 +55,7 @@ def fill(url: str) -> None:
             if statement.strip():
                 connection.execute(statement, {"rows": ROWS} if "%(rows)s" in statement else None)
     with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute("VACUUM ANALYZE")  # the UPDATE above left a dead version of every row
+        connection.execute("VACUUM ANALYZE")  # fresh statistics for the planner, as autovacuum would give
 
 
 @contextmanager
