@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import attrs
@@ -73,6 +73,10 @@ class Interval(enum.StrEnum):
     FIVE_MINUTES = "5m"
     HOUR = "1h"
     DAY = "1d"
+
+    @property
+    def step(self) -> timedelta:
+        return {"5m": timedelta(minutes=5), "1h": timedelta(hours=1), "1d": timedelta(days=1)}[self.value]
 
 
 @attrs.frozen

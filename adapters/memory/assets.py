@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from adapters.memory.state import State
 from application.queries import Page
-from domain.assets import Alias, Asset, Candle, HistoryQuery, Interval, SourceQuote
+from domain.assets import Alias, Asset, Candle, HistoryQuery, SourceQuote
 from domain.records import RecordKind
 
 ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
-STEPS = {
-    Interval.FIVE_MINUTES: timedelta(minutes=5),
-    Interval.HOUR: timedelta(hours=1),
-    Interval.DAY: timedelta(days=1),
-}
 
 
 class InMemoryAssetRepository:
@@ -88,7 +83,7 @@ class InMemoryAssetRepository:
         return [latest[source] for source in sorted(latest)]
 
     def history(self, asset_id: int, query: HistoryQuery) -> list[Candle]:
-        step = STEPS[query.interval]
+        step = query.interval.step
         consensus = query.source == "consensus"
         series: dict[tuple[datetime, str], list[tuple[datetime, Decimal]]] = {}
         for (asset, source, observed), price in self._state.history.items():

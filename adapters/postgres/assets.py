@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 import psycopg
 
 from application.queries import Page
-from domain.assets import Alias, Asset, Candle, HistoryQuery, Interval, Method, SourceQuote
+from domain.assets import Alias, Asset, Candle, HistoryQuery, Method, SourceQuote
 
 SELECT_ALIASES = """
 SELECT a.source, a.source_asset_id, a.asset_id
@@ -60,11 +59,6 @@ WHERE asset_id = %(id)s
 GROUP BY 1, 2 ORDER BY 1, 2
 LIMIT 5000
 """
-STEPS = {
-    Interval.FIVE_MINUTES: timedelta(minutes=5),
-    Interval.HOUR: timedelta(hours=1),
-    Interval.DAY: timedelta(days=1),
-}
 
 
 class PostgresAssetRepository:
@@ -140,7 +134,7 @@ class PostgresAssetRepository:
     def history(self, asset_id: int, query: HistoryQuery) -> list[Candle]:
         params: dict[str, Any] = {
             "id": asset_id,
-            "step": STEPS[query.interval],
+            "step": query.interval.step,
             "start": query.start,
             "end": query.end,
             "source": query.source,
