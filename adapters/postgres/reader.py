@@ -73,7 +73,9 @@ class PostgresRecordReader:
             past = sql.SQL(
                 "({col} IS NOT NULL AND ({col}, id) {cmp} (%(after_value)s, %(after_id)s))"
             ).format(col=column, cmp=comparison)
-            select = sql.SQL(SELECT_RECORDS).format(where=_and(where, past), sort=column, direction=direction)
+            select = sql.SQL(SELECT_RECORDS).format(
+                where=where + sql.SQL(" AND ") + past, sort=column, direction=direction
+            )
             args = {**params, "after_value": query.after.value, "after_id": query.after.id}
             rows = cursor.execute(select, {**args, "limit": query.page_size, "offset": 0}).fetchall()
         if len(rows) < query.page_size:
@@ -83,7 +85,7 @@ class PostgresRecordReader:
                     col=column, cmp=comparison
                 )
             select = sql.SQL(SELECT_RECORDS).format(
-                where=_and(where, nulls), sort=column, direction=direction
+                where=where + sql.SQL(" AND ") + nulls, sort=column, direction=direction
             )
             args = {**params, "after_id": query.after.id, "limit": query.page_size - len(rows), "offset": 0}
             rows += cursor.execute(select, args).fetchall()
@@ -124,12 +126,6 @@ def _direction(query: DataQuery) -> sql.Composable:
     return sql.SQL("ASC" if query.sort_order is SortOrder.ASC else "DESC")
 
 
-def _and(where: sql.Composable, condition: sql.Composable) -> sql.Composable:
-    if where == sql.SQL(""):
-        return sql.SQL("WHERE ") + condition
-    return where + sql.SQL(" AND ") + condition
-
-
 def _where(query: DataQuery) -> tuple[sql.Composable, dict[str, Any]]:
     conditions: list[sql.Composable] = []
     params: dict[str, Any] = {}
@@ -158,9 +154,8 @@ def _where(query: DataQuery) -> tuple[sql.Composable, dict[str, Any]]:
     if query.end_date:
         conditions.append(sql.SQL("published_at <= %(end_date)s"))
         params["end_date"] = query.end_date
-    if not conditions:
-        return sql.SQL(""), params
-    return sql.SQL("WHERE ") + sql.SQL(" AND ").join(conditions), params
+    # always a WHERE clause (TRUE without filters), so a keyset condition can simply be ANDed on
+    return sql.SQL("WHERE ") + sql.SQL(" AND ").join(conditions or [sql.SQL("TRUE")]), params
 
 
 def _escape_like(text: str) -> str:

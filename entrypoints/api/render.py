@@ -79,16 +79,17 @@ def record(item: StoredRecord) -> dict[str, Any]:
 
 
 def page(result: Page[StoredRecord], next_cursor: str | None) -> dict[str, Any]:
+    return {"data": [record(item) for item in result.items], "pagination": pagination(result, next_cursor)}
+
+
+def pagination(result: Page[Any], next_cursor: str | None = None) -> dict[str, Any]:
     return {
-        "data": [record(item) for item in result.items],
-        "pagination": {
-            "page": result.page,
-            "page_size": result.page_size,
-            "total_items": result.total_items,
-            "total_pages": result.total_pages,
-            "total_is_estimate": result.total_is_estimate,
-            "next_cursor": next_cursor,
-        },
+        "page": result.page,
+        "page_size": result.page_size,
+        "total_items": result.total_items,
+        "total_pages": result.total_pages,
+        "total_is_estimate": result.total_is_estimate,
+        "next_cursor": next_cursor,
     }
 
 
@@ -227,17 +228,7 @@ def asset(item: Asset) -> dict[str, Any]:
 
 
 def asset_page(result: Page[Asset]) -> dict[str, Any]:
-    return {
-        "data": [asset(item) for item in result.items],
-        "pagination": {
-            "page": result.page,
-            "page_size": result.page_size,
-            "total_items": result.total_items,
-            "total_pages": result.total_pages,
-            "total_is_estimate": False,
-            "next_cursor": None,
-        },
-    }
+    return {"data": [asset(item) for item in result.items], "pagination": pagination(result)}
 
 
 def asset_view(view: AssetView, divergence_pct: Decimal) -> dict[str, Any]:
