@@ -7,8 +7,10 @@ batch changes nothing.
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 
 import attrs
@@ -31,7 +33,7 @@ from domain.checkpoints import Checkpoint
 from domain.drift import Contract, DriftReport, detect_drift
 from domain.errors import InvalidRecord
 from domain.mentions import MentionFinder
-from domain.records import QuarantinedRecord, RecordKind, UnifiedRecord
+from domain.records import QuarantinedRecord, RawRecord, RecordKind, UnifiedRecord
 from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, overall_status
 
 DEFAULT_AUTO_MAP_CONFIDENCE = 0.8
@@ -131,7 +133,12 @@ def ingest_source(
     options: IngestOptions | None = None,
     injector: FailureInjector | None = None,
 ) -> tuple[RunStatus, str | None]:
-    """Run one source to its end, one committed batch at a time; return its status and error."""
+    """Run one source to its end, one committed batch at a time; return its status and error.
+
+    Batches are prepared (read, checked for drift, normalized, given their assets) on this
+    thread while the previous one is written on another: the database's work on one batch
+    overlaps Python's on the next. At most one batch is in flight, and batches commit in order.
+    """
     options = options or IngestOptions()
     name = pipeline.name
     started = time.monotonic()
@@ -143,11 +150,15 @@ def ingest_source(
     answered: dict[str, int] = {}
     progress = _SourceProgress()
     try:
-        cursor = checkpoint.cursor if checkpoint else None
-        for batch in pipeline.reader.read(cursor, run_id):
-            _commit_batch(pipeline, batch, run_id, uow_factory, clock, options, injector, progress)
-            if options.should_stop():
-                raise Interrupted("interrupted: stopped after its last committed batch")
+        with _BatchWriter() as writer:
+            cursor = checkpoint.cursor if checkpoint else None
+            for batch in pipeline.reader.read(cursor, run_id):
+                prepared = _prepare_batch(pipeline, batch, run_id, uow_factory, options, injector, progress)
+                # the batch before this one is committed once submit returns
+                writer.submit(_write_batch, pipeline, prepared, run_id, uow_factory, clock, options, progress)
+                if options.should_stop():
+                    writer.drain()
+                    raise Interrupted("interrupted: stopped after its last committed batch")
     except SourceUnavailable as ex:
         status, error, spent, answered = RunStatus.FAILED, str(ex), ex.counters, ex.responses
     except (InjectedFailure, Interrupted) as ex:
@@ -168,19 +179,71 @@ def ingest_source(
     return status, error
 
 
-def _commit_batch(
+class _BatchWriter:
+    """Writes batches one at a time, in order, on a thread of its own.
+
+    `submit` first waits for the batch before (re-raising its error), so one batch is written
+    while the next is prepared, and never more. Leaving the block waits for the last one; an
+    error on the way out (a reader failing, an injected failure) still lets the batch in
+    flight finish first, exactly as if batches were written in line.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kaspero-writer")
+        self._pending: Future[None] | None = None
+
+    def __enter__(self) -> _BatchWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        try:
+            if exc is None:
+                self.drain()
+            elif self._pending is not None:
+                # the error already on its way wins; the write's own outcome is logged by its caller
+                wait([self._pending])
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def submit(self, write: Callable[..., None], *args: object) -> None:
+        self.drain()
+        context = contextvars.copy_context()  # log context (run, source) follows the write
+        self._pending = self._pool.submit(context.run, write, *args)
+
+    def drain(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+
+@attrs.frozen
+class _PreparedBatch:
+    """A batch ready to write: its records normalized and given their assets."""
+
+    batch: Batch
+    fetched: int
+    stored_raws: list[RawRecord]
+    records: list[UnifiedRecord]
+    quarantined: list[QuarantinedRecord]
+    unchanged: int
+    drift: DriftReport
+
+
+def _prepare_batch(
     pipeline: SourcePipeline,
     batch: Batch,
     run_id: int,
     uow_factory: UnitOfWorkFactory,
-    clock: Clock,
     options: IngestOptions,
     injector: FailureInjector | None,
     progress: _SourceProgress,
-) -> None:
-    raws = [*batch.raws, *(item.raw for item in batch.rejected)]
+) -> _PreparedBatch:
+    """Everything but the batch's own writes. Canonical assets it introduces, and the records it
+    finds unchanged, commit here, before the batch: both are idempotent, so a batch that then
+    fails to commit is replayed against them harmlessly."""
+    fetched = len(batch.raws) + len(batch.rejected)
     if injector is not None:
-        injector.check(len(raws))
+        injector.check(fetched)
     with uow_factory() as uow:
         drift = _check_drift(pipeline, batch, uow, options)
         # a record whose stored version came from this very payload is unchanged: it is neither
@@ -194,8 +257,32 @@ def _commit_batch(
             progress.saw_moment(uow.records.observe_unchanged(run_id, pipeline.name, unchanged))
         records, quarantined = normalize_batch(batch, pipeline.normalizer, drift)
         records = assign_assets(_with_mentions(records, uow), uow, options.crossref)
-        stored_raws = [*batch.raws, *(item.raw for item in batch.rejected)]
-        counts = uow.records.load_batch(run_id, stored_raws, records, quarantined)
+        uow.commit()
+    progress.saw(records)
+    return _PreparedBatch(
+        batch=batch,
+        fetched=fetched,
+        stored_raws=[*batch.raws, *(item.raw for item in batch.rejected)],
+        records=records,
+        quarantined=quarantined,
+        unchanged=len(unchanged),
+        drift=drift,
+    )
+
+
+def _write_batch(
+    pipeline: SourcePipeline,
+    prepared: _PreparedBatch,
+    run_id: int,
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    options: IngestOptions,
+    progress: _SourceProgress,
+) -> None:
+    """The batch's rows, drift findings, checkpoint and counters, in one transaction."""
+    batch, drift = prepared.batch, prepared.drift
+    with uow_factory() as uow:
+        counts = uow.records.load_batch(run_id, prepared.stored_raws, prepared.records, prepared.quarantined)
         new_findings = [
             finding
             for finding in drift.findings
@@ -207,10 +294,10 @@ def _commit_batch(
             Checkpoint(source=pipeline.name, cursor=batch.cursor, run_id=run_id, updated_at=clock())
         )
         counters = batch.counters + SourceCounters(
-            fetched=len(raws),
+            fetched=prepared.fetched,
             inserted=counts.inserted,
             updated=counts.updated,
-            unchanged=counts.unchanged + len(unchanged),
+            unchanged=counts.unchanged + prepared.unchanged,
             quarantined=counts.quarantined,
             drift_findings=len(new_findings),
         )
@@ -218,7 +305,6 @@ def _commit_batch(
         if batch.responses:
             uow.runs.add_responses(run_id, pipeline.name, batch.responses)
         uow.commit()
-    progress.saw(records)
     for finding in new_findings:
         progress.findings.add((finding.kind.value, finding.field, finding.candidate))
         options.observer.drift_found(pipeline.name, run_id, finding)

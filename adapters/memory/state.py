@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -56,3 +57,6 @@ class InMemoryStore:
     def __init__(self) -> None:
         self.state = State()
         self.commits = 0
+        # one unit of work at a time, as if serializable: the ETL writes a batch on one thread
+        # while it prepares the next on another, and copy-and-swap would lose one's changes
+        self.lock = threading.RLock()

@@ -360,6 +360,11 @@ class InMemoryUnitOfWork:
         self._working: State | None = None
 
     def __enter__(self) -> Self:
+        self._store.lock.acquire()
+        self._begin()
+        return self
+
+    def _begin(self) -> None:
         self._working = copy.deepcopy(self._store.state)
         self.records = InMemoryRecordRepository(self._working)
         self.checkpoints = InMemoryCheckpointRepository(self._working)
@@ -368,7 +373,6 @@ class InMemoryUnitOfWork:
         self.requests = InMemoryRunRequestRepository(self._working)
         self.schedule = InMemoryScheduleRepository(self._working)
         self.assets = InMemoryAssetRepository(self._working)
-        return self
 
     def __exit__(
         self,
@@ -377,19 +381,13 @@ class InMemoryUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         self._working = None
+        self._store.lock.release()
 
     def commit(self) -> None:
         assert self._working is not None, "commit() outside of `with uow:`"
         self._store.state = self._working
         self._store.commits += 1
-        self._working = copy.deepcopy(self._working)
-        self.records = InMemoryRecordRepository(self._working)
-        self.checkpoints = InMemoryCheckpointRepository(self._working)
-        self.runs = InMemoryRunRepository(self._working)
-        self.drifts = InMemoryDriftRepository(self._working)
-        self.requests = InMemoryRunRequestRepository(self._working)
-        self.schedule = InMemoryScheduleRepository(self._working)
-        self.assets = InMemoryAssetRepository(self._working)
+        self._begin()
 
     def rollback(self) -> None:
-        self.__enter__()
+        self._begin()

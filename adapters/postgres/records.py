@@ -7,13 +7,13 @@ costs no write, and `xmax = 0` tells an insert from an update.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from application.ports import LoadCounts
 from domain.checksum import canonical_json
@@ -56,12 +56,19 @@ FROM staging_raw
 ON CONFLICT (source, source_record_id, checksum) DO NOTHING
 """
 
+# A scalar subquery, so each staged row is one probe of the raw table's unique index: a join
+# of the (unanalyzed) staging table was planned as a hash of the whole raw table, a scan that
+# grew with every batch loaded.
+RAW_ID_OF_STAGED = """(
+    SELECT r.id FROM {raw} r
+    WHERE (r.source, r.source_record_id, r.checksum) = (s.source, s.source_record_id, s.checksum)
+)"""
+
 UPSERT_UNIFIED = """
 WITH upserted AS (
     INSERT INTO unified_data ({columns}, raw_id, first_run_id, last_run_id)
-    SELECT {staged}, r.id, %(run_id)s, %(run_id)s
+    SELECT {staged}, {raw_id}, %(run_id)s, %(run_id)s
     FROM staging_unified s
-    JOIN {raw} r USING (source, source_record_id, checksum)
     ON CONFLICT (source, source_record_id) DO UPDATE SET
         {updates}, raw_id = EXCLUDED.raw_id, last_run_id = EXCLUDED.last_run_id,
         updated_at = now()
@@ -74,9 +81,11 @@ SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FR
 INSERT_QUARANTINE = """
 INSERT INTO quarantine (source, source_record_id, checksum, reason, payload, first_run_id, last_run_id)
 SELECT DISTINCT ON (q.source, q.source_record_id, q.checksum)
-       q.source, q.source_record_id, q.checksum, q.reason, r.payload, %(run_id)s, %(run_id)s
+       q.source, q.source_record_id, q.checksum, q.reason,
+       (SELECT r.payload FROM {raw} r
+        WHERE (r.source, r.source_record_id, r.checksum) = (q.source, q.source_record_id, q.checksum)),
+       %(run_id)s, %(run_id)s
 FROM staging_quarantine q
-JOIN {raw} r USING (source, source_record_id, checksum)
 ON CONFLICT (source, source_record_id, checksum) DO UPDATE SET
     reason = EXCLUDED.reason, last_run_id = EXCLUDED.last_run_id, updated_at = now()
 """
@@ -282,7 +291,7 @@ def _upsert_statement(raw_table: sql.Identifier) -> sql.Composed:
     return sql.SQL(UPSERT_UNIFIED).format(
         columns=sql.SQL(", ").join(columns),
         staged=sql.SQL(", ").join(sql.SQL("s.{}").format(column) for column in columns),
-        raw=raw_table,
+        raw_id=sql.SQL(RAW_ID_OF_STAGED).format(raw=raw_table),
         updates=sql.SQL(", ").join(
             sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(name)) for name in updatable
         ),
@@ -299,7 +308,7 @@ def _unified_row(record: UnifiedRecord) -> tuple[object, ...]:
         record.description,
         record.author,
         record.category,
-        list(record.tags),
+        _text_array(record.tags),
         record.url,
         record.published_at,
         record.symbol,
@@ -310,8 +319,16 @@ def _unified_row(record: UnifiedRecord) -> tuple[object, ...]:
         record.rank,
         record.pct_change_24h,
         record.observed_at,
-        Jsonb(record.extra),
+        json.dumps(record.extra, ensure_ascii=False) if record.extra else "{}",
         record.checksum,
-        list(record.mentions),
+        _text_array(record.mentions),
         record.asset_id,
     )
+
+
+def _text_array(items: Sequence[str]) -> str:
+    """A `text[]` literal, written here rather than by psycopg's list dumper (Python, per row)."""
+    if not items:
+        return "{}"
+    quoted = (item.replace("\\", "\\\\").replace('"', '\\"') for item in items)
+    return "{" + ",".join(f'"{item}"' for item in quoted) + "}"

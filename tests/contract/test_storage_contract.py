@@ -417,3 +417,21 @@ def test_the_symbol_filter_finds_quotes_and_the_news_that_mentions_them(storage:
     assert sorted(item.record.source_record_id for item in found) == ["n", "q"]
     [stored] = [item for item in found if item.record.source_record_id == "n"]
     assert stored.record.mentions == ("BTC", "ETH")
+
+
+def test_tags_mentions_and_extra_round_trip_whatever_they_hold(storage: Storage) -> None:
+    run_id = start_run(storage)
+    awkward = ("plain", 'say "hi"', "back\\slash", "comma, brace {x}", "tab\there", "NULL", "", "ünï 🚀")
+    item = raw("a", title="x")
+    record = attrs.evolve(
+        market(item),
+        kind=RecordKind.ARTICLE,
+        tags=awkward,
+        mentions=("BTC", "ETH"),
+        extra={"note": 'quote " and \\ and \n newline', "nested": {"n": [1, "2"]}},
+    )
+    load(storage, run_id, [item], [record])
+    [stored] = storage.reader.find(DataQuery()).items
+    assert stored.record.tags == awkward
+    assert stored.record.mentions == ("BTC", "ETH")
+    assert stored.record.extra == {"note": 'quote " and \\ and \n newline', "nested": {"n": [1, "2"]}}
