@@ -20,6 +20,7 @@ from application.errors import InjectedFailure, Interrupted, SourceUnavailable
 from application.ports import (
     Batch,
     Clock,
+    EncodedBatch,
     EtlObserver,
     Normalizer,
     NullObserver,
@@ -33,7 +34,7 @@ from domain.checkpoints import Checkpoint
 from domain.drift import Contract, DriftReport, detect_drift
 from domain.errors import InvalidRecord
 from domain.mentions import MentionFinder
-from domain.records import QuarantinedRecord, RawRecord, RecordKind, UnifiedRecord
+from domain.records import QuarantinedRecord, RecordKind, UnifiedRecord
 from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, overall_status
 
 DEFAULT_AUTO_MAP_CONFIDENCE = 0.8
@@ -218,13 +219,11 @@ class _BatchWriter:
 
 @attrs.frozen
 class _PreparedBatch:
-    """A batch ready to write: its records normalized and given their assets."""
+    """A batch ready to write: normalized, given its assets, and encoded for the store."""
 
     batch: Batch
     fetched: int
-    stored_raws: list[RawRecord]
-    records: list[UnifiedRecord]
-    quarantined: list[QuarantinedRecord]
+    encoded: EncodedBatch
     unchanged: int
     drift: DriftReport
 
@@ -258,15 +257,11 @@ def _prepare_batch(
         records, quarantined = normalize_batch(batch, pipeline.normalizer, drift)
         records = assign_assets(_with_mentions(records, uow), uow, options.crossref)
         uow.commit()
+        stored_raws = [*batch.raws, *(item.raw for item in batch.rejected)]
+        encoded = uow.records.encode_batch(stored_raws, records, quarantined)
     progress.saw(records)
     return _PreparedBatch(
-        batch=batch,
-        fetched=fetched,
-        stored_raws=[*batch.raws, *(item.raw for item in batch.rejected)],
-        records=records,
-        quarantined=quarantined,
-        unchanged=len(unchanged),
-        drift=drift,
+        batch=batch, fetched=fetched, encoded=encoded, unchanged=len(unchanged), drift=drift
     )
 
 
@@ -282,7 +277,7 @@ def _write_batch(
     """The batch's rows, drift findings, checkpoint and counters, in one transaction."""
     batch, drift = prepared.batch, prepared.drift
     with uow_factory() as uow:
-        counts = uow.records.load_batch(run_id, prepared.stored_raws, prepared.records, prepared.quarantined)
+        counts = uow.records.load_encoded(run_id, prepared.encoded)
         new_findings = [
             finding
             for finding in drift.findings

@@ -63,6 +63,14 @@ class LoadCounts:
     quarantined: int = 0
 
 
+@attrs.frozen
+class EncodedBatch:
+    """A batch as a store encoded it; only that store's `load_encoded` reads `content`."""
+
+    source: str | None
+    content: object
+
+
 class RecordRepository(Protocol):
     def known_assets(self, max_rank: int) -> list[KnownAsset]:
         """Symbols and names of market records: every CSV asset and each provider's top ranks."""
@@ -106,6 +114,20 @@ class RecordRepository(Protocol):
 
         `records` hold at most one record per source_record_id, each made from one of `raws`.
         """
+        ...
+
+    def encode_batch(
+        self,
+        raws: Sequence[RawRecord],
+        records: Sequence[UnifiedRecord],
+        quarantined: Sequence[QuarantinedRecord],
+    ) -> EncodedBatch:
+        """The batch in the store's own wire form, ready for `load_encoded`: no I/O, so the ETL
+        encodes one batch while the store writes the one before."""
+        ...
+
+    def load_encoded(self, run_id: int, encoded: EncodedBatch) -> LoadCounts:
+        """`load_batch` of a batch already encoded (by any unit of work of the same store)."""
         ...
 
 

@@ -22,7 +22,7 @@ from adapters.memory.scheduling import (
     InMemoryScheduleRepository,
 )
 from adapters.memory.state import InMemoryStore, Quarantined, State, StoredRaw
-from application.ports import LoadCounts
+from application.ports import EncodedBatch, LoadCounts
 from domain.checkpoints import Checkpoint
 from domain.comparison import DataDelta, PriceQuote
 from domain.drift import DriftFinding, DriftKind, StoredDrift
@@ -34,6 +34,21 @@ from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, SourceRun
 class InMemoryRecordRepository:
     def __init__(self, state: State) -> None:
         self._state = state
+
+    def encode_batch(
+        self,
+        raws: Sequence[RawRecord],
+        records: Sequence[UnifiedRecord],
+        quarantined: Sequence[QuarantinedRecord],
+    ) -> EncodedBatch:
+        source = raws[0].source if raws else None
+        return EncodedBatch(source, (tuple(raws), tuple(records), tuple(quarantined)))
+
+    def load_encoded(self, run_id: int, encoded: EncodedBatch) -> LoadCounts:
+        content = encoded.content
+        assert isinstance(content, tuple), "a batch encoded by another store"
+        raws, records, quarantined = content
+        return self.load_batch(run_id, raws, records, quarantined)
 
     def load_batch(
         self,

@@ -7,15 +7,16 @@ costs no write, and `xmax = 0` tells an insert from an update.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import attrs
 import psycopg
 from psycopg import sql
 
-from application.ports import LoadCounts
+from adapters.postgres import copy_text
+from application.ports import EncodedBatch, LoadCounts
 from domain.checksum import canonical_json
 from domain.comparison import DataDelta, PriceQuote
 from domain.mentions import KnownAsset
@@ -188,48 +189,56 @@ class PostgresRecordRepository:
         records: Sequence[UnifiedRecord],
         quarantined: Sequence[QuarantinedRecord],
     ) -> LoadCounts:
-        if not raws:
-            return LoadCounts()
+        return self.load_encoded(run_id, self.encode_batch(raws, records, quarantined))
+
+    def encode_batch(
+        self,
+        raws: Sequence[RawRecord],
+        records: Sequence[UnifiedRecord],
+        quarantined: Sequence[QuarantinedRecord],
+    ) -> EncodedBatch:
         sources = {raw.source for raw in raws}
-        if len(sources) != 1:
+        if len(sources) > 1:
             raise ValueError(f"a batch holds one source, got {sorted(sources)}")
-        raw_table = sql.Identifier(raw_table_for(sources.pop()))
+        return EncodedBatch(
+            source=sources.pop() if sources else None,
+            content=_Copies(
+                raws=copy_text.encode(_raw_row(raw) for raw in raws),
+                unified=copy_text.encode(_unified_row(record) for record in records),
+                quarantine=copy_text.encode(_quarantine_row(item) for item in quarantined),
+                records=len(records),
+                quarantined=len(quarantined),
+            ),
+        )
+
+    def load_encoded(self, run_id: int, encoded: EncodedBatch) -> LoadCounts:
+        copies = encoded.content
+        if encoded.source is None or not isinstance(copies, _Copies):
+            return LoadCounts()
+        raw_table = sql.Identifier(raw_table_for(encoded.source))
         params = {"run_id": run_id}
         cursor = self._connection.cursor()
         self._ensure_staging(cursor)
         with cursor.copy(COPY_RAW) as copy:
-            for raw in raws:
-                copy.write_row(
-                    (
-                        raw.source,
-                        raw.source_record_id,
-                        raw.checksum,
-                        raw.payload_json or canonical_json(raw.payload),
-                        raw.fetched_at,
-                    )
-                )
+            copy.write(copies.raws)
         cursor.execute(sql.SQL(INSERT_RAW).format(raw=raw_table), params)
         inserted = updated = 0
-        if records:
+        if copies.records:
             with cursor.copy(COPY_UNIFIED) as copy:
-                for record in records:
-                    copy.write_row(_unified_row(record))
+                copy.write(copies.unified)
             cursor.execute(_upsert_statement(raw_table), params)
             inserted, updated = cursor.fetchone() or (0, 0)
             cursor.execute(INSERT_OBSERVATIONS, params)
             cursor.execute(INSERT_HISTORY, params)
-        if quarantined:
+        if copies.quarantined:
             with cursor.copy(COPY_QUARANTINE) as copy:
-                for item in quarantined:
-                    copy.write_row(
-                        (item.raw.source, item.raw.source_record_id, item.raw.checksum, item.reason)
-                    )
+                copy.write(copies.quarantine)
             cursor.execute(sql.SQL(INSERT_QUARANTINE).format(raw=raw_table), params)
         return LoadCounts(
             inserted=inserted,
             updated=updated,
-            unchanged=len(records) - inserted - updated,
-            quarantined=len(quarantined),
+            unchanged=copies.records - inserted - updated,
+            quarantined=copies.quarantined,
         )
 
     def known_assets(self, max_rank: int) -> list[KnownAsset]:
@@ -298,37 +307,62 @@ def _upsert_statement(raw_table: sql.Identifier) -> sql.Composed:
     )
 
 
-def _unified_row(record: UnifiedRecord) -> tuple[object, ...]:
+@attrs.frozen
+class _Copies:
+    """A batch as COPY text payloads for the three staging tables."""
+
+    raws: bytes
+    unified: bytes
+    quarantine: bytes
+    records: int
+    quarantined: int
+
+
+def _raw_row(raw: RawRecord) -> tuple[str, ...]:
     return (
-        record.source_type.value,
-        record.source,
-        record.source_record_id,
-        record.kind.value,
-        record.title,
-        record.description,
-        record.author,
-        record.category,
-        _text_array(record.tags),
-        record.url,
-        record.published_at,
-        record.symbol,
-        record.asset_name,
-        record.price_usd,
-        record.market_cap_usd,
-        record.volume_24h_usd,
-        record.rank,
-        record.pct_change_24h,
-        record.observed_at,
-        json.dumps(record.extra, ensure_ascii=False) if record.extra else "{}",
-        record.checksum,
-        _text_array(record.mentions),
-        record.asset_id,
+        copy_text.text(raw.source),
+        copy_text.text(raw.source_record_id),
+        raw.checksum,
+        copy_text.text(raw.payload_json or canonical_json(raw.payload)),
+        copy_text.moment(raw.fetched_at),
     )
 
 
-def _text_array(items: Sequence[str]) -> str:
-    """A `text[]` literal, written here rather than by psycopg's list dumper (Python, per row)."""
-    if not items:
-        return "{}"
-    quoted = (item.replace("\\", "\\\\").replace('"', '\\"') for item in items)
-    return "{" + ",".join(f'"{item}"' for item in quoted) + "}"
+def _quarantine_row(item: QuarantinedRecord) -> tuple[str, ...]:
+    raw = item.raw
+    return (
+        copy_text.text(raw.source),
+        copy_text.text(raw.source_record_id),
+        raw.checksum,
+        copy_text.text(item.reason),
+    )
+
+
+def _unified_row(record: UnifiedRecord) -> tuple[str, ...]:
+    """In the order of UNIFIED_COLUMNS."""
+    text, number, moment = copy_text.text, copy_text.number, copy_text.moment
+    return (
+        record.source_type.value,
+        text(record.source),
+        text(record.source_record_id),
+        record.kind.value,
+        text(record.title),
+        text(record.description),
+        text(record.author),
+        text(record.category),
+        copy_text.text_array(record.tags),
+        text(record.url),
+        moment(record.published_at),
+        text(record.symbol),
+        text(record.asset_name),
+        number(record.price_usd),
+        number(record.market_cap_usd),
+        number(record.volume_24h_usd),
+        number(record.rank),
+        number(record.pct_change_24h),
+        moment(record.observed_at),
+        copy_text.document(record.extra),
+        record.checksum,
+        copy_text.text_array(record.mentions),
+        number(record.asset_id),
+    )

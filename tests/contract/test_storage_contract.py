@@ -428,10 +428,18 @@ def test_tags_mentions_and_extra_round_trip_whatever_they_hold(storage: Storage)
         kind=RecordKind.ARTICLE,
         tags=awkward,
         mentions=("BTC", "ETH"),
+        title="line one\nline two\ttabbed \\N not null",
+        description="carriage\r\nreturn and a backslash \\ and \\.",
+        asset_name="Ünïcode 🚀 \\x41",
         extra={"note": 'quote " and \\ and \n newline', "nested": {"n": [1, "2"]}},
     )
     load(storage, run_id, [item], [record])
     [stored] = storage.reader.find(DataQuery()).items
     assert stored.record.tags == awkward
     assert stored.record.mentions == ("BTC", "ETH")
+    assert (stored.record.title, stored.record.description, stored.record.asset_name) == (
+        "line one\nline two\ttabbed \\N not null",
+        "carriage\r\nreturn and a backslash \\ and \\.",
+        "Ünïcode 🚀 \\x41",
+    )
     assert stored.record.extra == {"note": 'quote " and \\ and \n newline', "nested": {"n": [1, "2"]}}

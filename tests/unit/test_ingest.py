@@ -6,6 +6,7 @@ import itertools
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -180,3 +181,33 @@ def test_an_injected_failure_stops_the_run_and_later_sources_do_not_run() -> Non
     assert result.error == "run stopped: first: failure injected after 2 records (ETL_FAIL_AFTER)"
     assert later.reads == []
     assert [(item.source, item.status) for item in result.sources] == [("first", RunStatus.FAILED)]
+
+
+class _FailingOnSecondLoad(InMemoryUnitOfWork):
+    """A store whose second batch write fails, as a database error would."""
+
+    loads = 0
+
+    def __enter__(self):
+        entered = super().__enter__()
+        load_batch = self.records.load_batch
+
+        def failing(*args: Any, **kwargs: Any):
+            type(self).loads += 1
+            if type(self).loads == 2:
+                raise RuntimeError("the database went away")
+            return load_batch(*args, **kwargs)
+
+        self.records.load_batch = failing  # type: ignore[method-assign]
+        return entered
+
+
+def test_a_failed_write_surfaces_and_only_the_batches_before_it_are_committed() -> None:
+    store = InMemoryStore()
+    pages = [[coin(1)], [coin(2)], [coin(3)], [coin(4)]]
+    _FailingOnSecondLoad.loads = 0
+    with pytest.raises(RuntimeError, match="went away"):
+        run_etl([pipeline("api", pages)], lambda: _FailingOnSecondLoad(store), clock, RunTrigger.MANUAL)
+    assert set(store.state.records) == {("api", "coin-1")}
+    assert store.state.checkpoints["api"].cursor == {"next_page": 1}
+    assert _FailingOnSecondLoad.loads == 2  # nothing was written after the failed batch
