@@ -5,6 +5,8 @@ from __future__ import annotations
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from adapters.postgres.pooling import reading
+
 SELECT_APPLIED = "SELECT migration_id FROM _yoyo_migration"
 
 
@@ -16,7 +18,7 @@ class PostgresHealthProbe:
 
     def database_reachable(self) -> bool:
         try:
-            with self._pool.connection(timeout=self._timeout) as connection:
+            with reading(self._pool, self._timeout) as connection:
                 connection.execute("SELECT 1")
         except (psycopg.Error, PoolTimeout):
             return False
@@ -24,7 +26,7 @@ class PostgresHealthProbe:
 
     def pending_migrations(self) -> list[str]:
         try:
-            with self._pool.connection(timeout=self._timeout) as connection:
+            with reading(self._pool, self._timeout) as connection:
                 applied = {row[0] for row in connection.execute(SELECT_APPLIED)}
         except psycopg.errors.UndefinedTable:
             applied = set()

@@ -10,6 +10,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from adapters.postgres.pooling import reading
 from application.queries import DataQuery, Page, SortOrder, next_key
 from domain.records import RecordKind, SourceType, StoredRecord, UnifiedRecord
 
@@ -38,7 +39,7 @@ class PostgresRecordReader:
 
     def find(self, query: DataQuery) -> Page[StoredRecord]:
         where, params = _where(query)
-        with self._pool.connection() as connection:
+        with reading(self._pool) as connection:
             cursor = connection.cursor(row_factory=dict_row)
             rows = self._rows(cursor, query, where, params)
             total, estimated = self._total(connection, query, where, params, len(rows))
@@ -116,7 +117,7 @@ class PostgresRecordReader:
         return (int(count[0]) if count else 0), False
 
     def get(self, record_id: int) -> StoredRecord | None:
-        with self._pool.connection() as connection:
+        with reading(self._pool) as connection:
             cursor = connection.cursor(row_factory=dict_row)
             row = cursor.execute(SELECT_RECORD, {"id": record_id}).fetchone()
         return stored_record_from_row(row) if row else None

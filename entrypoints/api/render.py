@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import attrs
+import orjson
 
 from application.queries import Page
 from application.status import HealthReport, ReadinessReport
@@ -28,8 +29,17 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialize {type(value).__name__}")
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def dumps(value: Any) -> bytes:
+    """orjson, falling back to the json module for what orjson refuses (integers past 64 bits
+    in a provider's payload); the output is the same compact UTF-8 JSON either way."""
+    try:
+        return orjson.dumps(value, default=json_default, option=_ORJSON_OPTIONS)
+    except TypeError:
+        text = json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
+        return text.encode("utf-8")
 
 
 def _money(value: Decimal | None) -> str | None:
