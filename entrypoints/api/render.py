@@ -23,7 +23,7 @@ from domain.runs import EtlRun, SourceStats
 
 def json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        return format(value, "f")  # positional: 0.00000001, never 1E-8
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"cannot serialize {type(value).__name__}")
@@ -43,7 +43,7 @@ def dumps(value: Any) -> bytes:
 
 
 def _money(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+    return None if value is None else format(value, "f")
 
 
 def _moment(value: datetime | None) -> str | None:
