@@ -201,8 +201,11 @@ class _BatchWriter:
             if exc is None:
                 self.drain()
             elif self._pending is not None:
-                # the error already on its way wins; the write's own outcome is logged by its caller
+                # the error already on its way wins; a failed write is noted on it, not lost
                 wait([self._pending])
+                failed = self._pending.exception()
+                if failed is not None:
+                    exc.add_note(f"the batch being written when this happened failed too: {failed!r}")
         finally:
             self._pool.shutdown(wait=True)
 
