@@ -240,9 +240,10 @@ def _prepare_batch(
     injector: FailureInjector | None,
     progress: _SourceProgress,
 ) -> _PreparedBatch:
-    """Everything but the batch's own writes. Canonical assets it introduces, and the records it
-    finds unchanged, commit here, before the batch: both are idempotent, so a batch that then
-    fails to commit is replayed against them harmlessly."""
+    """Everything but the batch's normalized rows and checkpoint. Its raw payloads (raw first),
+    the canonical assets it introduces and the records it finds unchanged commit here, before
+    the batch: all are idempotent, so a batch that then fails to commit is replayed against
+    them harmlessly."""
     fetched = len(batch.raws) + len(batch.rejected)
     if injector is not None:
         injector.check(fetched)
@@ -257,11 +258,11 @@ def _prepare_batch(
             skip = set(unchanged)
             batch = attrs.evolve(batch, raws=tuple(r for r in batch.raws if r.source_record_id not in skip))
             progress.saw_moment(uow.records.observe_unchanged(run_id, pipeline.name, unchanged))
+        uow.records.store_raws(run_id, [*batch.raws, *(item.raw for item in batch.rejected)])
         records, quarantined = normalize_batch(batch, pipeline.normalizer, drift)
         records = assign_assets(_with_mentions(records, uow), uow, options.crossref)
         uow.commit()
-        stored_raws = [*batch.raws, *(item.raw for item in batch.rejected)]
-        encoded = uow.records.encode_batch(stored_raws, records, quarantined)
+        encoded = uow.records.encode_batch(records, quarantined)
     progress.saw(records)
     return _PreparedBatch(
         batch=batch, fetched=fetched, encoded=encoded, unchanged=len(unchanged), drift=drift

@@ -116,18 +116,21 @@ class RecordRepository(Protocol):
         """
         ...
 
+    def store_raws(self, run_id: int, raws: Sequence[RawRecord]) -> None:
+        """The first half of `load_batch`: raw payloads, once per content. The ETL commits them
+        ahead of the rows normalized from them (raw first)."""
+        ...
+
     def encode_batch(
-        self,
-        raws: Sequence[RawRecord],
-        records: Sequence[UnifiedRecord],
-        quarantined: Sequence[QuarantinedRecord],
+        self, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
     ) -> EncodedBatch:
-        """The batch in the store's own wire form, ready for `load_encoded`: no I/O, so the ETL
-        encodes one batch while the store writes the one before."""
+        """Normalized and quarantined rows in the store's own wire form, ready for `load_encoded`:
+        no I/O, so the ETL encodes one batch while the store writes the one before."""
         ...
 
     def load_encoded(self, run_id: int, encoded: EncodedBatch) -> LoadCounts:
-        """`load_batch` of a batch already encoded (by any unit of work of the same store)."""
+        """The second half of `load_batch`, for rows already encoded (by any unit of work of the
+        same store) whose raw payloads are stored."""
         ...
 
 

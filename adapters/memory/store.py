@@ -35,20 +35,24 @@ class InMemoryRecordRepository:
     def __init__(self, state: State) -> None:
         self._state = state
 
+    def store_raws(self, run_id: int, raws: Sequence[RawRecord]) -> None:
+        state = self._state
+        for raw in raws:
+            raw_key = (raw.source, raw.source_record_id, raw.checksum)
+            if raw_key not in state.raws:
+                state.raws[raw_key] = StoredRaw(id=next(state.ids), raw=raw)
+
     def encode_batch(
-        self,
-        raws: Sequence[RawRecord],
-        records: Sequence[UnifiedRecord],
-        quarantined: Sequence[QuarantinedRecord],
+        self, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
     ) -> EncodedBatch:
-        source = raws[0].source if raws else None
-        return EncodedBatch(source, (tuple(raws), tuple(records), tuple(quarantined)))
+        source = records[0].source if records else quarantined[0].raw.source if quarantined else None
+        return EncodedBatch(source, (tuple(records), tuple(quarantined)))
 
     def load_encoded(self, run_id: int, encoded: EncodedBatch) -> LoadCounts:
         content = encoded.content
         assert isinstance(content, tuple), "a batch encoded by another store"
-        raws, records, quarantined = content
-        return self.load_batch(run_id, raws, records, quarantined)
+        records, quarantined = content
+        return self._load(run_id, records, quarantined)
 
     def load_batch(
         self,
@@ -57,11 +61,13 @@ class InMemoryRecordRepository:
         records: Sequence[UnifiedRecord],
         quarantined: Sequence[QuarantinedRecord],
     ) -> LoadCounts:
+        self.store_raws(run_id, raws)
+        return self._load(run_id, records, quarantined)
+
+    def _load(
+        self, run_id: int, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
+    ) -> LoadCounts:
         state = self._state
-        for raw in raws:
-            raw_key = (raw.source, raw.source_record_id, raw.checksum)
-            if raw_key not in state.raws:
-                state.raws[raw_key] = StoredRaw(id=next(state.ids), raw=raw)
         inserted = updated = 0
         now = datetime.now(UTC)
         for record in records:

@@ -7,7 +7,7 @@ costs no write, and `xmax = 0` tells an insert from an update.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -189,21 +189,26 @@ class PostgresRecordRepository:
         records: Sequence[UnifiedRecord],
         quarantined: Sequence[QuarantinedRecord],
     ) -> LoadCounts:
-        return self.load_encoded(run_id, self.encode_batch(raws, records, quarantined))
+        self.store_raws(run_id, raws)
+        return self.load_encoded(run_id, self.encode_batch(records, quarantined))
+
+    def store_raws(self, run_id: int, raws: Sequence[RawRecord]) -> None:
+        if not raws:
+            return
+        cursor = self._connection.cursor()
+        self._ensure_staging(cursor)
+        with cursor.copy(COPY_RAW) as copy:
+            copy.write(copy_text.encode(_raw_row(raw) for raw in raws))
+        raw_table = sql.Identifier(raw_table_for(_one_source(raw.source for raw in raws)))
+        cursor.execute(sql.SQL(INSERT_RAW).format(raw=raw_table), {"run_id": run_id})
 
     def encode_batch(
-        self,
-        raws: Sequence[RawRecord],
-        records: Sequence[UnifiedRecord],
-        quarantined: Sequence[QuarantinedRecord],
+        self, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
     ) -> EncodedBatch:
-        sources = {raw.source for raw in raws}
-        if len(sources) > 1:
-            raise ValueError(f"a batch holds one source, got {sorted(sources)}")
+        sources = [record.source for record in records] + [item.raw.source for item in quarantined]
         return EncodedBatch(
-            source=sources.pop() if sources else None,
+            source=_one_source(sources) if sources else None,
             content=_Copies(
-                raws=copy_text.encode(_raw_row(raw) for raw in raws),
                 unified=copy_text.encode(_unified_row(record) for record in records),
                 quarantine=copy_text.encode(_quarantine_row(item) for item in quarantined),
                 records=len(records),
@@ -219,9 +224,6 @@ class PostgresRecordRepository:
         params = {"run_id": run_id}
         cursor = self._connection.cursor()
         self._ensure_staging(cursor)
-        with cursor.copy(COPY_RAW) as copy:
-            copy.write(copies.raws)
-        cursor.execute(sql.SQL(INSERT_RAW).format(raw=raw_table), params)
         inserted = updated = 0
         if copies.records:
             with cursor.copy(COPY_UNIFIED) as copy:
@@ -309,13 +311,19 @@ def _upsert_statement(raw_table: sql.Identifier) -> sql.Composed:
 
 @attrs.frozen
 class _Copies:
-    """A batch as COPY text payloads for the three staging tables."""
+    """A batch's normalized and quarantined rows as COPY text payloads for staging."""
 
-    raws: bytes
     unified: bytes
     quarantine: bytes
     records: int
     quarantined: int
+
+
+def _one_source(sources: Iterable[str]) -> str:
+    distinct = set(sources)
+    if len(distinct) != 1:
+        raise ValueError(f"a batch holds one source, got {sorted(distinct)}")
+    return distinct.pop()
 
 
 def _raw_row(raw: RawRecord) -> tuple[str, ...]:

@@ -443,3 +443,21 @@ def test_tags_mentions_and_extra_round_trip_whatever_they_hold(storage: Storage)
         "Ünïcode 🚀 \\x41",
     )
     assert stored.record.extra == {"note": 'quote " and \\ and \n newline', "nested": {"n": [1, "2"]}}
+
+
+def test_raws_stored_first_and_rows_encoded_in_one_unit_of_work_load_in_another(storage: Storage) -> None:
+    run_id = start_run(storage)
+    items = [raw("a", price="1"), raw("b", price="2")]
+    bad = QuarantinedRecord(raw=raw("c", price="x"), reason="price: not a number: 'x'")
+    with storage.uow() as uow:
+        uow.records.store_raws(run_id, [*items, bad.raw])
+        uow.commit()
+        encoded = uow.records.encode_batch([market(item) for item in items], [bad])
+    with storage.uow() as uow:
+        assert storage.reader.find(DataQuery()).items == []  # raws alone are no records yet
+        counts = uow.records.load_encoded(run_id, encoded)
+        uow.commit()
+    assert (counts.inserted, counts.quarantined) == (2, 1)
+    found = storage.reader.find(DataQuery(sort_by=SortField.SYMBOL, page_size=10)).items
+    assert sorted(item.record.checksum for item in found) == sorted(item.checksum for item in items)
+    assert all(item.raw_id > 0 for item in found)

@@ -190,15 +190,15 @@ class _FailingOnSecondLoad(InMemoryUnitOfWork):
 
     def __enter__(self):
         entered = super().__enter__()
-        load_batch = self.records.load_batch
+        load_encoded = self.records.load_encoded
 
         def failing(*args: Any, **kwargs: Any):
             type(self).loads += 1
             if type(self).loads == 2:
                 raise RuntimeError("the database went away")
-            return load_batch(*args, **kwargs)
+            return load_encoded(*args, **kwargs)
 
-        self.records.load_batch = failing  # type: ignore[method-assign]
+        self.records.load_encoded = failing  # type: ignore[method-assign]
         return entered
 
 
