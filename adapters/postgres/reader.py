@@ -7,21 +7,29 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from adapters.postgres.pooling import reading
 from application.queries import DataQuery, Page, SortOrder, next_key
 from domain.records import RecordKind, SourceType, StoredRecord, UnifiedRecord
 
-SELECT_RECORDS = """
-SELECT * FROM unified_data {where}
+# explicit columns in a fixed order, read back by position (no dict per row)
+RECORD_COLUMNS = """id, raw_id, first_run_id, last_run_id, created_at, updated_at, source_type, source,
+source_record_id, kind, title, description, author, category, tags, url, published_at, symbol,
+asset_name, price_usd, market_cap_usd, volume_24h_usd, rank, pct_change_24h, observed_at, extra,
+checksum, mentions, asset_id"""
+SELECT_RECORDS = (
+    """
+SELECT """
+    + RECORD_COLUMNS
+    + """ FROM unified_data {where}
 ORDER BY {sort} {direction} NULLS LAST, id {direction}
 LIMIT %(limit)s OFFSET %(offset)s
 """
+)
 COUNT_RECORDS = "SELECT count(*) FROM unified_data {where}"
 ESTIMATE_RECORDS = "EXPLAIN (FORMAT JSON) SELECT 1 FROM unified_data {where}"
-SELECT_RECORD = "SELECT * FROM unified_data WHERE id = %(id)s"
+SELECT_RECORD = "SELECT " + RECORD_COLUMNS + " FROM unified_data WHERE id = %(id)s"
 # a count is exact while the planner expects no more rows than this; past it, the estimate is served
 EXACT_COUNT_LIMIT = 20_000
 
@@ -40,7 +48,7 @@ class PostgresRecordReader:
     def find(self, query: DataQuery) -> Page[StoredRecord]:
         where, params = _where(query)
         with reading(self._pool) as connection:
-            cursor = connection.cursor(row_factory=dict_row)
+            cursor = connection.cursor()
             rows = self._rows(cursor, query, where, params)
             total, estimated = self._total(connection, query, where, params, len(rows))
         items = [stored_record_from_row(row) for row in rows]
@@ -55,11 +63,11 @@ class PostgresRecordReader:
 
     def _rows(
         self,
-        cursor: psycopg.Cursor[dict[str, Any]],
+        cursor: psycopg.Cursor[tuple[Any, ...]],
         query: DataQuery,
         where: sql.Composable,
         params: dict[str, Any],
-    ) -> list[dict[str, Any]]:
+    ) -> list[tuple[Any, ...]]:
         """An offset page, or a keyset page: first the rows with a sort value past the key, then
         (NULLS LAST) the rows without one; each part a range scan of the sort index."""
         column, direction = sql.Identifier(query.sort_by.value), _direction(query)
@@ -69,7 +77,7 @@ class PostgresRecordReader:
                 select, {**params, "limit": query.page_size, "offset": query.offset}
             ).fetchall()
         comparison = sql.SQL(">" if query.sort_order is SortOrder.ASC else "<")
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         if query.after.value is not None:
             past = sql.SQL(
                 "({col} IS NOT NULL AND ({col}, id) {cmp} (%(after_value)s, %(after_id)s))"
@@ -118,8 +126,7 @@ class PostgresRecordReader:
 
     def get(self, record_id: int) -> StoredRecord | None:
         with reading(self._pool) as connection:
-            cursor = connection.cursor(row_factory=dict_row)
-            row = cursor.execute(SELECT_RECORD, {"id": record_id}).fetchone()
+            row = connection.execute(SELECT_RECORD, {"id": record_id}).fetchone()
         return stored_record_from_row(row) if row else None
 
 
@@ -163,38 +170,49 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def stored_record_from_row(row: dict[str, Any]) -> StoredRecord:
+_SOURCE_TYPES = {member.value: member for member in SourceType}
+_KINDS = {member.value: member for member in RecordKind}
+
+
+def stored_record_from_row(row: tuple[Any, ...]) -> StoredRecord:
+    """A row of RECORD_COLUMNS as the domain's record."""
+    (
+        record_id, raw_id, first_run_id, last_run_id, created_at, updated_at, source_type, source,
+        source_record_id, kind, title, description, author, category, tags, url, published_at,
+        symbol, asset_name, price_usd, market_cap_usd, volume_24h_usd, rank, pct_change_24h,
+        observed_at, extra, checksum, mentions, asset_id,
+    ) = row  # fmt: skip
     record = UnifiedRecord(
-        source=row["source"],
-        source_type=SourceType(row["source_type"]),
-        source_record_id=row["source_record_id"],
-        kind=RecordKind(row["kind"]),
-        checksum=row["checksum"],
-        title=row["title"],
-        description=row["description"],
-        author=row["author"],
-        category=row["category"],
-        tags=tuple(row["tags"] or ()),
-        url=row["url"],
-        published_at=row["published_at"],
-        symbol=row["symbol"],
-        asset_name=row["asset_name"],
-        price_usd=row["price_usd"],
-        market_cap_usd=row["market_cap_usd"],
-        volume_24h_usd=row["volume_24h_usd"],
-        rank=row["rank"],
-        pct_change_24h=row["pct_change_24h"],
-        observed_at=row["observed_at"],
-        extra=dict(row["extra"] or {}),
-        mentions=tuple(row["mentions"] or ()),
-        asset_id=row["asset_id"],
+        source=source,
+        source_type=_SOURCE_TYPES[source_type],
+        source_record_id=source_record_id,
+        kind=_KINDS[kind],
+        checksum=checksum,
+        title=title,
+        description=description,
+        author=author,
+        category=category,
+        tags=tuple(tags or ()),
+        url=url,
+        published_at=published_at,
+        symbol=symbol,
+        asset_name=asset_name,
+        price_usd=price_usd,
+        market_cap_usd=market_cap_usd,
+        volume_24h_usd=volume_24h_usd,
+        rank=rank,
+        pct_change_24h=pct_change_24h,
+        observed_at=observed_at,
+        extra=extra or {},
+        mentions=tuple(mentions or ()),
+        asset_id=asset_id,
     )
     return StoredRecord(
-        id=int(row["id"]),
+        id=record_id,
         record=record,
-        raw_id=int(row["raw_id"]),
-        first_run_id=int(row["first_run_id"]),
-        last_run_id=int(row["last_run_id"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        raw_id=raw_id,
+        first_run_id=first_run_id,
+        last_run_id=last_run_id,
+        created_at=created_at,
+        updated_at=updated_at,
     )

@@ -29,7 +29,8 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialize {type(value).__name__}")
 
 
-_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+# datetimes are written by orjson itself, as isoformat() writes them (the fallback's way)
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
 def dumps(value: Any) -> bytes:
@@ -46,11 +47,6 @@ def _money(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
-def _moment(value: datetime | None) -> str | None:
-    # formatted here, not in the encoder's fallback: records are the hot path of /data
-    return None if value is None else value.isoformat()
-
-
 def record(item: StoredRecord) -> dict[str, Any]:
     rec = item.record
     return {
@@ -65,7 +61,7 @@ def record(item: StoredRecord) -> dict[str, Any]:
         "category": rec.category,
         "tags": list(rec.tags),
         "url": rec.url,
-        "published_at": _moment(rec.published_at),
+        "published_at": rec.published_at,
         "symbol": rec.symbol,
         "asset_name": rec.asset_name,
         "price_usd": _money(rec.price_usd),
@@ -73,7 +69,7 @@ def record(item: StoredRecord) -> dict[str, Any]:
         "volume_24h_usd": _money(rec.volume_24h_usd),
         "rank": rec.rank,
         "pct_change_24h": _money(rec.pct_change_24h),
-        "observed_at": _moment(rec.observed_at),
+        "observed_at": rec.observed_at,
         "extra": rec.extra,
         "mentions": list(rec.mentions),
         "asset_id": rec.asset_id,
@@ -83,8 +79,8 @@ def record(item: StoredRecord) -> dict[str, Any]:
             "first_run_id": item.first_run_id,
             "last_run_id": item.last_run_id,
         },
-        "created_at": _moment(item.created_at),
-        "updated_at": _moment(item.updated_at),
+        "created_at": item.created_at,
+        "updated_at": item.updated_at,
     }
 
 
@@ -164,7 +160,7 @@ def checkpoint(item: Checkpoint, now: datetime) -> dict[str, Any]:
         "source": item.source,
         "cursor": item.cursor,
         "run_id": item.run_id,
-        "updated_at": _moment(item.updated_at),
+        "updated_at": item.updated_at,
         "age_seconds": round((now - item.updated_at).total_seconds(), 3),
     }
 
@@ -258,7 +254,7 @@ def asset_view(view: AssetView, divergence_pct: Decimal) -> dict[str, Any]:
             {
                 "source": quote.source,
                 "price_usd": _money(quote.price_usd),
-                "observed_at": _moment(quote.observed_at),
+                "observed_at": quote.observed_at,
             }
             for quote in view.quotes
         ],
@@ -270,7 +266,7 @@ def asset_view(view: AssetView, divergence_pct: Decimal) -> dict[str, Any]:
 
 def candle(item: Candle) -> dict[str, Any]:
     return {
-        "bucket": _moment(item.bucket),
+        "bucket": item.bucket,
         "source": item.source,
         "open": _money(item.open),
         "high": _money(item.high),
