@@ -7,6 +7,7 @@ Each parser returns None for a missing value (empty cell, `N/A`, `null`, `-`) an
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
@@ -97,6 +98,12 @@ def parse_timestamp(value: object) -> datetime | None:
         return _from_epoch(float(value), value)
     if not isinstance(value, str):
         raise InvalidValue(f"expected a date, got {type(value).__name__}")
+    return _parse_timestamp_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_timestamp_text(value: str) -> datetime:
+    """Remembered: an export repeats each date once per asset (datetimes are immutable)."""
     text = value.strip()
     if text.isdigit() and len(text) >= 9:
         return _from_epoch(float(text), value)

@@ -43,6 +43,9 @@ CREATE TEMP TABLE IF NOT EXISTS staging_quarantine (
 ) ON COMMIT DELETE ROWS;
 """
 
+# the three are created by one statement, in one transaction: the last one standing means all
+STAGING_EXISTS = "SELECT to_regclass('pg_temp.staging_quarantine') IS NOT NULL"
+
 COPY_RAW = "COPY staging_raw (source, source_record_id, checksum, payload, fetched_at) FROM STDIN"
 COPY_UNIFIED = sql.SQL("COPY staging_unified ({}) FROM STDIN").format(
     sql.SQL(", ").join(map(sql.Identifier, UNIFIED_COLUMNS))
@@ -290,10 +293,15 @@ class PostgresRecordRepository:
         return {record_id: dict(payload) for record_id, payload in rows}
 
     def _ensure_staging(self, cursor: psycopg.Cursor) -> None:
-        if not self._staging_ready:
+        """The temporary staging tables live as long as the pooled connection: asking whether
+        they exist is one catalog lookup, where `CREATE ... IF NOT EXISTS` cost ~7 ms a batch."""
+        if self._staging_ready:
+            return
+        found = cursor.execute(STAGING_EXISTS).fetchone()
+        if not (found and found[0]):
             columns = sql.SQL(", ").join(map(sql.Identifier, UNIFIED_COLUMNS))
             cursor.execute(sql.SQL(CREATE_STAGING).format(columns=columns))
-            self._staging_ready = True
+        self._staging_ready = True
 
 
 def _upsert_statement(raw_table: sql.Identifier) -> sql.Composed:
