@@ -43,6 +43,7 @@ from adapters.postgres.admin import create_database
 from adapters.postgres.embedded import EmbeddedPostgres
 from adapters.postgres.health import PostgresHealthProbe
 from adapters.postgres.migrations import apply_migrations, migration_ids
+from adapters.postgres.pooling import configure as configure_connection
 from adapters.postgres.reader import PostgresRecordReader
 from adapters.postgres.scheduling import PostgresSourceLocks
 from adapters.postgres.uow import PostgresUnitOfWork
@@ -71,6 +72,7 @@ def pool_resource(database_url: str, max_size: int) -> Iterator[ConnectionPool]:
         open=True,
         name="kaspero",
         kwargs={"application_name": "kaspero"},
+        configure=configure_connection,
     )
     try:
         yield pool

@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool
 
 from adapters.postgres.admin import create_database, database_url_for, drop_database
 from adapters.postgres.embedded import EmbeddedPostgres
+from adapters.postgres.pooling import configure
 from entrypoints.bootstrap import migrate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,7 +53,8 @@ def database_url(server_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def pool(database_url: str) -> Iterator[ConnectionPool]:
-    with ConnectionPool(database_url, min_size=1, max_size=4, open=True) as pool:
+    # set up as the application's pool is (its JSON loader)
+    with ConnectionPool(database_url, min_size=1, max_size=4, open=True, configure=configure) as pool:
         yield pool
 
 

@@ -1,12 +1,37 @@
-"""Borrowing pooled connections for reads."""
+"""Pooled connections: how each is set up, and borrowing one for reads."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import json.scanner
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
+from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool
+
+# the json module's own C scanner, called directly: PostgreSQL sends jsonb (every JSON column
+# here) as UTF-8 without surrounding whitespace, so the Python layers of json.loads (encoding
+# detection, whitespace checks) are skipped; values are exactly what json.loads gives. A text
+# the scanner cannot start on (a `json` value with leading blanks) goes to json.loads.
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
+    json.JSONDecoder()  # type: ignore[arg-type]  # typeshed names the wrong parameter type
+)
+
+
+def _load_json(data: str | bytes) -> Any:
+    text = data if isinstance(data, str) else data.decode("utf-8")
+    try:
+        return _scan_json(text, 0)[0]
+    except StopIteration:
+        return json.loads(text)
+
+
+def configure(connection: psycopg.Connection) -> None:
+    """Run by the pool on each new connection."""
+    set_json_loads(_load_json, connection)
 
 
 @contextmanager

@@ -431,7 +431,7 @@ def test_tags_mentions_and_extra_round_trip_whatever_they_hold(storage: Storage)
         title="line one\nline two\ttabbed \\N not null",
         description="carriage\r\nreturn and a backslash \\ and \\.",
         asset_name="Ünïcode 🚀 \\x41",
-        extra={"note": 'quote " and \\ and \n newline', "nested": {"n": [1, "2"]}},
+        extra={"note": 'quote " and \\ and \n newline', "nested": {"n": [1, "2"]}, "big": 2**70, "f": 0.1},
     )
     load(storage, run_id, [item], [record])
     [stored] = storage.reader.find(DataQuery()).items
@@ -442,7 +442,12 @@ def test_tags_mentions_and_extra_round_trip_whatever_they_hold(storage: Storage)
         "carriage\r\nreturn and a backslash \\ and \\.",
         "Ünïcode 🚀 \\x41",
     )
-    assert stored.record.extra == {"note": 'quote " and \\ and \n newline', "nested": {"n": [1, "2"]}}
+    assert stored.record.extra == {
+        "note": 'quote " and \\ and \n newline',
+        "nested": {"n": [1, "2"]},
+        "big": 2**70,
+        "f": 0.1,
+    }
 
 
 def test_raws_stored_first_and_rows_encoded_in_one_unit_of_work_load_in_another(storage: Storage) -> None:
