@@ -11,6 +11,7 @@ import functools
 import re
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from domain.errors import InvalidValue
 
@@ -140,3 +141,22 @@ def clean_text(value: object) -> str | None:
         return None
     text = str(value).strip()
     return " ".join(text.split()) or None
+
+
+NUL = "\x00"
+NUL_REASON = "contains a NUL character (U+0000), which cannot be stored; kept with U+FFFD in its place"
+
+
+def replace_nul(value: Any) -> Any:
+    """`value` with U+0000 replaced by U+FFFD in every string and key, however deep.
+
+    PostgreSQL's text and jsonb cannot hold U+0000, so a payload carrying one can be kept only
+    altered; readers quarantine such a record with `NUL_REASON` rather than load it.
+    """
+    if isinstance(value, str):
+        return value.replace(NUL, "\ufffd")
+    if isinstance(value, dict):
+        return {replace_nul(key): replace_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [replace_nul(item) for item in value]
+    return value

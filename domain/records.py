@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 
 from domain.checksum import canonical_json, json_checksum
+from domain.cleaning import replace_nul
 from domain.errors import InvalidRecord
 
 
@@ -65,6 +66,27 @@ class RawRecord:
             run_id=run_id,
             payload_json=text,
         )
+
+
+def without_nul(raw: RawRecord) -> RawRecord | None:
+    """`raw` rebuilt with every U+0000 replaced by U+FFFD (`replace_nul`), or None when it holds
+    none: such a record cannot be stored as received, so readers quarantine the rebuilt one
+    with `NUL_REASON`. Canonical JSON writes U+0000 as an escape, so one text search finds it."""
+    if (
+        "\\u0000" not in (raw.payload_json or canonical_json(raw.payload))
+        and "\x00" not in raw.source_record_id
+    ):
+        return None
+    rebuilt = RawRecord.of(
+        source=raw.source,
+        source_record_id=replace_nul(raw.source_record_id),
+        payload=replace_nul(raw.payload),
+        fetched_at=raw.fetched_at,
+        run_id=raw.run_id,
+    )
+    # the same checksum: the escape was a literal backslash and "u0000" in a string, not U+0000
+    unchanged = (rebuilt.source_record_id, rebuilt.checksum) == (raw.source_record_id, raw.checksum)
+    return None if unchanged else rebuilt
 
 
 @attrs.frozen

@@ -21,7 +21,7 @@ from application.errors import SourceUnavailable
 from application.ports import Batch
 from domain.checkpoints import FileCursor
 from domain.checksum import payload_checksum
-from domain.cleaning import clean_text, parse_timestamp
+from domain.cleaning import NUL, NUL_REASON, clean_text, parse_timestamp, replace_nul
 from domain.errors import InvalidValue
 from domain.records import QuarantinedRecord, RawRecord, Source, SourceType
 
@@ -65,7 +65,10 @@ class CsvFileReader:
                 start = len(header_line)
             handle.seek(start)
             header = unique_header(
-                next(csv.reader([header_line.removeprefix(_BOM).decode("utf-8", "replace")]))
+                [
+                    replace_nul(name)
+                    for name in next(csv.reader([header_line.removeprefix(_BOM).decode("utf-8", "replace")]))
+                ]
             )
             yield from self._batches(handle, header, start, hasher, stat.st_size, stat.st_mtime_ns, run_id)
 
@@ -160,10 +163,14 @@ class _LinePosition:
 
 def _payload(header: list[str], cells: list[str]) -> tuple[dict[str, Any], str | None]:
     problem = None
+    text = "".join(cells)
     if len(cells) > len(header):
         problem = f"row has {len(cells)} cells but the header has {len(header)}"
-    elif any("\ufffd" in cell for cell in cells):
+    elif "\ufffd" in text:
         problem = "row is not valid UTF-8"
+    elif NUL in text:
+        problem = f"row {NUL_REASON}"
+        cells = [replace_nul(cell) for cell in cells]
     payload: dict[str, Any] = dict(zip(header, cells, strict=False))
     if len(cells) > len(header):
         payload["_extra_cells"] = cells[len(header) :]

@@ -11,7 +11,8 @@ import httpx
 from adapters.http_source.transport import ProviderClient, ProviderError
 from application.errors import SourceUnavailable
 from domain.checksum import payload_checksum
-from domain.records import QuarantinedRecord, RawRecord
+from domain.cleaning import NUL_REASON
+from domain.records import QuarantinedRecord, RawRecord, without_nul
 
 
 def element_batches(
@@ -41,11 +42,14 @@ def element_batches(
         if key in seen:
             continue
         seen.add(key)
-        raws.append(
-            RawRecord.of(
-                source=source, source_record_id=key, payload=element, fetched_at=fetched_at, run_id=run_id
-            )
+        raw = RawRecord.of(
+            source=source, source_record_id=key, payload=element, fetched_at=fetched_at, run_id=run_id
         )
+        rebuilt = without_nul(raw)
+        if rebuilt is not None:
+            rejected.append(QuarantinedRecord(rebuilt, NUL_REASON))
+            continue
+        raws.append(raw)
     return raws, rejected
 
 

@@ -216,16 +216,18 @@ def test_malformed_elements_are_quarantined_and_the_rest_load(
         3: {"id": "broken-price", "symbol": "bp", "name": "Broken", "current_price": "abc"},
         7: {"id": "no-price", "symbol": "np", "name": "No price", "current_price": None},
         9: {"symbol": "noid"},
+        11: {"id": "nul-name", "symbol": "nn", "name": "Bit\u0000coin", "current_price": 1.5},
     }
     result = run(kaspero(clean_database, provider), "coingecko")
     counters = source(result, "coingecko").counters
-    assert (counters.fetched, counters.inserted, counters.quarantined) == (50, 47, 3)
+    assert (counters.fetched, counters.inserted, counters.quarantined) == (50, 46, 4)
     with psycopg.connect(clean_database) as connection:
         reasons = dict(
             connection.execute("SELECT source_record_id, reason FROM quarantine ORDER BY 1").fetchall()
         )
     assert reasons["broken-price"] == "current_price: not a number: 'abc'"
     assert reasons["no-price"] == "current_price: required value is missing"
+    assert reasons["nul-name"].startswith("contains a NUL character (U+0000)")
     assert [reason for key, reason in reasons.items() if key.startswith("invalid:")] == [
         "element is not an object with an id"
     ]

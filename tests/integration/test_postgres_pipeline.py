@@ -13,7 +13,7 @@ from adapters.postgres.migrations import migration_ids, yoyo_url
 from domain.runs import RunStatus, RunTrigger
 from entrypoints.bootstrap import MIGRATIONS_DIR, Kaspero, build, migrate, resolve_database_url
 from entrypoints.settings import Settings
-from tests.support.market_csv import append_lines, market_lines, write_csv
+from tests.support.market_csv import HEADER, append_lines, market_lines, write_csv
 
 
 def kaspero_for(database_url: str, csv_path: Path, **settings: object) -> Kaspero:
@@ -246,3 +246,29 @@ def test_first_and_deep_keyset_pages_are_index_range_scans(clean_database: str) 
         )
     assert "Index Scan using unified_data_published_idx" in first
     assert "Sort" not in first
+
+
+def test_a_row_carrying_a_nul_character_is_quarantined_and_the_rest_load(
+    clean_database: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "prices.csv"
+    lines = list(market_lines(2))
+    assert "Bitcoin" in lines[0]
+    rows = [HEADER, lines[0].replace("Bitcoin", "Bit\x00coin"), *lines[1:]]
+    path.write_bytes(("\n".join(rows) + "\n").encode())
+    kaspero = kaspero_for(clean_database, path)
+    try:
+        run = kaspero.run_etl(["csv"], RunTrigger.CLI)
+    finally:
+        kaspero.close()
+    assert run.status is RunStatus.SUCCESS
+    assert (counters(run).fetched, counters(run).inserted, counters(run).quarantined) == (
+        len(lines), len(lines) - 1, 1,
+    )  # fmt: skip
+    with psycopg.connect(clean_database) as connection:
+        [(reason, name)] = connection.execute("SELECT reason, payload->>'name' FROM quarantine").fetchall()
+    assert (
+        reason
+        == "row contains a NUL character (U+0000), which cannot be stored; kept with U+FFFD in its place"
+    )
+    assert name == "Bit\ufffdcoin"

@@ -195,3 +195,20 @@ def test_news_is_linked_to_the_assets_it_mentions_and_found_by_symbol(
     assert [item.record.title for item in ethereum if item.record.kind.value == "article"] == [
         "Ethereum Developers Set Date for Next Network Upgrade"
     ]
+
+
+def test_an_entry_carrying_a_nul_character_is_quarantined_and_the_others_load(
+    clean_database: str, provider: LoopbackProvider
+) -> None:
+    provider.state.feeds["nul"] = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+        b"<item><title>Bit\x00coin up</title><guid>g1</guid></item>"
+        b"<item><title>Ether steady</title><guid>g2</guid></item></channel></rss>"
+    )
+    result = run_feeds(clean_database, [f"{provider.url}/feeds/nul"])
+    assert result.status is RunStatus.SUCCESS
+    assert [row[1] for row in articles(clean_database)] == ["Ether steady"]
+    with psycopg.connect(clean_database) as connection:
+        [(reason, title)] = connection.execute("SELECT reason, payload->>'title' FROM quarantine").fetchall()
+    assert reason.startswith("contains a NUL character (U+0000)")
+    assert title == "Bit\ufffdcoin up"

@@ -92,3 +92,24 @@ def test_checksum_ignores_key_order_and_sees_any_change(payload: dict) -> None:
     assert payload_checksum(reordered) == payload_checksum(payload)
     changed = {**payload, "__extra__": 1}
     assert payload_checksum(changed) != payload_checksum(payload)
+
+
+def test_a_raw_record_with_a_nul_character_is_rebuilt_without_it_and_only_then() -> None:
+    from datetime import UTC, datetime
+
+    from domain.records import RawRecord, without_nul
+
+    def raw(payload: dict, record_id: str = "a") -> RawRecord:
+        return RawRecord.of(
+            source="s", source_record_id=record_id, payload=payload, fetched_at=datetime.now(UTC), run_id=1
+        )
+
+    assert without_nul(raw({"name": "plain"})) is None
+    assert without_nul(raw({"name": "a literal \\u0000 is text"})) is None
+    only_id = without_nul(raw({"name": "plain"}, "a\x00b"))
+    assert only_id is not None
+    assert only_id.source_record_id == "a\ufffdb"
+    rebuilt = without_nul(raw({"na\x00me": ["x\x00", {"deep": "y\x00z"}], "n": 1}))
+    assert rebuilt is not None
+    assert rebuilt.payload == {"na\ufffdme": ["x\ufffd", {"deep": "y\ufffdz"}], "n": 1}
+    assert "\\u0000" not in (rebuilt.payload_json or "")
