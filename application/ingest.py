@@ -31,10 +31,11 @@ from application.ports import (
 )
 from domain.assets import CrossReference
 from domain.checkpoints import Checkpoint
+from domain.cleaning import NUL_REASON
 from domain.drift import Contract, DriftReport, detect_drift
 from domain.errors import InvalidRecord
 from domain.mentions import MentionFinder
-from domain.records import QuarantinedRecord, RecordKind, UnifiedRecord
+from domain.records import QuarantinedRecord, RawRecord, RecordKind, UnifiedRecord, without_nul
 from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, overall_status
 
 DEFAULT_AUTO_MAP_CONFIDENCE = 0.8
@@ -247,6 +248,7 @@ def _prepare_batch(
     fetched = len(batch.raws) + len(batch.rejected)
     if injector is not None:
         injector.check(fetched)
+    batch = _without_nul(batch)
     with uow_factory() as uow:
         drift = _check_drift(pipeline, batch, uow, options)
         # a record whose stored version came from this very payload is unchanged: it is neither
@@ -267,6 +269,23 @@ def _prepare_batch(
     return _PreparedBatch(
         batch=batch, fetched=fetched, encoded=encoded, unchanged=len(unchanged), drift=drift
     )
+
+
+def _without_nul(batch: Batch) -> Batch:
+    """Every record of the batch storable: one holding U+0000 is quarantined with U+FFFD in its
+    place (`NUL_REASON`); one already quarantined by its reader keeps its reason."""
+    raws: list[RawRecord] = []
+    rejected: list[QuarantinedRecord] = []
+    for raw in batch.raws:
+        rebuilt = without_nul(raw)
+        if rebuilt is None:
+            raws.append(raw)
+        else:
+            rejected.append(QuarantinedRecord(raw=rebuilt, reason=NUL_REASON))
+    for item in batch.rejected:
+        rebuilt = without_nul(item.raw)
+        rejected.append(item if rebuilt is None else attrs.evolve(item, raw=rebuilt))
+    return attrs.evolve(batch, raws=tuple(raws), rejected=tuple(rejected))
 
 
 def _write_batch(

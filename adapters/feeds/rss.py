@@ -22,17 +22,9 @@ import httpx
 from application.errors import SourceUnavailable
 from application.ports import Batch
 from domain.checksum import payload_checksum
-from domain.cleaning import NUL_REASON, clean_text, parse_timestamp
+from domain.cleaning import clean_text, parse_timestamp
 from domain.errors import InvalidRecord, InvalidValue
-from domain.records import (
-    QuarantinedRecord,
-    RawRecord,
-    RecordKind,
-    Source,
-    SourceType,
-    UnifiedRecord,
-    without_nul,
-)
+from domain.records import RawRecord, RecordKind, Source, SourceType, UnifiedRecord
 from domain.runs import SourceCounters
 
 _ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
@@ -78,23 +70,17 @@ class FeedparserRssReader:
         if problem:
             raise SourceUnavailable(f"{self.source.name}: {problem}", counters)
         fetched_at = self._clock()
-        raws: list[RawRecord] = []
-        rejected: list[QuarantinedRecord] = []
-        for entry in parsed.entries:
-            payload = _entry_payload(entry)
-            raw = RawRecord.of(
+        raws = tuple(
+            RawRecord.of(
                 source=self.source.name,
                 source_record_id=_entry_id(payload),
                 payload=payload,
                 fetched_at=fetched_at,
                 run_id=run_id,
             )
-            rebuilt = without_nul(raw)  # the lenient parser lets U+0000 through
-            if rebuilt is None:
-                raws.append(raw)
-            else:
-                rejected.append(QuarantinedRecord(rebuilt, NUL_REASON))
-        yield Batch(tuple(raws), cursor, tuple(rejected), counters=counters)
+            for payload in (_entry_payload(entry) for entry in parsed.entries)
+        )
+        yield Batch(raws, cursor, counters=counters)
 
     def _fetch(self, cursor: dict[str, Any]) -> tuple[bytes | None, dict[str, Any], SourceCounters]:
         assert self._client is not None

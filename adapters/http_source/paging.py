@@ -11,8 +11,7 @@ import httpx
 from adapters.http_source.transport import ProviderClient, ProviderError
 from application.errors import SourceUnavailable
 from domain.checksum import payload_checksum
-from domain.cleaning import NUL_REASON
-from domain.records import QuarantinedRecord, RawRecord, without_nul
+from domain.records import QuarantinedRecord, RawRecord
 
 
 def element_batches(
@@ -42,14 +41,11 @@ def element_batches(
         if key in seen:
             continue
         seen.add(key)
-        raw = RawRecord.of(
-            source=source, source_record_id=key, payload=element, fetched_at=fetched_at, run_id=run_id
+        raws.append(
+            RawRecord.of(
+                source=source, source_record_id=key, payload=element, fetched_at=fetched_at, run_id=run_id
+            )
         )
-        rebuilt = without_nul(raw)
-        if rebuilt is not None:
-            rejected.append(QuarantinedRecord(rebuilt, NUL_REASON))
-            continue
-        raws.append(raw)
     return raws, rejected
 
 

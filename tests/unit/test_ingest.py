@@ -211,3 +211,40 @@ def test_a_failed_write_surfaces_and_only_the_batches_before_it_are_committed() 
     assert set(store.state.records) == {("api", "coin-1")}
     assert store.state.checkpoints["api"].cursor == {"next_page": 1}
     assert _FailingOnSecondLoad.loads == 2  # nothing was written after the failed batch
+
+
+class _OneBatchReader(InMemorySourceReader):
+    """Yields one fixed batch, whatever the cursor."""
+
+    def __init__(self, batch: Batch) -> None:
+        super().__init__("api", [])
+        self.batch = batch
+
+    def read(self, cursor: dict[str, Any] | None, run_id: int):
+        yield self.batch
+
+
+def test_a_record_holding_a_nul_character_is_quarantined_without_it_wherever_it_comes_from() -> None:
+    from domain.records import QuarantinedRecord
+
+    def raw(payload: dict[str, Any]) -> RawRecord:
+        return RawRecord.of(source="api", source_record_id=str(payload.get("id", "bad")), payload=payload,
+                            fetched_at=clock(), run_id=1)  # fmt: skip
+
+    held = QuarantinedRecord(raw({"element": "bad\x00"}), "element is not an object with an id")
+    batch = Batch((raw(coin(1)), raw({**coin(2), "symbol": "c\x002"})), {"next_page": 1}, (held,))
+    store = InMemoryStore()
+    result = run_etl(
+        [SourcePipeline(_OneBatchReader(batch), InMemoryMarketNormalizer())],
+        lambda: InMemoryUnitOfWork(store),
+        clock,
+        RunTrigger.MANUAL,
+    )
+    assert result.status is RunStatus.SUCCESS
+    assert set(store.state.records) == {("api", "coin-1")}
+    kept = {item.raw.source_record_id: item for item in store.state.quarantine.values()}
+    assert kept["coin-2"].reason.startswith("contains a NUL character (U+0000)")
+    assert kept["coin-2"].raw.payload["symbol"] == "c\ufffd2"
+    assert kept["bad"].reason == "element is not an object with an id"  # its reader's reason stays
+    assert kept["bad"].raw.payload == {"element": "bad\ufffd"}
+    assert all("\\u0000" not in (item.raw.payload_json or "") for item in kept.values())
