@@ -251,7 +251,8 @@ def _stop_event() -> threading.Event:
     return stop
 
 
-def _gunicorn_command() -> list[str]:
+def gunicorn_command() -> list[str]:
+    """gunicorn with the production config, as `kaspero serve` starts it (the tests start it so too)."""
     return [
         sys.executable,
         "-m",
@@ -273,7 +274,7 @@ def _child_environment(settings: Settings, database_url: str) -> dict[str, str]:
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     url = bootstrap.resolve_database_url(settings)
-    os.execvpe(sys.executable, _gunicorn_command(), _child_environment(settings, url))
+    os.execvpe(sys.executable, gunicorn_command(), _child_environment(settings, url))
     return EXIT_OK  # pragma: no cover - exec does not return
 
 
@@ -294,7 +295,7 @@ def _run_all(settings: Settings, args: argparse.Namespace) -> int:
         env = _child_environment(settings, url)
         scheduler = [sys.executable, "-m", "entrypoints.cli", "scheduler", "--wait-first"]
         children.append(subprocess.Popen(scheduler, env=env))
-        children.append(subprocess.Popen(_gunicorn_command(), env=env))
+        children.append(subprocess.Popen(gunicorn_command(), env=env))
         print(
             f"kaspero: API on http://{settings.api_host}:{settings.api_port} "
             f"(try /data and /health); scheduler every {settings.etl_schedule_minutes:g} min. Ctrl-C stops.",

@@ -18,6 +18,8 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
+from entrypoints.cli import gunicorn_command
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -96,14 +98,7 @@ def gunicorn(env: Mapping[str, str], workers: int = 2) -> Iterator[str]:
         "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
     }
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--config",
-            "python:entrypoints.gunicorn_config",
-            "entrypoints.wsgi:create()",
-        ],
+        gunicorn_command(),
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
