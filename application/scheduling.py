@@ -71,10 +71,14 @@ def run_requested(
     if request is None:
         return None
     kinds = list(request.sources or all_kinds)
-    run = _with_locks(kinds, locks, lambda: run_kinds(kinds, RunTrigger.MANUAL), wait_for_lock)
-    with uow_factory() as uow:
-        uow.requests.complete(request.id, run.id if run else None, clock())
-        uow.commit()
+    run = None
+    try:
+        run = _with_locks(kinds, locks, lambda: run_kinds(kinds, RunTrigger.MANUAL), wait_for_lock)
+    finally:
+        # closed even when the run could not finish (a database outage), never left `running`
+        with uow_factory() as uow:
+            uow.requests.complete(request.id, run.id if run else None, clock())
+            uow.commit()
     return run
 
 

@@ -80,6 +80,15 @@ def pool_resource(database_url: str, max_size: int) -> Iterator[ConnectionPool]:
         pool.close()
 
 
+def locks_resource(database_url: str) -> Iterator[PostgresSourceLocks]:
+    """The process's advisory locks, on a session of their own (not a pooled connection)."""
+    locks = PostgresSourceLocks(database_url)
+    try:
+        yield locks
+    finally:
+        locks.close()
+
+
 class Container(containers.DeclarativeContainer):
     """The wiring table. Override `uow_factory`, `reader` and `probe` to swap storage."""
 
@@ -89,7 +98,7 @@ class Container(containers.DeclarativeContainer):
     pool = providers.Resource(pool_resource, database_url, settings.provided.db_pool_max_size)
     uow_factory = providers.Factory(PostgresUnitOfWork, pool)
     reader = providers.Singleton(PostgresRecordReader, pool)
-    locks = providers.Singleton(PostgresSourceLocks, pool)
+    locks = providers.Resource(locks_resource, database_url)
     probe = providers.Singleton(PostgresHealthProbe, pool, providers.Callable(migration_ids, MIGRATIONS_DIR))
 
 

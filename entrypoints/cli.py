@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -293,27 +294,66 @@ def _run_all(settings: Settings, args: argparse.Namespace) -> int:
         if stop.is_set():
             return status
         env = _child_environment(settings, url)
-        scheduler = [sys.executable, "-m", "entrypoints.cli", "scheduler", "--wait-first"]
-        children.append(subprocess.Popen(scheduler, env=env))
-        children.append(subprocess.Popen(gunicorn_command(), env=env))
+        commands = {
+            "scheduler": [sys.executable, "-m", "entrypoints.cli", "scheduler", "--wait-first"],
+            "api": gunicorn_command(),
+        }
+        supervised = {name: _Supervised(name, command, env) for name, command in commands.items()}
+        children.extend(child.start() for child in supervised.values())
         print(
             f"kaspero: API on http://{settings.api_host}:{settings.api_port} "
             f"(try /data and /health); scheduler every {settings.etl_schedule_minutes:g} min. Ctrl-C stops.",
             flush=True,
         )
         while not stop.wait(1.0):
-            exited = [child for child in children if child.poll() is not None]
-            if exited:
-                print(
-                    f"kaspero: a child process exited with {exited[0].returncode}; stopping", file=sys.stderr
-                )
-                return EXIT_RUN_NOT_SUCCESSFUL
+            for child in supervised.values():
+                restarted = child.restart_if_exited()
+                if restarted is not None:
+                    children.append(restarted)
         return EXIT_OK
     finally:
         _stop_children(children)
         if started_database and embedded is not None:
             embedded.stop()
             print("kaspero: embedded PostgreSQL stopped", flush=True)
+
+
+class _Supervised:
+    """A child process of `kaspero run`, started again when it dies (after a growing pause, so
+    a child that cannot start does not spin), until Ctrl-C stops everything."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        self.name, self._command, self._env = name, command, env
+        self._process: subprocess.Popen[bytes] | None = None
+        self._started = 0.0
+        self._failures = 0
+        self._due: float | None = None
+
+    def start(self) -> subprocess.Popen[bytes]:
+        self._process = subprocess.Popen(self._command, env=self._env)
+        self._started = time.monotonic()
+        return self._process
+
+    def restart_if_exited(self) -> subprocess.Popen[bytes] | None:
+        process = self._process
+        if process is None or process.poll() is None:
+            return None
+        now = time.monotonic()
+        if self._due is None:
+            lived = now - self._started
+            self._failures = 0 if lived > 60 else self._failures + 1
+            pause = min(30.0, 2.0 ** max(0, self._failures - 1))
+            self._due = now + pause
+            print(
+                f"kaspero: the {self.name} process exited with {process.returncode}; "
+                f"starting it again in {pause:g} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        if now < self._due:
+            return None
+        self._due = None
+        return self.start()
 
 
 def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:

@@ -29,8 +29,13 @@ def scheduled_kinds(kaspero: Kaspero) -> dict[str, timedelta]:
     return {kind: timedelta(minutes=kaspero.settings.schedule_minutes(kind)) for kind in dict.fromkeys(kinds)}
 
 
-def run_scheduler(kaspero: Kaspero, stop: threading.Event, wait_first: bool = False) -> None:
-    """Loop until `stop` is set: queued requests first, then whatever is due, then a short nap."""
+def run_scheduler(
+    kaspero: Kaspero, stop: threading.Event, wait_first: bool = False, backoff: Backoff | None = None
+) -> None:
+    """Loop until `stop` is set: queued requests first, then whatever is due, then a short nap.
+
+    A cycle that fails (the database unreachable, a connection lost mid-run) is logged and
+    tried again after a bounded, jittered pause: the process outlives faults outside it."""
     intervals = scheduled_kinds(kaspero)
     shortest = min(intervals.values()).total_seconds()
     poll = min(MAX_POLL_SECONDS, max(0.2, shortest / 4))
@@ -52,13 +57,40 @@ def run_scheduler(kaspero: Kaspero, stop: threading.Event, wait_first: bool = Fa
             for kind in intervals:
                 uow.schedule.mark_started(kind, kaspero.clock())
             uow.commit()
+    backoff = backoff or Backoff()
     while not stop.is_set():
-        while not stop.is_set() and run_requested(
-            list(intervals), kaspero.locks, kaspero.uow_factory, kaspero.clock, run_kinds
-        ):
-            pass
-        if stop.wait(random.uniform(0, jitter)):  # spreads replicas' attempts
-            break
-        run_due_sources(intervals, kaspero.locks, kaspero.uow_factory, kaspero.clock, run_kinds, stop.is_set)
+        try:
+            while not stop.is_set() and run_requested(
+                list(intervals), kaspero.locks, kaspero.uow_factory, kaspero.clock, run_kinds
+            ):
+                pass
+            if stop.wait(random.uniform(0, jitter)):  # spreads replicas' attempts
+                break
+            run_due_sources(
+                intervals, kaspero.locks, kaspero.uow_factory, kaspero.clock, run_kinds, stop.is_set
+            )
+        except Exception as ex:  # a fault outside the process (the database gone) must not end it
+            delay = backoff.next()
+            logger.error(
+                "scheduler_cycle_failed", error=f"{type(ex).__name__}: {ex}", retry_in_s=round(delay, 1)
+            )
+            stop.wait(delay)
+            continue
+        backoff.reset()
         stop.wait(poll)
     logger.info("scheduler_stopped")
+
+
+class Backoff:
+    """Exponential, jittered, bounded waits between failed cycles: 1 s, 2 s, 4 s … up to a minute."""
+
+    def __init__(self, first: float = 1.0, most: float = 60.0) -> None:
+        self._first, self._most, self._failures = first, most, 0
+
+    def next(self) -> float:
+        ceiling = min(self._most, self._first * 2**self._failures)
+        self._failures += 1
+        return random.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self._failures = 0

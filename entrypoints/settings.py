@@ -26,7 +26,7 @@ class Settings(pydantic.BaseModel):
     data_dir: Path = Path(".kaspero")  # from KASPERO_DATA_DIR
     csv_source_path: str = "data/*.csv"
     rss_source_url: str = "data/crypto_news.xml"
-    asset_crossref_path: Path = Path("data/asset_crossref.csv")
+    asset_crossref_path: Path = Path("data/reference/asset_crossref.csv")
     csv_batch_size: int = pydantic.Field(default=5000, ge=1, le=1_000_000)
     etl_sources: tuple[str, ...] | None = None
     etl_schedule_minutes: float = pydantic.Field(default=5.0, gt=0)

@@ -1,4 +1,4 @@
-"""The curated cross-reference of the top coins: `data/asset_crossref.csv`."""
+"""The curated cross-reference of the top coins: `data/reference/asset_crossref.csv`."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -9,7 +10,6 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
 
 from domain.requests import RequestStatus, RunRequest
 
@@ -87,20 +87,80 @@ class PostgresScheduleRepository:
 
 
 class PostgresSourceLocks:
-    """Session-level advisory locks, each on a connection of its own held while the lock is."""
+    """Session-level advisory locks, all on one connection of their own, outside the pool.
 
-    def __init__(self, pool: ConnectionPool) -> None:
-        self._pool = pool
+    Every lock a process holds lives on this one session, so taking locks never borrows from the
+    pool the run itself needs (a run of every source once held one pooled connection per source
+    and starved its own batches). A name already held in this process is refused, as another
+    session would refuse it. When the connection is found broken (the database restarted), it
+    is opened again: the locks it held died with it on the server, so they are forgotten here
+    too. Any database error reaches the caller, who decides whether to retry.
+    """
+
+    def __init__(self, conninfo: str, connect_timeout: float = 5.0) -> None:
+        self._conninfo = conninfo
+        self._connect_timeout = connect_timeout
+        self._connection: psycopg.Connection | None = None
+        self._held: set[str] = set()
+        self._guard = threading.RLock()
 
     @contextmanager
     def hold(self, name: str) -> Iterator[bool]:
-        with self._pool.connection() as connection:
-            connection.autocommit = True
-            row = connection.execute(TRY_LOCK, {"name": name}).fetchone()
-            acquired = bool(row and row[0])
+        acquired = self._try(name)
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                self._release(name)
+
+    def close(self) -> None:
+        with self._guard:
+            if self._connection is not None:
+                self._connection.close()
+            self._connection = None
+            self._held.clear()
+
+    def _try(self, name: str) -> bool:
+        with self._guard:
+            if name in self._held:
+                return False
+            row = self._session().execute(TRY_LOCK, {"name": name}).fetchone()
+            if row and row[0]:
+                self._held.add(name)
+                return True
+            return False
+
+    def _release(self, name: str) -> None:
+        with self._guard:
+            self._held.discard(name)
+            connection = self._connection
+            if connection is None or connection.broken:
+                return
             try:
-                yield acquired
-            finally:
-                if acquired and not connection.closed:
-                    connection.execute(UNLOCK, {"name": name})
-                connection.autocommit = False
+                connection.execute(UNLOCK, {"name": name})
+            except psycopg.OperationalError:
+                self._drop()  # the lock died with the session on the server
+
+    def _session(self) -> psycopg.Connection:
+        connection = self._connection
+        if connection is not None and not connection.broken and not connection.closed:
+            try:
+                connection.execute("SELECT 1")
+                return connection
+            except psycopg.OperationalError:
+                self._drop()
+        elif connection is not None:
+            self._drop()
+        self._connection = psycopg.connect(
+            self._conninfo,
+            autocommit=True,
+            connect_timeout=max(1, int(self._connect_timeout)),
+            application_name="kaspero-locks",
+        )
+        return self._connection
+
+    def _drop(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+        self._connection = None
+        self._held.clear()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import attrs
+import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
@@ -297,18 +299,63 @@ def test_schedule_marks_remember_the_last_start(storage: Storage) -> None:
         assert uow.schedule.last_started("csv") == NOW + timedelta(minutes=5)
 
 
-def test_postgres_advisory_locks_exclude_each_other(pg_pool) -> None:
+def test_postgres_advisory_locks_exclude_each_other(clean_database) -> None:
     from adapters.postgres.scheduling import PostgresSourceLocks
 
-    locks, other = PostgresSourceLocks(pg_pool), PostgresSourceLocks(pg_pool)
-    with (
-        locks.hold("kaspero:source:csv") as first,
-        other.hold("kaspero:source:csv") as second,
-        other.hold("kaspero:source:coingecko") as third,
-    ):
-        assert (first, second, third) == (True, False, True)
-    with other.hold("kaspero:source:csv") as after:
-        assert after
+    locks, other = PostgresSourceLocks(clean_database), PostgresSourceLocks(clean_database)
+    try:
+        with (
+            locks.hold("kaspero:source:csv") as first,
+            other.hold("kaspero:source:csv") as second,
+            other.hold("kaspero:source:coingecko") as third,
+            locks.hold("kaspero:source:csv") as again_in_process,
+        ):
+            assert (first, second, third, again_in_process) == (True, False, True, False)
+        with other.hold("kaspero:source:csv") as after:
+            assert after
+    finally:
+        locks.close()
+        other.close()
+
+
+def test_postgres_locks_use_one_session_whatever_the_number_held(clean_database) -> None:
+    """Every lock of a process on one connection of its own: a run of many sources never
+    takes connections from the pool its batches need."""
+    from adapters.postgres.scheduling import PostgresSourceLocks
+
+    locks = PostgresSourceLocks(clean_database)
+    names = [f"kaspero:source:s{i}" for i in range(12)]
+    try:
+        with contextlib.ExitStack() as stack:
+            taken = [stack.enter_context(locks.hold(name)) for name in names]
+            with psycopg.connect(clean_database, autocommit=True) as probe:
+                sessions = probe.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'kaspero-locks'"
+                    " AND datname = current_database()"
+                ).fetchone()
+        assert all(taken)
+        assert sessions == (1,)
+    finally:
+        locks.close()
+
+
+def test_postgres_locks_survive_their_session_being_killed(clean_database) -> None:
+    """A database restart kills the lock session: the next lock reconnects instead of failing."""
+    from adapters.postgres.scheduling import PostgresSourceLocks
+
+    locks = PostgresSourceLocks(clean_database)
+    try:
+        with locks.hold("kaspero:source:csv") as first:
+            assert first
+        with psycopg.connect(clean_database, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'kaspero-locks' AND datname = current_database()"
+            )
+        with locks.hold("kaspero:source:csv") as again:
+            assert again
+    finally:
+        locks.close()
 
 
 def api_market(item: RawRecord) -> UnifiedRecord:

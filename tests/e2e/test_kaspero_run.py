@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from adapters.postgres.embedded import EmbeddedPostgres
 from tests.support.market_csv import market_lines, write_csv
@@ -27,6 +32,7 @@ def test_run_starts_everything_serves_every_source_and_stops_what_it_started(tmp
             ETL_SCHEDULE_MINUTES="60",
             COINGECKO_BASE_URL=f"{provider.url}/coingecko",
             COINPAPRIKA_BASE_URL=f"{provider.url}/coinpaprika",
+            API_KEYS="run-key",
         )
         del env["ETL_SOURCES"]  # the default: every source
         env.pop("DATABASE_URL", None)
@@ -41,6 +47,31 @@ def test_run_starts_everything_serves_every_source_and_stops_what_it_started(tmp
             status, _, body = get(f"http://127.0.0.1:{port}/data?page_size=1")
             assert body["pagination"]["total_items"] == 60 + 30 + 30 + 6  # csv, two APIs, the sample news
             assert EmbeddedPostgres(data_dir).is_running()
+
+            # the documented default body (every source) runs to its end: the run's locks no
+            # longer take one pooled connection per source, starving the run of its own
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/runs", data=b"{}", method="POST",
+                headers={"X-API-Key": "run-key", "Content-Type": "application/json"},
+            )  # fmt: skip
+            with urllib.request.urlopen(request, timeout=10) as response:
+                location = response.headers["Location"]
+            requested = poll(lambda: get(f"http://127.0.0.1:{port}{location}")[2]["data"], "done", 90)
+            status, _, run = get(f"http://127.0.0.1:{port}/runs/{requested['run_id']}")
+            assert run["data"]["status"] == "success"
+            assert len(run["data"]["sources"]) == 4
+
+            # a child that dies is started again; the API and the database stay up meanwhile
+            scheduler = next(pid for pid, line in children_of(process.pid) if "scheduler" in line)
+            os.kill(scheduler, signal.SIGKILL)
+            assert get(f"http://127.0.0.1:{port}/live")[0] == 200
+            poll(
+                lambda: {"status": "done"} if any(
+                    "scheduler" in line and pid != scheduler for pid, line in children_of(process.pid)
+                ) else {"status": "waiting"},
+                "done", 30,
+            )  # fmt: skip
+            assert process.poll() is None
         finally:
             process.send_signal(signal.SIGINT)
             stdout, stderr = process.communicate(timeout=90)
@@ -53,4 +84,33 @@ def test_run_starts_everything_serves_every_source_and_stops_what_it_started(tmp
         "rss:crypto_news": 6,
     }
     assert "embedded PostgreSQL stopped" in stdout
+    assert "the scheduler process exited with -9; starting it again" in stderr
     assert not EmbeddedPostgres(data_dir).is_running()
+
+
+def children_of(parent: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the live processes whose parent is `parent`, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == parent and fields[0] != "Z":
+            found.append((int(entry.name), command))
+    return found
+
+
+def poll(read: Callable[[], dict[str, Any]], status: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if value.get("status") == status:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still {value} after {timeout}s")
+        time.sleep(0.5)

@@ -35,7 +35,7 @@ def loaded(clean_database: str, tmp_path: Path) -> Iterator[tuple[Kaspero, falco
                 coingecko_rate_limit_per_minute=6000,
                 rate_limit_requests_per_minute=6000,
                 csv_source_path=str(csv),
-                asset_crossref_path=REPO / "data" / "asset_crossref.csv",
+                asset_crossref_path=REPO / "data" / "reference" / "asset_crossref.csv",
             ),  # type: ignore[call-arg]
             clean_database,
         )

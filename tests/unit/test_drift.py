@@ -30,11 +30,11 @@ def test_payloads_in_the_documented_shape_yield_no_finding(ids: list[int]) -> No
 
 
 def test_real_captured_payloads_match_their_contracts() -> None:
-    """The payloads captured from the real APIs (in ../shared/reference, beside the repository)."""
+    """The payloads captured from the real APIs (copied into tests/fixtures/payloads)."""
     import json
     from pathlib import Path
 
-    captured = Path(__file__).resolve().parents[3] / "shared" / "reference" / "payloads"
+    captured = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
     gecko = json.loads((captured / "coingecko_coins_markets.json").read_text())
     paprika = json.loads((captured / "coinpaprika_tickers.json").read_text())
     assert detect_drift(COINGECKO, batch(gecko)).findings == ()
@@ -137,7 +137,7 @@ def test_real_captured_payloads_normalize_without_quarantine() -> None:
     from adapters.http_source.coinpaprika import CoinPaprikaNormalizer
     from domain.records import RawRecord
 
-    captured = Path(__file__).resolve().parents[3] / "shared" / "reference" / "payloads"
+    captured = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
     for name, normalizer in (
         ("coingecko_coins_markets.json", CoinGeckoNormalizer()),
         ("coinpaprika_tickers.json", CoinPaprikaNormalizer()),

@@ -99,3 +99,51 @@ def test_a_running_run_whose_lock_is_free_is_closed_and_a_live_one_is_not() -> N
     assert [s.status for s in runs[dead].sources] == [RunStatus.FAILED]
     assert runs[alive].status is RunStatus.RUNNING
     assert runs[young].status is RunStatus.RUNNING
+
+
+def test_the_scheduler_outlives_a_database_that_fails_and_comes_back(tmp_path) -> None:
+    """Every call to the database fails for a while (an outage): the scheduler logs, backs
+    off, and runs the due source once the database answers again; it never exits."""
+    import threading
+
+    from entrypoints.bootstrap import build
+    from entrypoints.scheduler import Backoff, run_scheduler
+    from entrypoints.settings import Settings
+    from tests.support.market_csv import market_lines, write_csv
+
+    csv = write_csv(tmp_path / "prices.csv", list(market_lines(3)))
+    kaspero = build(
+        Settings(csv_source_path=str(csv), etl_sources=("csv",), etl_schedule_jitter_seconds=0),
+        in_memory=True,
+    )
+    working = kaspero.uow_factory
+    outage = {"calls": 0}
+
+    def flaky() -> InMemoryUnitOfWork:
+        outage["calls"] += 1
+        if outage["calls"] <= 5:
+            raise ConnectionError("the database is unreachable")
+        return working()  # type: ignore[return-value]
+
+    kaspero.uow_factory = flaky
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=run_scheduler, args=(kaspero, stop), kwargs={"backoff": Backoff(0.01, 0.05)}
+    )
+    thread.start()
+    try:
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        while datetime.now(UTC) < deadline:
+            with working() as uow:
+                latest = uow.runs.latest()
+            if latest is not None and latest.status is not RunStatus.RUNNING:
+                break
+            assert thread.is_alive()
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert outage["calls"] > 5
+    assert latest is not None
+    assert latest.status is RunStatus.SUCCESS
+    assert not thread.is_alive()
