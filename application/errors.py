@@ -34,3 +34,13 @@ class Interrupted(ApplicationError):
 
 class NotFound(ApplicationError):
     """The thing asked for does not exist."""
+
+
+class FileRefused(SourceUnavailable):
+    """A file the reader cannot understand is refused whole: the message says what is missing
+    and how to supply it; no row of it is read or quarantined."""
+
+
+class SourceSkipped(ApplicationError):
+    """There is nothing to read (a CSV glob that matches no file): the source is `skipped`,
+    with this message as a warning, and the run is not a silent success."""

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 import attrs
 
 from application.assets import assign_assets
-from application.errors import InjectedFailure, Interrupted, SourceUnavailable
+from application.conversion import convert_to_usd
+from application.errors import InjectedFailure, Interrupted, SourceSkipped, SourceUnavailable
 from application.ports import (
     Batch,
     Clock,
@@ -35,6 +36,7 @@ from domain.cleaning import NUL_REASON
 from domain.drift import Contract, DriftReport, detect_drift
 from domain.errors import InvalidRecord
 from domain.mentions import MentionFinder
+from domain.pairs import UsdQuotes
 from domain.records import QuarantinedRecord, RawRecord, RecordKind, UnifiedRecord, without_nul
 from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, overall_status
 
@@ -68,6 +70,7 @@ class IngestOptions:
     should_stop: Callable[[], bool] = _never
     observation_runs_kept: int = 20
     crossref: tuple[CrossReference, ...] = ()
+    usd: UsdQuotes = attrs.Factory(UsdQuotes)
 
 
 @attrs.define
@@ -95,6 +98,10 @@ class _SourceProgress:
 
     findings: set[tuple[str, str, str]] = attrs.Factory(set)
     newest: datetime | None = None
+    read: int = 0  # records read
+    loaded: int = 0  # inserted, updated or found unchanged
+    quarantined: int = 0
+    first_reason: str | None = None
 
     def saw(self, records: Sequence[UnifiedRecord]) -> None:
         for record in records:
@@ -163,8 +170,17 @@ def ingest_source(
                     raise Interrupted("interrupted: stopped after its last committed batch")
     except SourceUnavailable as ex:
         status, error, spent, answered = RunStatus.FAILED, str(ex), ex.counters, ex.responses
+    except SourceSkipped as ex:
+        status, error = RunStatus.SKIPPED, str(ex)
     except (InjectedFailure, Interrupted) as ex:
         status, error, injected = RunStatus.FAILED, f"{name}: {ex}", ex
+    if status is RunStatus.SUCCESS and progress.read and not progress.loaded:
+        # read rows but loaded none: every one quarantined, which is a failure, not a success
+        status = RunStatus.FAILED
+        error = (
+            f"{name}: all {progress.read:,} records read were quarantined; "
+            f"the first because {progress.first_reason or 'of an unknown reason'}"
+        )
     finished = clock()
     freshness = (finished - progress.newest).total_seconds() if progress.newest else None
     with uow_factory() as uow:
@@ -230,6 +246,7 @@ class _PreparedBatch:
     encoded: EncodedBatch
     unchanged: int
     drift: DriftReport
+    first_reason: str | None = None
 
 
 def _prepare_batch(
@@ -263,11 +280,17 @@ def _prepare_batch(
         uow.records.store_raws(run_id, [*batch.raws, *(item.raw for item in batch.rejected)])
         records, quarantined = normalize_batch(batch, pipeline.normalizer, drift)
         records = assign_assets(_with_mentions(records, uow), uow, options.crossref)
+        records = convert_to_usd(records, uow, options.usd)
         uow.commit()
         encoded = uow.records.encode_batch(records, quarantined)
     progress.saw(records)
     return _PreparedBatch(
-        batch=batch, fetched=fetched, encoded=encoded, unchanged=len(unchanged), drift=drift
+        batch=batch,
+        fetched=fetched,
+        encoded=encoded,
+        unchanged=len(unchanged),
+        drift=drift,
+        first_reason=quarantined[0].reason if quarantined else None,
     )
 
 
@@ -323,6 +346,11 @@ def _write_batch(
         if batch.responses:
             uow.runs.add_responses(run_id, pipeline.name, batch.responses)
         uow.commit()
+    progress.read += prepared.fetched
+    progress.loaded += counts.inserted + counts.updated + counts.unchanged + prepared.unchanged
+    progress.quarantined += counts.quarantined
+    if progress.first_reason is None and prepared.first_reason is not None:
+        progress.first_reason = prepared.first_reason
     for finding in new_findings:
         progress.findings.add((finding.kind.value, finding.field, finding.candidate))
         options.observer.drift_found(pipeline.name, run_id, finding)
@@ -349,7 +377,7 @@ def _check_drift(
     pipeline: SourcePipeline, batch: Batch, uow: UnitOfWork, options: IngestOptions
 ) -> DriftReport:
     if pipeline.contract is None or not batch.raws:
-        return DriftReport()
+        return DriftReport(findings=batch.findings)
     return detect_drift(
         pipeline.contract,
         [(raw.source_record_id, raw.payload) for raw in batch.raws],

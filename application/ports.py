@@ -15,6 +15,7 @@ import attrs
 
 from application.queries import DataQuery, Page
 from domain.assets import Alias, Asset, Candle, HistoryQuery, SourceQuote
+from domain.bars import UsdRate
 from domain.checkpoints import Checkpoint
 from domain.comparison import DataDelta, PriceQuote
 from domain.drift import DriftFinding, DriftKind, StoredDrift
@@ -39,6 +40,7 @@ class Batch:
     rejected: tuple[QuarantinedRecord, ...] = ()
     counters: SourceCounters = attrs.Factory(SourceCounters)
     responses: Mapping[str, int] = attrs.Factory(dict)  # provider answers by HTTP status ("error": none)
+    findings: tuple[DriftFinding, ...] = ()  # drift the reader found itself (a file's renamed column)
 
 
 class SourceReader(Protocol):
@@ -257,6 +259,15 @@ class AssetRepository(Protocol):
     def history(self, asset_id: int, query: HistoryQuery) -> list[Candle]: ...
 
 
+class UsdRateRepository(Protocol):
+    def usd_rates(
+        self, symbol: str, bars: Sequence[tuple[datetime, int]]
+    ) -> dict[tuple[datetime, int], UsdRate]:
+        """For each bar (its start and length in seconds), the last USD price of the asset
+        `symbol` that any source observed within it; bars with none are left out."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the repositories; rolled back on exit unless committed."""
 
@@ -267,6 +278,7 @@ class UnitOfWork(Protocol):
     requests: RunRequestRepository
     schedule: ScheduleRepository
     assets: AssetRepository
+    rates: UsdRateRepository
 
     def __enter__(self) -> Self: ...
 

@@ -80,6 +80,33 @@ class Interval(enum.StrEnum):
 
 
 @attrs.frozen
+class HistoryPoint:
+    """One observation of an asset's USD price: a snapshot (close alone) or a bar of a file."""
+
+    observed_at: datetime
+    close: Decimal
+    open: Decimal | None = None
+    high: Decimal | None = None
+    low: Decimal | None = None
+
+
+def candle_of(bucket: datetime, series: str, points: Sequence[HistoryPoint]) -> Candle:
+    """The candle of a bucket from the bars in it: the first one's open, the highest high, the
+    lowest low, the last one's close. A snapshot counts its price as all four."""
+    ordered = sorted(points, key=lambda point: point.observed_at)
+    first, last = ordered[0], ordered[-1]
+    return Candle(
+        bucket=bucket,
+        source=series,
+        open=first.close if first.open is None else first.open,
+        high=max(point.close if point.high is None else point.high for point in ordered),
+        low=min(point.close if point.low is None else point.low for point in ordered),
+        close=last.close,
+        observations=len(ordered),
+    )
+
+
+@attrs.frozen
 class HistoryQuery:
     interval: Interval = Interval.DAY
     start: datetime | None = None

@@ -120,6 +120,15 @@ class UnifiedRecord:
     extra: dict[str, Any] = attrs.field(factory=dict)
     mentions: tuple[str, ...] = ()  # symbols of the assets an article mentions
     asset_id: int | None = None  # the canonical asset a market record quotes
+    # a market price is of `symbol` in `quote_currency` (`price`); `price_usd` holds a price only
+    # when that quote is USD-like or the price was converted through a USD price of the quote
+    quote_currency: str | None = None
+    price: Decimal | None = None
+    # a bar's own open, high and low in USD (the close is `price_usd`), and its length
+    open_usd: Decimal | None = None
+    high_usd: Decimal | None = None
+    low_usd: Decimal | None = None
+    bar_seconds: int | None = None
 
 
 def market_record(
@@ -128,7 +137,7 @@ def market_record(
     *,
     symbol: str,
     asset_name: str | None,
-    price_usd: Decimal,
+    price_usd: Decimal | None,
     observed_at: datetime,
     market_cap_usd: Decimal | None = None,
     volume_24h_usd: Decimal | None = None,
@@ -137,13 +146,19 @@ def market_record(
     url: str | None = None,
     extra: dict[str, Any] | None = None,
     price_field: str = "price",
+    quote_currency: str = "USD",
+    price: Decimal | None = None,
+    ohlc_usd: tuple[Decimal | None, Decimal | None, Decimal | None] = (None, None, None),
+    bar_seconds: int | None = None,
 ) -> UnifiedRecord:
     """A quote of one asset at one time, made from `raw`, with the rules every source shares:
     no negative price (`price_field` names it as the source does), symbols in upper case, the
     title `Name (SYMBOL)`, the observation time as the record's time, and a market cap of 0 (a
-    provider's "unknown") as none."""
-    if price_usd < 0:
-        raise InvalidRecord(f"{price_field}: a price cannot be negative ({price_usd})")
+    provider's "unknown") as none. `price` is the price in `quote_currency` (by default the
+    USD price itself); `ohlc_usd` a bar's open, high and low in USD."""
+    price = price_usd if price is None else price
+    if price is not None and price < 0:
+        raise InvalidRecord(f"{price_field}: a price cannot be negative ({price})")
     upper = symbol.upper()
     return UnifiedRecord(
         source=raw.source,
@@ -163,6 +178,12 @@ def market_record(
         pct_change_24h=pct_change_24h,
         observed_at=observed_at,
         extra=extra or {},
+        quote_currency=quote_currency.upper(),
+        price=price,
+        open_usd=ohlc_usd[0],
+        high_usd=ohlc_usd[1],
+        low_usd=ohlc_usd[2],
+        bar_seconds=bar_seconds,
     )
 
 

@@ -13,6 +13,7 @@ class RunStatus(enum.StrEnum):
     SUCCESS = "success"
     PARTIAL = "partial"
     FAILED = "failed"
+    SKIPPED = "skipped"  # a source with nothing to read (a CSV glob matching no file); never a run's
 
 
 class RunTrigger(enum.StrEnum):
@@ -83,7 +84,13 @@ class SourceStats:
 
 
 def overall_status(statuses: list[RunStatus]) -> RunStatus:
-    """A run succeeds if every source did, fails if none did, and is partial in between."""
+    """A run succeeds if every source did, fails if none did, and is partial in between.
+
+    Skipped sources do not count, but a run whose every source was skipped did nothing and is
+    `partial`, not a silent success."""
+    if statuses and all(status is RunStatus.SKIPPED for status in statuses):
+        return RunStatus.PARTIAL
+    statuses = [status for status in statuses if status is not RunStatus.SKIPPED]
     if not statuses or all(status is RunStatus.SUCCESS for status in statuses):
         return RunStatus.SUCCESS
     if all(status is RunStatus.FAILED for status in statuses):

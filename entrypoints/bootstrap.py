@@ -26,9 +26,8 @@ from dependency_injector import containers, providers
 from psycopg_pool import ConnectionPool
 
 from adapters.feeds.crossref import load_crossref
-from adapters.feeds.csv_columns import CSV_CONTRACT
-from adapters.feeds.csv_normalizer import CsvMarketNormalizer
-from adapters.feeds.csv_reader import CsvFileReader
+from adapters.feeds.csv_file import CsvContext, CsvFileSource, NoCsvFiles
+from adapters.feeds.csv_options_file import CsvOptionsError, load_csv_options
 from adapters.feeds.rss import FeedparserRssReader, RssArticleNormalizer
 from adapters.http_source import coingecko, coinpaprika
 from adapters.http_source.coingecko import CoinGeckoNormalizer, CoinGeckoPaging, HttpxCoinGeckoReader
@@ -49,6 +48,8 @@ from adapters.postgres.scheduling import PostgresSourceLocks
 from adapters.postgres.uow import PostgresUnitOfWork
 from application.ingest import IngestOptions, SourcePipeline, close_abandoned_runs, run_etl
 from application.ports import Clock, EtlObserver, HealthProbe, RecordReader, SourceLocks, UnitOfWorkFactory
+from domain.bars import FileInspection
+from domain.pairs import UsdQuotes
 from domain.runs import EtlRun, RunTrigger
 from entrypoints.observers import LoggingObserver
 from entrypoints.settings import Settings, SettingsError
@@ -116,7 +117,9 @@ class Kaspero:
     observer: EtlObserver = attrs.field(factory=LoggingObserver)
 
     @contextmanager
-    def pipelines(self, kinds: Sequence[str] | None = None) -> Iterator[list[SourcePipeline]]:
+    def pipelines(
+        self, kinds: Sequence[str] | None = None, full_refresh: bool = False
+    ) -> Iterator[list[SourcePipeline]]:
         """Each wanted source's pipeline, with its HTTP client closed afterwards.
 
         `csv` gives one source per file matching `CSV_SOURCE_PATH`.
@@ -132,7 +135,7 @@ class Kaspero:
             pipelines: list[SourcePipeline] = []
             for kind in wanted:
                 if kind == "csv":
-                    pipelines.extend(self._csv_pipelines())
+                    pipelines.extend(self._csv_pipelines(full_refresh))
                 elif kind == "rss":
                     feeds = self.settings.rss_feeds()
                     web = any(feed.startswith(("http://", "https://")) for feed in feeds)
@@ -151,19 +154,47 @@ class Kaspero:
                     pipelines.append(api_pipeline(self.settings, kind, provider, self.clock))
             yield pipelines
 
-    def _csv_pipelines(self) -> list[SourcePipeline]:
+    def _csv_pipelines(self, full_refresh: bool = False) -> list[SourcePipeline]:
         pattern = self.settings.csv_source_path
         paths = (
             sorted(Path(path) for path in glob.glob(pattern)) if glob.has_magic(pattern) else [Path(pattern)]
         )
+        if not paths:
+            return [SourcePipeline(reader=NoCsvFiles(pattern), normalizer=NoCsvFiles(pattern))]
         return [
-            SourcePipeline(
-                reader=CsvFileReader(path, self.clock, self.settings.csv_batch_size),
-                normalizer=CsvMarketNormalizer(),
-                contract=CSV_CONTRACT,
+            SourcePipeline(reader=source, normalizer=source)
+            for source in self.csv_sources(paths, full_refresh)
+        ]
+
+    def csv_sources(self, paths: Sequence[Path], full_refresh: bool = False) -> list[CsvFileSource]:
+        """Each file as a source, with its per-file options and the cross-reference."""
+        try:
+            options = load_csv_options(self.settings.csv_options_file())
+        except CsvOptionsError as ex:
+            raise SettingsError(f"CSV_OPTIONS_PATH: {ex}") from None
+        crossref = load_crossref(self.settings.asset_crossref_path)
+        context = CsvContext(
+            names_to_symbols={entry.name.lower(): entry.symbol for entry in crossref},
+            known_symbols=frozenset(entry.symbol for entry in crossref),
+            usd=UsdQuotes.of(self.settings.usd_quotes),
+            auto_map_confidence=self.settings.drift_auto_map_confidence,
+            max_record_bytes=self.settings.csv_max_record_bytes,
+        )
+        return [
+            CsvFileSource(
+                path,
+                self.clock,
+                self.settings.csv_batch_size,
+                options=options.for_file(path),
+                context=context,
+                full_refresh=full_refresh,
             )
             for path in paths
         ]
+
+    def inspect_csv(self, paths: Sequence[Path], rows: int = 5) -> list[FileInspection]:
+        """`kaspero csv inspect`: each file's layout and first rows as a load would store them."""
+        return [source.inspect(rows) for source in self.csv_sources(paths)]
 
     def run_etl(
         self,
@@ -171,14 +202,18 @@ class Kaspero:
         trigger: RunTrigger = RunTrigger.MANUAL,
         fail_after: int | None = None,
         should_stop: Callable[[], bool] | None = None,
+        full_refresh: bool = False,
     ) -> EtlRun:
-        with self.pipelines(sources) as pipelines:
+        """Run the sources now. `full_refresh` reads CSV files from their start, ignoring their
+        checkpoints (the upserts keep it idempotent), so rows an older version quarantined load."""
+        with self.pipelines(sources, full_refresh) as pipelines:
             options = IngestOptions(
                 fail_after=fail_after if fail_after is not None else self.settings.etl_fail_after,
                 auto_map_confidence=self.settings.drift_auto_map_confidence,
                 observer=self.observer,
                 should_stop=should_stop or (lambda: False),
                 crossref=load_crossref(self.settings.asset_crossref_path),
+                usd=UsdQuotes.of(self.settings.usd_quotes),
             )
             grace = timedelta(seconds=self.settings.run_abandon_grace_seconds)
             close_abandoned_runs(self.uow_factory, self.locks, self.clock, grace)

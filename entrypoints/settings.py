@@ -28,6 +28,10 @@ class Settings(pydantic.BaseModel):
     rss_source_url: str = "data/crypto_news.xml"
     asset_crossref_path: Path = Path("data/reference/asset_crossref.csv")
     csv_batch_size: int = pydantic.Field(default=5000, ge=1, le=1_000_000)
+    csv_options_path: Path | None = None  # unset: data/csv_options.toml when that file exists
+    csv_max_record_bytes: int = pydantic.Field(default=1 << 20, ge=1024, le=1 << 30)
+    usd_quotes: tuple[str, ...] = ("USD", "USDT", "USDC", "BUSD", "DAI", "TUSD", "FDUSD", "USDP")
+    consensus_window_minutes: float = pydantic.Field(default=15, gt=0, le=525_600)
     etl_sources: tuple[str, ...] | None = None
     etl_schedule_minutes: float = pydantic.Field(default=5.0, gt=0)
     etl_schedule_minutes_coinpaprika: float | None = pydantic.Field(default=None, gt=0)
@@ -72,6 +76,20 @@ class Settings(pydantic.BaseModel):
             names = tuple(part.strip().lower() for part in value.split(",") if part.strip())
             return names or None
         return value
+
+    @pydantic.field_validator("usd_quotes", mode="before")
+    @classmethod
+    def _split_quotes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip().upper() for part in value.split(",") if part.strip())
+        return value
+
+    def csv_options_file(self) -> Path | None:
+        """`CSV_OPTIONS_PATH`, else `data/csv_options.toml` when it exists (none otherwise)."""
+        if self.csv_options_path is not None:
+            return self.csv_options_path
+        default = Path("data/csv_options.toml")
+        return default if default.exists() else None
 
     @pydantic.field_validator("etl_sources")
     @classmethod

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 
 from adapters.memory.state import State
 from application.queries import Page
-from domain.assets import Alias, Asset, Candle, HistoryQuery, SourceQuote
+from domain.assets import Alias, Asset, Candle, HistoryPoint, HistoryQuery, SourceQuote, candle_of
+from domain.bars import UsdRate
 from domain.records import RecordKind
 
 ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
@@ -85,8 +85,8 @@ class InMemoryAssetRepository:
     def history(self, asset_id: int, query: HistoryQuery) -> list[Candle]:
         step = query.interval.step
         consensus = query.source == "consensus"
-        series: dict[tuple[datetime, str], list[tuple[datetime, Decimal]]] = {}
-        for (asset, source, observed), price in self._state.history.items():
+        series: dict[tuple[datetime, str], list[HistoryPoint]] = {}
+        for (asset, source, observed), point in self._state.history.items():
             if (
                 asset != asset_id
                 or (query.start and observed < query.start)
@@ -96,10 +96,27 @@ class InMemoryAssetRepository:
             if not consensus and query.source is not None and source != query.source:
                 continue
             bucket = ORIGIN + (observed - ORIGIN) // step * step
-            series.setdefault((bucket, "consensus" if consensus else source), []).append((observed, price))
-        candles = []
-        for (bucket, name), points in sorted(series.items()):
-            points.sort()
-            prices = [price for _, price in points]
-            candles.append(Candle(bucket, name, prices[0], max(prices), min(prices), prices[-1], len(prices)))
-        return candles
+            series.setdefault((bucket, "consensus" if consensus else source), []).append(point)
+        return [candle_of(bucket, name, points) for (bucket, name), points in sorted(series.items())]
+
+
+class InMemoryUsdRateRepository:
+    def __init__(self, state: State) -> None:
+        self._state = state
+
+    def usd_rates(
+        self, symbol: str, bars: Sequence[tuple[datetime, int]]
+    ) -> dict[tuple[datetime, int], UsdRate]:
+        assets = {asset.id for asset in self._state.assets.values() if asset.symbol == symbol.upper()}
+        rates = {}
+        for start, seconds in bars:
+            end = start + timedelta(seconds=seconds)
+            inside = [
+                (observed, source, point)
+                for (asset, source, observed), point in self._state.history.items()
+                if asset in assets and start <= observed < end
+            ]
+            if inside:
+                observed, source, point = max(inside, key=lambda item: item[0])
+                rates[(start, seconds)] = UsdRate(symbol.upper(), point.close, observed, source)
+        return rates

@@ -5,12 +5,11 @@ from __future__ import annotations
 import itertools
 import threading
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import attrs
 
-from domain.assets import Alias, Asset
+from domain.assets import Alias, Asset, HistoryPoint
 from domain.checkpoints import Checkpoint
 from domain.drift import StoredDrift
 from domain.records import RawRecord, StoredRecord, UnifiedRecord
@@ -48,9 +47,7 @@ class State:
     ids: Any = attrs.Factory(lambda: itertools.count(1))
     assets: dict[int, Asset] = attrs.Factory(dict)
     aliases: dict[tuple[str, str], Alias] = attrs.Factory(dict)
-    history: dict[tuple[int, str, datetime], Decimal] = attrs.Factory(
-        dict
-    )  # (asset, source, observed) → price
+    history: dict[tuple[int, str, datetime], HistoryPoint] = attrs.Factory(dict)  # (asset, source, observed)
 
 
 class InMemoryStore:

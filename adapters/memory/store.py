@@ -16,13 +16,14 @@ from typing import Any, Self
 
 import attrs
 
-from adapters.memory.assets import InMemoryAssetRepository
+from adapters.memory.assets import InMemoryAssetRepository, InMemoryUsdRateRepository
 from adapters.memory.scheduling import (
     InMemoryRunRequestRepository,
     InMemoryScheduleRepository,
 )
 from adapters.memory.state import InMemoryStore, Quarantined, State, StoredRaw
 from application.ports import EncodedBatch, LoadCounts
+from domain.assets import HistoryPoint
 from domain.checkpoints import Checkpoint
 from domain.comparison import DataDelta, PriceQuote
 from domain.drift import DriftFinding, DriftKind, StoredDrift
@@ -91,7 +92,10 @@ class InMemoryRecordRepository:
                 and record.price_usd is not None
             ):
                 state.history.setdefault(
-                    (record.asset_id, record.source, record.observed_at), record.price_usd
+                    (record.asset_id, record.source, record.observed_at),
+                    HistoryPoint(
+                        record.observed_at, record.price_usd, record.open_usd, record.high_usd, record.low_usd
+                    ),
                 )
             if record.source_type is SourceType.API:
                 seen = state.observations.setdefault((record.source, run_id), {})
@@ -394,6 +398,7 @@ class InMemoryUnitOfWork:
         self.requests = InMemoryRunRequestRepository(self._working)
         self.schedule = InMemoryScheduleRepository(self._working)
         self.assets = InMemoryAssetRepository(self._working)
+        self.rates = InMemoryUsdRateRepository(self._working)
 
     def __exit__(
         self,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import psycopg
 
 from application.queries import Page
 from domain.assets import Alias, Asset, Candle, HistoryQuery, Method, SourceQuote
+from domain.bars import UsdRate
 
 SELECT_ALIASES = """
 SELECT a.source, a.source_asset_id, a.asset_id
@@ -46,10 +48,13 @@ SELECT DISTINCT ON (source) source, price_usd, observed_at FROM unified_data
 WHERE asset_id = %(id)s AND kind = 'market' AND price_usd IS NOT NULL
 ORDER BY source, observed_at DESC NULLS LAST
 """
+# a bucket's candle from the bars in it: the first one's open, the highest high, the lowest low,
+# the last one's close (a snapshot's price counts as all four)
 SELECT_HISTORY = """
 SELECT date_bin(%(step)s, observed_at, timestamptz '2000-01-01') AS bucket,
        CASE WHEN %(consensus)s THEN 'consensus' ELSE source END AS series,
-       (array_agg(price_usd ORDER BY observed_at))[1], max(price_usd), min(price_usd),
+       (array_agg(coalesce(open_usd, price_usd) ORDER BY observed_at))[1],
+       max(coalesce(high_usd, price_usd)), min(coalesce(low_usd, price_usd)),
        (array_agg(price_usd ORDER BY observed_at DESC))[1], count(*)
 FROM market_history
 WHERE asset_id = %(id)s
@@ -145,3 +150,42 @@ class PostgresAssetRepository:
             Candle(bucket, series, opening, high, low, closing, int(count))
             for bucket, series, opening, high, low, closing, count in rows
         ]
+
+
+# the last USD price of the asset within each bar, from any source's history
+SELECT_USD_RATES = """
+SELECT b.start, b.seconds, h.price_usd, h.observed_at, h.source
+FROM unnest(%(starts)s::timestamptz[], %(seconds)s::int[]) AS b (start, seconds)
+CROSS JOIN LATERAL (
+    SELECT m.price_usd, m.observed_at, m.source FROM market_history m
+    WHERE m.asset_id = ANY(%(assets)s)
+      AND m.observed_at >= b.start AND m.observed_at < b.start + make_interval(secs => b.seconds)
+    ORDER BY m.observed_at DESC LIMIT 1
+) h
+"""
+SELECT_ASSETS_OF_SYMBOL = "SELECT id FROM assets WHERE symbol = %(symbol)s"
+
+
+class PostgresUsdRateRepository:
+    def __init__(self, connection: psycopg.Connection) -> None:
+        self._connection = connection
+
+    def usd_rates(
+        self, symbol: str, bars: Sequence[tuple[datetime, int]]
+    ) -> dict[tuple[datetime, int], UsdRate]:
+        assets = [
+            row[0] for row in self._connection.execute(SELECT_ASSETS_OF_SYMBOL, {"symbol": symbol.upper()})
+        ]
+        if not assets or not bars:
+            return {}
+        params = {
+            "starts": [start for start, _ in bars],
+            "seconds": [seconds for _, seconds in bars],
+            "assets": assets,
+        }
+        return {
+            (start, seconds): UsdRate(symbol.upper(), price, observed_at, source)
+            for start, seconds, price, observed_at, source in self._connection.execute(
+                SELECT_USD_RATES, params
+            )
+        }

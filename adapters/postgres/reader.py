@@ -17,7 +17,7 @@ from domain.records import RecordKind, SourceType, StoredRecord, UnifiedRecord
 RECORD_COLUMNS = """id, raw_id, first_run_id, last_run_id, created_at, updated_at, source_type, source,
 source_record_id, kind, title, description, author, category, tags, url, published_at, symbol,
 asset_name, price_usd, market_cap_usd, volume_24h_usd, rank, pct_change_24h, observed_at, extra,
-checksum, mentions, asset_id"""
+checksum, mentions, asset_id, quote_currency, price, open_usd, high_usd, low_usd, bar_seconds"""
 SELECT_RECORDS = (
     """
 SELECT """
@@ -180,7 +180,8 @@ def stored_record_from_row(row: tuple[Any, ...]) -> StoredRecord:
         record_id, raw_id, first_run_id, last_run_id, created_at, updated_at, source_type, source,
         source_record_id, kind, title, description, author, category, tags, url, published_at,
         symbol, asset_name, price_usd, market_cap_usd, volume_24h_usd, rank, pct_change_24h,
-        observed_at, extra, checksum, mentions, asset_id,
+        observed_at, extra, checksum, mentions, asset_id, quote_currency, price, open_usd, high_usd,
+        low_usd, bar_seconds,
     ) = row  # fmt: skip
     record = UnifiedRecord(
         source=source,
@@ -206,6 +207,12 @@ def stored_record_from_row(row: tuple[Any, ...]) -> StoredRecord:
         extra=extra or {},
         mentions=tuple(mentions or ()),
         asset_id=asset_id,
+        quote_currency=quote_currency,
+        price=price,
+        open_usd=open_usd,
+        high_usd=high_usd,
+        low_usd=low_usd,
+        bar_seconds=bar_seconds,
     )
     return StoredRecord(
         id=record_id,

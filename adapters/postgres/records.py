@@ -29,7 +29,8 @@ UNIFIED_COLUMNS = (
     "source_type", "source", "source_record_id", "kind", "title", "description", "author",
     "category", "tags", "url", "published_at", "symbol", "asset_name", "price_usd",
     "market_cap_usd", "volume_24h_usd", "rank", "pct_change_24h", "observed_at", "extra",
-    "checksum", "mentions", "asset_id",
+    "checksum", "mentions", "asset_id", "quote_currency", "price", "open_usd", "high_usd", "low_usd",
+    "bar_seconds",
 )  # fmt: skip
 
 CREATE_STAGING = """
@@ -96,8 +97,11 @@ ON CONFLICT (source, source_record_id, checksum) DO UPDATE SET
 
 
 INSERT_HISTORY = """
-INSERT INTO market_history (asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, run_id)
-SELECT asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, %(run_id)s FROM staging_unified
+INSERT INTO market_history (asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, run_id,
+                            open_usd, high_usd, low_usd, bar_seconds)
+SELECT asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, %(run_id)s,
+       open_usd, high_usd, low_usd, bar_seconds
+FROM staging_unified
 WHERE asset_id IS NOT NULL AND observed_at IS NOT NULL AND price_usd IS NOT NULL
 ON CONFLICT DO NOTHING
 """
@@ -381,4 +385,10 @@ def _unified_row(record: UnifiedRecord) -> tuple[str, ...]:
         record.checksum,
         copy_text.text_array(record.mentions),
         number(record.asset_id),
+        text(record.quote_currency),
+        number(record.price),
+        number(record.open_usd),
+        number(record.high_usd),
+        number(record.low_usd),
+        number(record.bar_seconds),
     )

@@ -64,7 +64,8 @@ SELECT source, count(*) AS runs,
            'running', count(*) FILTER (WHERE status = 'running'),
            'success', count(*) FILTER (WHERE status = 'success'),
            'partial', count(*) FILTER (WHERE status = 'partial'),
-           'failed', count(*) FILTER (WHERE status = 'failed')
+           'failed', count(*) FILTER (WHERE status = 'failed'),
+           'skipped', count(*) FILTER (WHERE status = 'skipped')
        ) AS runs_by_status
 FROM etl_run_sources
 GROUP BY source

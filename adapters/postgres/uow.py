@@ -8,7 +8,7 @@ from typing import Self
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from adapters.postgres.assets import PostgresAssetRepository
+from adapters.postgres.assets import PostgresAssetRepository, PostgresUsdRateRepository
 from adapters.postgres.drifts import PostgresDriftRepository
 from adapters.postgres.records import PostgresRecordRepository
 from adapters.postgres.runs import PostgresCheckpointRepository, PostgresRunRepository
@@ -29,6 +29,7 @@ class PostgresUnitOfWork:
     requests: PostgresRunRequestRepository
     schedule: PostgresScheduleRepository
     assets: PostgresAssetRepository
+    rates: PostgresUsdRateRepository
 
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
@@ -43,6 +44,7 @@ class PostgresUnitOfWork:
         self.requests = PostgresRunRequestRepository(connection)
         self.schedule = PostgresScheduleRepository(connection)
         self.assets = PostgresAssetRepository(connection)
+        self.rates = PostgresUsdRateRepository(connection)
         return self
 
     def __exit__(

@@ -238,7 +238,7 @@ def test_source_stats_total_every_run_of_a_source(storage: Storage) -> None:
     assert stats.last_error == "csv:prices: gone"
     assert stats.average_duration_ms == 350
     assert stats.last_duration_ms == 200
-    assert stats.runs_by_status == {"running": 0, "success": 1, "partial": 0, "failed": 1}
+    assert stats.runs_by_status == {"running": 0, "success": 1, "partial": 0, "failed": 1, "skipped": 0}
 
 
 def test_drift_findings_are_kept_once_with_a_count(storage: Storage) -> None:

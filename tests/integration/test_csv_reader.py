@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from adapters.feeds.csv_normalizer import CsvMarketNormalizer
-from adapters.feeds.csv_reader import CsvFileReader
+from adapters.feeds.csv_file import CsvFileSource
 from application.errors import SourceUnavailable
 from application.ingest import normalize_batch
 from application.ports import Batch
@@ -23,7 +22,7 @@ def clock() -> datetime:
 
 
 def read_all(
-    reader: CsvFileReader, cursor: dict[str, Any] | None = None
+    reader: CsvFileSource, cursor: dict[str, Any] | None = None
 ) -> tuple[list[Batch], dict[str, Any] | None]:
     batches = list(reader.read(cursor, run_id=1))
     return batches, (batches[-1].cursor if batches else cursor)
@@ -49,29 +48,38 @@ MESSY = (
 def test_messy_export_cells_are_read_and_bad_rows_are_quarantined_with_a_reason(tmp_path: Path) -> None:
     path = tmp_path / "messy.csv"
     path.write_bytes(MESSY.encode("utf-8"))
-    reader = CsvFileReader(path, clock)
+    reader = CsvFileSource(path, clock)
     assert reader.source.name == "csv:messy"
     [batch] = list(reader.read(None, run_id=1))
-    records, quarantined = normalize_batch(batch, CsvMarketNormalizer())
+    records, quarantined = normalize_batch(batch, reader)
 
     by_symbol = {record.symbol: record for record in records}
-    assert sorted(by_symbol) == ["BTC", "DOGE", "ETH", "SOL"]
+    assert sorted(by_symbol) == ["BTC", "DOGE", "SOL"]
     btc = by_symbol["BTC"]
     assert btc.source_record_id == "BTC@2024-01-01"
     assert btc.price_usd == Decimal("42500.50")
     assert btc.volume_24h_usd == Decimal(1234567)
     assert btc.market_cap_usd is None
     assert btc.observed_at == datetime(2024, 1, 1, tzinfo=UTC)
-    assert btc.extra == {"open": "42000.00", "high": "43000", "low": "41000", "Exchange": "Binance"}
-    assert by_symbol["ETH"].observed_at == datetime(2024, 1, 2, tzinfo=UTC)
-    assert by_symbol["ETH"].volume_24h_usd is None
-    assert by_symbol["ETH"].market_cap_usd == Decimal(275_000_000_000)
+    assert (btc.quote_currency, btc.price, btc.open_usd) == ("USD", Decimal("42500.50"), Decimal("42000.00"))
+    assert btc.extra == {
+        "open": "42000.00",
+        "high": "43000",
+        "low": "41000",
+        "Exchange": "Binance",
+        "quote_volume": "1234567",
+        "volume_usd_from": "quote volume (USD)",
+    }
+    assert reader.layout is not None
+    assert reader.layout.quote.source == "column name 'Close (USD)'"
     assert by_symbol["SOL"].asset_name == "Solana, the chain"
     assert by_symbol["SOL"].extra["Exchange"] == "multi\r\nline"
 
     reasons = sorted(item.reason for item in quarantined)
     assert reasons == [
         "Close (USD): not a number: 'not-a-price'",
+        "Date: ambiguous date '01/02/2024': day and month could be either way round, and its column "
+        "does not say; set date_order (dmy or mdy) for this file in csv_options.toml",
         "Symbol: required value is missing",
         "row has 11 cells but the header has 10",
     ]
@@ -83,14 +91,14 @@ def test_invalid_utf8_quarantines_that_row_only(tmp_path: Path) -> None:
         f"{HEADER}\n2024-01-01,BTC,Bit\xffcoin,1,1,1,1,1,1\n".encode("latin-1")
         + b"2024-01-01,ETH,E,1,1,1,2,1,1\n"
     )
-    [batch] = list(CsvFileReader(path, clock).read(None, run_id=1))
+    [batch] = list(CsvFileSource(path, clock).read(None, run_id=1))
     assert [item.reason for item in batch.rejected] == ["row is not valid UTF-8"]
     assert [raw.source_record_id for raw in batch.raws] == ["ETH@2024-01-01"]
 
 
 def test_an_untouched_file_is_skipped_without_reading(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "prices.csv", list(market_lines(5)))
-    reader = CsvFileReader(path, clock, batch_size=4)
+    reader = CsvFileSource(path, clock, batch_size=4)
     batches, cursor = read_all(reader)
     assert len(ids(batches)) == 15
     assert [len(batch.raws) for batch in batches] == [4, 4, 4, 3]
@@ -101,7 +109,7 @@ def test_an_untouched_file_is_skipped_without_reading(tmp_path: Path) -> None:
 def test_appended_rows_are_the_only_ones_read_next_time(tmp_path: Path) -> None:
     lines = list(market_lines(10))
     path = write_csv(tmp_path / "prices.csv", lines[:20], newline="\r\n")
-    reader = CsvFileReader(path, clock)
+    reader = CsvFileSource(path, clock)
     first, cursor = read_all(reader)
     append_lines(path, lines[20:], newline="\r\n")
     second, cursor = read_all(reader, cursor)
@@ -113,7 +121,7 @@ def test_appended_rows_are_the_only_ones_read_next_time(tmp_path: Path) -> None:
 
 def test_a_touched_but_unchanged_file_reads_nothing_and_remembers_its_new_mtime(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "prices.csv", list(market_lines(2)))
-    reader = CsvFileReader(path, clock)
+    reader = CsvFileSource(path, clock)
     _, cursor = read_all(reader)
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10_000_000))
@@ -128,7 +136,7 @@ def test_a_touched_but_unchanged_file_reads_nothing_and_remembers_its_new_mtime(
 def test_a_rewritten_or_truncated_file_is_read_again_from_the_top(tmp_path: Path, change: str) -> None:
     lines = list(market_lines(6))
     path = write_csv(tmp_path / "prices.csv", lines)
-    reader = CsvFileReader(path, clock)
+    reader = CsvFileSource(path, clock)
     _, cursor = read_all(reader)
     if change == "rewritten":
         # same size, one early price edited: only the prefix hash can tell
@@ -147,26 +155,26 @@ def test_an_unterminated_last_line_is_loaded_and_read_again_once_complete(tmp_pa
     lines = list(market_lines(2))
     path = tmp_path / "prices.csv"
     path.write_bytes(("\n".join([HEADER, *lines[:5]]) + "\n" + lines[5][:20]).encode())
-    reader = CsvFileReader(path, clock)
+    reader = CsvFileSource(path, clock)
     first, cursor = read_all(reader)
     assert len(ids(first)) == 6  # the partial line is read (and quarantined by the normalizer)
     with path.open("ab") as handle:
         handle.write((lines[5][20:] + "\n").encode())
     second, _ = read_all(reader, cursor)
     assert ids(second) == ["SOL@2023-01-02"]
-    records, _ = normalize_batch(second[0], CsvMarketNormalizer())
+    records, _ = normalize_batch(second[0], reader)
     assert records[0].price_usd is not None
 
 
 def test_a_missing_file_is_a_clear_source_error(tmp_path: Path) -> None:
-    reader = CsvFileReader(tmp_path / "absent.csv", clock)
+    reader = CsvFileSource(tmp_path / "absent.csv", clock)
     with pytest.raises(SourceUnavailable, match=r"csv:absent: cannot open .*absent\.csv"):
         list(reader.read(None, run_id=1))
 
 
 def test_a_header_only_file_yields_an_empty_checkpointed_batch(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "empty.csv", [])
-    batches, cursor = read_all(CsvFileReader(path, clock))
+    batches, cursor = read_all(CsvFileSource(path, clock))
     assert ids(batches) == []
     assert cursor is not None
     assert cursor["offset"] == path.stat().st_size

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.feeds.csv_columns import CSV_CONTRACT
 from adapters.http_source.coingecko import CONTRACT as COINGECKO
 from adapters.http_source.coinpaprika import CONTRACT as COINPAPRIKA
 from domain.drift import DriftKind, detect_drift, name_similarity
@@ -109,17 +110,29 @@ def test_an_added_field_a_removed_optional_field_and_a_type_change() -> None:
     assert changed.sample_value == "1"
 
 
-def test_a_renamed_csv_header_is_found_through_the_column_aliases() -> None:
-    rows = [
-        {"Date": "2024-01-01", "Ticker": "BTC", "Name": "Bitcoin", "Closing": "42000.5", "Volume": "1"},
-        {"Date": "2024-01-02", "Ticker": "BTC", "Name": "Bitcoin", "Closing": "43000.5", "Volume": "2"},
+def test_a_renamed_csv_price_column_is_found_by_the_layout_and_read() -> None:
+    from domain.csv_layout import detect_layout, read_bar
+
+    lines = [
+        "Date,Ticker,Name,Closing,Volume\n",
+        "2024-01-01,BTC,Bitcoin,42000.5,1\n",
+        "2024-01-02,BTC,Bitcoin,43000.5,2\n",
     ]
-    report = detect_drift(CSV_CONTRACT, batch(rows))
-    renamed = [f for f in report.findings if f.kind is DriftKind.RENAMED]
-    assert [(f.field, f.candidate, f.auto_mapped) for f in renamed] == [("close", "Closing", True)]
-    removed = sorted(f.field for f in report.findings if f.kind is DriftKind.REMOVED)
-    assert removed == ["high", "low", "market_cap", "open"]
-    assert report.remap(rows[0])["close"] == "42000.5"
+    layout = detect_layout("prices.csv", lines)
+    assert [(f.kind, f.field, f.candidate, f.auto_mapped) for f in layout.findings] == [
+        (DriftKind.RENAMED, "close", "Closing", True)
+    ]
+    assert read_bar(
+        layout, dict(zip(layout.header, ["2024-01-01", "BTC", "Bitcoin", "42000.5", "1"], strict=True))
+    ).close == Decimal("42000.5")
+
+
+def test_a_column_unlike_any_price_refuses_the_file_naming_the_nearest() -> None:
+    from domain.csv_layout import LayoutRefused, detect_layout
+
+    lines = ["Date,Ticker,Zzz\n", "2024-01-01,BTC,42000.5\n"]
+    with pytest.raises(LayoutRefused, match=r"no price column: .*the nearest, 'Zzz', is only"):
+        detect_layout("prices.csv", lines)
 
 
 def test_names_alike_score_high_and_names_apart_score_low() -> None:

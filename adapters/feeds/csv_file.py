@@ -1,0 +1,351 @@
+"""A price file as a source: understood first (its layout), then read incrementally.
+
+The layout is decided once per read from the file's first lines (`domain.csv_layout`); a file
+that cannot be understood is refused whole (`FileRefused`) before any row is read. Rows are then
+read from the byte offset of the checkpoint: appended rows only, a rewritten file in full. The
+checkpoint holds the offset of the last complete line read and the sha256 of every byte before
+it; an untouched file (same size and mtime) is skipped without being opened.
+
+The same object normalizes what it read (it knows the layout), and `inspect` shows what a load
+would do without writing anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+
+from application.errors import FileRefused, SourceSkipped, SourceUnavailable
+from application.ports import Batch
+from domain.bars import FileInspection, bar_record
+from domain.checkpoints import FileCursor
+from domain.checksum import payload_checksum
+from domain.cleaning import NUL, NUL_REASON, replace_nul
+from domain.csv_cells import OrderEvidence
+from domain.csv_layout import Layout, LayoutRefused, detect_layout, read_bar, settle_date_order
+from domain.csv_options import FileOptions
+from domain.errors import InvalidRecord, InvalidValue
+from domain.pairs import UsdQuotes, split_pair
+from domain.records import QuarantinedRecord, RawRecord, Source, SourceType, UnifiedRecord
+
+_CHUNK = 1 << 20
+_BOM = b"\xef\xbb\xbf"
+_HEAD_BYTES = 256 << 10  # what the layout is decided from: the first 256 KiB (up to 2,000 rows)
+_HEAD_LINES = 2100
+DEFAULT_MAX_RECORD_BYTES = 1 << 20
+_KEPT_OF_OVERSIZED = 1024  # characters of each cell kept in the raw payload of an oversized row
+
+# every field of any size is read (the csv module refuses fields over 128 KiB by default); rows
+# over the record size limit are quarantined instead, whole files never fail on one cell
+csv.field_size_limit(sys.maxsize)
+
+
+def csv_source_name(path: Path) -> str:
+    return f"csv:{path.stem}"
+
+
+@attrs.frozen
+class CsvContext:
+    """What detection needs besides the file: the cross-reference and the USD quotes."""
+
+    names_to_symbols: Mapping[str, str] = attrs.field(factory=dict)
+    known_symbols: frozenset[str] = frozenset()
+    usd: UsdQuotes = attrs.Factory(UsdQuotes)
+    auto_map_confidence: float = 0.8
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+
+
+class CsvFileSource:
+    """One CSV price file as one source, `csv:<file stem>`: its reader and its normalizer."""
+
+    def __init__(
+        self,
+        path: Path,
+        clock: Callable[[], datetime],
+        batch_size: int = 5000,
+        options: FileOptions | None = None,
+        context: CsvContext | None = None,
+        full_refresh: bool = False,
+    ) -> None:
+        self.path = path
+        self.source = Source(name=csv_source_name(path), source_type=SourceType.CSV)
+        self._clock = clock
+        self._batch_size = batch_size
+        self._options = options or FileOptions()
+        self._context = context or CsvContext()
+        self._full_refresh = full_refresh
+        self.layout: Layout | None = None
+
+    # ---- SourceReader -------------------------------------------------------------------------
+
+    def read(self, cursor: dict[str, Any] | None, run_id: int) -> Iterator[Batch]:
+        try:
+            stat = self.path.stat()
+            handle = self.path.open("rb")
+        except OSError as ex:
+            raise SourceUnavailable(f"{self.source.name}: cannot open {self.path}: {ex.strerror}") from ex
+        with handle:
+            previous = None if self._full_refresh or not cursor else FileCursor.from_dict(cursor)
+            if (
+                previous
+                and previous.complete
+                and (previous.size, previous.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+            ):
+                return
+            if stat.st_size == 0 or not handle.read(_CHUNK).strip():
+                return
+            layout = self._understand(handle)
+            self.layout = layout
+            data_start = _data_start(handle, layout)
+            start, hasher = _resume_point(handle, previous, stat.st_size)
+            if start < data_start:
+                handle.seek(0)
+                hasher = hashlib.sha256(handle.read(data_start))
+                start = data_start
+            handle.seek(start)
+            batches = self._batches(handle, layout, start, hasher, stat.st_size, stat.st_mtime_ns, run_id)
+            first = True
+            for batch in batches:
+                if first and layout.findings:
+                    batch = attrs.evolve(batch, findings=layout.findings)
+                first = False
+                yield batch
+
+    def _understand(self, handle: IO[bytes]) -> Layout:
+        """The file's layout, or the file refused whole with the reason."""
+        handle.seek(0)
+        head = handle.read(_HEAD_BYTES)
+        whole = len(head) < _HEAD_BYTES
+        text = head.removeprefix(_BOM).decode("utf-8", "replace")
+        lines = text.splitlines(keepends=True)
+        if not whole and len(lines) > 1:
+            lines = lines[:-1]  # the last line of the head may be cut
+        try:
+            layout = detect_layout(
+                self.path.name,
+                lines[:_HEAD_LINES],
+                self._options,
+                self._context.names_to_symbols,
+                self._context.known_symbols,
+                self._context.auto_map_confidence,
+            )
+            if layout.date_order_open:
+                layout = settle_date_order(layout, self._date_evidence(handle, layout))
+        except LayoutRefused as ex:
+            raise FileRefused(f"{self.source.name}: {ex}") from ex
+        return layout
+
+    def _date_evidence(self, handle: IO[bytes], layout: Layout) -> OrderEvidence:
+        """The whole time column's say on its day/month order (its first rows left it open)."""
+        handle.seek(_data_start(handle, layout))
+        index = layout.header.index(layout.time_column)
+        evidence = OrderEvidence()
+        lines = (line.decode("utf-8", "replace") for line in handle)
+        for cells in csv.reader(lines, delimiter=layout.delimiter):
+            if index < len(cells):
+                evidence = evidence.seeing(cells[index])
+                if evidence.order is not None or evidence.contradictory:
+                    break
+        return evidence
+
+    def _batches(
+        self,
+        handle: IO[bytes],
+        layout: Layout,
+        start: int,
+        hasher: Any,
+        size: int,
+        mtime_ns: int,
+        run_id: int,
+    ) -> Iterator[Batch]:
+        position = _LinePosition(handle, start, hasher)
+        fetched_at = self._clock()
+        raws: list[RawRecord] = []
+        rejected: list[QuarantinedRecord] = []
+        header = list(layout.header)
+        limit = self._context.max_record_bytes
+        for cells in csv.reader(position.lines(), delimiter=layout.delimiter):
+            if not cells or all(not cell.strip() for cell in cells):
+                continue
+            payload, problem = _payload(header, cells, limit)
+            raw = RawRecord.of(
+                source=self.source.name,
+                source_record_id=_record_id(payload, layout),
+                payload=payload,
+                fetched_at=fetched_at,
+                run_id=run_id,
+            )
+            if problem:
+                rejected.append(QuarantinedRecord(raw=raw, reason=problem))
+            else:
+                raws.append(raw)
+            if len(raws) + len(rejected) >= self._batch_size:
+                yield Batch(tuple(raws), self._cursor(position, size, mtime_ns, False), tuple(rejected))
+                raws, rejected = [], []
+        # always a final batch, even an empty one: it marks the file read to its end
+        yield Batch(tuple(raws), self._cursor(position, size, mtime_ns, True), tuple(rejected))
+
+    def _cursor(self, position: _LinePosition, size: int, mtime_ns: int, complete: bool) -> dict[str, Any]:
+        return FileCursor(
+            path=str(self.path),
+            offset=position.complete_offset,
+            prefix_sha256=position.complete_sha256,
+            size=size,
+            mtime_ns=mtime_ns,
+            complete=complete,
+        ).to_dict()
+
+    # ---- Normalizer ---------------------------------------------------------------------------
+
+    def normalize(self, raw: RawRecord) -> UnifiedRecord:
+        layout = self.layout
+        if layout is None:  # pragma: no cover - read() always runs first
+            raise InvalidRecord("the file's layout is not known yet")
+        bar = read_bar(layout, raw.payload)
+        return bar_record(raw, bar, self._context.usd, price_field=layout.fields["close"])
+
+    # ---- kaspero csv inspect ------------------------------------------------------------------
+
+    def inspect(self, rows: int = 5) -> FileInspection:
+        """The layout and the first `rows` rows as they would be stored; writes nothing."""
+        try:
+            batches = self.read(None, run_id=0)
+            records: list[UnifiedRecord] = []
+            quarantined: list[QuarantinedRecord] = []
+            for batch in batches:
+                for raw in batch.raws:
+                    if len(records) + len(quarantined) >= rows:
+                        break
+                    try:
+                        records.append(self.normalize(raw))
+                    except InvalidRecord as ex:
+                        quarantined.append(QuarantinedRecord(raw, str(ex)))
+                quarantined.extend(batch.rejected[: max(0, rows - len(records) - len(quarantined))])
+                if len(records) + len(quarantined) >= rows:
+                    break
+        except SourceUnavailable as ex:
+            return FileInspection(path=str(self.path), source=self.source.name, layout=None, refusal=str(ex))
+        return FileInspection(
+            path=str(self.path),
+            source=self.source.name,
+            layout=self.layout,
+            refusal=None,
+            records=tuple(records),
+            quarantined=tuple(quarantined),
+        )
+
+
+def _data_start(handle: IO[bytes], layout: Layout) -> int:
+    """The byte offset of the first data row: after the banner lines and the header."""
+    handle.seek(0)
+    for _ in range(layout.skip_lines + (1 if layout.has_header else 0)):
+        handle.readline()
+    return handle.tell()
+
+
+def _resume_point(handle: IO[bytes], previous: FileCursor | None, size: int) -> tuple[int, Any]:
+    """The offset to resume at and the hash of the bytes before it; 0 to start over."""
+    if previous is None or previous.offset > size:
+        return 0, hashlib.sha256()
+    handle.seek(0)
+    hasher = hashlib.sha256()
+    remaining = previous.offset
+    while remaining:
+        chunk = handle.read(min(_CHUNK, remaining))
+        if not chunk:
+            return 0, hashlib.sha256()
+        hasher.update(chunk)
+        remaining -= len(chunk)
+    if hasher.hexdigest() != previous.prefix_sha256:
+        return 0, hashlib.sha256()
+    return previous.offset, hasher
+
+
+class _LinePosition:
+    """Feeds decoded lines to the csv module while tracking how many bytes were consumed.
+
+    Only newline-terminated lines advance the checkpoint: an unterminated last line (a writer
+    still appending, or a file without a final newline) is loaded but read again next run,
+    which the content-keyed upsert makes harmless.
+    """
+
+    def __init__(self, handle: IO[bytes], start: int, hasher: Any) -> None:
+        self._handle = handle
+        self.complete_offset = start
+        self._hasher = hasher
+
+    @property
+    def complete_sha256(self) -> str:
+        return str(self._hasher.hexdigest())
+
+    def lines(self) -> Iterator[str]:
+        for line in self._handle:
+            if line.endswith(b"\n"):
+                self._hasher.update(line)
+                self.complete_offset += len(line)
+            yield line.decode("utf-8", "replace")
+
+
+def _payload(header: list[str], cells: list[str], limit: int) -> tuple[dict[str, Any], str | None]:
+    problem = None
+    size = sum(len(cell) for cell in cells)
+    if size > limit:
+        problem = (
+            f"row is {size:,} characters, over the {limit:,} a record may hold (CSV_MAX_RECORD_BYTES); "
+            f"kept with each cell cut to {_KEPT_OF_OVERSIZED:,} characters"
+        )
+        cells = [cell[:_KEPT_OF_OVERSIZED] for cell in cells]
+    text = "".join(cells)
+    if problem:
+        pass
+    elif len(cells) > len(header):
+        problem = f"row has {len(cells)} cells but the header has {len(header)}"
+    elif "\ufffd" in text:
+        problem = "row is not valid UTF-8"
+    elif NUL in text:
+        problem = f"row {NUL_REASON}"
+    if NUL in text:
+        cells = [replace_nul(cell) for cell in cells]
+    payload: dict[str, Any] = dict(zip(header, cells, strict=False))
+    if len(cells) > len(header):
+        payload["_extra_cells"] = cells[len(header) :]
+    return payload, problem
+
+
+def _record_id(payload: dict[str, Any], layout: Layout) -> str:
+    """`BTC@2024-01-31` for a daily row: the same row re-read keeps its identity."""
+    symbol = layout.symbol.value
+    if symbol is None:
+        pair = split_pair(str(payload.get(layout.fields.get("symbol", ""), "") or ""))
+        symbol = pair.base if pair else None
+        if pair and pair.quote and pair.quote != layout.quote.value:
+            symbol = f"{pair.base}/{pair.quote}"
+    try:
+        moment = layout.moments.read(str(payload.get(layout.time_column) or ""))
+    except InvalidValue:
+        moment = None
+    if symbol and moment:
+        when = moment.date().isoformat() if moment.time() == moment.min.time() else moment.isoformat()
+        return f"{symbol.upper()}@{when}"
+    return "row:" + payload_checksum(payload)[:24]
+
+
+class NoCsvFiles:
+    """The CSV source when `CSV_SOURCE_PATH` matches no file: skipped, with a warning."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self.source = Source(name="csv", source_type=SourceType.CSV)
+
+    def read(self, cursor: dict[str, Any] | None, run_id: int) -> Iterator[Batch]:
+        raise SourceSkipped(f"csv: CSV_SOURCE_PATH {self.pattern!r} matches no file; nothing to load")
+
+    def normalize(self, raw: RawRecord) -> UnifiedRecord:  # pragma: no cover - nothing is read
+        raise InvalidRecord("no file")
