@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from application.errors import NotFound
-from application.ports import RecordReader
-from application.queries import DataQuery, Page
-from domain.records import StoredRecord
+from application.ports import QuarantineReader, RecordReader
+from application.queries import DataQuery, Page, QuarantineQuery
+from domain.records import StoredQuarantine, StoredRecord
 
 
 def find_records(reader: RecordReader, query: DataQuery) -> Page[StoredRecord]:
+    return reader.find(query)
+
+
+def find_quarantined(reader: QuarantineReader, query: QuarantineQuery) -> Page[StoredQuarantine]:
     return reader.find(query)
 
 

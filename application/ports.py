@@ -13,14 +13,21 @@ from typing import Any, Protocol, Self
 
 import attrs
 
-from application.queries import DataQuery, Page
+from application.queries import DataQuery, Page, QuarantineQuery
 from domain.assets import Alias, Asset, Candle, HistoryQuery, SourceQuote
 from domain.bars import UsdRate
 from domain.checkpoints import Checkpoint
 from domain.comparison import DataDelta, PriceQuote
 from domain.drift import DriftFinding, DriftKind, StoredDrift
 from domain.mentions import KnownAsset
-from domain.records import QuarantinedRecord, RawRecord, Source, StoredRecord, UnifiedRecord
+from domain.records import (
+    QuarantinedRecord,
+    RawRecord,
+    Source,
+    StoredQuarantine,
+    StoredRecord,
+    UnifiedRecord,
+)
 from domain.requests import RunRequest
 from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, SourceStats
 
@@ -311,6 +318,12 @@ class RecordReader(Protocol):
     def find(self, query: DataQuery) -> Page[StoredRecord]: ...
 
     def get(self, record_id: int) -> StoredRecord | None: ...
+
+
+class QuarantineReader(Protocol):
+    """The read side behind `/quarantine`."""
+
+    def find(self, query: QuarantineQuery) -> Page[StoredQuarantine]: ...
 
 
 class HealthProbe(Protocol):

@@ -55,6 +55,7 @@ class DataQuery:
     kind: RecordKind | None = None
     symbol: str | None = None
     asset_id: int | None = None
+    quote_currency: str | None = None
     category: str | None = None
     author: str | None = None
     search: str | None = None
@@ -79,6 +80,23 @@ class DataQuery:
     @property
     def offset(self) -> int:
         return 0 if self.after is not None else (self.page - 1) * self.page_size
+
+
+@attrs.frozen
+class QuarantineQuery:
+    """`/quarantine` and `kaspero quarantine list`: newest first, filtered, paged by page or by
+    keyset (`after_id`: entries older than that one)."""
+
+    source: str | None = None
+    run_id: int | None = None  # entries this run quarantined (first or again)
+    reason: str | None = None  # a case-insensitive substring of the reason
+    page: int = 1
+    page_size: int = DEFAULT_PAGE_SIZE
+    after_id: int | None = None
+
+    @property
+    def offset(self) -> int:
+        return 0 if self.after_id is not None else (self.page - 1) * self.page_size
 
 
 @attrs.frozen

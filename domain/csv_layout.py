@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from typing import Any
 import attrs
 
 from domain.csv_cells import (
+    DateOrder,
     DecimalMark,
     MomentForm,
     MomentReader,
@@ -478,7 +480,11 @@ def _time_reader(column: str, values: Sequence[str], options: FileOptions) -> tu
             f"the dates in {column!r} are neither all day-first nor all month-first (both a first and a "
             "second number above 12 occur); fix the file, or set date_order for it in csv_options.toml"
         )
-    return MomentReader(form, evidence.order, zone), evidence.order is None
+    order = evidence.order
+    numeric = [value.strip() for value in values if moment_form(value) is MomentForm.NUMERIC]
+    if order is None and numeric and all(re.match(r"^\d{1,2}\.\d{1,2}\.", value) for value in numeric):
+        order = DateOrder.DMY  # dotted dates (31.12.2024) are day-first wherever they are written
+    return MomentReader(form, order, zone), order is None
 
 
 def _marks(

@@ -201,6 +201,21 @@ class StoredRecord:
 
 
 @attrs.frozen
+class StoredQuarantine:
+    """A quarantined record as kept: the payload as received, why it was refused, by which runs."""
+
+    id: int
+    source: str
+    source_record_id: str
+    reason: str
+    payload: dict[str, Any]
+    first_run_id: int
+    last_run_id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@attrs.frozen
 class QuarantinedRecord:
     """A raw record that could not be normalized, kept with the reason."""
 

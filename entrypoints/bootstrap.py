@@ -34,7 +34,7 @@ from adapters.http_source.coingecko import CoinGeckoNormalizer, CoinGeckoPaging,
 from adapters.http_source.coinpaprika import CoinPaprikaNormalizer, HttpxCoinPaprikaReader
 from adapters.http_source.rate_limit import TokenBucket
 from adapters.http_source.transport import ProviderClient, RetryPolicy
-from adapters.memory.reader import InMemoryHealthProbe, InMemoryRecordReader
+from adapters.memory.reader import InMemoryHealthProbe, InMemoryQuarantineReader, InMemoryRecordReader
 from adapters.memory.scheduling import InMemorySourceLocks
 from adapters.memory.state import InMemoryStore
 from adapters.memory.store import InMemoryUnitOfWork
@@ -43,11 +43,20 @@ from adapters.postgres.embedded import EmbeddedPostgres
 from adapters.postgres.health import PostgresHealthProbe
 from adapters.postgres.migrations import apply_migrations, migration_ids
 from adapters.postgres.pooling import configure as configure_connection
+from adapters.postgres.quarantine import PostgresQuarantineReader
 from adapters.postgres.reader import PostgresRecordReader
 from adapters.postgres.scheduling import PostgresSourceLocks
 from adapters.postgres.uow import PostgresUnitOfWork
 from application.ingest import IngestOptions, SourcePipeline, close_abandoned_runs, run_etl
-from application.ports import Clock, EtlObserver, HealthProbe, RecordReader, SourceLocks, UnitOfWorkFactory
+from application.ports import (
+    Clock,
+    EtlObserver,
+    HealthProbe,
+    QuarantineReader,
+    RecordReader,
+    SourceLocks,
+    UnitOfWorkFactory,
+)
 from domain.bars import FileInspection
 from domain.pairs import UsdQuotes
 from domain.runs import EtlRun, RunTrigger
@@ -99,6 +108,7 @@ class Container(containers.DeclarativeContainer):
     pool = providers.Resource(pool_resource, database_url, settings.provided.db_pool_max_size)
     uow_factory = providers.Factory(PostgresUnitOfWork, pool)
     reader = providers.Singleton(PostgresRecordReader, pool)
+    quarantine = providers.Singleton(PostgresQuarantineReader, pool)
     locks = providers.Resource(locks_resource, database_url)
     probe = providers.Singleton(PostgresHealthProbe, pool, providers.Callable(migration_ids, MIGRATIONS_DIR))
 
@@ -110,6 +120,7 @@ class Kaspero:
     settings: Settings
     uow_factory: UnitOfWorkFactory
     reader: RecordReader
+    quarantine: QuarantineReader
     probe: HealthProbe
     locks: SourceLocks
     clock: Clock
@@ -240,6 +251,7 @@ def build(
         store = InMemoryStore()
         container.uow_factory.override(providers.Factory(InMemoryUnitOfWork, store))
         container.reader.override(providers.Object(InMemoryRecordReader(store)))
+        container.quarantine.override(providers.Object(InMemoryQuarantineReader(store)))
         container.probe.override(providers.Object(InMemoryHealthProbe()))
         container.locks.override(providers.Object(InMemorySourceLocks()))
     else:
@@ -249,6 +261,7 @@ def build(
         settings=settings,
         uow_factory=cast(UnitOfWorkFactory, container.uow_factory),
         reader=container.reader(),
+        quarantine=container.quarantine(),
         probe=container.probe(),
         locks=container.locks(),
         clock=container.clock(),

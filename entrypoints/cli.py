@@ -19,15 +19,20 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import structlog
 
+from application.browse import find_quarantined
 from application.comparison import compare
 from application.errors import NotFound
+from application.queries import QuarantineQuery
 from application.runs import list_runs
 from domain.runs import EtlRun, RunStatus, RunTrigger
 from entrypoints import bootstrap
+from entrypoints.api.render import quarantined as render_quarantined
+from entrypoints.inspection import inspection_json, inspection_text
 from entrypoints.logs import configure_logging, redact
 from entrypoints.scheduler import run_scheduler
 from entrypoints.settings import SOURCE_KINDS, Settings, SettingsError
@@ -72,11 +77,45 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--fail-after", type=int, metavar="N", help="failure injection: stop the run after N records"
     )
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="read CSV files from their start, ignoring their checkpoints (idempotent: rows stored "
+        "unchanged are not written again), so rows an older version quarantined load",
+    )
     run.set_defaults(handler=_etl_run)
+
+    csv_commands = commands.add_parser("csv", help="price files").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    inspecting = csv_commands.add_parser(
+        "inspect",
+        help="show how files would load: layout, symbol and quote, first rows as stored; writes nothing",
+        description="A dry run of the CSV reader: per file, the layout it detects (delimiter, lines "
+        "skipped, header or headerless layout, column mapping, date form and order, decimal marks, "
+        "symbol and quote and where each came from, bar interval) and the first rows as they would "
+        "be stored, or why the file is refused. Needs no database. Reads CSV_OPTIONS_PATH and "
+        "ASSET_CROSSREF_PATH. Exit codes: 0 every file understood, 1 a file refused, 2 usage.",
+    )
+    inspecting.add_argument("files", nargs="+", type=Path, metavar="FILE", help="CSV files to inspect")
+    inspecting.add_argument("--rows", type=_positive, default=5, help="rows to show per file (default 5)")
+    inspecting.add_argument("--json", action="store_true", help="print JSON, for scripts")
+    inspecting.set_defaults(handler=_csv_inspect)
+
+    quarantine = commands.add_parser("quarantine", help="records that could not be loaded").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    q_list = quarantine.add_parser("list", help="quarantined records, newest first, with the reason")
+    q_list.add_argument("--source", help="only this source, e.g. csv:prices")
+    q_list.add_argument("--run", type=_positive, dest="run_id", help="quarantined (again) by this run id")
+    q_list.add_argument("--reason", help="a case-insensitive substring of the reason")
+    q_list.add_argument("--limit", type=_positive, default=20, help="how many (default 20, at most 100)")
+    q_list.add_argument("--json", action="store_true", help="print JSON, for scripts")
+    q_list.set_defaults(handler=_quarantine_list)
 
     runs = commands.add_parser("runs", help="run history").add_subparsers(required=True, metavar="ACTION")
     listing = runs.add_parser("list", help="recent runs, newest first, with per-source counters")
-    listing.add_argument("--limit", type=int, default=10)
+    listing.add_argument("--limit", type=_positive, default=10, help="how many runs (default 10)")
     listing.add_argument("--status", choices=[status.value for status in RunStatus])
     listing.add_argument("--source")
     listing.set_defaults(handler=_runs_list)
@@ -118,8 +157,54 @@ def _etl_run(settings: Settings, args: argparse.Namespace) -> int:
     if args.fail_after is not None:
         settings = settings.model_copy(update={"etl_fail_after": args.fail_after})
     if args.once:
-        return _one_pass(settings, args.source, RunTrigger.CLI)
+        return _one_pass(settings, args.source, RunTrigger.CLI, full_refresh=args.full_refresh)
     return _repeat(settings, args.source)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _csv_inspect(settings: Settings, args: argparse.Namespace) -> int:
+    kaspero = bootstrap.build(settings, in_memory=True)  # a dry run: nothing is written anywhere
+    try:
+        inspections = kaspero.inspect_csv(args.files, args.rows)
+    finally:
+        kaspero.close()
+    if args.json:
+        print(json.dumps([inspection_json(item) for item in inspections], indent=2, default=str))
+    else:
+        for item in inspections:
+            print(inspection_text(item))
+    return EXIT_RUN_NOT_SUCCESSFUL if any(item.refusal for item in inspections) else EXIT_OK
+
+
+def _quarantine_list(settings: Settings, args: argparse.Namespace) -> int:
+    kaspero = _build(settings)
+    try:
+        query = QuarantineQuery(
+            source=args.source, run_id=args.run_id, reason=args.reason, page_size=min(100, args.limit)
+        )
+        page = find_quarantined(kaspero.quarantine, query)
+    finally:
+        kaspero.close()
+    if args.json:
+        print(json.dumps([render_quarantined(item) for item in page.items], indent=2, default=str))
+        return EXIT_OK
+    print(f"{page.total_items} quarantined" + (f", newest {len(page.items)}:" if page.items else ""))
+    for item in page.items:
+        print(
+            f"  #{item.id} {item.source} {item.source_record_id} (runs {item.first_run_id}-{item.last_run_id})"
+        )
+        print(f"      reason: {item.reason}")
+        print(f"      payload: {json.dumps(item.payload, default=str)[:300]}")
+    return EXIT_OK
 
 
 def _scheduler(settings: Settings, args: argparse.Namespace) -> int:
@@ -133,11 +218,15 @@ def _scheduler(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _one_pass(
-    settings: Settings, sources: Sequence[str] | None, trigger: RunTrigger, database_url: str | None = None
+    settings: Settings,
+    sources: Sequence[str] | None,
+    trigger: RunTrigger,
+    database_url: str | None = None,
+    full_refresh: bool = False,
 ) -> int:
     kaspero = _build(settings, database_url)
     try:
-        run = kaspero.run_etl(sources, trigger)
+        run = kaspero.run_etl(sources, trigger, full_refresh=full_refresh)
     finally:
         kaspero.close()
     _report(run)

@@ -27,4 +27,6 @@ def create() -> falcon.App[falcon.Request, falcon.Response]:
         metrics_dir=settings.prometheus_multiproc_dir,
         divergence_pct=settings.divergence_threshold_pct,
     )
-    return create_app(kaspero.reader, kaspero.probe, kaspero.uow_factory, options, kaspero.clock)
+    return create_app(
+        kaspero.reader, kaspero.probe, kaspero.uow_factory, options, kaspero.clock, kaspero.quarantine
+    )

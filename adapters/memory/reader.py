@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from adapters.memory.state import InMemoryStore
-from application.queries import DataQuery, Page, SortOrder, next_key, sort_value
-from domain.records import StoredRecord, UnifiedRecord
+from application.queries import DataQuery, Page, QuarantineQuery, SortOrder, next_key, sort_value
+from domain.records import StoredQuarantine, StoredRecord, UnifiedRecord
 
 
 class InMemoryRecordReader:
@@ -60,6 +60,7 @@ def _matches(record: UnifiedRecord, query: DataQuery) -> bool:
         (query.source, record.source),
         (query.kind, record.kind),
         (query.asset_id, record.asset_id),
+        (query.quote_currency, record.quote_currency),
         (query.category, record.category),
         (query.author, record.author),
     ]
@@ -87,3 +88,40 @@ class InMemoryHealthProbe:
 
     def pending_migrations(self) -> list[str]:
         return list(self.pending)
+
+
+class InMemoryQuarantineReader:
+    """Quarantined records of the fake store, newest first, with the SQL reader's filters."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+
+    def find(self, query: QuarantineQuery) -> Page[StoredQuarantine]:
+        entries = [
+            StoredQuarantine(
+                id=number,
+                source=item.raw.source,
+                source_record_id=item.raw.source_record_id,
+                reason=item.reason,
+                payload=dict(item.raw.payload),
+                first_run_id=item.first_run_id,
+                last_run_id=item.last_run_id,
+                created_at=item.raw.fetched_at,
+                updated_at=item.raw.fetched_at,
+            )
+            for number, item in enumerate(self._store.state.quarantine.values(), start=1)
+        ]
+        matches = [
+            entry
+            for entry in reversed(entries)
+            if (query.source is None or entry.source == query.source)
+            and (query.run_id is None or entry.first_run_id <= query.run_id <= entry.last_run_id)
+            and (query.reason is None or query.reason.lower() in entry.reason.lower())
+        ]
+        after = [entry for entry in matches if query.after_id is None or entry.id < query.after_id]
+        return Page(
+            items=after[query.offset : query.offset + query.page_size],
+            page=query.page,
+            page_size=query.page_size,
+            total_items=len(matches),
+        )

@@ -151,6 +151,7 @@ def _where(query: DataQuery) -> tuple[sql.Composable, dict[str, Any]]:
         conditions.append(sql.SQL("(symbol = %(symbol)s OR mentions @> ARRAY[%(symbol)s]::text[])"))
         params["symbol"] = query.symbol.upper()
     equal("asset_id", query.asset_id)
+    equal("quote_currency", query.quote_currency)
     equal("category", query.category)
     equal("author", query.author)
     if query.search:

@@ -10,7 +10,7 @@ import attrs
 import falcon
 import falcon.media
 
-from application.ports import Clock, HealthProbe, RecordReader, UnitOfWorkFactory
+from application.ports import Clock, HealthProbe, QuarantineReader, RecordReader, UnitOfWorkFactory
 from entrypoints.api import errors
 from entrypoints.api.auth import ApiKeyGuard
 from entrypoints.api.metrics import metrics_setup
@@ -24,6 +24,7 @@ from entrypoints.api.resources import (
     DataResource,
     HealthResource,
     LiveResource,
+    QuarantineResource,
     ReadyResource,
     RunRequestsResource,
     RunsResource,
@@ -49,6 +50,7 @@ def create_app(
     uow_factory: UnitOfWorkFactory,
     options: ApiOptions | None = None,
     clock: Clock | None = None,
+    quarantine: QuarantineReader | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """The API over its collaborators; `entrypoints.wsgi.create` passes the production ones."""
     options = options or ApiOptions()
@@ -67,6 +69,8 @@ def create_app(
     data = DataResource(reader)
     app.add_route("/data", data)
     app.add_route("/data/{record_id:int(min=1, max=9223372036854775807)}", data, suffix="item")
+    if quarantine is not None:
+        app.add_route("/quarantine", QuarantineResource(quarantine))
     runs = RunsResource(uow_factory, options.source_kinds, clock, guard, options.divergence_pct)
     app.add_route("/runs", runs)
     app.add_route("/runs/{run_id:int(min=1, max=9223372036854775807)}", runs, suffix="item")

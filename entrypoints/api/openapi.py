@@ -197,12 +197,26 @@ SCHEMAS: dict[str, Any] = {
                 name: _nullable({"type": "string"})
                 for name in ("title", "description", "author", "category", "url", "symbol", "asset_name")
             },
+            "quote_currency": _nullable({"type": "string", "description": "what `price` is quoted in"}),
+            "bar_seconds": _nullable({"type": "integer", "description": "a bar's length (files of bars)"}),
             "tags": {"type": "array", "items": {"type": "string"}},
             "mentions": {"type": "array", "items": {"type": "string"}},
             "asset_id": _nullable({"type": "integer"}),
             "published_at": _nullable(MOMENT),
             "observed_at": _nullable(MOMENT),
-            **dict.fromkeys(("price_usd", "market_cap_usd", "volume_24h_usd", "pct_change_24h"), MONEY),
+            **dict.fromkeys(
+                (
+                    "price",
+                    "price_usd",
+                    "open_usd",
+                    "high_usd",
+                    "low_usd",
+                    "market_cap_usd",
+                    "volume_24h_usd",
+                    "pct_change_24h",
+                ),
+                MONEY,
+            ),
             "rank": _nullable({"type": "integer"}),
             "extra": {"type": "object"},
             "lineage": {
@@ -309,6 +323,22 @@ SCHEMAS: dict[str, Any] = {
             "age_seconds": {"type": "number"},
         },
     },
+    "Quarantined": {
+        "type": "object",
+        "required": ["id", "source", "source_record_id", "reason", "payload", "first_run_id", "last_run_id"],
+        "properties": {
+            "id": {"type": "integer"},
+            "source": {"type": "string"},
+            "source_record_id": {"type": "string"},
+            "reason": {"type": "string", "description": "why the record could not be loaded"},
+            "payload": {"type": "object", "description": "the record as the source sent it"},
+            "first_run_id": {"type": "integer"},
+            "last_run_id": {"type": "integer"},
+            "links": {"type": "object"},
+            "created_at": MOMENT,
+            "updated_at": MOMENT,
+        },
+    },
     "Drift": {
         "type": "object",
         "required": ["source", "kind", "field", "confidence", "auto_mapped", "seen_count"],
@@ -372,6 +402,7 @@ DATA_PARAMETERS = [
     _query(
         "asset", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "a canonical asset id (see /assets)"
     ),
+    _query("quote_currency", TEXT, "market records quoted in this currency (USD, USDT, BTC…), any case"),
     _query("category", TEXT, "an article category"),
     _query("author", TEXT, "an article author"),
     _query("search", TEXT, "a case-insensitive substring of title or description"),
@@ -382,6 +413,15 @@ DATA_PARAMETERS = [
     _query("page", {"type": "integer", "minimum": 1, "maximum": 10_000_000}, "page number, from 1"),
     _query("page_size", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}, "items per page"),
     _query("cursor", TEXT, "pagination.next_cursor of the previous page: keyset paging, fast at any depth"),
+]
+
+QUARANTINE_PARAMETERS = [
+    _query("source", TEXT, "only this source, e.g. csv:prices"),
+    _query("run_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "quarantined (again) by this run"),
+    _query("reason", TEXT, "a case-insensitive substring of the reason"),
+    _query("page", {"type": "integer", "minimum": 1, "maximum": 10_000_000}, "page number, from 1"),
+    _query("page_size", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}, "items per page"),
+    _query("cursor", TEXT, "pagination.next_cursor of the previous page"),
 ]
 
 
@@ -406,6 +446,14 @@ def openapi_document(version: str) -> dict[str, Any]:
                     _envelope({"type": "array", "items": _ref("Record")}, paginated=True), "a page of records"
                 ),
                 DATA_PARAMETERS,
+            ),
+            "/quarantine": _get(
+                "Quarantined records, newest first, with the reason and the payload as received",
+                _json(
+                    _envelope({"type": "array", "items": _ref("Quarantined")}, paginated=True),
+                    "a page of quarantined records",
+                ),
+                QUARANTINE_PARAMETERS,
             ),
             "/data/{record_id}": _get(
                 "One record",

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import falcon
 
-from application.queries import MAX_PAGE_SIZE, DataQuery, SortField, SortKey, SortOrder
+from application.queries import MAX_PAGE_SIZE, DataQuery, QuarantineQuery, SortField, SortKey, SortOrder
 from domain.records import RecordKind, SourceType
 from entrypoints.api.errors import InvalidParameter
 
@@ -22,6 +22,7 @@ E = TypeVar("E", bound=StrEnum)
 DATA_PARAMETERS = (
     "source_type", "source", "kind", "symbol", "category", "author", "search",
     "start_date", "end_date", "sort_by", "sort_order", "page", "page_size", "cursor", "asset",
+    "quote_currency",
 )  # fmt: skip
 _TIME_FIELDS = {SortField.PUBLISHED_AT, SortField.OBSERVED_AT, SortField.CREATED_AT, SortField.UPDATED_AT}
 _NUMBER_FIELDS = {SortField.PRICE_USD, SortField.MARKET_CAP_USD, SortField.VOLUME_24H_USD}
@@ -109,6 +110,7 @@ def data_query(req: falcon.Request) -> DataQuery:
         kind=params.choice("kind", RecordKind),
         symbol=params.text("symbol"),
         asset_id=params.integer("asset", 0, 1, 2**63 - 1) or None,
+        quote_currency=(params.text("quote_currency") or "").upper() or None,
         category=params.text("category"),
         author=params.text("author"),
         search=params.text("search"),
@@ -120,6 +122,41 @@ def data_query(req: falcon.Request) -> DataQuery:
         page_size=params.integer("page_size", 20, 1, MAX_PAGE_SIZE),
         after=decode_cursor(cursor, sort_by, sort_order) if cursor else None,
     )
+
+
+QUARANTINE_PARAMETERS = ("source", "run_id", "reason", "page", "page_size", "cursor")
+
+
+def quarantine_query(req: falcon.Request) -> QuarantineQuery:
+    params = QueryParams(req, QUARANTINE_PARAMETERS)
+    page = params.integer("page", 1, 1, 10_000_000)
+    cursor = params.text("cursor")
+    if cursor is not None and page != 1:
+        raise InvalidParameter("cursor", "give page or cursor, not both")
+    return QuarantineQuery(
+        source=params.text("source"),
+        run_id=params.integer("run_id", 0, 1, 2**63 - 1) or None,
+        reason=params.text("reason"),
+        page=page,
+        page_size=params.integer("page_size", 20, 1, MAX_PAGE_SIZE),
+        after_id=decode_id_cursor(cursor) if cursor else None,
+    )
+
+
+def encode_id_cursor(last_id: int) -> str:
+    """An opaque token for lists paged newest first by id: where the page ended."""
+    return base64.urlsafe_b64encode(json.dumps({"q": last_id}).encode()).decode().rstrip("=")
+
+
+def decode_id_cursor(token: str) -> int:
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        value = payload["q"]
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value < 2**63:
+            raise ValueError("out of range")
+    except (ValueError, KeyError, TypeError) as ex:
+        raise InvalidParameter("cursor", "cursor is not one this API gave out") from ex
+    return value
 
 
 def encode_cursor(key: SortKey, sort_by: SortField, sort_order: SortOrder) -> str:

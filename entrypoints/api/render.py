@@ -16,7 +16,7 @@ from domain.assets import Asset, AssetView, Candle
 from domain.checkpoints import Checkpoint
 from domain.comparison import Anomaly, RunComparison
 from domain.drift import StoredDrift
-from domain.records import StoredRecord
+from domain.records import StoredQuarantine, StoredRecord
 from domain.requests import RunRequest
 from domain.runs import EtlRun, SourceStats
 
@@ -64,7 +64,13 @@ def record(item: StoredRecord) -> dict[str, Any]:
         "published_at": rec.published_at,
         "symbol": rec.symbol,
         "asset_name": rec.asset_name,
+        "quote_currency": rec.quote_currency,
+        "price": _money(rec.price),
         "price_usd": _money(rec.price_usd),
+        "open_usd": _money(rec.open_usd),
+        "high_usd": _money(rec.high_usd),
+        "low_usd": _money(rec.low_usd),
+        "bar_seconds": rec.bar_seconds,
         "market_cap_usd": _money(rec.market_cap_usd),
         "volume_24h_usd": _money(rec.volume_24h_usd),
         "rank": rec.rank,
@@ -162,6 +168,21 @@ def checkpoint(item: Checkpoint, now: datetime) -> dict[str, Any]:
         "run_id": item.run_id,
         "updated_at": item.updated_at,
         "age_seconds": round((now - item.updated_at).total_seconds(), 3),
+    }
+
+
+def quarantined(item: StoredQuarantine) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "source": item.source,
+        "source_record_id": item.source_record_id,
+        "reason": item.reason,
+        "payload": item.payload,
+        "first_run_id": item.first_run_id,
+        "last_run_id": item.last_run_id,
+        "links": {"first_run": f"/runs/{item.first_run_id}", "last_run": f"/runs/{item.last_run_id}"},
+        "created_at": item.created_at,
+        "updated_at": item.updated_at,
     }
 
 

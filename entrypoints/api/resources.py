@@ -9,10 +9,10 @@ from decimal import Decimal
 import falcon
 
 from application.assets import asset_history, asset_view, find_assets
-from application.browse import find_records, get_record
+from application.browse import find_quarantined, find_records, get_record
 from application.comparison import anomalies, compare
 from application.operations import list_checkpoints, list_drift_findings, source_stats
-from application.ports import Clock, HealthProbe, RecordReader, UnitOfWorkFactory
+from application.ports import Clock, HealthProbe, QuarantineReader, RecordReader, UnitOfWorkFactory
 from application.runs import get_run, get_run_request, list_runs
 from application.scheduling import request_run
 from application.status import Health, check_health, check_readiness
@@ -22,7 +22,13 @@ from domain.runs import RunStatus
 from entrypoints.api import render
 from entrypoints.api.auth import ApiKeyGuard, require_key
 from entrypoints.api.errors import InvalidParameter
-from entrypoints.api.params import QueryParams, data_query, encode_cursor
+from entrypoints.api.params import (
+    QueryParams,
+    data_query,
+    encode_cursor,
+    encode_id_cursor,
+    quarantine_query,
+)
 
 
 class DataResource:
@@ -40,6 +46,24 @@ class DataResource:
     def on_get_item(self, req: falcon.Request, resp: falcon.Response, record_id: int) -> None:
         QueryParams(req, ())
         resp.media = {"data": render.record(get_record(self._reader, record_id))}
+
+
+class QuarantineResource:
+    """`/quarantine`: quarantined records, newest first; `source`, `run_id`, `reason`; paged by
+    `page` or by `cursor` (the previous page's `next_cursor`)."""
+
+    def __init__(self, reader: QuarantineReader) -> None:
+        self._reader = reader
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        query = quarantine_query(req)
+        result = find_quarantined(self._reader, query)
+        full = len(result.items) == query.page_size
+        cursor = encode_id_cursor(result.items[-1].id) if full and result.items else None
+        resp.media = {
+            "data": [render.quarantined(item) for item in result.items],
+            "pagination": render.pagination(result, cursor),
+        }
 
 
 class HealthResource:

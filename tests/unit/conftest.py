@@ -8,7 +8,7 @@ from typing import Any
 import falcon.testing
 import pytest
 
-from adapters.memory.reader import InMemoryHealthProbe, InMemoryRecordReader
+from adapters.memory.reader import InMemoryHealthProbe, InMemoryQuarantineReader, InMemoryRecordReader
 from adapters.memory.sources import InMemoryMarketNormalizer, InMemorySourceReader
 from adapters.memory.state import InMemoryStore
 from adapters.memory.store import InMemoryUnitOfWork
@@ -47,5 +47,12 @@ def probe() -> InMemoryHealthProbe:
 @pytest.fixture
 def client(store: InMemoryStore, probe: InMemoryHealthProbe) -> falcon.testing.TestClient:
     options = ApiOptions(api_keys=("k-123", "k-456"), version="9.9.9")
-    app = create_app(InMemoryRecordReader(store), probe, lambda: InMemoryUnitOfWork(store), options, clock)
+    app = create_app(
+        InMemoryRecordReader(store),
+        probe,
+        lambda: InMemoryUnitOfWork(store),
+        options,
+        clock,
+        InMemoryQuarantineReader(store),
+    )
     return falcon.testing.TestClient(app)

@@ -10,7 +10,7 @@ import falcon.testing
 import jsonschema_rs
 import pytest
 
-from adapters.memory.reader import InMemoryHealthProbe, InMemoryRecordReader
+from adapters.memory.reader import InMemoryHealthProbe, InMemoryQuarantineReader, InMemoryRecordReader
 from adapters.memory.state import InMemoryStore
 from adapters.memory.store import InMemoryUnitOfWork
 from entrypoints.api.app import create_app
@@ -24,6 +24,7 @@ def test_every_route_and_method_is_described() -> None:
         InMemoryRecordReader(InMemoryStore()),
         InMemoryHealthProbe(),
         lambda: InMemoryUnitOfWork(InMemoryStore()),
+        quarantine=InMemoryQuarantineReader(InMemoryStore()),
     )
     described = {
         (re.sub(r"\{(\w+)\}", r"{\1}", path), method.lower())

@@ -1,0 +1,80 @@
+"""The read side of `/quarantine`: quarantined records, newest first, filtered and paged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from adapters.postgres.pooling import reading
+from application.queries import Page, QuarantineQuery
+from domain.records import StoredQuarantine
+
+SELECT_QUARANTINE = """
+SELECT id, source, source_record_id, reason, payload, first_run_id, last_run_id, created_at, updated_at
+FROM quarantine {where}
+ORDER BY id DESC
+LIMIT %(limit)s OFFSET %(offset)s
+"""
+COUNT_QUARANTINE = "SELECT count(*) FROM (SELECT 1 FROM quarantine {where} LIMIT %(cap)s) capped"
+# a count past this is not worth its scan: the page says "at least"
+COUNT_CAP = 100_000
+
+
+class PostgresQuarantineReader:
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+
+    def find(self, query: QuarantineQuery) -> Page[StoredQuarantine]:
+        conditions: list[sql.Composable] = [sql.SQL("TRUE")]
+        params: dict[str, Any] = {}
+        if query.source is not None:
+            conditions.append(sql.SQL("source = %(source)s"))
+            params["source"] = query.source
+        if query.run_id is not None:
+            conditions.append(sql.SQL("%(run_id)s BETWEEN first_run_id AND last_run_id"))
+            params["run_id"] = query.run_id
+        if query.reason is not None:
+            conditions.append(sql.SQL("reason ILIKE %(reason)s"))
+            params["reason"] = (
+                "%" + query.reason.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            )
+        where = sql.SQL("WHERE ") + sql.SQL(" AND ").join(conditions)
+        paged = where
+        if query.after_id is not None:
+            paged = where + sql.SQL(" AND id < %(after_id)s")
+            params["after_id"] = query.after_id
+        with reading(self._pool) as connection:
+            rows = connection.execute(
+                sql.SQL(SELECT_QUARANTINE).format(where=paged),
+                {**params, "limit": query.page_size, "offset": query.offset},
+            ).fetchall()
+            counted = connection.execute(
+                sql.SQL(COUNT_QUARANTINE).format(where=where), {**params, "cap": COUNT_CAP}
+            ).fetchone()
+        total = int(counted[0]) if counted else 0
+        items = [quarantine_from_row(row) for row in rows]
+        return Page(
+            items=items,
+            page=query.page,
+            page_size=query.page_size,
+            total_items=total,
+            total_is_estimate=total >= COUNT_CAP,
+        )
+
+
+def quarantine_from_row(row: tuple[Any, ...]) -> StoredQuarantine:
+    """A row of SELECT_QUARANTINE's columns as the domain's entry."""
+    record_id, source, source_record_id, reason, payload, first_run_id, last_run_id, created, updated = row
+    return StoredQuarantine(
+        id=record_id,
+        source=source,
+        source_record_id=source_record_id,
+        reason=reason,
+        payload=dict(payload),
+        first_run_id=first_run_id,
+        last_run_id=last_run_id,
+        created_at=created,
+        updated_at=updated,
+    )

@@ -1,0 +1,173 @@
+"""The price-file rules end to end through PostgreSQL: conversion of prices quoted in another
+asset, a refused file's single reason, a source whose every row is quarantined, an empty glob,
+per-file options, and `--full-refresh`."""
+
+from __future__ import annotations
+
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+
+from domain.runs import RunStatus
+from entrypoints.bootstrap import build
+from entrypoints.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+CROSSREF = REPO / "data" / "reference" / "asset_crossref.csv"
+FIXTURES = REPO / "tests" / "fixtures" / "csv"
+
+ETC_BTC = (
+    "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n"
+    "1608595200000,0.00025,0.00026,0.00024,0.000245,1000,1608681599999,0.245,10,500,0.12,0\n"
+    "1608681600000,0.000245,0.00025,0.00023,0.00024,2000,1608767999999,0.48,12,900,0.2,0\n"
+)  # 2020-12-22 and 2020-12-23, daily bars of ETC priced in BTC
+
+
+def run_csv(database_url: str, directory: Path, pattern: str = "*.csv", **settings: object):
+    app = build(
+        Settings(csv_source_path=str(directory / pattern), asset_crossref_path=CROSSREF, **settings),  # type: ignore[arg-type]
+        database_url,
+    )
+    try:
+        return app.run_etl(["csv"], full_refresh=bool(settings.pop("full_refresh", False)))
+    finally:
+        app.close()
+
+
+def rows(database_url: str, query: str, *params: object) -> list[tuple]:
+    with psycopg.connect(database_url) as connection:
+        return connection.execute(query, params).fetchall()
+
+
+def test_a_btc_quoted_price_is_converted_through_a_btc_usd_bar_of_the_same_day(
+    clean_database: str, tmp_path: Path
+) -> None:
+    shutil.copyfile(FIXTURES / "Binance_BTCUSDT_d.csv", tmp_path / "Binance_BTCUSDT_d.csv")
+    (tmp_path / "ETCBTC-1d-2020-12.csv").write_text(ETC_BTC)
+    run = run_csv(clean_database, tmp_path)
+    assert run.status is RunStatus.SUCCESS, run.error
+    [(price, price_usd, quote, extra)] = rows(
+        clean_database,
+        "SELECT price, price_usd, quote_currency, extra FROM unified_data "
+        "WHERE symbol = 'ETC' AND observed_at = '2020-12-22'",
+    )
+    btc_row = next(
+        line
+        for line in (FIXTURES / "Binance_BTCUSDT_d.csv").read_text().splitlines()
+        if ",2020-12-22 " in line
+    )
+    btc_close = Decimal(btc_row.split(",")[6])  # the file's own BTC/USDT close of that day
+    assert (quote, price) == ("BTC", Decimal("0.000245"))
+    assert price_usd == price * btc_close
+    assert extra["price_usd_converted"]["via"] == "BTC"
+    assert extra["price_usd_converted"]["source"] == "csv:Binance_BTCUSDT_d"
+
+
+def test_a_btc_quoted_price_without_a_btc_usd_bar_has_no_usd_price(
+    clean_database: str, tmp_path: Path
+) -> None:
+    (tmp_path / "ETCBTC-1d-2020-12.csv").write_text(ETC_BTC)
+    run = run_csv(clean_database, tmp_path)
+    assert run.status is RunStatus.SUCCESS, run.error
+    stored = rows(
+        clean_database,
+        "SELECT symbol, quote_currency, price, price_usd, volume_24h_usd, market_cap_usd FROM unified_data ORDER BY observed_at",
+    )
+    assert stored == [
+        ("ETC", "BTC", Decimal("0.000245"), None, None, None),
+        ("ETC", "BTC", Decimal("0.00024"), None, None, None),
+    ]
+    assert rows(clean_database, "SELECT count(*) FROM market_history") == [(0,)]
+
+
+def test_a_file_that_cannot_be_understood_is_refused_whole_with_one_reason(
+    clean_database: str, tmp_path: Path
+) -> None:
+    shutil.copyfile(FIXTURES / "BTC-USD.csv", tmp_path / "BTC-USD.csv")
+    (tmp_path / "prices.csv").write_text("Date,Close\n2024-01-01,1\n2024-01-02,2\n")
+    run = run_csv(clean_database, tmp_path)
+    assert run.status is RunStatus.PARTIAL
+    by_source = {item.source: item for item in run.sources}
+    refused = by_source["csv:prices"]
+    assert refused.status is RunStatus.FAILED
+    assert refused.error == (
+        "csv:prices: no symbol: not in a column, not in the file name 'prices.csv'; "
+        "set symbol for it in csv_options.toml"
+    )
+    assert refused.counters.fetched == 0
+    assert by_source["csv:BTC-USD"].status is RunStatus.SUCCESS
+    assert rows(clean_database, "SELECT count(*) FROM quarantine") == [(0,)]
+
+
+def test_a_source_that_read_rows_but_loaded_none_is_failed(clean_database: str, tmp_path: Path) -> None:
+    (tmp_path / "BTC-USD.csv").write_text("Date,Close\n2024-01-01,n0pe\n2024-01-02,-1\n")
+    run = run_csv(clean_database, tmp_path)
+    assert run.status is RunStatus.FAILED
+    [source] = run.sources
+    assert source.status is RunStatus.FAILED
+    assert source.error is not None
+    assert source.error.startswith(
+        "csv:BTC-USD: all 2 records read were quarantined; the first because Close:"
+    )
+    assert source.counters.quarantined == 2
+
+
+def test_a_glob_that_matches_nothing_is_a_skipped_source_not_a_success(
+    clean_database: str, tmp_path: Path
+) -> None:
+    run = run_csv(clean_database, tmp_path, "none-*.csv")
+    assert run.status is RunStatus.PARTIAL
+    [source] = run.sources
+    assert (source.source, source.status) == ("csv", RunStatus.SKIPPED)
+    assert source.error is not None
+    assert "matches no file" in source.error
+
+
+def test_per_file_options_settle_what_detection_cannot_and_full_refresh_loads_what_was_quarantined(
+    clean_database: str, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    # one slash date that could be either way round, among dates that settle the column as mdy…
+    (data / "SOL-USD.csv").write_text("Date,Close\n01/13/2024,100\n2024-01-14,101\n02/01/2024,102\n")
+    first = run_csv(clean_database, data)
+    assert first.status is RunStatus.SUCCESS
+    assert first.sources[0].counters.inserted == 3
+    # …and a file whose dates never settle: refused until an option says the order
+    (data / "ADA-USD.csv").write_text("Date,Close\n01/02/2024,0.5\n02/02/2024,0.6\n")
+    second = run_csv(clean_database, data)
+    ada = next(item for item in second.sources if item.source == "csv:ADA-USD")
+    assert ada.status is RunStatus.FAILED
+    assert ada.error is not None
+    assert 'set date_order = "dmy" or "mdy" for this file in csv_options.toml' in ada.error
+    options = tmp_path / "csv_options.toml"
+    options.write_text('["ADA-*.csv"]\ndate_order = "dmy"\n')
+    third = run_csv(clean_database, data, csv_options_path=options)
+    assert third.status is RunStatus.SUCCESS
+    assert rows(
+        clean_database, "SELECT observed_at::date::text FROM unified_data WHERE symbol = 'ADA' ORDER BY 1"
+    ) == [
+        ("2024-02-01",),
+        ("2024-02-02",),
+    ]
+
+
+def test_full_refresh_rereads_a_file_from_its_start_and_loads_rows_quarantined_before(
+    clean_database: str, tmp_path: Path
+) -> None:
+    (tmp_path / "BTC-USD.csv").write_text('Date,Close\n2024-01-01,100\n2024-01-02,"1,500"\n')
+    first = run_csv(clean_database, tmp_path)
+    assert (first.sources[0].counters.inserted, first.sources[0].counters.quarantined) == (1, 1)
+    options = tmp_path / "csv_options.toml"
+    options.write_text('["BTC-USD.csv"]\ndecimal = "."\n')
+    untouched = run_csv(clean_database, tmp_path, csv_options_path=options)
+    assert untouched.sources[0].counters.fetched == 0  # the file did not change: not read again
+    refreshed = run_csv(clean_database, tmp_path, csv_options_path=options, full_refresh=True)
+    counters = refreshed.sources[0].counters
+    assert (counters.fetched, counters.inserted, counters.unchanged, counters.quarantined) == (2, 1, 1, 0)
+    assert rows(clean_database, "SELECT price FROM unified_data ORDER BY observed_at") == [
+        (Decimal(100),),
+        (Decimal(1500),),
+    ]
