@@ -156,7 +156,8 @@ def test_pairs_split_against_known_quotes_and_symbols_that_end_in_one_stay_whole
     assert split_pair("USDT") == Pair("USDT")
     assert split_pair("BTC") == Pair("BTC")
     assert split_pair("not a symbol") is None
-    assert UsdQuotes().is_usd("usdt") and not UsdQuotes().is_usd("BTC")
+    assert UsdQuotes().is_usd("usdt")
+    assert not UsdQuotes().is_usd("BTC")
 
 
 def test_a_file_without_a_date_column_is_refused_naming_it() -> None:
@@ -184,7 +185,7 @@ def test_numbers_are_read_by_their_columns_mark(text: str, mark: DecimalMark | N
 def test_an_ambiguous_number_is_refused_with_the_reason_never_misread() -> None:
     with pytest.raises(InvalidValue, match="ambiguous number '1,500'"):
         read_number("1,500", None)
-    with pytest.raises(InvalidValue, match="not a number with '.' as the decimal mark"):
+    with pytest.raises(InvalidValue, match=r"not a number with '\.' as the decimal mark"):
         read_number("1,5", DecimalMark.DOT)
     text = lines("date,symbol,close", '2024-01-01,BTC,"1,500"', '2024-01-02,BTC,"2,500"')
     layout = detect_layout("prices.csv", text)
