@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 import attrs
 
@@ -100,13 +101,15 @@ def find_assets(
         return uow.assets.find(symbol.upper() if symbol else None, search, page, page_size)
 
 
-def asset_view(uow_factory: UnitOfWorkFactory, asset_id: int) -> AssetView:
+def asset_view(uow_factory: UnitOfWorkFactory, asset_id: int, window: timedelta | None = None) -> AssetView:
+    """An asset, its aliases, each source's latest price, and the consensus of the prices
+    observed within `window` of the newest."""
     with uow_factory() as uow:
         asset = uow.assets.get(asset_id)
         if asset is None:
             raise NotFound(f"no asset with id {asset_id}")
         return AssetView(
-            asset, tuple(uow.assets.aliases_of(asset_id)), tuple(uow.assets.latest_quotes(asset_id))
+            asset, tuple(uow.assets.aliases_of(asset_id)), tuple(uow.assets.latest_quotes(asset_id)), window
         )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import attrs
 
 from application.errors import NotFound
@@ -15,6 +17,7 @@ DEFAULT_PRICE_MOVE_PCT = 10.0
 DIVERGENCE_MAX_RANK = 100
 DIVERGENCE_THRESHOLD_PCT = 5.0
 SNAPSHOT_SOURCES = frozenset({"coinpaprika", "coingecko"})
+DEFAULT_CONSENSUS_WINDOW = timedelta(minutes=15)
 
 
 def compare(
@@ -52,8 +55,10 @@ def anomalies(
     run_id: int,
     baseline_runs: int = DEFAULT_BASELINE_RUNS,
     divergence_pct: float = DIVERGENCE_THRESHOLD_PCT,
+    window: timedelta | None = DEFAULT_CONSENSUS_WINDOW,
 ) -> list[Anomaly]:
-    """The run's anomalies against the last `baseline_runs` earlier runs of each of its sources."""
+    """The run's anomalies against the last `baseline_runs` earlier runs of each of its sources;
+    prices are compared across sources only when observed within `window` of each other."""
     with uow_factory() as uow:
         run = _run(uow.runs.get(run_id), run_id)
         history: dict[int, EtlRun] = {}
@@ -61,7 +66,7 @@ def anomalies(
             for past in uow.runs.recent(baseline_runs + 1, source=item.source, before=run_id):
                 history[past.id] = past
         divergence = (
-            price_divergence(uow.records.quotes_as_of(run_id, DIVERGENCE_MAX_RANK), divergence_pct)
+            price_divergence(uow.records.quotes_as_of(run_id, DIVERGENCE_MAX_RANK), divergence_pct, window)
             if any(item.source in SNAPSHOT_SOURCES for item in run.sources)
             else []
         )

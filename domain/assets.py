@@ -121,10 +121,26 @@ class AssetView:
     asset: Asset
     aliases: tuple[Alias, ...]
     quotes: tuple[SourceQuote, ...]
+    # sources agree or not only about prices observed close in time: a quote observed more than
+    # `window` before the newest one is shown with its age and left out of the consensus
+    window: timedelta | None = None
+
+    @property
+    def current(self) -> tuple[SourceQuote, ...]:
+        """The quotes the consensus is made of: those within `window` of the newest."""
+        times = [quote.observed_at for quote in self.quotes if quote.observed_at is not None]
+        if self.window is None or not times:
+            return self.quotes
+        newest = max(times)
+        return tuple(
+            quote
+            for quote in self.quotes
+            if quote.observed_at is None or newest - quote.observed_at <= self.window
+        )
 
     @property
     def consensus_price(self) -> Decimal | None:
-        prices = sorted(quote.price_usd for quote in self.quotes)
+        prices = sorted(quote.price_usd for quote in self.current)
         if not prices:
             return None
         middle = len(prices) // 2
@@ -134,9 +150,10 @@ class AssetView:
     def spread_pct(self) -> Decimal | None:
         """(highest − lowest) / consensus, in percent: how far the sources disagree."""
         consensus = self.consensus_price
-        if consensus is None or consensus <= 0 or len(self.quotes) < 2:
+        current = self.current
+        if consensus is None or consensus <= 0 or len(current) < 2:
             return None
-        prices = [quote.price_usd for quote in self.quotes]
+        prices = [quote.price_usd for quote in current]
         return round((max(prices) - min(prices)) / consensus * 100, 4)
 
 

@@ -12,6 +12,7 @@ import enum
 import math
 import statistics
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 
 import attrs
 
@@ -203,20 +204,26 @@ class PriceQuote:
     price_usd: float
     rank: int | None
     asset_id: int | None = None
+    observed_at: datetime | None = None
 
 
-def price_divergence(quotes: Sequence[PriceQuote], threshold_pct: float = 5.0) -> list[Anomaly]:
+def price_divergence(
+    quotes: Sequence[PriceQuote], threshold_pct: float = 5.0, window: timedelta | None = None
+) -> list[Anomaly]:
     """Assets whose sources disagree by more than `threshold_pct` of their median price.
 
     Quotes are grouped by canonical asset where they have one, by symbol where not (then the
-    caller should pass only top ranks, where a symbol names one asset in practice).
+    caller should pass only top ranks, where a symbol names one asset in practice). With a
+    `window`, only quotes observed within it of the group's newest are compared: a price from
+    long ago is history, not a disagreement.
     """
     grouped: dict[str, list[PriceQuote]] = {}
     for quote in quotes:
         key = f"{quote.symbol}#{quote.asset_id}" if quote.asset_id is not None else quote.symbol
         grouped.setdefault(key, []).append(quote)
     anomalies = []
-    for key, shared in sorted(grouped.items()):
+    for key, group in sorted(grouped.items()):
+        shared = in_window(group, window)
         symbol = shared[0].symbol
         if len({quote.source for quote in shared}) < 2:
             continue
@@ -242,3 +249,13 @@ def price_divergence(quotes: Sequence[PriceQuote], threshold_pct: float = 5.0) -
             )
         )
     return anomalies
+
+
+def in_window(quotes: Sequence[PriceQuote], window: timedelta | None) -> list[PriceQuote]:
+    """The quotes observed within `window` of the newest one (all of them without a window, and
+    those whose time is unknown)."""
+    times = [quote.observed_at for quote in quotes if quote.observed_at is not None]
+    if window is None or not times:
+        return list(quotes)
+    newest = max(times)
+    return [quote for quote in quotes if quote.observed_at is None or newest - quote.observed_at <= window]

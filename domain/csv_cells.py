@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 
@@ -167,55 +167,87 @@ def moment_form(value: str) -> MomentForm | None:
 
 @attrs.frozen
 class OrderEvidence:
-    """What a column of numeric dates says about its day/month order."""
+    """What a column of numeric dates says about its day/month order, per separator: a file may
+    write `01/13/2024` and `13.01.2024` in one column (American and European styles)."""
 
-    day_first: bool = False  # a first number above 12 was seen
-    month_first: bool = False  # a second number above 12 was seen
+    # separator -> (a first number above 12 was seen, a second number above 12 was seen)
+    seen: Mapping[str, tuple[bool, bool]] = attrs.field(factory=dict)
 
     def seeing(self, value: str) -> OrderEvidence:
         match = _NUMERIC.match(value.strip())
         if match is None:
             return self
-        first, second = int(match.group(1)), int(match.group(3))
-        return OrderEvidence(self.day_first or first > 12, self.month_first or second > 12)
+        separator, first, second = match.group(2), int(match.group(1)), int(match.group(3))
+        if first > 12 and second > 12:
+            return self  # a date in neither order (31/31/2024): its row is refused, it says nothing
+        day_first, month_first = self.seen.get(separator, (False, False))
+        now = (day_first or first > 12, month_first or second > 12)
+        if now == self.seen.get(separator):
+            return self
+        return OrderEvidence({**self.seen, separator: now})
 
     @property
-    def order(self) -> DateOrder | None:
-        if self.day_first and not self.month_first:
-            return DateOrder.DMY
-        if self.month_first and not self.day_first:
-            return DateOrder.MDY
-        return None
+    def orders(self) -> dict[str, DateOrder]:
+        """The order each separator's dates settled; dotted dates are day-first by convention."""
+        settled = {}
+        for separator, (day_first, month_first) in self.seen.items():
+            if day_first and not month_first:
+                settled[separator] = DateOrder.DMY
+            elif month_first and not day_first:
+                settled[separator] = DateOrder.MDY
+            elif separator == "." and not (day_first or month_first):
+                settled[separator] = DateOrder.DMY  # 31.12.2024 is day-first wherever it is written
+        return settled
 
     @property
-    def contradictory(self) -> bool:
-        return self.day_first and self.month_first
+    def open(self) -> tuple[str, ...]:
+        """Separators whose dates never showed a number above 12."""
+        return tuple(sorted(s for s, (day, month) in self.seen.items() if not (day or month) and s != "."))
+
+    @property
+    def contradictory(self) -> tuple[str, ...]:
+        return tuple(sorted(s for s, (day, month) in self.seen.items() if day and month))
 
 
 def order_evidence(values: Iterable[str]) -> OrderEvidence:
     evidence = OrderEvidence()
     for value in values:
         evidence = evidence.seeing(value)
-        if evidence.contradictory:
-            break
     return evidence
 
 
 @attrs.frozen
 class MomentReader:
-    """Reads one column's moments: its form, its day/month order, the zone of naive times."""
+    """Reads one column's moments: its form, its day/month order per separator, the zone of
+    naive times."""
 
     form: MomentForm
-    order: DateOrder | None = None
+    orders: Mapping[str, DateOrder] = attrs.field(factory=dict)
     zone: tzinfo = UTC
+    fixed_order: DateOrder | None = None  # set by the options: every separator reads so
 
     def read(self, value: str) -> datetime | None:
         """A value in its own form (a column may mix ISO dates and month names, or seconds and
-        milliseconds); numeric day/month values by the column's order."""
+        milliseconds); numeric day/month values by the column's order for their separator."""
         if is_missing_cell(value):
             return None
         text = value.strip()
-        return _read_moment(text, moment_form(text) or self.form, self.order, self.zone)
+        form = moment_form(text) or self.form
+        order = self.fixed_order
+        if order is None and form is MomentForm.NUMERIC:
+            match = _NUMERIC.match(text)
+            order = self.orders.get(match.group(2)) if match else None
+        return _read_moment(text, form, order, self.zone)
+
+    def describe_order(self) -> str | None:
+        if self.fixed_order is not None:
+            return f"{self.fixed_order.value} (option)"
+        if not self.orders:
+            return None
+        values = set(self.orders.values())
+        if len(values) == 1:
+            return values.pop().value
+        return ", ".join(f"{separator} {order.value}" for separator, order in sorted(self.orders.items()))
 
 
 @functools.lru_cache(maxsize=8192)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import itertools
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -23,7 +22,6 @@ from typing import Any
 import attrs
 
 from domain.csv_cells import (
-    DateOrder,
     DecimalMark,
     MomentForm,
     MomentReader,
@@ -111,7 +109,7 @@ class Layout:
             "time": {
                 "column": self.time_column,
                 "form": self.moments.form.value,
-                "order": self.moments.order.value if self.moments.order else None,
+                "order": self.moments.describe_order(),
                 "timezone": str(self.moments.zone),
             },
             "decimal_mark": {column: mark.value if mark else None for column, mark in self.marks.items()},
@@ -227,14 +225,14 @@ def settle_date_order(layout: Layout, evidence: OrderEvidence) -> Layout:
             f"the dates in {layout.time_column!r} are neither all day-first nor all month-first; "
             "fix the file, or set date_order and let the rows that disagree be quarantined"
         )
-    if evidence.order is None:
+    if evidence.open:
         raise LayoutRefused(
             f"the dates in {layout.time_column!r} (numbers like 01/02/2024) never show a day above 12, "
             'so day and month cannot be told apart; set date_order = "dmy" or "mdy" for this file '
             "in csv_options.toml"
         )
     return attrs.evolve(
-        layout, moments=attrs.evolve(layout.moments, order=evidence.order), date_order_open=False
+        layout, moments=attrs.evolve(layout.moments, orders=evidence.orders), date_order_open=False
     )
 
 
@@ -460,31 +458,26 @@ def _renamed_price(
 
 def _time_reader(column: str, values: Sequence[str], options: FileOptions) -> tuple[MomentReader, bool]:
     forms = Counter(moment_form(value) for value in values if not is_missing_cell(value))
+    zone = options.timezone or UTC
     if not forms:  # a header alone: nothing to read yet
-        return MomentReader(MomentForm.ISO, options.date_order, options.timezone or UTC), False
+        return MomentReader(MomentForm.ISO, zone=zone, fixed_order=options.date_order), False
     forms.pop(None, None)
     if not forms:
         shown = next((value for value in values if value.strip()), "")
         raise LayoutRefused(f"the dates in {column!r} are in no form Kaspero reads (first: {shown!r})")
     form = forms.most_common(1)[0][0]
     assert form is not None
-    zone = options.timezone or UTC
     if options.date_order is not None:
-        return MomentReader(form, options.date_order, zone), False
+        return MomentReader(form, zone=zone, fixed_order=options.date_order), False
     evidence = order_evidence(values)
-    if form is not MomentForm.NUMERIC:
-        # a stray numeric date among others is read by what the column shows, else refused as ambiguous
-        return MomentReader(form, evidence.order, zone), False
     if evidence.contradictory:
         raise LayoutRefused(
             f"the dates in {column!r} are neither all day-first nor all month-first (both a first and a "
             "second number above 12 occur); fix the file, or set date_order for it in csv_options.toml"
         )
-    order = evidence.order
-    numeric = [value.strip() for value in values if moment_form(value) is MomentForm.NUMERIC]
-    if order is None and numeric and all(re.match(r"^\d{1,2}\.\d{1,2}\.", value) for value in numeric):
-        order = DateOrder.DMY  # dotted dates (31.12.2024) are day-first wherever they are written
-    return MomentReader(form, order, zone), order is None
+    # a column mostly of other forms reads a stray numeric date by what it shows, else refuses it
+    still_open = bool(evidence.open) and form is MomentForm.NUMERIC
+    return MomentReader(form, evidence.orders, zone), still_open
 
 
 def _marks(

@@ -6,6 +6,7 @@ gunicorn calls the factory in each worker after the fork, so every worker opens 
 from __future__ import annotations
 
 import atexit
+from datetime import timedelta
 
 import falcon
 
@@ -26,6 +27,7 @@ def create() -> falcon.App[falcon.Request, falcon.Response]:
         source_kinds=AVAILABLE_SOURCE_KINDS,
         metrics_dir=settings.prometheus_multiproc_dir,
         divergence_pct=settings.divergence_threshold_pct,
+        consensus_window=timedelta(minutes=settings.consensus_window_minutes),
     )
     return create_app(
         kaspero.reader, kaspero.probe, kaspero.uow_factory, options, kaspero.clock, kaspero.quarantine

@@ -151,7 +151,7 @@ class CsvFileSource:
         for cells in csv.reader(lines, delimiter=layout.delimiter):
             if index < len(cells):
                 evidence = evidence.seeing(cells[index])
-                if evidence.order is not None or evidence.contradictory:
+                if evidence.contradictory:
                     break
         return evidence
 

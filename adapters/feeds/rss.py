@@ -147,8 +147,13 @@ def _unusable(parsed: Any) -> str | None:
 
 
 def _entry_payload(entry: Any) -> dict[str, Any]:
-    """The entry's own text fields, JSON-ready (feedparser's parsed dates are left out)."""
-    return {
+    """The entry's own text fields, JSON-ready (feedparser's parsed dates are left out).
+
+    feedparser files the first description-like element (`description`, `dc:description`,
+    `media:description`) as `summary` and any later one as `content`, beside
+    `content:encoded`: the texts in `content` are kept too, so an empty `<dc:description/>`
+    before the real `<description>` loses nothing."""
+    payload = {
         "id": entry.get("id"),
         "title": entry.get("title"),
         "link": entry.get("link"),
@@ -157,6 +162,10 @@ def _entry_payload(entry: Any) -> dict[str, Any]:
         "tags": [tag.get("term") for tag in entry.get("tags", []) if tag.get("term")],
         "summary": entry.get("summary"),
     }
+    contents = [item.get("value") for item in entry.get("content", []) if item.get("value")]
+    if contents:
+        payload["content"] = contents
+    return payload
 
 
 def _entry_id(payload: dict[str, Any]) -> str:
@@ -222,13 +231,23 @@ class RssArticleNormalizer:
             kind=RecordKind.ARTICLE,
             checksum=raw.checksum,
             title=title,
-            description=html_to_text(payload.get("summary")),
+            description=_description(payload),
             author=clean_text(payload.get("author")),
             category=tags[0] if tags else None,
             tags=tags,
             url=payload.get("link"),
             published_at=published,
         )
+
+
+def _description(payload: dict[str, Any]) -> str | None:
+    """The entry's text: its summary, else the first content (content:encoded, a later
+    description element, media:description) that has any text."""
+    for candidate in (payload.get("summary"), *(payload.get("content") or ())):
+        text = html_to_text(candidate) if isinstance(candidate, str) else None
+        if text:
+            return text
+    return None
 
 
 def _published(value: Any) -> datetime | None:

@@ -170,8 +170,16 @@ class InMemoryRecordRepository:
         for source, seen_run in self._state.observations:
             if seen_run <= run_id:
                 newest[source] = max(newest.get(source, 0), seen_run)
+        started = {run_id: run.started_at for run_id, run in self._state.runs.items()}
         return [
-            PriceQuote(record.symbol, source, float(record.price_usd), record.rank, record.asset_id)
+            PriceQuote(
+                record.symbol,
+                source,
+                float(record.price_usd),
+                record.rank,
+                record.asset_id,
+                started.get(seen_run),
+            )
             for source, seen_run in newest.items()
             for record in self._state.observations[(source, seen_run)].values()
             if record.symbol is not None

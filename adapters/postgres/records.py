@@ -140,8 +140,8 @@ SELECT_QUOTES_AS_OF = """
 WITH runs AS (
     SELECT source, max(run_id) AS run_id FROM run_observations WHERE run_id <= %(run_id)s GROUP BY source
 )
-SELECT o.symbol, o.source, o.price_usd::float8, o.rank, o.asset_id
-FROM run_observations o JOIN runs USING (source, run_id)
+SELECT o.symbol, o.source, o.price_usd::float8, o.rank, o.asset_id, r.started_at
+FROM run_observations o JOIN runs USING (source, run_id) JOIN etl_runs r ON r.id = o.run_id
 WHERE (o.asset_id IS NOT NULL OR o.rank <= %(max_rank)s) AND o.price_usd IS NOT NULL AND o.symbol IS NOT NULL
 """
 
@@ -286,7 +286,10 @@ class PostgresRecordRepository:
 
     def quotes_as_of(self, run_id: int, max_rank: int) -> list[PriceQuote]:
         rows = self._connection.execute(SELECT_QUOTES_AS_OF, {"run_id": run_id, "max_rank": max_rank})
-        return [PriceQuote(symbol, source, price, rank, asset) for symbol, source, price, rank, asset in rows]
+        return [
+            PriceQuote(symbol, source, price, rank, asset, observed)
+            for symbol, source, price, rank, asset, observed in rows
+        ]
 
     def prune_observations(self, source: str, keep_runs: int) -> None:
         self._connection.execute(PRUNE_OBSERVATIONS, {"source": source, "keep": keep_runs})

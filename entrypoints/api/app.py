@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class ApiOptions:
     version: str | None = None
     metrics_dir: Path | None = None
     divergence_pct: float = 5.0
+    consensus_window: timedelta | None = timedelta(minutes=15)
 
 
 def create_app(
@@ -71,7 +72,9 @@ def create_app(
     app.add_route("/data/{record_id:int(min=1, max=9223372036854775807)}", data, suffix="item")
     if quarantine is not None:
         app.add_route("/quarantine", QuarantineResource(quarantine))
-    runs = RunsResource(uow_factory, options.source_kinds, clock, guard, options.divergence_pct)
+    runs = RunsResource(
+        uow_factory, options.source_kinds, clock, guard, options.divergence_pct, options.consensus_window
+    )
     app.add_route("/runs", runs)
     app.add_route("/runs/{run_id:int(min=1, max=9223372036854775807)}", runs, suffix="item")
     app.add_route("/runs/{run_id:int(min=1, max=9223372036854775807)}/anomalies", runs, suffix="anomalies")
@@ -81,7 +84,7 @@ def create_app(
         RunRequestsResource(uow_factory),
         suffix="item",
     )
-    assets = AssetsResource(uow_factory, options.divergence_pct)
+    assets = AssetsResource(uow_factory, options.divergence_pct, options.consensus_window, clock)
     app.add_route("/assets", assets)
     app.add_route("/assets/{asset_id:int(min=1, max=9223372036854775807)}", assets, suffix="item")
     app.add_route("/assets/{asset_id:int(min=1, max=9223372036854775807)}/history", assets, suffix="history")

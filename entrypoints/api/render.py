@@ -258,8 +258,9 @@ def asset_page(result: Page[Asset]) -> dict[str, Any]:
     return {"data": [asset(item) for item in result.items], "pagination": pagination(result)}
 
 
-def asset_view(view: AssetView, divergence_pct: Decimal) -> dict[str, Any]:
+def asset_view(view: AssetView, divergence_pct: Decimal, now: datetime | None = None) -> dict[str, Any]:
     spread = view.spread_pct
+    current = set(view.current)
     return {
         **asset(view.asset),
         "aliases": [
@@ -276,9 +277,16 @@ def asset_view(view: AssetView, divergence_pct: Decimal) -> dict[str, Any]:
                 "source": quote.source,
                 "price_usd": _money(quote.price_usd),
                 "observed_at": quote.observed_at,
+                "age_seconds": (
+                    round((now - quote.observed_at).total_seconds())
+                    if now is not None and quote.observed_at is not None
+                    else None
+                ),
+                "in_consensus": quote in current,
             }
             for quote in view.quotes
         ],
+        "consensus_window_seconds": view.window.total_seconds() if view.window else None,
         "consensus_price_usd": _money(view.consensus_price),
         "spread_pct": _money(spread),
         "divergent": spread is not None and spread > divergence_pct,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import falcon
@@ -115,8 +115,10 @@ class RunsResource:
         clock: Clock,
         guard: ApiKeyGuard,
         divergence_pct: float = 5.0,
+        window: timedelta | None = None,
     ) -> None:
         self._divergence_pct = divergence_pct
+        self._window = window
         self._uow_factory = uow_factory
         self._source_kinds = tuple(source_kinds)
         self._clock = clock
@@ -158,7 +160,11 @@ class RunsResource:
     def on_get_anomalies(self, req: falcon.Request, resp: falcon.Response, run_id: int) -> None:
         params = QueryParams(req, ("baseline_runs",))
         found = anomalies(
-            self._uow_factory, run_id, params.integer("baseline_runs", 10, 1, 100), self._divergence_pct
+            self._uow_factory,
+            run_id,
+            params.integer("baseline_runs", 10, 1, 100),
+            self._divergence_pct,
+            self._window,
         )
         resp.media = {"data": [render.anomaly(item) for item in found]}
 
@@ -243,9 +249,17 @@ class RunRequestsResource:
 class AssetsResource:
     """`/assets` (symbol, name search, paged), `/assets/{id}` and `/assets/{id}/history`."""
 
-    def __init__(self, uow_factory: UnitOfWorkFactory, divergence_pct: float = 5.0) -> None:
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        divergence_pct: float = 5.0,
+        window: timedelta | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self._uow_factory = uow_factory
         self._divergence_pct = Decimal(str(divergence_pct))  # sources further apart: `divergent`
+        self._window = window  # prices further apart in time are not compared
+        self._clock = clock or (lambda: datetime.now(UTC))
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         params = QueryParams(req, ("symbol", "search", "page", "page_size"))
@@ -260,9 +274,8 @@ class AssetsResource:
 
     def on_get_item(self, req: falcon.Request, resp: falcon.Response, asset_id: int) -> None:
         QueryParams(req, ())
-        resp.media = {
-            "data": render.asset_view(asset_view(self._uow_factory, asset_id), self._divergence_pct)
-        }
+        view = asset_view(self._uow_factory, asset_id, self._window)
+        resp.media = {"data": render.asset_view(view, self._divergence_pct, self._clock())}
 
     def on_get_history(self, req: falcon.Request, resp: falcon.Response, asset_id: int) -> None:
         params = QueryParams(req, ("start", "end", "interval", "source"))

@@ -171,3 +171,47 @@ def test_full_refresh_rereads_a_file_from_its_start_and_loads_rows_quarantined_b
         (Decimal(100),),
         (Decimal(1500),),
     ]
+
+
+def test_quarantined_rows_are_in_reach_over_the_api_and_the_command_line(
+    clean_database: str, tmp_path: Path
+) -> None:
+    import falcon.testing
+
+    from entrypoints.api.app import create_app
+
+    (tmp_path / "BTC-USD.csv").write_text(
+        "Date,Close\n2024-01-01,100\n2024-01-02,n/a-ish\n2024-01-03,-5\n2024-01-04,7\n<script>,1\n"
+    )
+    app = build(
+        Settings(csv_source_path=str(tmp_path / "*.csv"), asset_crossref_path=CROSSREF), clean_database
+    )  # type: ignore[call-arg]
+    try:
+        run = app.run_etl(["csv"])
+        client = falcon.testing.TestClient(
+            create_app(app.reader, app.probe, app.uow_factory, quarantine=app.quarantine)
+        )
+        body = client.simulate_get("/quarantine", params={"source": "csv:BTC-USD", "page_size": 2}).json
+        assert body["pagination"]["total_items"] == 3
+        first_page = body["data"]
+        assert len(first_page) == 2
+        assert first_page[0]["id"] > first_page[1]["id"]  # newest first
+        second = client.simulate_get(
+            "/quarantine", params={"source": "csv:BTC-USD", "cursor": body["pagination"]["next_cursor"]}
+        ).json["data"]
+        everything = first_page + second
+        assert len({entry["id"] for entry in everything}) == 3
+        reasons = sorted(entry["reason"] for entry in everything)
+        assert reasons[0].startswith("Close: a price cannot be negative")
+        negative = next(entry for entry in everything if "negative" in entry["reason"])
+        assert negative["payload"] == {"Date": "2024-01-03", "Close": "-5"}
+        assert negative["first_run_id"] == run.id
+        assert negative["links"]["first_run"] == f"/runs/{run.id}"
+        by_reason = client.simulate_get("/quarantine", params={"reason": "NOT A NUMBER"}).json["data"]
+        assert [entry["payload"]["Close"] for entry in by_reason] == ["n/a-ish"]
+        by_run = client.simulate_get("/quarantine", params={"run_id": run.id + 1}).json["data"]
+        assert by_run == []
+        assert client.simulate_get("/quarantine", params={"cursor": "bm9wZQ"}).status_code == 400
+        assert client.simulate_get("/quarantine", params={"run_id": "-1"}).status_code == 400
+    finally:
+        app.close()

@@ -182,3 +182,43 @@ def test_data_shows_and_filters_the_quote_currency(api: falcon.testing.TestClien
     first = body["data"][0]
     assert first["price"] == first["price_usd"]
     assert first["bar_seconds"] == 60
+
+
+def test_a_stale_history_file_beside_live_quotes_is_not_divergent(
+    clean_database: str, tmp_path: Path
+) -> None:
+    """A daily file ending in 2020 and a quote of today disagree by thousands of percent, but
+    they are years apart: the old price is shown with its age and left out of the consensus."""
+    from datetime import timedelta
+
+    from entrypoints.api.app import ApiOptions
+
+    shutil.copyfile(FIXTURES / "Binance_BTCUSDT_d.csv", tmp_path / "Binance_BTCUSDT_d.csv")
+    app, _ = load(clean_database, tmp_path)
+    with psycopg.connect(clean_database) as connection:  # a live quote of today, as an API source stores it
+        asset = connection.execute("SELECT id FROM assets WHERE symbol = 'BTC'").fetchone()[0]  # type: ignore[index]
+        connection.execute(
+            "INSERT INTO unified_data (source_type, source, source_record_id, kind, symbol, price_usd, price,"
+            " quote_currency, observed_at, published_at, checksum, raw_id, first_run_id, last_run_id, asset_id)"
+            " VALUES ('api', 'coingecko', 'bitcoin', 'market', 'BTC', 91000, 91000, 'USD', now(), now(), 'x', 1, 1, 1, %s)",
+            (asset,),
+        )
+    now = datetime.now(UTC)
+    client = falcon.testing.TestClient(
+        create_app(
+            app.reader,
+            app.probe,
+            app.uow_factory,
+            ApiOptions(consensus_window=timedelta(minutes=15)),
+            lambda: now,
+        )
+    )
+    view = client.simulate_get(f"/assets/{asset}").json["data"]
+    app.close()
+    assert view["divergent"] is False
+    assert view["consensus_price_usd"] == "91000"
+    prices = {price["source"]: price for price in view["prices"]}
+    assert prices["coingecko"]["in_consensus"] is True
+    stale = prices["csv:Binance_BTCUSDT_d"]
+    assert stale["in_consensus"] is False
+    assert stale["age_seconds"] > 5 * 365 * 86400

@@ -212,3 +212,60 @@ def test_an_entry_carrying_a_nul_character_is_quarantined_and_the_others_load(
         [(reason, title)] = connection.execute("SELECT reason, payload->>'title' FROM quarantine").fetchall()
     assert reason.startswith("contains a NUL character (U+0000)")
     assert title == "Bit\ufffdcoin up"
+
+
+COINDESK_SHAPED = b"""<?xml version="1.0" encoding="UTF-8"?>
+<rss xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:content="http://purl.org/rss/1.0/modules/content/"
+     xmlns:media="http://search.yahoo.com/mrss/" version="2.0">
+<channel><title>CoinDesk</title><link>https://www.coindesk.com</link><description>news</description>
+  <item>
+    <title><![CDATA[Bitcoin Holds Above $90K]]></title>
+    <link>https://www.coindesk.com/markets/btc-holds</link>
+    <guid isPermaLink="false">cd-1</guid>
+    <dc:creator><![CDATA[Jane Doe]]></dc:creator>
+    <pubDate>Mon, 01 Dec 2025 12:00:00 +0000</pubDate>
+    <dc:description/>
+    <description><![CDATA[BTC steadied after a <b>volatile</b> week.]]></description>
+  </item>
+  <item>
+    <title>Ether Options Expire</title>
+    <link>https://www.coindesk.com/markets/eth-options</link>
+    <guid isPermaLink="false">cd-2</guid>
+    <pubDate>Mon, 01 Dec 2025 13:00:00 +0000</pubDate>
+    <description><![CDATA[ETH traders roll positions.]]></description>
+    <dc:description/>
+  </item>
+  <item>
+    <title>Solana Fees Fall</title>
+    <guid isPermaLink="false">cd-3</guid>
+    <pubDate>Mon, 01 Dec 2025 14:00:00 +0000</pubDate>
+    <dc:description/>
+    <content:encoded><![CDATA[<p>SOL fees fell to a one-year low.</p>]]></content:encoded>
+  </item>
+  <item>
+    <title>XRP Court Date Set</title>
+    <guid isPermaLink="false">cd-4</guid>
+    <pubDate>Mon, 01 Dec 2025 15:00:00 +0000</pubDate>
+    <media:description>A hearing is set for March.</media:description>
+  </item>
+</channel></rss>"""
+
+
+def test_an_item_with_a_text_description_and_an_empty_dc_description_keeps_its_text(
+    clean_database: str, provider: LoopbackProvider
+) -> None:
+    provider.state.feeds["coindesk"] = COINDESK_SHAPED
+    run = run_feeds(clean_database, [f"{provider.url}/feeds/coindesk"])
+    assert run.status is RunStatus.SUCCESS
+    descriptions = [row[2] for row in articles(clean_database)]
+    assert descriptions == [
+        "BTC steadied after a volatile week.",
+        "ETH traders roll positions.",
+        "SOL fees fell to a one-year low.",
+        "A hearing is set for March.",
+    ]
+    with psycopg.connect(clean_database) as connection:
+        kept = connection.execute("SELECT payload FROM raw_rss ORDER BY id").fetchall()
+    sent = ["BTC steadied after a <b>volatile</b> week.", "ETH traders roll positions."]
+    for (payload,), text in zip(kept[:2], sent, strict=True):
+        assert text in [payload["summary"], *payload.get("content", [])]  # the raw payload keeps it

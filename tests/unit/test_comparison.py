@@ -113,3 +113,19 @@ def test_sources_disagreeing_on_a_price_are_flagged_and_agreeing_ones_are_not() 
     assert (anomaly.metric, anomaly.source) == ("price_divergence:ETH", "coingecko,coinpaprika")
     assert anomaly.observed == pytest.approx(600 / 3300 * 100, abs=0.01)
     assert "coingecko 3000, coinpaprika 3600" in anomaly.explanation
+
+
+def test_prices_observed_far_apart_in_time_are_not_a_divergence() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from domain.comparison import PriceQuote, price_divergence
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    live = PriceQuote("BTC", "coingecko", 91000.0, 1, 1, now)
+    old = PriceQuote("BTC", "coinpaprika", 27000.0, 1, 1, now - timedelta(days=30))
+    close = PriceQuote("BTC", "coinpaprika", 60000.0, 1, 1, now - timedelta(minutes=5))
+    window = timedelta(minutes=15)
+    assert price_divergence([live, old], 5.0, window) == []
+    [found] = price_divergence([live, close], 5.0, window)
+    assert found.metric == "price_divergence:BTC#1"
+    assert len(price_divergence([live, old], 5.0, None)) == 1  # without a window, as before

@@ -99,7 +99,7 @@ def test_semicolons_with_decimal_commas_are_read_as_numbers_never_as_a_rename() 
 def test_a_day_first_column_is_decided_from_all_its_values() -> None:
     text = lines("date,symbol,close", "01-04-2013 23:59,BTC,100", "29-04-2013 23:59,BTC,101")
     layout = detect_layout("prices.csv", text)
-    assert layout.moments.order is DateOrder.DMY
+    assert layout.moments.orders == {"-": DateOrder.DMY}
     first, second = bars(layout, text)
     assert first.observed_at == datetime(2013, 4, 1, 23, 59, tzinfo=UTC)
     assert second.observed_at == datetime(2013, 4, 29, 23, 59, tzinfo=UTC)
