@@ -44,3 +44,12 @@ class FileRefused(SourceUnavailable):
 class SourceSkipped(ApplicationError):
     """There is nothing to read (a CSV glob that matches no file): the source is `skipped`,
     with this message as a warning, and the run is not a silent success."""
+
+
+class StoreUnavailable(ApplicationError):
+    """The database cannot be reached, or gave no working connection in time: a fault outside
+    the process, answered 503 by the API and exit code 3 by the command line, never a crash."""
+
+
+class StoreTooSlow(StoreUnavailable):
+    """A query ran past the statement timeout and was cancelled."""

@@ -66,6 +66,7 @@ class IngestOptions:
 
     fail_after: int | None = None
     auto_map_confidence: float = DEFAULT_AUTO_MAP_CONFIDENCE
+    drift_removal_share: float = 0.5
     observer: EtlObserver = attrs.field(factory=NullObserver)
     should_stop: Callable[[], bool] = _never
     observation_runs_kept: int = 20
@@ -100,6 +101,7 @@ class _SourceProgress:
     newest: datetime | None = None
     read: int = 0  # records read
     loaded: int = 0  # inserted, updated or found unchanged
+    written: int = 0  # inserted or updated
     quarantined: int = 0
     first_reason: str | None = None
 
@@ -190,6 +192,9 @@ def ingest_source(
             uow.runs.add_responses(run_id, name, answered)
         uow.runs.finish_source(run_id, name, status, error, finished, duration_ms, freshness)
         uow.records.prune_observations(name, options.observation_runs_kept)
+        # right after a bulk load the planner still believes the tables small: the API's first
+        # queries would walk the wrong index until autovacuum got round to it
+        uow.statistics.refresh_after_load(name, progress.written)
         uow.commit()
     options.observer.source_finished(name, run_id, status, error)
     if injected is not None:
@@ -348,6 +353,7 @@ def _write_batch(
         uow.commit()
     progress.read += prepared.fetched
     progress.loaded += counts.inserted + counts.updated + counts.unchanged + prepared.unchanged
+    progress.written += counts.inserted + counts.updated
     progress.quarantined += counts.quarantined
     if progress.first_reason is None and prepared.first_reason is not None:
         progress.first_reason = prepared.first_reason
@@ -383,6 +389,7 @@ def _check_drift(
         [(raw.source_record_id, raw.payload) for raw in batch.raws],
         threshold=options.auto_map_confidence,
         previous=lambda ids: uow.records.latest_payloads(pipeline.name, ids),
+        removal_share=options.drift_removal_share,
     )
 
 

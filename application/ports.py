@@ -275,6 +275,13 @@ class UsdRateRepository(Protocol):
         ...
 
 
+class TableStatistics(Protocol):
+    def refresh_after_load(self, source: str, rows_written: int) -> bool:
+        """Refresh the planner's statistics of the tables a source writes when `rows_written`
+        is a large share of them (or many rows); return whether it did."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over the repositories; rolled back on exit unless committed."""
 
@@ -286,6 +293,7 @@ class UnitOfWork(Protocol):
     schedule: ScheduleRepository
     assets: AssetRepository
     rates: UsdRateRepository
+    statistics: TableStatistics
 
     def __enter__(self) -> Self: ...
 

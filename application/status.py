@@ -7,6 +7,7 @@ from datetime import datetime
 
 import attrs
 
+from application.errors import StoreUnavailable
 from application.ports import HealthProbe, UnitOfWorkFactory
 from domain.runs import RunStatus
 
@@ -43,8 +44,11 @@ def check_health(probe: HealthProbe, uow_factory: UnitOfWorkFactory) -> HealthRe
     """
     if not probe.database_reachable():
         return HealthReport(Health.UNHEALTHY, False, None, None)
-    with uow_factory() as uow:
-        last = uow.runs.latest()
+    try:
+        with uow_factory() as uow:
+            last = uow.runs.latest()
+    except StoreUnavailable:  # gone between the probe and the query
+        return HealthReport(Health.UNHEALTHY, False, None, None)
     if last is None:
         return HealthReport(Health.HEALTHY, True, None, None)
     degraded = last.status in (RunStatus.FAILED, RunStatus.PARTIAL)

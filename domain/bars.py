@@ -4,8 +4,9 @@
   USD or a USD stablecoin; a price in another asset (ETC/BTC) gets USD values only by
   `convert`, through a USD price of the quote asset observed within the same bar.
 - `volume_24h_usd` only from a volume in USD terms: a USD volume column, the quote volume of a
-  USD-quoted pair, or base volume × close when only the base volume is given. `extra` says
-  which (`volume_usd_from`); the base and quote volumes are kept there as given.
+  USD-quoted pair, or base volume × close when only the base volume is given; `extra` says
+  which (`volume_usd_from`) unless it is simply the quote volume. The base volume, and a quote
+  volume that is not the USD volume itself, are kept there as given.
 """
 
 from __future__ import annotations
@@ -28,15 +29,16 @@ def bar_record(raw: RawRecord, bar: Bar, usd: UsdQuotes, price_field: str = "clo
     for name, value in (("open", bar.open), ("high", bar.high), ("low", bar.low)):
         if value is not None:
             extra[name] = str(value)
-    for name, value in (("base_volume", bar.base_volume), ("quote_volume", bar.quote_volume)):
-        if value is not None:
-            extra[name] = str(value)
+    volume_usd, volume_from = _usd_volume(bar, in_usd)
+    if bar.base_volume is not None:
+        extra["base_volume"] = str(bar.base_volume)
+    if bar.quote_volume is not None and volume_from != QUOTE_VOLUME:
+        extra["quote_volume"] = str(bar.quote_volume)  # not already the USD volume itself
     if bar.trades is not None:
         extra["trades"] = bar.trades
     if bar.market_cap is not None and not in_usd:
         extra["market_cap"] = str(bar.market_cap)
-    volume_usd, volume_from = _usd_volume(bar, in_usd)
-    if volume_from:
+    if volume_from not in (None, QUOTE_VOLUME):
         extra["volume_usd_from"] = volume_from
     return market_record(
         raw,
@@ -56,11 +58,16 @@ def bar_record(raw: RawRecord, bar: Bar, usd: UsdQuotes, price_field: str = "clo
     )
 
 
+QUOTE_VOLUME = "quote volume"  # the common case, said by the record's quote_currency itself
+
+
 def _usd_volume(bar: Bar, in_usd: bool) -> tuple[Decimal | None, str | None]:
+    """The bar's volume in USD and where it came from (`extra.volume_usd_from` when it is not
+    simply the quote volume of a USD-quoted pair)."""
     if bar.usd_volume is not None:
         return bar.usd_volume, "usd volume column"
     if in_usd and bar.quote_volume is not None:
-        return bar.quote_volume, f"quote volume ({bar.quote})"
+        return bar.quote_volume, QUOTE_VOLUME
     if in_usd and bar.base_volume is not None:
         return bar.base_volume * bar.close, f"base volume × close ({bar.quote})"
     return None, None

@@ -92,6 +92,10 @@ class Metric:
     read: Callable[[SourceRun], float | None]
     describe: str
     min_change: float = 0.0
+    # against a calm baseline (no spread: every earlier run alike, often all zero) a robust
+    # score means nothing; a change of at least these absolute sizes is flagged instead
+    warning_change: float | None = None
+    critical_change: float | None = None
 
 
 def _rate(numerator: int, denominator: int) -> float | None:
@@ -106,17 +110,33 @@ METRICS: tuple[Metric, ...] = (
         lambda s: _rate(s.counters.quarantined, s.counters.fetched),
         "share of records quarantined",
         min_change=0.01,
+        warning_change=0.10,
+        critical_change=0.50,
     ),
-    Metric("error_rate", lambda s: 1.0 if s.status is RunStatus.FAILED else 0.0, "share of runs failed", 0.5),
+    Metric(
+        "error_rate",
+        lambda s: 1.0 if s.status is RunStatus.FAILED else 0.0,
+        "share of runs failed",
+        0.5,
+        warning_change=0.5,
+        critical_change=1.0,
+    ),
     Metric(
         "retry_rate",
         lambda s: _rate(s.counters.retries, s.counters.http_requests),
         "retries per request",
         0.1,
+        warning_change=0.5,
+        critical_change=2.0,
     ),
     Metric("freshness_seconds", lambda s: s.freshness_seconds, "age of the newest provider timestamp, s", 60),
     Metric(
-        "drift_findings", lambda s: float(s.counters.drift_findings), "schema drift findings", min_change=1
+        "drift_findings",
+        lambda s: float(s.counters.drift_findings),
+        "schema drift findings",
+        min_change=1,
+        warning_change=1,
+        critical_change=5,
     ),
 )
 
@@ -139,6 +159,10 @@ def score_source(source: str, observed: SourceRun, history: Sequence[SourceRun])
         baseline = [v for v in (metric.read(item) for item in history) if v is not None]
         if value is None or not baseline:
             continue
+        judged, calm = _calm(metric, source, value, baseline)
+        if judged:
+            anomalies.extend([calm] if calm is not None else [])
+            continue
         median, score = robust_score(value, baseline)
         if not math.isfinite(score) or abs(score) < WARNING_SCORE or abs(value - median) < metric.min_change:
             continue
@@ -158,6 +182,38 @@ def score_source(source: str, observed: SourceRun, history: Sequence[SourceRun])
             )
         )
     return anomalies
+
+
+def _calm(
+    metric: Metric, source: str, value: float, baseline: Sequence[float]
+) -> tuple[bool, Anomaly | None]:
+    """A metric with absolute floors against a baseline without spread (every earlier run
+    alike, often all zero) is judged by the size of its change: (judged so, the anomaly if any).
+    Not judged so: it is scored the robust way."""
+    if metric.warning_change is None or len(set(baseline)) != 1:
+        return False, None
+    median = baseline[0]
+    change = value - median
+    if abs(change) < metric.warning_change:
+        return True, None
+    critical = metric.critical_change is not None and abs(change) >= metric.critical_change
+    score = WARNING_SCORE * change / metric.warning_change
+    direction = "up" if change > 0 else "down"
+    floors = f"flagged from a change of {metric.warning_change:g}" + (
+        f", critical from {metric.critical_change:g}" if metric.critical_change is not None else ""
+    )
+    return True, Anomaly(
+        source=source,
+        metric=metric.name,
+        baseline=round(median, 6),
+        observed=round(value, 6),
+        score=round(score, 2),
+        severity=Severity.CRITICAL if critical else Severity.WARNING,
+        explanation=(
+            f"{metric.describe}: {value:g}, {direction} from {median:g} in each of the last "
+            f"{len(baseline)} run(s) ({floors})"
+        ),
+    )
 
 
 def compare_runs(run_a: EtlRun, run_b: EtlRun) -> RunComparison:

@@ -94,10 +94,10 @@ def decide_mark(values: Iterable[str]) -> tuple[DecimalMark | None, bool]:
 
 def read_number(text: str, mark: DecimalMark | None) -> Decimal | None:
     """The exact value of a cell in a column whose decimal mark is `mark` (None: not settled)."""
+    if _PLAIN.match(text) and (mark is not DecimalMark.COMMA or "." not in text):
+        return Decimal(text)  # the common case first: a plain number
     if is_missing_cell(text):
         return None
-    if _PLAIN.match(text) and (mark is not DecimalMark.COMMA or "." not in text):
-        return Decimal(text)
     body, negative = _unsigned(text)
     marks = marks_allowed(text)
     if marks is None:
@@ -216,19 +216,34 @@ def order_evidence(values: Iterable[str]) -> OrderEvidence:
     return evidence
 
 
-@attrs.frozen
+class _Orders(dict[str, DateOrder]):
+    """A column's orders by separator, hashable so a reader can key a cache."""
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+
+def _orders(items: Mapping[str, DateOrder]) -> _Orders:
+    return _Orders(dict(items))
+
+
+@attrs.frozen(cache_hash=True)
 class MomentReader:
     """Reads one column's moments: its form, its day/month order per separator, the zone of
     naive times."""
 
     form: MomentForm
-    orders: Mapping[str, DateOrder] = attrs.field(factory=dict)
+    orders: Mapping[str, DateOrder] = attrs.field(factory=dict, converter=_orders)
     zone: tzinfo = UTC
     fixed_order: DateOrder | None = None  # set by the options: every separator reads so
 
     def read(self, value: str) -> datetime | None:
         """A value in its own form (a column may mix ISO dates and month names, or seconds and
-        milliseconds); numeric day/month values by the column's order for their separator."""
+        milliseconds); numeric day/month values by the column's order for their separator.
+        Remembered per value: an export repeats each date once per asset."""
+        return _read_value(self, value)
+
+    def _read_uncached(self, value: str) -> datetime | None:
         if is_missing_cell(value):
             return None
         text = value.strip()
@@ -248,6 +263,11 @@ class MomentReader:
         if len(values) == 1:
             return values.pop().value
         return ", ".join(f"{separator} {order.value}" for separator, order in sorted(self.orders.items()))
+
+
+@functools.lru_cache(maxsize=16384)
+def _read_value(reader: MomentReader, value: str) -> datetime | None:
+    return reader._read_uncached(value)
 
 
 @functools.lru_cache(maxsize=8192)

@@ -245,12 +245,14 @@ def read_bar(layout: Layout, row: Mapping[str, str]) -> Bar:
         column = fields.get(field)
         return (row.get(column) or "") if column else ""
 
+    marks = layout.marks
+
     def number(field: str) -> Decimal | None:
         column = fields.get(field)
         if column is None:
             return None
         try:
-            return read_number(row.get(column) or "", layout.marks.get(column))
+            return read_number(row.get(column) or "", marks.get(column))
         except InvalidValue as ex:
             problems.append(f"{column}: {ex}")
             return None

@@ -88,10 +88,16 @@ class DriftReport:
     mapping: Mapping[str, str] = attrs.field(factory=dict)  # observed name -> contract name
 
     def remap(self, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """The payload with auto-mapped fields under their contract names."""
+        """The payload with auto-mapped fields under their contract names, in each record that
+        lacks the old name and has the new one (a rename that reached only part of a batch
+        leaves the records still using the old name as they are)."""
         if not self.mapping:
             return dict(payload)
-        return {self.mapping.get(key, key): value for key, value in payload.items()}
+        result = dict(payload)
+        for new, old in self.mapping.items():
+            if new in result and old not in result:
+                result[old] = result.pop(new)
+        return result
 
 
 @attrs.frozen
@@ -148,8 +154,13 @@ def detect_drift(
     payloads: Sequence[tuple[str, Mapping[str, Any]]],
     threshold: float = 0.8,
     previous: PreviousPayloads | None = None,
+    removal_share: float = 0.5,
 ) -> DriftReport:
-    """Compare `(record id, payload)` pairs of one batch with the contract."""
+    """Compare `(record id, payload)` pairs of one batch with the contract.
+
+    An expected field absent from at least `removal_share` of the records (a provider's rolling
+    deploy renames a field in most answers, not all) can be paired with a new field as a rename;
+    unpaired, it is reported `removed` only when absent from every record."""
     if not payloads:
         return DriftReport()
     observed: dict[str, _Observed] = {}
@@ -168,9 +179,16 @@ def detect_drift(
                 if seen.sample is None:
                     seen.sample = value
     missing = [spec for spec in contract.fields if spec.name not in observed]
+    mostly_missing = [
+        spec
+        for spec in contract.fields
+        if spec.name in observed and 1 - observed[spec.name].count / len(payloads) >= removal_share
+    ]
     unknown = sorted(name for name in observed if name not in contract.names)
     findings: list[DriftFinding] = []
-    renames = _pair_renames(contract, missing, unknown, observed, payloads, previous, threshold)
+    renames = _pair_renames(
+        contract, missing + mostly_missing, unknown, observed, payloads, previous, threshold
+    )
     findings.extend(renames)
     paired = {finding.field for finding in renames} | {finding.candidate for finding in renames}
     findings.extend(
@@ -233,6 +251,9 @@ def _pair_renames(
                 "observed_types": sorted(observed[name].types),
                 "expected_types": sorted(spec.types),
             }
+            if spec.name in observed:  # a rename that reached only part of the batch
+                evidence["old_name_still_in"] = observed[spec.name].count
+                evidence["records"] = len(payloads)
             if compared:
                 evidence |= {"value_agreement": round(agreement, 3), "records_compared": compared}
                 confidence = NAME_WEIGHT * similarity + TYPE_WEIGHT * types_fit + VALUE_WEIGHT * agreement

@@ -9,6 +9,7 @@ column.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import attrs
@@ -47,6 +48,7 @@ class Pair:
         return f"{self.base}/{self.quote}" if self.quote else self.base
 
 
+@functools.lru_cache(maxsize=8192)
 def split_pair(text: str, known_symbols: frozenset[str] = frozenset()) -> Pair | None:
     """`BTC/USDT`, `BTC-USD`, `btc_usd`, `BTCUSDT`, `ETHBTC` as base and quote; `BTC` as a base
     alone; None for text that is not a symbol. A run-together text that is itself a known

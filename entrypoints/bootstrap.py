@@ -38,7 +38,7 @@ from adapters.memory.reader import InMemoryHealthProbe, InMemoryQuarantineReader
 from adapters.memory.scheduling import InMemorySourceLocks
 from adapters.memory.state import InMemoryStore
 from adapters.memory.store import InMemoryUnitOfWork
-from adapters.postgres.admin import create_database
+from adapters.postgres.admin import check_reachable, create_database
 from adapters.postgres.embedded import EmbeddedPostgres
 from adapters.postgres.health import PostgresHealthProbe
 from adapters.postgres.migrations import apply_migrations, migration_ids
@@ -73,16 +73,28 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def pool_resource(database_url: str, max_size: int) -> Iterator[ConnectionPool]:
-    """A connection pool, opened on first use (after gunicorn's fork) and closed at shutdown."""
+def pool_resource(
+    database_url: str, max_size: int, timeout: float = 30.0, statement_timeout_ms: int | None = None
+) -> Iterator[ConnectionPool]:
+    """A connection pool, opened on first use (after gunicorn's fork) and closed at shutdown.
+
+    Each connection is checked as it is lent (a connection broken by a database restart is
+    discarded, not handed out); a borrower waits at most `timeout` for one; every statement on
+    it is cancelled after `statement_timeout_ms` when given (the API's)."""
+    kwargs: dict[str, object] = {"application_name": "kaspero"}
+    if statement_timeout_ms:
+        kwargs["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
     pool = ConnectionPool(
         database_url,
         min_size=1,
         max_size=max_size,
         open=True,
         name="kaspero",
-        kwargs={"application_name": "kaspero"},
+        kwargs=kwargs,
         configure=configure_connection,
+        check=ConnectionPool.check_connection,
+        timeout=timeout,
+        reconnect_timeout=0,  # keep trying to reconnect for as long as the database is away
     )
     try:
         yield pool
@@ -105,8 +117,12 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     database_url = providers.Dependency(instance_of=str)
     clock = providers.Object(utc_now)
-    pool = providers.Resource(pool_resource, database_url, settings.provided.db_pool_max_size)
-    uow_factory = providers.Factory(PostgresUnitOfWork, pool)
+    pool_timeout = providers.Object(30.0)
+    statement_timeout_ms: providers.Object[int | None] = providers.Object(None)
+    pool = providers.Resource(
+        pool_resource, database_url, settings.provided.db_pool_max_size, pool_timeout, statement_timeout_ms
+    )
+    uow_factory = providers.Factory(PostgresUnitOfWork, pool, pool_timeout)
     reader = providers.Singleton(PostgresRecordReader, pool)
     quarantine = providers.Singleton(PostgresQuarantineReader, pool)
     locks = providers.Resource(locks_resource, database_url)
@@ -154,7 +170,12 @@ class Kaspero:
                     pipelines.extend(
                         SourcePipeline(
                             FeedparserRssReader(
-                                feed, web_client, self.clock, self.settings.http_max_response_mb << 20
+                                feed,
+                                web_client,
+                                self.clock,
+                                self.settings.feed_max_mb << 20,
+                                deadline_seconds=self.settings.http_deadline_seconds,
+                                max_retry_after=self.settings.http_retry_after_max_seconds,
                             ),
                             RssArticleNormalizer(),
                         )
@@ -221,6 +242,7 @@ class Kaspero:
             options = IngestOptions(
                 fail_after=fail_after if fail_after is not None else self.settings.etl_fail_after,
                 auto_map_confidence=self.settings.drift_auto_map_confidence,
+                drift_removal_share=self.settings.drift_removal_share,
                 observer=self.observer,
                 should_stop=should_stop or (lambda: False),
                 crossref=load_crossref(self.settings.asset_crossref_path),
@@ -243,10 +265,19 @@ def build(
     database_url: str | None = None,
     *,
     in_memory: bool = False,
+    serving: bool = False,
 ) -> Kaspero:
-    """Wire Kaspero for PostgreSQL (the given URL, or the settings' one) or in memory."""
+    """Wire Kaspero for PostgreSQL (the given URL, or the settings' one) or in memory.
+
+    `serving`: for the API, whose requests wait at most `API_DB_TIMEOUT_SECONDS` for a
+    connection and whose statements are cancelled after `API_STATEMENT_TIMEOUT_MS`."""
     settings = settings or Settings.from_environ()
     container = Container(settings=settings, database_url=database_url or "")
+    if serving:
+        container.pool_timeout.override(providers.Object(settings.api_db_timeout_seconds))
+        container.statement_timeout_ms.override(providers.Object(settings.api_statement_timeout_ms))
+    else:
+        container.pool_timeout.override(providers.Object(settings.db_pool_timeout_seconds))
     if in_memory:
         store = InMemoryStore()
         container.uow_factory.override(providers.Factory(InMemoryUnitOfWork, store))
@@ -300,7 +331,12 @@ def provider_client(settings: Settings, source: str) -> ProviderClient:
         max_retry_after=settings.http_retry_after_max_seconds,
     )
     return ProviderClient(
-        source, client, TokenBucket(per_minute), policy, max_bytes=settings.http_max_response_mb * 1024 * 1024
+        source,
+        client,
+        TokenBucket(per_minute),
+        policy,
+        max_bytes=settings.http_max_response_mb * 1024 * 1024,
+        deadline_seconds=settings.http_deadline_seconds,
     )
 
 
@@ -359,3 +395,8 @@ def embedded_server(settings: Settings) -> EmbeddedPostgres:
 
 def migrate(database_url: str) -> list[str]:
     return apply_migrations(database_url, MIGRATIONS_DIR)
+
+
+def check_database(url: str) -> None:
+    """Raise `StoreUnavailable` with the server's own reason if the database cannot be used."""
+    check_reachable(url)

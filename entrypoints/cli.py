@@ -26,7 +26,7 @@ import structlog
 
 from application.browse import find_quarantined
 from application.comparison import compare
-from application.errors import NotFound
+from application.errors import NotFound, StoreUnavailable
 from application.queries import QuarantineQuery
 from application.runs import list_runs
 from domain.runs import EtlRun, RunStatus, RunTrigger
@@ -39,7 +39,9 @@ from entrypoints.settings import SOURCE_KINDS, Settings, SettingsError
 
 logger = structlog.get_logger("kaspero.cli")
 
-EXIT_OK, EXIT_RUN_NOT_SUCCESSFUL, EXIT_CONFIG = 0, 1, 2
+# exit codes: 0 success, 1 a partial or failed run (or a refused file), 2 usage or configuration,
+# 3 no database
+EXIT_OK, EXIT_RUN_NOT_SUCCESSFUL, EXIT_CONFIG, EXIT_NO_DATABASE = 0, 1, 2, 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as ex:
         print(f"kaspero: {ex}", file=sys.stderr)
         return EXIT_CONFIG
+    except StoreUnavailable as ex:
+        where = "DATABASE_URL" if settings.database_url is not None else "the embedded PostgreSQL"
+        print(f"kaspero: cannot use the database ({where}): {redact(str(ex))}", file=sys.stderr)
+        return EXIT_NO_DATABASE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -297,6 +303,7 @@ def _runs_compare(settings: Settings, args: argparse.Namespace) -> int:
 
 def _build(settings: Settings, database_url: str | None = None) -> bootstrap.Kaspero:
     """Kaspero over a database whose schema this code can use, or a clear refusal."""
+    bootstrap.check_database(database_url or bootstrap.resolve_database_url(settings))
     kaspero = bootstrap.build(settings, database_url)
     pending = kaspero.probe.pending_migrations()
     if pending:

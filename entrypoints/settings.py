@@ -54,6 +54,8 @@ class Settings(pydantic.BaseModel):
     coingecko_resume_window_minutes: float = pydantic.Field(default=10, ge=0)
     http_timeout_seconds: float = pydantic.Field(default=10, gt=0, le=300)
     http_max_response_mb: int = pydantic.Field(default=50, ge=1, le=1024)
+    http_deadline_seconds: float = pydantic.Field(default=60, gt=0, le=3600)
+    feed_max_mb: int = pydantic.Field(default=10, ge=1, le=512)
     http_retry_attempts: int = pydantic.Field(default=5, ge=1, le=20)
     http_retry_max_seconds: float = pydantic.Field(default=60, gt=0)
     http_retry_after_max_seconds: float = pydantic.Field(default=60, ge=0)
@@ -62,12 +64,16 @@ class Settings(pydantic.BaseModel):
     api_read_requires_key: bool = False
     divergence_threshold_pct: float = pydantic.Field(default=5.0, gt=0, le=100)
     drift_auto_map_confidence: float = pydantic.Field(default=0.8, ge=0, le=1)
+    drift_removal_share: float = pydantic.Field(default=0.5, gt=0, le=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     api_host: str = "127.0.0.1"
     api_port: int = pydantic.Field(default=8000, ge=1, le=65535)
     web_concurrency: int = pydantic.Field(default=2, ge=1, le=64)
     db_pool_max_size: int = pydantic.Field(default=4, ge=1, le=100)
+    db_pool_timeout_seconds: float = pydantic.Field(default=15, gt=0, le=600)
+    api_db_timeout_seconds: float = pydantic.Field(default=2, gt=0, le=60)
+    api_statement_timeout_ms: int = pydantic.Field(default=5000, ge=100, le=600_000)
 
     @pydantic.field_validator("etl_sources", mode="before")
     @classmethod

@@ -19,7 +19,7 @@ from entrypoints.settings import Settings
 def create() -> falcon.App[falcon.Request, falcon.Response]:
     settings = Settings.from_environ()
     configure_logging(settings.log_level, settings.log_format)
-    kaspero = build(settings)
+    kaspero = build(settings, serving=True)
     atexit.register(kaspero.close)
     options = ApiOptions(
         api_keys=tuple(settings.api_key_list()),

@@ -295,7 +295,7 @@ class _LinePosition:
 
 def _payload(header: list[str], cells: list[str], limit: int) -> tuple[dict[str, Any], str | None]:
     problem = None
-    size = sum(len(cell) for cell in cells)
+    size = sum(map(len, cells))
     if size > limit:
         problem = (
             f"row is {size:,} characters, over the {limit:,} a record may hold (CSV_MAX_RECORD_BYTES); "

@@ -8,8 +8,9 @@ cannot be parsed is a clear error for that feed alone.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -27,7 +28,15 @@ from domain.errors import InvalidRecord, InvalidValue
 from domain.records import RawRecord, RecordKind, Source, SourceType, UnifiedRecord
 from domain.runs import SourceCounters
 
-_ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
+# a declared entity is the shape of expansion bombs and external-entity tricks, in whatever
+# encoding the document is written (UTF-16 and UTF-32 interleave NUL bytes)
+_ENTITY_DECLARATIONS = tuple(
+    re.compile(re.escape("<!ENTITY".encode(encoding)), re.IGNORECASE)
+    for encoding in ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
+)
+_WEB_SCHEMES = ("http", "https")
+RETRIED_STATUSES = frozenset({429, 503})
+MAX_FEED_RETRIES = 2
 
 
 def rss_source_name(feed: str) -> str:
@@ -46,12 +55,18 @@ class FeedparserRssReader:
         client: httpx.Client | None,
         clock: Callable[[], datetime],
         max_bytes: int = 10 * 1024 * 1024,
+        deadline_seconds: float = 60.0,
+        max_retry_after: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.feed = feed
         self.source = Source(name=rss_source_name(feed), source_type=SourceType.RSS)
         self._client = client
         self._clock = clock
         self._max_bytes = max_bytes
+        self._deadline = deadline_seconds
+        self._max_retry_after = max_retry_after
+        self._sleep = sleep
 
     def read(self, cursor: dict[str, Any] | None, run_id: int) -> Iterator[Batch]:
         cursor = dict(cursor or {})
@@ -63,7 +78,7 @@ class FeedparserRssReader:
                 return
         else:
             body = self._open()
-        if _ENTITY_DECLARATION.search(body):
+        if any(pattern.search(body) for pattern in _ENTITY_DECLARATIONS):
             raise SourceUnavailable(f"{self.source.name}: refused: the feed declares XML entities", counters)
         parsed = feedparser.parse(body)
         problem = _unusable(parsed)
@@ -83,22 +98,45 @@ class FeedparserRssReader:
         yield Batch(raws, cursor, counters=counters)
 
     def _fetch(self, cursor: dict[str, Any]) -> tuple[bytes | None, dict[str, Any], SourceCounters]:
+        """The feed's body (None: not modified), its validators, and what the fetch cost. A 429
+        or 503 is retried after its `Retry-After` (when it asks for no longer than the cap)."""
+        counters = SourceCounters()
+        for attempt in range(MAX_FEED_RETRIES + 1):
+            counters += SourceCounters(http_requests=1)
+            wait, answer = self._fetch_once(cursor, counters)
+            if wait is None:
+                return answer
+            if attempt == MAX_FEED_RETRIES:
+                break
+            counters += SourceCounters(retries=1, rate_limit_waits=1)
+            self._sleep(wait)
+        raise SourceUnavailable(
+            f"{self.source.name}: the feed kept answering 429/503 after {MAX_FEED_RETRIES} retries", counters
+        )
+
+    def _fetch_once(
+        self, cursor: dict[str, Any], counters: SourceCounters
+    ) -> tuple[float | None, tuple[bytes | None, dict[str, Any], SourceCounters]]:
         assert self._client is not None
         headers = {}
         if cursor.get("etag"):
             headers["If-None-Match"] = str(cursor["etag"])
         if cursor.get("last_modified"):
             headers["If-Modified-Since"] = str(cursor["last_modified"])
-        counters = SourceCounters(http_requests=1)
+        started = time.monotonic()
         try:
             with self._client.stream("GET", self.feed, headers=headers) as response:
                 if response.status_code == 304:
-                    return None, cursor, counters
+                    return None, (None, cursor, counters)
+                if response.status_code in RETRIED_STATUSES:
+                    wait = _retry_after(response.headers.get("retry-after"))
+                    if wait is not None and wait <= self._max_retry_after:
+                        return wait, (None, cursor, counters)
                 if response.status_code != 200:
                     raise SourceUnavailable(
                         f"{self.source.name}: the feed answered {response.status_code}", counters
                     )
-                body = self._bounded(response.iter_bytes(), counters)
+                body = self._bounded(response.iter_bytes(), counters, started)
                 validators = {
                     "etag": response.headers.get("etag"),
                     "last_modified": response.headers.get("last-modified"),
@@ -107,7 +145,7 @@ class FeedparserRssReader:
             raise SourceUnavailable(
                 f"{self.source.name}: cannot fetch the feed ({type(ex).__name__})", counters
             ) from ex
-        return body, {key: value for key, value in validators.items() if value}, counters
+        return None, (body, {key: value for key, value in validators.items() if value}, counters)
 
     def _open(self) -> bytes:
         path = Path(self.feed)
@@ -117,13 +155,21 @@ class FeedparserRssReader:
         except OSError as ex:
             raise SourceUnavailable(f"{self.source.name}: cannot open {path}: {ex.strerror}") from ex
 
-    def _bounded(self, chunks: Iterator[bytes], counters: SourceCounters) -> bytes:
+    def _bounded(
+        self, chunks: Iterator[bytes], counters: SourceCounters, started: float | None = None
+    ) -> bytes:
         body = bytearray()
         for chunk in chunks:
             body += chunk
             if len(body) > self._max_bytes:
                 raise SourceUnavailable(
-                    f"{self.source.name}: the feed exceeds {self._max_bytes:,} bytes", counters
+                    f"{self.source.name}: the feed exceeds {self._max_bytes:,} bytes (FEED_MAX_MB)", counters
+                )
+            if started is not None and time.monotonic() - started > self._deadline:
+                raise SourceUnavailable(
+                    f"{self.source.name}: the feed took longer than {self._deadline:g} s "
+                    f"(HTTP_DEADLINE_SECONDS) after {len(body):,} bytes",
+                    counters,
                 )
         return bytes(body)
 
@@ -235,9 +281,37 @@ class RssArticleNormalizer:
             author=clean_text(payload.get("author")),
             category=tags[0] if tags else None,
             tags=tags,
-            url=payload.get("link"),
+            url=_web_url(payload.get("link")),
             published_at=published,
         )
+
+
+def _web_url(link: object) -> str | None:
+    """An entry's link when it is an http(s) URL; a `javascript:`, `data:` or other link is
+    dropped from the record (the raw payload keeps what the feed sent)."""
+    if not isinstance(link, str) or not link.strip():
+        return None
+    try:
+        scheme = urlsplit(link.strip()).scheme.lower()
+    except ValueError:
+        return None
+    return link.strip() if scheme in _WEB_SCHEMES else None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """`Retry-After` in seconds (a number or an HTTP date), or None when absent or unreadable."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _description(payload: dict[str, Any]) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import json
 import socket
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,11 @@ class RetryableResponse(ProviderError):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+
+
+class SlowResponse(ProviderError):
+    """The answer took longer than the request's total deadline (a body trickling in): not
+    retried, since a provider that slow holds the whole run."""
 
 
 class MalformedResponse(ProviderError):
@@ -88,12 +94,14 @@ class ProviderClient:
         bucket: TokenBucket,
         policy: RetryPolicy | None = None,
         max_bytes: int = 50 * 1024 * 1024,
+        deadline_seconds: float = 60.0,
     ) -> None:
         self.name = name
         self._client = client
         self._bucket = bucket
         self._policy = policy or RetryPolicy()
         self._max_bytes = max_bytes
+        self._deadline = deadline_seconds
         self.tally = RequestTally()
 
     def get_json(self, path: str, params: Mapping[str, str | int] | None = None) -> Any:
@@ -123,9 +131,10 @@ class ProviderClient:
             raise
 
     def _answer(self, path: str, params: Mapping[str, str | int] | None) -> Any:
+        started = time.monotonic()
         with self._client.stream("GET", path, params=params) as response:
             self.tally.answered(str(response.status_code))
-            body = self._read_bounded(response)
+            body = self._read_bounded(response, started)
             status = response.status_code
             where = f"GET {response.request.url.path}"
             if status == 200:
@@ -137,7 +146,9 @@ class ProviderClient:
                 raise RetryableResponse(f"{where} answered {status}{page}", status, retry_after)
             raise ProviderRefused(f"{where} answered {status}: {_explain(status)}{page}")
 
-    def _read_bounded(self, response: httpx.Response) -> bytes:
+    def _read_bounded(self, response: httpx.Response, started: float) -> bytes:
+        """The body, within the size limit and the request's total deadline (connect, headers
+        and body together: httpx's timeouts bound each read, not the whole)."""
         declared = response.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self._max_bytes:
             raise ProviderRefused(
@@ -148,6 +159,11 @@ class ProviderClient:
             size += len(chunk)
             if size > self._max_bytes:
                 raise ProviderRefused(f"response exceeds the {self._max_bytes:,}-byte limit")
+            if time.monotonic() - started > self._deadline:
+                raise SlowResponse(
+                    f"GET {response.request.url.path} took longer than {self._deadline:g} s "
+                    f"(HTTP_DEADLINE_SECONDS) after {size:,} bytes: the provider is trickling its answer"
+                )
             chunks.append(chunk)
         return b"".join(chunks)
 

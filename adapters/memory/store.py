@@ -387,6 +387,19 @@ class InMemoryRunRepository:
         return chosen[:limit]
 
 
+class InMemoryTableStatistics:
+    """The fake has no planner: it remembers which sources asked, for the tests."""
+
+    def __init__(self, state: State) -> None:
+        self._state = state
+
+    def refresh_after_load(self, source: str, rows_written: int) -> bool:
+        if rows_written <= 0:
+            return False
+        self._state.analyzed.append((source, rows_written))
+        return True
+
+
 class InMemoryUnitOfWork:
     def __init__(self, store: InMemoryStore) -> None:
         self._store = store
@@ -407,6 +420,7 @@ class InMemoryUnitOfWork:
         self.schedule = InMemoryScheduleRepository(self._working)
         self.assets = InMemoryAssetRepository(self._working)
         self.rates = InMemoryUsdRateRepository(self._working)
+        self.statistics = InMemoryTableStatistics(self._working)
 
     def __exit__(
         self,

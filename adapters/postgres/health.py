@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool
 
 from adapters.postgres.pooling import reading
+from application.errors import StoreUnavailable
 
 SELECT_APPLIED = "SELECT migration_id FROM _yoyo_migration"
 
@@ -20,7 +21,7 @@ class PostgresHealthProbe:
         try:
             with reading(self._pool, self._timeout) as connection:
                 connection.execute("SELECT 1")
-        except (psycopg.Error, PoolTimeout):
+        except (psycopg.Error, StoreUnavailable):
             return False
         return True
 

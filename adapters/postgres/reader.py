@@ -27,7 +27,8 @@ ORDER BY {sort} {direction} NULLS LAST, id {direction}
 LIMIT %(limit)s OFFSET %(offset)s
 """
 )
-COUNT_RECORDS = "SELECT count(*) FROM unified_data {where}"
+# never counts past the limit, whatever the planner believed (stale statistics after a bulk load)
+COUNT_RECORDS = "SELECT count(*) FROM (SELECT 1 FROM unified_data {where} LIMIT %(count_cap)s) capped"
 ESTIMATE_RECORDS = "EXPLAIN (FORMAT JSON) SELECT 1 FROM unified_data {where}"
 SELECT_RECORD = "SELECT " + RECORD_COLUMNS + " FROM unified_data WHERE id = %(id)s"
 # a count is exact while the planner expects no more rows than this; past it, the estimate is served
@@ -121,8 +122,13 @@ class PostgresRecordReader:
                 self._estimates.clear()
             self._estimates[key] = (time.monotonic(), estimate)
             return estimate, True
-        count = connection.execute(sql.SQL(COUNT_RECORDS).format(where=where), params).fetchone()
-        return (int(count[0]) if count else 0), False
+        capped = connection.execute(
+            sql.SQL(COUNT_RECORDS).format(where=where), {**params, "count_cap": EXACT_COUNT_LIMIT + 1}
+        ).fetchone()
+        count = int(capped[0]) if capped else 0
+        if count > EXACT_COUNT_LIMIT:  # the statistics were wrong: serve the estimate
+            return max(estimate, count), True
+        return count, False
 
     def get(self, record_id: int) -> StoredRecord | None:
         with reading(self._pool) as connection:

@@ -395,3 +395,28 @@ def _unified_row(record: UnifiedRecord) -> tuple[str, ...]:
         number(record.low_usd),
         number(record.bar_seconds),
     )
+
+
+# the share of a table (or the number of rows) written by one source's run past which its
+# statistics are refreshed at once rather than left to autovacuum
+ANALYZE_SHARE = 0.1
+ANALYZE_ROWS = 100_000
+SELECT_ESTIMATED_ROWS = (
+    "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'unified_data'::regclass"
+)
+
+
+class PostgresTableStatistics:
+    def __init__(self, connection: psycopg.Connection) -> None:
+        self._connection = connection
+
+    def refresh_after_load(self, source: str, rows_written: int) -> bool:
+        if rows_written <= 0:
+            return False
+        row = self._connection.execute(SELECT_ESTIMATED_ROWS).fetchone()
+        estimated = int(row[0]) if row else 0
+        if rows_written < ANALYZE_ROWS and rows_written < ANALYZE_SHARE * estimated:
+            return False
+        for table in ("unified_data", "market_history", raw_table_for(source)):
+            self._connection.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+        return True

@@ -10,7 +10,8 @@ from psycopg_pool import ConnectionPool
 
 from adapters.postgres.assets import PostgresAssetRepository, PostgresUsdRateRepository
 from adapters.postgres.drifts import PostgresDriftRepository
-from adapters.postgres.records import PostgresRecordRepository
+from adapters.postgres.pooling import store_errors
+from adapters.postgres.records import PostgresRecordRepository, PostgresTableStatistics
 from adapters.postgres.runs import PostgresCheckpointRepository, PostgresRunRepository
 from adapters.postgres.scheduling import PostgresRunRequestRepository, PostgresScheduleRepository
 
@@ -30,13 +31,16 @@ class PostgresUnitOfWork:
     schedule: PostgresScheduleRepository
     assets: PostgresAssetRepository
     rates: PostgresUsdRateRepository
+    statistics: PostgresTableStatistics
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, timeout: float | None = None) -> None:
         self._pool = pool
+        self._timeout = timeout
         self._connection: psycopg.Connection | None = None
 
     def __enter__(self) -> Self:
-        connection = self._connection = self._pool.getconn()
+        with store_errors():
+            connection = self._connection = self._pool.getconn(self._timeout)
         self.records = PostgresRecordRepository(connection)
         self.checkpoints = PostgresCheckpointRepository(connection)
         self.runs = PostgresRunRepository(connection)
@@ -45,6 +49,7 @@ class PostgresUnitOfWork:
         self.schedule = PostgresScheduleRepository(connection)
         self.assets = PostgresAssetRepository(connection)
         self.rates = PostgresUsdRateRepository(connection)
+        self.statistics = PostgresTableStatistics(connection)
         return self
 
     def __exit__(
@@ -57,10 +62,15 @@ class PostgresUnitOfWork:
         if connection is None:
             return
         try:
-            if not connection.closed:
+            if not connection.closed and not connection.broken:
                 connection.rollback()
+        except psycopg.Error:
+            pass  # the connection died with the database; the pool discards it
         finally:
             self._pool.putconn(connection)
+        if isinstance(exc, psycopg.errors.QueryCanceled | psycopg.OperationalError | psycopg.InterfaceError):
+            with store_errors():
+                raise exc
 
     def commit(self) -> None:
         assert self._connection is not None, "commit() outside of `with uow:`"

@@ -14,7 +14,7 @@ from application.ports import Clock, HealthProbe, QuarantineReader, RecordReader
 from entrypoints.api import errors
 from entrypoints.api.auth import ApiKeyGuard
 from entrypoints.api.metrics import metrics_setup
-from entrypoints.api.middleware import RequestContext
+from entrypoints.api.middleware import HttpHygiene, RequestContext
 from entrypoints.api.openapi import OpenApiResource
 from entrypoints.api.render import dumps
 from entrypoints.api.resources import (
@@ -58,7 +58,7 @@ def create_app(
     clock = clock or (lambda: datetime.now(UTC))
     guard = ApiKeyGuard(options.api_keys, options.reads_need_key)
     http_metrics, metrics = metrics_setup(uow_factory, options.metrics_dir)
-    middleware: list[Any] = [http_metrics, RequestContext(), guard]
+    middleware: list[Any] = [http_metrics, HttpHygiene(), RequestContext(), guard]
     app = falcon.App(middleware=middleware)
     json_handler = falcon.media.JSONHandler(dumps=dumps)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = json_handler

@@ -7,7 +7,7 @@ from typing import Any
 import falcon
 import structlog
 
-from application.errors import NotFound
+from application.errors import NotFound, StoreTooSlow, StoreUnavailable
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -43,6 +43,25 @@ def handle_not_found(
     raise falcon.HTTPNotFound(title="Not found", description=str(ex))
 
 
+RETRY_AFTER_SECONDS = 5
+
+
+def handle_store_unavailable(
+    req: falcon.Request, resp: falcon.Response, ex: StoreUnavailable, params: dict[str, Any]
+) -> None:
+    """The database is away or too slow: 503 with Retry-After, said plainly, logged once."""
+    logger.warning("database_unavailable", path=req.path, error=str(ex))
+    detail = (
+        "The query took too long and was cancelled; narrow it (filters, a shorter range, `cursor` "
+        "instead of a deep page)."
+        if isinstance(ex, StoreTooSlow)
+        else "The database is not reachable right now; try again shortly."
+    )
+    raise falcon.HTTPServiceUnavailable(
+        title="Service Unavailable", description=detail, retry_after=RETRY_AFTER_SECONDS
+    )
+
+
 def handle_unexpected(
     req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]
 ) -> None:
@@ -57,3 +76,4 @@ def install(app: falcon.App[falcon.Request, falcon.Response]) -> None:
     app.set_error_serializer(serialize_problem)
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(NotFound, handle_not_found)
+    app.add_error_handler(StoreUnavailable, handle_store_unavailable)

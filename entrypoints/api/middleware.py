@@ -37,3 +37,31 @@ class RequestContext:
                 "api_latency_ms": latency_ms,
                 "timestamp": datetime.now(UTC).isoformat(),
             }
+
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class HttpHygiene:
+    """What every answer of the API keeps to, whatever a client sends.
+
+    - A method no HTTP server knows (`FOO`) is a 405, before routing.
+    - `HEAD` is answered wherever `GET` is, with the same headers and no body.
+    - Every answer says `X-Content-Type-Options: nosniff` and `Cache-Control: no-store`
+      (answers are live data; a shared cache must not keep one).
+    """
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.method not in KNOWN_METHODS:
+            raise falcon.HTTPMethodNotAllowed(["GET", "HEAD", "POST"])
+        if req.method == "HEAD":
+            req.context.head = True
+            req.method = "GET"  # routed as GET; the body is dropped on the way out
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        if getattr(req.context, "head", False):
+            req.method = "HEAD"
+        resp.set_header("X-Content-Type-Options", "nosniff")
+        resp.set_header("Cache-Control", "no-store")

@@ -10,6 +10,7 @@ from application.queries import MAX_PAGE_SIZE, SortField
 from domain.drift import DriftKind
 from domain.records import RecordKind, SourceType
 from domain.runs import RunStatus
+from entrypoints.api.params import MAX_PAGE
 
 MAX_ID = 2**63 - 1
 
@@ -416,7 +417,11 @@ DATA_PARAMETERS = [
     _query("end_date", {"type": "string", "format": "date-time"}, "published_at on or before"),
     _query("sort_by", {"enum": [member.value for member in SortField]}, "the sort column"),
     _query("sort_order", {"enum": ["asc", "desc"]}, "the sort direction"),
-    _query("page", {"type": "integer", "minimum": 1, "maximum": 10_000_000}, "page number, from 1"),
+    _query(
+        "page",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+        "page number, from 1; deeper pages with `cursor`",
+    ),
     _query("page_size", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}, "items per page"),
     _query("cursor", TEXT, "pagination.next_cursor of the previous page: keyset paging, fast at any depth"),
 ]

@@ -28,6 +28,7 @@ _TIME_FIELDS = {SortField.PUBLISHED_AT, SortField.OBSERVED_AT, SortField.CREATED
 _NUMBER_FIELDS = {SortField.PRICE_USD, SortField.MARKET_CAP_USD, SortField.VOLUME_24H_USD}
 _INTEGER_FIELDS = {SortField.RANK, SortField.ID}
 _MAX_TEXT = 200
+MAX_PAGE = 1000  # past it, an offset scan costs seconds: `cursor` pages at any depth
 
 
 class QueryParams:
@@ -100,7 +101,13 @@ def data_query(req: falcon.Request) -> DataQuery:
         raise InvalidParameter("start_date", "start_date must not be after end_date")
     sort_by = params.choice("sort_by", SortField, SortField.PUBLISHED_AT) or SortField.PUBLISHED_AT
     sort_order = params.choice("sort_order", SortOrder, SortOrder.DESC) or SortOrder.DESC
-    page = params.integer("page", 1, 1, 10_000_000)
+    page = params.integer("page", 1, 1, None)
+    if page > MAX_PAGE:
+        raise InvalidParameter(
+            "page",
+            f"page must be at most {MAX_PAGE:,}: deep pages are what `cursor` is for (each answer's "
+            "pagination.next_cursor), as fast on the millionth row as on the first",
+        )
     cursor = params.text("cursor")
     if cursor is not None and page != 1:
         raise InvalidParameter("cursor", "give page or cursor, not both")
@@ -176,6 +183,8 @@ def decode_cursor(token: str, sort_by: SortField, sort_order: SortOrder) -> Sort
         payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         made_for = (SortField(payload["s"]), SortOrder(payload["o"]))
         raw, record_id = payload["v"], int(payload["i"])
+        if not 0 < record_id < _BIGINT:
+            raise ValueError("out of range")
         value = None if raw is None else _typed(str(raw), made_for[0])
     except (ValueError, KeyError, TypeError, ArithmeticError) as ex:
         raise InvalidParameter("cursor", "cursor is not one this API gave out") from ex
@@ -186,17 +195,26 @@ def decode_cursor(token: str, sort_by: SortField, sort_order: SortOrder) -> Sort
     return SortKey(value=value, id=record_id)
 
 
+_BIGINT = 2**63
+
+
 def _typed(raw: str, field: SortField) -> datetime | Decimal | int | str:
+    """A cursor's sort value, strictly: only values this API could have given out."""
+    if "\x00" in raw or len(raw) > 1024:
+        raise ValueError("not a value of this API")
     if field in _TIME_FIELDS:
         moment = datetime.fromisoformat(raw)
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     if field in _NUMBER_FIELDS:
         number = Decimal(raw)
-        if not number.is_finite():
-            raise ValueError("not a finite number")
+        if not number.is_finite() or abs(number.adjusted()) > 1000:
+            raise ValueError("not a number this API stores")
         return number
     if field in _INTEGER_FIELDS:
-        return int(raw)
+        value = int(raw)
+        if not -_BIGINT <= value < _BIGINT:
+            raise ValueError("out of range")
+        return value
     return raw
 
 

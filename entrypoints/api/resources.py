@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -29,6 +30,53 @@ from entrypoints.api.params import (
     encode_id_cursor,
     quarantine_query,
 )
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 16
+
+
+def bounded_json(req: falcon.Request) -> object:
+    """A small JSON body, read within bounds: at most 64 KiB (413 past it) and 16 levels deep
+    (400 past it); no body is `{}`."""
+    if req.content_length is not None and req.content_length > MAX_BODY_BYTES:
+        raise falcon.HTTPContentTooLarge(
+            title="Body too large", description=f"the body may hold at most {MAX_BODY_BYTES:,} bytes"
+        )
+    data = req.bounded_stream.read(MAX_BODY_BYTES + 1)
+    if len(data) > MAX_BODY_BYTES:
+        raise falcon.HTTPContentTooLarge(
+            title="Body too large", description=f"the body may hold at most {MAX_BODY_BYTES:,} bytes"
+        )
+    if not data.strip():
+        return {}
+    if _nesting(data) > MAX_JSON_DEPTH:
+        raise InvalidParameter("body", f"the body is nested more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        raise InvalidParameter("body", "the body is not valid JSON") from None
+
+
+def _nesting(data: bytes) -> int:
+    """How deep brackets nest, outside strings (counted before parsing, so no recursion)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 class DataResource:
@@ -127,7 +175,7 @@ class RunsResource:
     @falcon.before(require_key)
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         QueryParams(req, ())
-        body = req.get_media(default_when_empty={}) if req.content_length else {}
+        body = bounded_json(req)
         if not isinstance(body, dict) or set(body) - {"sources"}:
             raise InvalidParameter("body", 'the body is optional; when given it is {"sources": ["csv", ...]}')
         sources = body.get("sources", [])

@@ -67,8 +67,6 @@ def test_messy_export_cells_are_read_and_bad_rows_are_quarantined_with_a_reason(
         "high": "43000",
         "low": "41000",
         "Exchange": "Binance",
-        "quote_volume": "1234567",
-        "volume_usd_from": "quote volume (USD)",
     }
     assert reader.layout is not None
     assert reader.layout.quote.source == "column name 'Close (USD)'"

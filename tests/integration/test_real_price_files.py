@@ -135,7 +135,8 @@ def test_no_bitcoin_volume_lands_in_a_usd_column_and_the_pair_is_split(
     assert (symbol, asset_symbol, asset_name) == ("BTC", "BTC", "Bitcoin")
     assert usd_volume == Decimal("1851617219.76823461")
     assert extra["base_volume"] == "69411.59260600"
-    assert extra["volume_usd_from"] == "quote volume (USDT)"
+    assert "volume_usd_from" not in extra  # simply the quote volume of a USD-quoted pair
+    assert "quote_volume" not in extra  # it is volume_24h_usd itself
 
 
 @pytest.fixture

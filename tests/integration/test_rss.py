@@ -139,9 +139,7 @@ def test_a_hostile_or_broken_feed_fails_alone_with_a_clear_error(
     provider.state.feeds["bad"] = body
     good = tmp_path / "good.xml"
     good.write_bytes(SAMPLE)
-    app = build(
-        Settings(rss_source_url=f"{provider.url}/feeds/bad,{good}", http_max_response_mb=1), clean_database
-    )
+    app = build(Settings(rss_source_url=f"{provider.url}/feeds/bad,{good}", feed_max_mb=1), clean_database)
     try:
         result = app.run_etl(["rss"])
     finally:

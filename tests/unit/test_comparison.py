@@ -129,3 +129,42 @@ def test_prices_observed_far_apart_in_time_are_not_a_divergence() -> None:
     [found] = price_divergence([live, close], 5.0, window)
     assert found.metric == "price_divergence:BTC#1"
     assert len(price_divergence([live, old], 5.0, None)) == 1  # without a window, as before
+
+
+def _source_run(
+    fetched: int, quarantined: int = 0, status: RunStatus = RunStatus.SUCCESS, drift: int = 0
+) -> SourceRun:
+    return SourceRun(
+        "csv:prices", SourceCounters(fetched=fetched, quarantined=quarantined, drift_findings=drift), status
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(min_value=1, max_value=12), st.integers(min_value=0, max_value=1000))
+def test_a_quarantine_rate_jumping_from_a_calm_zero_baseline_is_flagged_by_its_size(
+    runs: int, quarantined: int
+) -> None:
+    from domain.comparison import score_source
+
+    history = [_source_run(1000) for _ in range(runs)]
+    found = {a.metric: a for a in score_source("csv:prices", _source_run(1000, quarantined), history)}
+    rate = quarantined / 1000
+    if rate < 0.10:
+        assert "quarantine_rate" not in found
+    else:
+        assert found["quarantine_rate"].severity is (Severity.CRITICAL if rate >= 0.5 else Severity.WARNING)
+
+
+def test_zero_to_98_percent_quarantined_a_failure_and_three_drift_findings_are_flagged() -> None:
+    from domain.comparison import score_source
+
+    history = [_source_run(61) for _ in range(5)]
+    found = {
+        a.metric: a
+        for a in score_source("coingecko", _source_run(61, 60, RunStatus.FAILED, drift=3), history)
+    }
+    assert found["quarantine_rate"].severity is Severity.CRITICAL
+    assert found["error_rate"].severity is Severity.CRITICAL
+    assert found["drift_findings"].severity is Severity.WARNING
+    assert "up from 0 in each of the last 5 run(s)" in found["quarantine_rate"].explanation
+    assert score_source("coingecko", _source_run(61), history) == []  # calm stays calm

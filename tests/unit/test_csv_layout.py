@@ -199,3 +199,32 @@ def test_a_number_written_with_either_locale_reads_back_exactly(value: Decimal) 
     european = english.replace(",", " ").replace(".", ",").replace(" ", ".")
     assert read_number(english, DecimalMark.DOT) == value
     assert read_number(european, DecimalMark.COMMA) == value
+
+
+def test_usd_volume_comes_only_from_usd_terms() -> None:
+    from datetime import UTC, datetime
+
+    from domain.bars import bar_record
+    from domain.csv_layout import Bar
+    from domain.records import RawRecord
+
+    raw = RawRecord.of(
+        source="csv:x", source_record_id="x", payload={}, fetched_at=datetime.now(UTC), run_id=1
+    )
+    when = datetime(2024, 1, 1, tzinfo=UTC)
+    usd = UsdQuotes()
+    base_only = bar_record(raw, Bar("BTC", "USDT", when, Decimal(100), base_volume=Decimal(3)), usd)
+    assert base_only.volume_24h_usd == Decimal(300)
+    assert base_only.extra["volume_usd_from"] == "base volume × close (USDT)"
+    assert base_only.extra["base_volume"] == "3"
+    in_btc = bar_record(
+        raw,
+        Bar("ETC", "BTC", when, Decimal("0.0002"), base_volume=Decimal(5), quote_volume=Decimal("0.001")),
+        usd,
+    )
+    assert (in_btc.price_usd, in_btc.volume_24h_usd, in_btc.price) == (None, None, Decimal("0.0002"))
+    assert (in_btc.extra["base_volume"], in_btc.extra["quote_volume"]) == ("5", "0.001")
+    quoted = bar_record(
+        raw, Bar("BTC", "USD", when, Decimal(100), base_volume=Decimal(3), quote_volume=Decimal(290)), usd
+    )
+    assert quoted.volume_24h_usd == Decimal(290)  # the quote volume, not base × close

@@ -184,3 +184,22 @@ def test_a_negative_price_is_refused_naming_the_source_s_field() -> None:
     )
     with pytest.raises(InvalidRecord, match=r"^current_price: a price cannot be negative \(-5\)$"):
         CoinGeckoNormalizer().normalize(raw)
+
+
+def test_a_rename_that_reached_most_of_a_batch_is_found_and_mapped_where_it_applies() -> None:
+    """A provider's rolling deploy: 60 of 61 coins say `currentPrice`, one still `current_price`."""
+    coins = [coingecko_coin(i) for i in range(61)]
+    renamed = [
+        {("currentPrice" if key == "current_price" else key): value for key, value in coin.items()}
+        for coin in coins[:60]
+    ]
+    report = detect_drift(COINGECKO, batch([*renamed, coins[60]]))
+    [finding] = [f for f in report.findings if f.kind is DriftKind.RENAMED]
+    assert (finding.field, finding.candidate, finding.auto_mapped) == ("current_price", "currentPrice", True)
+    assert finding.evidence["old_name_still_in"] == 1
+    assert report.remap(renamed[0])["current_price"] == coins[0]["current_price"]
+    assert report.remap(coins[60]) == coins[60]  # the record that kept the old name is untouched
+    assert not [f for f in report.findings if f.kind is DriftKind.REMOVED]
+    # below the share, a field that is only sometimes absent is not paired
+    few = detect_drift(COINGECKO, batch([*renamed[:20], *coins[20:]]))
+    assert [f for f in few.findings if f.kind is DriftKind.RENAMED] == []
