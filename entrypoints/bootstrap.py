@@ -266,11 +266,14 @@ def build(
     *,
     in_memory: bool = False,
     serving: bool = False,
+    embedded: bool = False,
 ) -> Kaspero:
     """Wire Kaspero for PostgreSQL (the given URL, or the settings' one) or in memory.
 
     `serving`: for the API, whose requests wait at most `API_DB_TIMEOUT_SECONDS` for a
-    connection and whose statements are cancelled after `API_STATEMENT_TIMEOUT_MS`."""
+    connection and whose statements are cancelled after `API_STATEMENT_TIMEOUT_MS`.
+    Without a database URL and `DATABASE_URL`, the project's embedded server is used when it
+    runs; `embedded=True` starts it if it does not (nothing is started behind your back)."""
     settings = settings or Settings.from_environ()
     container = Container(settings=settings, database_url=database_url or "")
     if serving:
@@ -286,7 +289,7 @@ def build(
         container.probe.override(providers.Object(InMemoryHealthProbe()))
         container.locks.override(providers.Object(InMemorySourceLocks()))
     else:
-        container.database_url.override(database_url or resolve_database_url(settings))
+        container.database_url.override(database_url or resolve_database_url(settings, start=embedded))
 
     return Kaspero(
         settings=settings,
@@ -381,11 +384,23 @@ def _shutdown(container: Container) -> None:
     container.shutdown_resources()
 
 
-def resolve_database_url(settings: Settings) -> str:
-    """`DATABASE_URL` when set; otherwise the embedded server under the data dir, started if needed."""
+class NoDatabase(SettingsError):
+    """No `DATABASE_URL` and no embedded server running, and this command does not start one."""
+
+
+def resolve_database_url(settings: Settings, start: bool = False) -> str:
+    """`DATABASE_URL` when set; otherwise the embedded server of this project when it runs (a
+    `make run` in another terminal), started here only when `start` (`kaspero run`, `kaspero
+    db start`, `build(embedded=True)`); otherwise `NoDatabase` saying how to get one."""
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
-    server_url = EmbeddedPostgres(settings.data_dir).start()
+    embedded = EmbeddedPostgres(settings.data_dir)
+    if not start and not embedded.is_running():
+        raise NoDatabase(
+            "no database: set DATABASE_URL to a PostgreSQL server (postgresql://user:password@host:5432/db), "
+            f"or start the embedded one with `kaspero db start` (or `make run`); its data would live in {embedded.data_dir}"
+        )
+    server_url = embedded.start()
     return create_database(server_url, EMBEDDED_DATABASE)
 
 

@@ -12,13 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +33,7 @@ from entrypoints.inspection import inspection_json, inspection_text
 from entrypoints.logs import configure_logging, redact
 from entrypoints.scheduler import run_scheduler
 from entrypoints.settings import SOURCE_KINDS, Settings, SettingsError
+from entrypoints.supervisor import child_environment, gunicorn_command, run_everything
 
 logger = structlog.get_logger("kaspero.cli")
 
@@ -148,7 +146,7 @@ def _db_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _db_start(settings: Settings, args: argparse.Namespace) -> int:
-    url = bootstrap.resolve_database_url(settings)
+    url = bootstrap.resolve_database_url(settings, start=True)
     print(url)
     return EXIT_OK
 
@@ -229,10 +227,11 @@ def _one_pass(
     trigger: RunTrigger,
     database_url: str | None = None,
     full_refresh: bool = False,
+    should_stop: Callable[[], bool] | None = None,
 ) -> int:
     kaspero = _build(settings, database_url)
     try:
-        run = kaspero.run_etl(sources, trigger, full_refresh=full_refresh)
+        run = kaspero.run_etl(sources, trigger, full_refresh=full_refresh, should_stop=should_stop)
     finally:
         kaspero.close()
     _report(run)
@@ -281,14 +280,21 @@ def _runs_compare(settings: Settings, args: argparse.Namespace) -> int:
     try:
         comparison = compare(kaspero.uow_factory, args.run_a, args.run_b)
     except NotFound as ex:
-        print(f"kaspero: {ex}", file=sys.stderr)
-        return EXIT_RUN_NOT_SUCCESSFUL
+        print(f"kaspero: {ex} (see `kaspero runs list`)", file=sys.stderr)
+        return EXIT_CONFIG
     finally:
         kaspero.close()
     print(
         f"run {comparison.run_a.id} ({comparison.run_a.status.value}) -> run {comparison.run_b.id} ({comparison.run_b.status.value})"
     )
     for delta in comparison.sources:
+        if delta.in_a is None or delta.in_b is None:
+            absent = "A" if delta.in_a is None else "B"
+            present = delta.status_b if delta.in_a is None else delta.status_a
+            print(
+                f"  {delta.source}: absent from run {absent} ({present.value if present else '-'} in the other)"
+            )
+            continue
         changed = {name: value for name, value in delta.deltas.items() if value}
         status = f"{delta.status_a.value if delta.status_a else '-'} -> {delta.status_b.value if delta.status_b else '-'}"
         print(
@@ -348,120 +354,19 @@ def _stop_event() -> threading.Event:
     return stop
 
 
-def gunicorn_command() -> list[str]:
-    """gunicorn with the production config, as `kaspero serve` starts it (the tests start it so too)."""
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--config",
-        "python:entrypoints.gunicorn_config",
-        "entrypoints.wsgi:create()",
-    ]
-
-
-def _child_environment(settings: Settings, database_url: str) -> dict[str, str]:
-    """The API's environment: the resolved database, and a clean multiprocess metrics directory."""
-    metrics_dir = (settings.prometheus_multiproc_dir or settings.data_dir / "prometheus").resolve()
-    if metrics_dir.exists():
-        shutil.rmtree(metrics_dir)  # files of a previous server would be summed into this one's
-    metrics_dir.mkdir(parents=True)
-    return {**os.environ, "DATABASE_URL": database_url, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
-
-
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     url = bootstrap.resolve_database_url(settings)
-    os.execvpe(sys.executable, gunicorn_command(), _child_environment(settings, url))
+    os.execvpe(sys.executable, gunicorn_command(), child_environment(settings, url))
     return EXIT_OK  # pragma: no cover - exec does not return
 
 
 def _run_all(settings: Settings, args: argparse.Namespace) -> int:
     """`make run`: everything up, serve until Ctrl-C, then stop what this command started."""
-    embedded = bootstrap.embedded_server(settings) if settings.database_url is None else None
-    started_database = embedded is not None and not embedded.is_running()
-    children: list[subprocess.Popen[bytes]] = []
-    stop = _stop_event()
-    try:
-        url = bootstrap.resolve_database_url(settings)
-        print(f"kaspero: database ready ({redact(url)})", flush=True)
-        applied = bootstrap.migrate(url)
-        print(f"kaspero: migrations applied: {applied or 'none pending'}", flush=True)
-        status = _one_pass(settings, None, RunTrigger.CLI, database_url=url)
-        if stop.is_set():
-            return status
-        env = _child_environment(settings, url)
-        commands = {
-            "scheduler": [sys.executable, "-m", "entrypoints.cli", "scheduler", "--wait-first"],
-            "api": gunicorn_command(),
-        }
-        supervised = {name: _Supervised(name, command, env) for name, command in commands.items()}
-        children.extend(child.start() for child in supervised.values())
-        print(
-            f"kaspero: API on http://{settings.api_host}:{settings.api_port} "
-            f"(try /data and /health); scheduler every {settings.etl_schedule_minutes:g} min. Ctrl-C stops.",
-            flush=True,
-        )
-        while not stop.wait(1.0):
-            for child in supervised.values():
-                restarted = child.restart_if_exited()
-                if restarted is not None:
-                    children.append(restarted)
-        return EXIT_OK
-    finally:
-        _stop_children(children)
-        if started_database and embedded is not None:
-            embedded.stop()
-            print("kaspero: embedded PostgreSQL stopped", flush=True)
+    return run_everything(settings, _stop_event(), _first_pass)
 
 
-class _Supervised:
-    """A child process of `kaspero run`, started again when it dies (after a growing pause, so
-    a child that cannot start does not spin), until Ctrl-C stops everything."""
-
-    def __init__(self, name: str, command: list[str], env: dict[str, str]) -> None:
-        self.name, self._command, self._env = name, command, env
-        self._process: subprocess.Popen[bytes] | None = None
-        self._started = 0.0
-        self._failures = 0
-        self._due: float | None = None
-
-    def start(self) -> subprocess.Popen[bytes]:
-        self._process = subprocess.Popen(self._command, env=self._env)
-        self._started = time.monotonic()
-        return self._process
-
-    def restart_if_exited(self) -> subprocess.Popen[bytes] | None:
-        process = self._process
-        if process is None or process.poll() is None:
-            return None
-        now = time.monotonic()
-        if self._due is None:
-            lived = now - self._started
-            self._failures = 0 if lived > 60 else self._failures + 1
-            pause = min(30.0, 2.0 ** max(0, self._failures - 1))
-            self._due = now + pause
-            print(
-                f"kaspero: the {self.name} process exited with {process.returncode}; "
-                f"starting it again in {pause:g} s",
-                file=sys.stderr,
-                flush=True,
-            )
-        if now < self._due:
-            return None
-        self._due = None
-        return self.start()
-
-
-def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for child in children:
-        try:
-            child.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+def _first_pass(settings: Settings, url: str, should_stop: Callable[[], bool]) -> int:
+    return _one_pass(settings, None, RunTrigger.CLI, database_url=url, should_stop=should_stop)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ from typing import Literal
 import pydantic
 
 SOURCE_KINDS = ("coinpaprika", "coingecko", "csv", "rss")
+# defaults are anchored to the project, not to the directory a command is run from; a path a
+# user sets is taken as given (relative to where they run it)
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 class SettingsError(ValueError):
@@ -23,10 +26,10 @@ class Settings(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(frozen=True, extra="ignore")
 
     database_url: pydantic.SecretStr | None = None
-    data_dir: Path = Path(".kaspero")  # from KASPERO_DATA_DIR
-    csv_source_path: str = "data/*.csv"
-    rss_source_url: str = "data/crypto_news.xml"
-    asset_crossref_path: Path = Path("data/reference/asset_crossref.csv")
+    data_dir: Path = PROJECT / ".kaspero"  # from KASPERO_DATA_DIR
+    csv_source_path: str = str(PROJECT / "data" / "*.csv")
+    rss_source_url: str = str(PROJECT / "data" / "crypto_news.xml")
+    asset_crossref_path: Path = PROJECT / "data" / "reference" / "asset_crossref.csv"
     csv_batch_size: int = pydantic.Field(default=5000, ge=1, le=1_000_000)
     csv_options_path: Path | None = None  # unset: data/csv_options.toml when that file exists
     csv_max_record_bytes: int = pydantic.Field(default=1 << 20, ge=1024, le=1 << 30)
@@ -70,6 +73,7 @@ class Settings(pydantic.BaseModel):
     api_host: str = "127.0.0.1"
     api_port: int = pydantic.Field(default=8000, ge=1, le=65535)
     web_concurrency: int = pydantic.Field(default=2, ge=1, le=64)
+    api_threads: int = pydantic.Field(default=8, ge=1, le=64)
     db_pool_max_size: int = pydantic.Field(default=4, ge=1, le=100)
     db_pool_timeout_seconds: float = pydantic.Field(default=15, gt=0, le=600)
     api_db_timeout_seconds: float = pydantic.Field(default=2, gt=0, le=60)
@@ -94,7 +98,7 @@ class Settings(pydantic.BaseModel):
         """`CSV_OPTIONS_PATH`, else `data/csv_options.toml` when it exists (none otherwise)."""
         if self.csv_options_path is not None:
             return self.csv_options_path
-        default = Path("data/csv_options.toml")
+        default = PROJECT / "data" / "csv_options.toml"
         return default if default.exists() else None
 
     @pydantic.field_validator("etl_sources")

@@ -18,6 +18,10 @@ from entrypoints.settings import Settings
 
 def create() -> falcon.App[falcon.Request, falcon.Response]:
     settings = Settings.from_environ()
+    # a connection per thread: a request never waits for another thread's
+    settings = settings.model_copy(
+        update={"db_pool_max_size": max(settings.db_pool_max_size, settings.api_threads)}
+    )
     configure_logging(settings.log_level, settings.log_format)
     kaspero = build(settings, serving=True)
     atexit.register(kaspero.close)

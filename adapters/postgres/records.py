@@ -417,6 +417,7 @@ class PostgresTableStatistics:
         estimated = int(row[0]) if row else 0
         if rows_written < ANALYZE_ROWS and rows_written < ANALYZE_SHARE * estimated:
             return False
-        for table in ("unified_data", "market_history", raw_table_for(source)):
+        # the tables the API's plans depend on; raw rows are only ever reached by id
+        for table in ("unified_data", "market_history"):
             self._connection.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
         return True

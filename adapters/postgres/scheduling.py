@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from adapters.postgres.pooling import store_errors
 from domain.requests import RequestStatus, RunRequest
 
 INSERT_REQUEST = """
@@ -121,7 +122,7 @@ class PostgresSourceLocks:
             self._held.clear()
 
     def _try(self, name: str) -> bool:
-        with self._guard:
+        with self._guard, store_errors():
             if name in self._held:
                 return False
             row = self._session().execute(TRY_LOCK, {"name": name}).fetchone()

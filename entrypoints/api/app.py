@@ -13,6 +13,7 @@ import falcon.media
 from application.ports import Clock, HealthProbe, QuarantineReader, RecordReader, UnitOfWorkFactory
 from entrypoints.api import errors
 from entrypoints.api.auth import ApiKeyGuard
+from entrypoints.api.docs import install_docs
 from entrypoints.api.metrics import metrics_setup
 from entrypoints.api.middleware import HttpHygiene, RequestContext
 from entrypoints.api.openapi import OpenApiResource
@@ -58,7 +59,7 @@ def create_app(
     clock = clock or (lambda: datetime.now(UTC))
     guard = ApiKeyGuard(options.api_keys, options.reads_need_key)
     http_metrics, metrics = metrics_setup(uow_factory, options.metrics_dir)
-    middleware: list[Any] = [http_metrics, HttpHygiene(), RequestContext(), guard]
+    middleware: list[Any] = [http_metrics, RequestContext(), HttpHygiene(), guard]
     app = falcon.App(middleware=middleware)
     json_handler = falcon.media.JSONHandler(dumps=dumps)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = json_handler
@@ -96,4 +97,5 @@ def create_app(
     app.add_route("/live", LiveResource())
     app.add_route("/metrics", metrics)
     app.add_route("/openapi.json", OpenApiResource(options.version or kaspero_version()))
+    install_docs(app)
     return app

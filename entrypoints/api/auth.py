@@ -8,7 +8,8 @@ from typing import Any
 
 import falcon
 
-OPEN_PATHS = frozenset({"/health", "/ready", "/live", "/metrics", "/openapi.json"})
+OPEN_PATHS = frozenset({"/health", "/ready", "/live", "/metrics", "/openapi.json", "/docs", "/docs/init.js"})
+OPEN_PREFIXES = ("/docs/static/",)
 
 
 class ApiKeyGuard:
@@ -23,7 +24,12 @@ class ApiKeyGuard:
         self._reads_need_key = reads_need_key
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if self._reads_need_key and req.method in ("GET", "HEAD") and req.path not in OPEN_PATHS:
+        if (
+            self._reads_need_key
+            and req.method in ("GET", "HEAD")
+            and req.path not in OPEN_PATHS
+            and not req.path.startswith(OPEN_PREFIXES)
+        ):
             self.check(req)
 
     def check(self, req: falcon.Request) -> None:

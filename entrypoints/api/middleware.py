@@ -27,13 +27,16 @@ class RequestContext:
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
     ) -> None:
-        latency_ms = round((time.perf_counter() - req.context.started) * 1000, 3)
-        resp.set_header("X-Request-ID", req.context.request_id)
+        started = getattr(req.context, "started", None) or time.perf_counter()
+        request_id = getattr(req.context, "request_id", None) or uuid.uuid4().hex
+        req.context.request_id = request_id
+        latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        resp.set_header("X-Request-ID", request_id)
         resp.set_header("X-Response-Time-Ms", str(latency_ms))
         media = resp.media
         if isinstance(media, dict) and "data" in media:
             media["meta"] = {
-                "request_id": req.context.request_id,
+                "request_id": request_id,
                 "api_latency_ms": latency_ms,
                 "timestamp": datetime.now(UTC).isoformat(),
             }

@@ -6,13 +6,12 @@ from typing import Any
 
 import falcon
 
-from application.queries import MAX_PAGE_SIZE, SortField
 from domain.drift import DriftKind
 from domain.records import RecordKind, SourceType
 from domain.runs import RunStatus
-from entrypoints.api.params import MAX_PAGE
+from entrypoints.api import declared
 
-MAX_ID = 2**63 - 1
+MAX_ID = declared.MAX_ID
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -60,8 +59,16 @@ MOMENT = {"type": "string", "format": "date-time"}
 MONEY = _nullable({"type": "string", "pattern": r"^-?\d+(\.\d+)?(E[+-]?\d+)?$"})
 BAD = _problem("a parameter is unknown, repeated, empty or out of range")
 NOT_FOUND = _problem("no such thing")
-# answered by gunicorn itself (`limit_request_line`), before the application sees the request
-TOO_LONG = {"description": "request line too long", "content": {"text/html": {"schema": {"type": "string"}}}}
+# answered by gunicorn itself (`limit_request_line`), before the application sees the request,
+# as a problem too (entrypoints/gunicorn_config.py)
+TOO_LONG = _problem("request line too long")
+UNAVAILABLE = {
+    **_problem("the database is not reachable right now, or the query ran past the statement timeout"),
+    "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+}
+FAILED = _problem("the server failed to answer; nothing about the cause is revealed (it is logged)")
+NOT_ALLOWED = _problem("a method this resource does not answer")
+SERVER_ANSWERS = {"405": NOT_ALLOWED, "500": FAILED, "503": UNAVAILABLE}
 COUNTERS = (
     "fetched", "inserted", "updated", "unchanged", "quarantined", "http_requests", "retries",
     "rate_limit_waits", "duration_ms", "drift_findings",
@@ -401,38 +408,10 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
-DATA_PARAMETERS = [
-    _query("source_type", {"enum": [member.value for member in SourceType]}, "api, csv or rss"),
-    _query("source", TEXT, "a source name, e.g. csv:market_history"),
-    _query("kind", {"enum": [member.value for member in RecordKind]}, "market or article"),
-    _query("symbol", TEXT, "an asset symbol, any case: its quotes, and news that mentions it"),
-    _query(
-        "asset", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "a canonical asset id (see /assets)"
-    ),
-    _query("quote_currency", TEXT, "market records quoted in this currency (USD, USDT, BTC…), any case"),
-    _query("category", TEXT, "an article category"),
-    _query("author", TEXT, "an article author"),
-    _query("search", TEXT, "a case-insensitive substring of title or description"),
-    _query("start_date", {"type": "string", "format": "date-time"}, "published_at on or after"),
-    _query("end_date", {"type": "string", "format": "date-time"}, "published_at on or before"),
-    _query("sort_by", {"enum": [member.value for member in SortField]}, "the sort column"),
-    _query("sort_order", {"enum": ["asc", "desc"]}, "the sort direction"),
-    _query(
-        "page",
-        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
-        "page number, from 1; deeper pages with `cursor`",
-    ),
-    _query("page_size", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}, "items per page"),
-    _query("cursor", TEXT, "pagination.next_cursor of the previous page: keyset paging, fast at any depth"),
-]
+DATA_PARAMETERS = [_query(param.name, param.schema(), param.description) for param in declared.DATA]
 
 QUARANTINE_PARAMETERS = [
-    _query("source", TEXT, "only this source, e.g. csv:prices"),
-    _query("run_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "quarantined (again) by this run"),
-    _query("reason", TEXT, "a case-insensitive substring of the reason"),
-    _query("page", {"type": "integer", "minimum": 1, "maximum": 10_000_000}, "page number, from 1"),
-    _query("page_size", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}, "items per page"),
-    _query("cursor", TEXT, "pagination.next_cursor of the previous page"),
+    _query(param.name, param.schema(), param.description) for param in declared.QUARANTINE
 ]
 
 
@@ -442,7 +421,7 @@ def _get(
     parameters: list[dict[str, Any]] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    responses = {"200": ok, "400": BAD, "414": TOO_LONG, **(extra or {})}
+    responses = {"200": ok, "400": BAD, "414": TOO_LONG, **SERVER_ANSWERS, **(extra or {})}
     return {"get": {"summary": summary, "parameters": parameters or [], "responses": responses}}
 
 
@@ -497,9 +476,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                 ),
                 "post": {
                     "summary": "Queue a run for the schedulers (needs X-API-Key)",
-                    "parameters": [
-                        {"name": "X-API-Key", "in": "header", "required": False, "schema": {"type": "string"}}
-                    ],
+                    "security": [{"ApiKey": []}],
                     "requestBody": {
                         "required": False,
                         "content": {
@@ -517,7 +494,9 @@ def openapi_document(version: str) -> dict[str, Any]:
                         "400": BAD,
                         "401": _problem("no valid X-API-Key"),
                         "403": _problem("no API key is configured on the server"),
+                        "413": _problem("the body is larger than 64 KiB"),
                         "414": TOO_LONG,
+                        **SERVER_ANSWERS,
                     },
                 },
             },
@@ -629,7 +608,18 @@ def openapi_document(version: str) -> dict[str, Any]:
                 }
             },
         },
-        "components": {"schemas": SCHEMAS},
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "ApiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-API-Key",
+                    "description": "one of API_KEYS; needed by POST /runs, and by every read when "
+                    "API_READ_REQUIRES_KEY=true (never by /health, /ready, /live, /metrics, /openapi.json, /docs)",
+                }
+            },
+        },
     }
 
 

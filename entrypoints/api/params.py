@@ -13,22 +13,21 @@ from typing import TypeVar
 
 import falcon
 
-from application.queries import MAX_PAGE_SIZE, DataQuery, QuarantineQuery, SortField, SortKey, SortOrder
+from application.queries import DataQuery, QuarantineQuery, SortField, SortKey, SortOrder
 from domain.records import RecordKind, SourceType
+from entrypoints.api import declared
 from entrypoints.api.errors import InvalidParameter
 
 E = TypeVar("E", bound=StrEnum)
 
-DATA_PARAMETERS = (
-    "source_type", "source", "kind", "symbol", "category", "author", "search",
-    "start_date", "end_date", "sort_by", "sort_order", "page", "page_size", "cursor", "asset",
-    "quote_currency",
-)  # fmt: skip
+DATA_PARAMETERS = tuple(param.name for param in declared.DATA)
+_DATA = declared.by_name(declared.DATA)
+_QUARANTINE = declared.by_name(declared.QUARANTINE)
 _TIME_FIELDS = {SortField.PUBLISHED_AT, SortField.OBSERVED_AT, SortField.CREATED_AT, SortField.UPDATED_AT}
 _NUMBER_FIELDS = {SortField.PRICE_USD, SortField.MARKET_CAP_USD, SortField.VOLUME_24H_USD}
 _INTEGER_FIELDS = {SortField.RANK, SortField.ID}
-_MAX_TEXT = 200
-MAX_PAGE = 1000  # past it, an offset scan costs seconds: `cursor` pages at any depth
+_MAX_TEXT = declared.MAX_TEXT
+MAX_PAGE = declared.MAX_PAGE
 
 
 class QueryParams:
@@ -55,6 +54,11 @@ class QueryParams:
         if len(value) > _MAX_TEXT or "\x00" in value:
             raise InvalidParameter(name, f"{name} must be at most {_MAX_TEXT} printable characters")
         return value
+
+    def declared(self, param: declared.Param, default: int = 0) -> int:
+        """An integer parameter read by its declaration's limits."""
+        assert param.low is not None
+        return self.integer(param.name, default, param.low, param.high)
 
     def integer(self, name: str, default: int, low: int, high: int | None = None) -> int:
         text = self.text(name)
@@ -101,13 +105,7 @@ def data_query(req: falcon.Request) -> DataQuery:
         raise InvalidParameter("start_date", "start_date must not be after end_date")
     sort_by = params.choice("sort_by", SortField, SortField.PUBLISHED_AT) or SortField.PUBLISHED_AT
     sort_order = params.choice("sort_order", SortOrder, SortOrder.DESC) or SortOrder.DESC
-    page = params.integer("page", 1, 1, None)
-    if page > MAX_PAGE:
-        raise InvalidParameter(
-            "page",
-            f"page must be at most {MAX_PAGE:,}: deep pages are what `cursor` is for (each answer's "
-            "pagination.next_cursor), as fast on the millionth row as on the first",
-        )
+    page = _page(params)
     cursor = params.text("cursor")
     if cursor is not None and page != 1:
         raise InvalidParameter("cursor", "give page or cursor, not both")
@@ -116,7 +114,7 @@ def data_query(req: falcon.Request) -> DataQuery:
         source=params.text("source"),
         kind=params.choice("kind", RecordKind),
         symbol=params.text("symbol"),
-        asset_id=params.integer("asset", 0, 1, 2**63 - 1) or None,
+        asset_id=params.declared(_DATA["asset"]) or None,
         quote_currency=(params.text("quote_currency") or "").upper() or None,
         category=params.text("category"),
         author=params.text("author"),
@@ -126,28 +124,39 @@ def data_query(req: falcon.Request) -> DataQuery:
         sort_by=sort_by,
         sort_order=sort_order,
         page=page,
-        page_size=params.integer("page_size", 20, 1, MAX_PAGE_SIZE),
+        page_size=params.declared(_DATA["page_size"], 20),
         after=decode_cursor(cursor, sort_by, sort_order) if cursor else None,
     )
 
 
-QUARANTINE_PARAMETERS = ("source", "run_id", "reason", "page", "page_size", "cursor")
+QUARANTINE_PARAMETERS = tuple(param.name for param in declared.QUARANTINE)
 
 
 def quarantine_query(req: falcon.Request) -> QuarantineQuery:
     params = QueryParams(req, QUARANTINE_PARAMETERS)
-    page = params.integer("page", 1, 1, 10_000_000)
+    page = _page(params)
     cursor = params.text("cursor")
     if cursor is not None and page != 1:
         raise InvalidParameter("cursor", "give page or cursor, not both")
     return QuarantineQuery(
         source=params.text("source"),
-        run_id=params.integer("run_id", 0, 1, 2**63 - 1) or None,
+        run_id=params.declared(_QUARANTINE["run_id"]) or None,
         reason=params.text("reason"),
         page=page,
-        page_size=params.integer("page_size", 20, 1, MAX_PAGE_SIZE),
+        page_size=params.declared(_QUARANTINE["page_size"], 20),
         after_id=decode_id_cursor(cursor) if cursor else None,
     )
+
+
+def _page(params: QueryParams) -> int:
+    page = params.integer("page", 1, declared.PAGE.low or 1, None)
+    if page > MAX_PAGE:
+        raise InvalidParameter(
+            "page",
+            f"page must be at most {MAX_PAGE:,}: deep pages are what `cursor` is for (each answer's "
+            "pagination.next_cursor), as fast on the millionth row as on the first",
+        )
+    return page
 
 
 def encode_id_cursor(last_id: int) -> str:

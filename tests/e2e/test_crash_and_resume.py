@@ -122,4 +122,21 @@ def test_runs_list_and_compare_print_for_a_terminal(clean_database: str, tmp_pat
     assert "csv:prices: success -> success; fetched -59, inserted -59" in compared.stdout
 
     missing = kaspero("runs", "compare", "1", "99", env=env)
-    assert (missing.returncode, missing.stderr.strip()) == (1, "kaspero: no run with id 99")
+    assert (missing.returncode, missing.stderr.strip()) == (
+        2,
+        "kaspero: no run with id 99 (see `kaspero runs list`)",
+    )
+
+    other = write_csv(tmp_path / "other.csv", list(market_lines(days=2)))
+    assert kaspero("etl", "run", "--once", env={**env, "CSV_SOURCE_PATH": str(other)}).returncode == 0
+    across = kaspero("runs", "compare", "2", "3", env=env)
+    assert across.returncode == 0, across.stderr
+    assert "csv:prices: absent from run B (success in the other)" in across.stdout
+    assert "csv:other: absent from run A (success in the other)" in across.stdout
+    assert "-1" not in across.stdout.split("anomalies")[0]  # no counter delta against nothing
+
+    for bad in (["--limit", "-1"], ["--limit", "ten"], ["--status", "sideways"]):
+        misuse = kaspero("runs", "list", *bad, env=env)
+        assert misuse.returncode == 2, bad
+        assert "Traceback" not in misuse.stderr
+        assert "usage: kaspero runs list" in misuse.stderr

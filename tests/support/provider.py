@@ -32,6 +32,7 @@ class Fault:
     headers: dict[str, str] = attrs.Factory(dict)
     body: bytes | None = None
     delay: float = 0.0
+    trickle: float = 0.0  # seconds between the body's bytes: a provider sending one byte at a time
 
 
 def coin_name(i: int) -> tuple[str, str]:
@@ -159,7 +160,7 @@ class LoopbackProvider:
                 if fault is not None and fault.delay:
                     time.sleep(fault.delay)
                 if fault is not None and (fault.status != 200 or fault.body is not None):
-                    self._send(fault.status, fault.body or b"", fault.headers)
+                    self._send(fault.status, fault.body or b"", fault.headers, fault.trickle)
                     return
                 if parts.path.startswith("/feeds/"):
                     self._feed(parts.path.removeprefix("/feeds/"))
@@ -197,14 +198,23 @@ class LoopbackProvider:
             def _send_json(self, payload: Any) -> None:
                 self._send(200, json.dumps(payload).encode(), {"Content-Type": "application/json"})
 
-            def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            def _send(self, status: int, body: bytes, headers: dict[str, str], trickle: float = 0.0) -> None:
                 self.send_response(status)
                 headers = {"Content-Type": "application/json", **headers}
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if not trickle:
+                    self.wfile.write(body)
+                    return
+                try:
+                    for index in range(len(body)):
+                        self.wfile.write(body[index : index + 1])
+                        self.wfile.flush()
+                        time.sleep(trickle)
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the client gave up, as it should
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

@@ -303,3 +303,62 @@ def test_a_bad_cursor_is_a_400(
     result = client.simulate_get("/data", params=params)
     assert result.status_code == 400
     assert result.json["detail"] == detail
+
+
+def test_hostile_methods_and_head_get_clean_answers(client: falcon.testing.TestClient) -> None:
+    for method in ("TRACE", "FOO", "PROPFIND"):
+        answer = client.simulate_request(method, "/data")
+        assert answer.status_code == 405, method
+        assert answer.headers["Content-Type"] == "application/problem+json"
+    head = client.simulate_head("/data")
+    assert head.status_code == 200
+    assert head.content == b""
+    got = client.simulate_get("/data")
+    assert got.headers["X-Content-Type-Options"] == "nosniff"
+    assert got.headers["Cache-Control"] == "no-store"
+    metrics = client.simulate_get("/metrics").text
+    assert 'method="FOO"' not in metrics
+    assert 'method="other"' in metrics
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["with\x00nul", "9" * 2000],
+)
+def test_crafted_text_cursors_are_refused_before_any_query(
+    client: falcon.testing.TestClient, value: str
+) -> None:
+    import base64
+    import json as json_module
+
+    token = base64.urlsafe_b64encode(
+        json_module.dumps({"s": "symbol", "o": "desc", "v": value, "i": 1}).encode()
+    ).decode()
+    answer = client.simulate_get("/data", params={"sort_by": "symbol", "cursor": token})
+    assert answer.status_code == 400
+    assert answer.json["invalid_params"][0]["name"] == "cursor"
+
+
+@pytest.mark.parametrize(("value", "record_id"), [("1e999999", 1), ("1", 2**64), ("NaN", 1)])
+def test_crafted_number_cursors_are_refused(
+    client: falcon.testing.TestClient, value: str, record_id: int
+) -> None:
+    import base64
+    import json as json_module
+
+    token = base64.urlsafe_b64encode(
+        json_module.dumps({"s": "price_usd", "o": "desc", "v": value, "i": record_id}).encode()
+    ).decode()
+    answer = client.simulate_get("/data", params={"sort_by": "price_usd", "cursor": token})
+    assert answer.status_code == 400
+
+
+def test_post_runs_refuses_deep_or_huge_bodies(client: falcon.testing.TestClient) -> None:
+    headers = {"X-API-Key": "k-123", "Content-Type": "application/json"}
+    deep = client.simulate_post("/runs", body="[" * 5000 + "]" * 5000, headers=headers)
+    assert deep.status_code == 400
+    assert "nested" in deep.json["detail"]
+    huge = client.simulate_post("/runs", body='{"sources": ["' + "x" * 70_000 + '"]}', headers=headers)
+    assert huge.status_code == 413
+    fine = client.simulate_post("/runs", body='{"sources": ["csv"]}', headers=headers)
+    assert fine.status_code == 202

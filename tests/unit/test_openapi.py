@@ -34,6 +34,8 @@ def test_every_route_and_method_is_described() -> None:
     routed = set()
     for route in falcon.inspect.inspect_routes(app):
         path = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", route.path)
+        if path.startswith("/docs"):
+            continue  # the page that shows this document, not part of the API it describes
         for method in route.methods:
             if not method.internal:
                 routed.add((path, method.method.lower()))
@@ -94,3 +96,28 @@ def test_the_validation_would_catch_a_wrong_answer() -> None:
         validator_for("/health", "get", "200", "application/json").validate({"status": "fine"})
     with pytest.raises(jsonschema_rs.ValidationError):
         validator_for("/data", "get", "200", "application/json").validate({"data": [{"id": "x"}], "meta": {}})
+
+
+def test_the_docs_page_and_its_files_are_served_by_kaspero_itself() -> None:
+    import falcon.testing
+
+    app = create_app(
+        InMemoryRecordReader(InMemoryStore()),
+        InMemoryHealthProbe(),
+        lambda: InMemoryUnitOfWork(InMemoryStore()),
+    )
+    client = falcon.testing.TestClient(app)
+    page = client.simulate_get("/docs")
+    assert page.status_code == 200
+    assert "text/html" in page.headers["Content-Type"]
+    assert "http" not in page.text.replace('"/openapi.json"', "")  # nothing from elsewhere
+    for asset in re.findall(r'(?:src|href)="([^"]+)"', page.text):
+        answer = client.simulate_get(asset)
+        assert answer.status_code == 200, asset
+        assert len(answer.content) > 100
+    assert "/openapi.json" in client.simulate_get("/docs/init.js").text
+    security = DOCUMENT["components"]["securitySchemes"]["ApiKey"]
+    assert (security["type"], security["in"], security["name"]) == ("apiKey", "header", "X-API-Key")
+    data = DOCUMENT["paths"]["/data"]["get"]["responses"]
+    assert {"400", "500", "503"} <= set(data)
+    assert "Retry-After" in data["503"]["headers"]

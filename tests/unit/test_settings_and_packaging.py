@@ -14,6 +14,8 @@ from entrypoints.settings import Settings, SettingsError
 
 REPO = Path(__file__).resolve().parents[2]
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 @pytest.mark.parametrize("package", ["domain", "application", "adapters", "entrypoints"])
 def test_layer_packages_resolve_to_this_repository_not_a_namesake_on_pypi(package: str) -> None:
@@ -24,10 +26,10 @@ def test_layer_packages_resolve_to_this_repository_not_a_namesake_on_pypi(packag
 def test_defaults_need_no_environment() -> None:
     settings = Settings.from_environ({})
     assert settings.database_url is None
-    assert settings.csv_source_path == "data/*.csv"
+    assert settings.csv_source_path == str(REPO / "data" / "*.csv")
     assert settings.etl_schedule_minutes == 5
     assert settings.api_port == 8000
-    assert settings.data_dir == Path(".kaspero")
+    assert settings.data_dir == REPO / ".kaspero"  # the project's, wherever a command runs
 
 
 def test_environment_values_are_parsed_once_and_typed() -> None:

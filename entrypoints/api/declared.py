@@ -1,0 +1,91 @@
+"""Each query parameter of `/data` and `/quarantine` declared once: its name, type, limits and
+meaning. The parser (`params.py`) reads requests by these declarations and the OpenAPI document
+(`openapi.py`) describes them from the same ones, so the two cannot disagree."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+
+from application.queries import MAX_PAGE_SIZE, SortField
+from domain.records import RecordKind, SourceType
+
+MAX_TEXT = 200
+MAX_PAGE = 1000  # past it, an offset scan costs seconds: `cursor` pages at any depth
+MAX_ID = 2**63 - 1
+
+
+class Kind(enum.Enum):
+    TEXT = "text"
+    INTEGER = "integer"
+    CHOICE = "choice"
+    TIMESTAMP = "timestamp"
+
+
+@attrs.frozen
+class Param:
+    name: str
+    kind: Kind
+    description: str
+    low: int | None = None
+    high: int | None = None
+    choices: tuple[str, ...] = ()
+
+    def schema(self) -> dict[str, Any]:
+        if self.kind is Kind.TEXT:
+            return {"type": "string", "minLength": 1, "maxLength": MAX_TEXT}
+        if self.kind is Kind.TIMESTAMP:
+            return {"type": "string", "format": "date-time"}
+        if self.kind is Kind.CHOICE:
+            return {"enum": list(self.choices)}
+        schema: dict[str, Any] = {"type": "integer"}
+        if self.low is not None:
+            schema["minimum"] = self.low
+        if self.high is not None:
+            schema["maximum"] = self.high
+        return schema
+
+
+def _choice(name: str, kind: type[enum.StrEnum], description: str) -> Param:
+    return Param(name, Kind.CHOICE, description, choices=tuple(member.value for member in kind))
+
+
+PAGE = Param("page", Kind.INTEGER, "page number, from 1; deeper pages with `cursor`", 1, MAX_PAGE)
+PAGE_SIZE = Param("page_size", Kind.INTEGER, "items per page", 1, MAX_PAGE_SIZE)
+CURSOR = Param(
+    "cursor", Kind.TEXT, "pagination.next_cursor of the previous page: keyset paging, fast at any depth"
+)
+
+DATA = (
+    _choice("source_type", SourceType, "api, csv or rss"),
+    Param("source", Kind.TEXT, "a source name, e.g. csv:market_history"),
+    _choice("kind", RecordKind, "market or article"),
+    Param("symbol", Kind.TEXT, "an asset symbol, any case: its quotes, and news that mentions it"),
+    Param("asset", Kind.INTEGER, "a canonical asset id (see /assets)", 1, MAX_ID),
+    Param("quote_currency", Kind.TEXT, "market records quoted in this currency (USD, USDT, BTC…), any case"),
+    Param("category", Kind.TEXT, "an article category"),
+    Param("author", Kind.TEXT, "an article author"),
+    Param("search", Kind.TEXT, "a case-insensitive substring of title or description"),
+    Param("start_date", Kind.TIMESTAMP, "published_at on or after"),
+    Param("end_date", Kind.TIMESTAMP, "published_at on or before"),
+    _choice("sort_by", SortField, "the sort column"),
+    Param("sort_order", Kind.CHOICE, "the sort direction", choices=("asc", "desc")),
+    PAGE,
+    PAGE_SIZE,
+    CURSOR,
+)
+
+QUARANTINE = (
+    Param("source", Kind.TEXT, "only this source, e.g. csv:prices"),
+    Param("run_id", Kind.INTEGER, "quarantined (again) by this run", 1, MAX_ID),
+    Param("reason", Kind.TEXT, "a case-insensitive substring of the reason"),
+    PAGE,
+    PAGE_SIZE,
+    Param("cursor", Kind.TEXT, "pagination.next_cursor of the previous page"),
+)
+
+
+def by_name(params: tuple[Param, ...]) -> dict[str, Param]:
+    return {param.name: param for param in params}
