@@ -4,14 +4,15 @@
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY domain ./domain
 COPY application ./application
 COPY adapters ./adapters
 COPY entrypoints ./entrypoints
-# the dependencies only: the code runs from /app in the runtime stage, next to its migrations
+# the dependencies only, pinned by requirements.lock (`make lock`): the same versions every build;
+# the code runs from /app in the runtime stage, next to its migrations
 RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install . \
+ && /opt/venv/bin/pip install --constraint requirements.lock . \
  && /opt/venv/bin/pip uninstall --yes kaspero
 
 FROM python:3.11-slim AS runtime

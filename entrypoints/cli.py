@@ -16,7 +16,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -29,10 +28,11 @@ from application.runs import list_runs
 from domain.runs import EtlRun, RunStatus, RunTrigger
 from entrypoints import bootstrap
 from entrypoints.api.render import quarantined as render_quarantined
+from entrypoints.command_line import build_parser
 from entrypoints.inspection import inspection_json, inspection_text
 from entrypoints.logs import configure_logging, redact
 from entrypoints.scheduler import run_scheduler
-from entrypoints.settings import SOURCE_KINDS, Settings, SettingsError
+from entrypoints.settings import Settings, SettingsError
 from entrypoints.supervisor import child_environment, gunicorn_command, run_everything
 
 logger = structlog.get_logger("kaspero.cli")
@@ -43,7 +43,7 @@ EXIT_OK, EXIT_RUN_NOT_SUCCESSFUL, EXIT_CONFIG, EXIT_NO_DATABASE = 0, 1, 2, 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser(HANDLERS).parse_args(argv)
     try:
         settings = Settings.from_environ()
     except SettingsError as ex:
@@ -59,83 +59,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = "DATABASE_URL" if settings.database_url is not None else "the embedded PostgreSQL"
         print(f"kaspero: cannot use the database ({where}): {redact(str(ex))}", file=sys.stderr)
         return EXIT_NO_DATABASE
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kaspero", description="Crypto market data ETL and API.")
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
-
-    db = commands.add_parser("db", help="database set-up").add_subparsers(required=True, metavar="ACTION")
-    db.add_parser("migrate", help="apply pending migrations").set_defaults(handler=_db_migrate)
-    db.add_parser("start", help="start the embedded PostgreSQL (no DATABASE_URL)").set_defaults(
-        handler=_db_start
-    )
-    db.add_parser("stop", help="stop the embedded PostgreSQL").set_defaults(handler=_db_stop)
-
-    etl = commands.add_parser("etl", help="extract, transform, load").add_subparsers(
-        required=True, metavar="ACTION"
-    )
-    run = etl.add_parser("run", help="run the ETL: once, or every ETL_SCHEDULE_MINUTES")
-    run.add_argument("--source", action="append", choices=SOURCE_KINDS, help="a source kind; repeatable")
-    run.add_argument("--once", action="store_true", help="one pass, then exit with its status")
-    run.add_argument(
-        "--fail-after", type=int, metavar="N", help="failure injection: stop the run after N records"
-    )
-    run.add_argument(
-        "--full-refresh",
-        action="store_true",
-        help="read CSV files from their start, ignoring their checkpoints (idempotent: rows stored "
-        "unchanged are not written again), so rows an older version quarantined load",
-    )
-    run.set_defaults(handler=_etl_run)
-
-    csv_commands = commands.add_parser("csv", help="price files").add_subparsers(
-        required=True, metavar="ACTION"
-    )
-    inspecting = csv_commands.add_parser(
-        "inspect",
-        help="show how files would load: layout, symbol and quote, first rows as stored; writes nothing",
-        description="A dry run of the CSV reader: per file, the layout it detects (delimiter, lines "
-        "skipped, header or headerless layout, column mapping, date form and order, decimal marks, "
-        "symbol and quote and where each came from, bar interval) and the first rows as they would "
-        "be stored, or why the file is refused. Needs no database. Reads CSV_OPTIONS_PATH and "
-        "ASSET_CROSSREF_PATH. Exit codes: 0 every file understood, 1 a file refused, 2 usage.",
-    )
-    inspecting.add_argument("files", nargs="+", type=Path, metavar="FILE", help="CSV files to inspect")
-    inspecting.add_argument("--rows", type=_positive, default=5, help="rows to show per file (default 5)")
-    inspecting.add_argument("--json", action="store_true", help="print JSON, for scripts")
-    inspecting.set_defaults(handler=_csv_inspect)
-
-    quarantine = commands.add_parser("quarantine", help="records that could not be loaded").add_subparsers(
-        required=True, metavar="ACTION"
-    )
-    q_list = quarantine.add_parser("list", help="quarantined records, newest first, with the reason")
-    q_list.add_argument("--source", help="only this source, e.g. csv:prices")
-    q_list.add_argument("--run", type=_positive, dest="run_id", help="quarantined (again) by this run id")
-    q_list.add_argument("--reason", help="a case-insensitive substring of the reason")
-    q_list.add_argument("--limit", type=_positive, default=20, help="how many (default 20, at most 100)")
-    q_list.add_argument("--json", action="store_true", help="print JSON, for scripts")
-    q_list.set_defaults(handler=_quarantine_list)
-
-    runs = commands.add_parser("runs", help="run history").add_subparsers(required=True, metavar="ACTION")
-    listing = runs.add_parser("list", help="recent runs, newest first, with per-source counters")
-    listing.add_argument("--limit", type=_positive, default=10, help="how many runs (default 10)")
-    listing.add_argument("--status", choices=[status.value for status in RunStatus])
-    listing.add_argument("--source")
-    listing.set_defaults(handler=_runs_list)
-    comparing = runs.add_parser("compare", help="per-source deltas and anomalies of run B against run A")
-    comparing.add_argument("run_a", type=int, nargs="?")
-    comparing.add_argument("run_b", type=int, nargs="?")
-    comparing.set_defaults(handler=_runs_compare)
-
-    commands.add_parser("serve", help="serve the API with gunicorn").set_defaults(handler=_serve)
-    scheduler = commands.add_parser("scheduler", help="run the ETL every ETL_SCHEDULE_MINUTES")
-    scheduler.add_argument("--wait-first", action="store_true", help="first pass after one interval, not now")
-    scheduler.set_defaults(handler=_scheduler)
-    commands.add_parser("run", help="everything: database, migrations, ETL, scheduler, API").set_defaults(
-        handler=_run_all
-    )
-    return parser
 
 
 def _db_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -163,16 +86,6 @@ def _etl_run(settings: Settings, args: argparse.Namespace) -> int:
     if args.once:
         return _one_pass(settings, args.source, RunTrigger.CLI, full_refresh=args.full_refresh)
     return _repeat(settings, args.source)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
 
 
 def _csv_inspect(settings: Settings, args: argparse.Namespace) -> int:
@@ -367,6 +280,21 @@ def _run_all(settings: Settings, args: argparse.Namespace) -> int:
 
 def _first_pass(settings: Settings, url: str, should_stop: Callable[[], bool]) -> int:
     return _one_pass(settings, None, RunTrigger.CLI, database_url=url, should_stop=should_stop)
+
+
+HANDLERS = {
+    "db migrate": _db_migrate,
+    "db start": _db_start,
+    "db stop": _db_stop,
+    "etl run": _etl_run,
+    "csv inspect": _csv_inspect,
+    "quarantine list": _quarantine_list,
+    "runs list": _runs_list,
+    "runs compare": _runs_compare,
+    "serve": _serve,
+    "scheduler": _scheduler,
+    "run": _run_all,
+}
 
 
 if __name__ == "__main__":

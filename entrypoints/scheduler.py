@@ -12,12 +12,14 @@ import random
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 import structlog
 
 from application.scheduling import run_due_sources, run_requested
 from domain.runs import EtlRun, RunTrigger
 from entrypoints.bootstrap import AVAILABLE_SOURCE_KINDS, Kaspero
+from entrypoints.healthcheck import HEARTBEAT_SECONDS, heartbeat_path
 
 logger = structlog.get_logger("kaspero.scheduler")
 
@@ -58,6 +60,9 @@ def run_scheduler(
                 uow.schedule.mark_started(kind, kaspero.clock())
             uow.commit()
     backoff = backoff or Backoff()
+    threading.Thread(
+        target=_beat, args=(heartbeat_path(kaspero.settings), stop), name="kaspero-heartbeat", daemon=True
+    ).start()
     while not stop.is_set():
         try:
             while not stop.is_set() and run_requested(
@@ -79,6 +84,21 @@ def run_scheduler(
         backoff.reset()
         stop.wait(poll)
     logger.info("scheduler_stopped")
+
+
+def _beat(path: Path, stop: threading.Event) -> None:
+    """Touch the heartbeat file while the process lives (`python -m entrypoints.healthcheck scheduler`)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return
+    while True:
+        try:
+            path.touch()
+        except OSError:
+            pass
+        if stop.wait(HEARTBEAT_SECONDS):
+            return
 
 
 class Backoff:

@@ -60,3 +60,68 @@ def test_compose_has_db_migrate_api_scheduler_wired_by_health_and_no_secrets() -
     assert "${POSTGRES_PASSWORD:?" in text
     example = (REPO / ".env.example").read_text()
     assert "POSTGRES_PASSWORD=" in example
+
+
+def test_the_scheduler_has_a_healthcheck_of_its_own_and_the_migration_none() -> None:
+    services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    check = services["scheduler"]["healthcheck"]["test"]
+    assert check == ["CMD", "python", "-m", "entrypoints.healthcheck", "scheduler"]
+    assert services["migrate"]["healthcheck"] == {"disable": True}
+    assert "healthcheck" not in services["api"]  # the image's /live check fits the API
+
+
+def test_the_scheduler_heartbeat_is_what_its_healthcheck_reads(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import threading
+    import time
+
+    from entrypoints.healthcheck import heartbeat_path, main
+    from entrypoints.scheduler import _beat
+    from entrypoints.settings import Settings
+
+    monkeypatch.setenv("KASPERO_DATA_DIR", str(tmp_path))
+    path = heartbeat_path(Settings.from_environ())
+    assert main(["scheduler"]) == 1  # no heartbeat yet: unhealthy
+    stop = threading.Event()
+    beating = threading.Thread(target=_beat, args=(path, stop))
+    beating.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert main(["scheduler"]) == 0
+    finally:
+        stop.set()
+        beating.join(timeout=5)
+    os.utime(path, (time.time() - 600, time.time() - 600))
+    assert main(["scheduler"]) == 1  # a stale heartbeat: the scheduler is stuck or gone
+
+
+def test_the_image_installs_pinned_versions_from_a_lock_made_from_pyproject() -> None:
+    import tomllib
+
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "--constraint requirements.lock" in dockerfile
+    assert "requirements.lock" in dockerfile.split("COPY pyproject.toml", 1)[1].splitlines()[0]
+    pins = {
+        line.split("==")[0].lower().replace("_", "-"): line.split("==")[1]
+        for line in (REPO / "requirements.lock").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    wanted = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    for requirement in wanted:
+        name = re.split(r"[<>=\[ ;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        assert name in pins, f"{name} is not pinned in requirements.lock (run `make lock`)"
+    assert "lock:" in (REPO / "Makefile").read_text()
+
+
+def test_credentials_with_special_characters_reach_libpq_unencoded_and_sources_match_the_readme() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    env = compose["x-kaspero"]["environment"]
+    assert env["PGPASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    assert env["PGUSER"].startswith("${POSTGRES_USER:?")
+    assert "POSTGRES_PASSWORD" not in env["DATABASE_URL"]  # never inside a URL that must be encoded
+    assert "@" not in env["DATABASE_URL"]
+    assert env["ETL_SOURCES"] == "${ETL_SOURCES:-coinpaprika,coingecko,csv,rss}"
+    readme = (REPO / "README.md").read_text()
+    assert "`coinpaprika`, `coingecko`, `csv`, `rss`" in readme

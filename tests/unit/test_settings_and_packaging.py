@@ -92,3 +92,43 @@ def test_log_lines_are_json_and_carry_no_secret() -> None:
     assert "timestamp" in line
     assert "hunter2" not in stream.getvalue()
     assert "abc123" not in stream.getvalue()
+
+
+def test_every_command_explains_its_options_environment_and_exit_codes() -> None:
+    import argparse
+
+    from entrypoints.cli import HANDLERS
+    from entrypoints.command_line import build_parser
+
+    parser = build_parser(HANDLERS)
+    seen = 0
+
+    def walk(node: argparse.ArgumentParser) -> None:
+        nonlocal seen
+        subs = [action for action in node._actions if isinstance(action, argparse._SubParsersAction)]
+        if not subs:
+            seen += 1
+            text = node.format_help()
+            assert "environment:" in text, node.prog
+            assert "exit codes: 0 success" in text, node.prog
+            for action in node._actions:
+                if action.option_strings and action.dest != "help":
+                    assert action.help, f"{node.prog} {action.option_strings} has no help"
+            for action in node._actions:
+                if not action.option_strings and action.dest not in ("help",):
+                    assert action.help, f"{node.prog} {action.dest} has no help"
+            return
+        for child in subs[0].choices.values():
+            walk(child)
+
+    walk(parser)
+    assert seen == len(HANDLERS)
+
+
+def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    from entrypoints.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("kaspero ")

@@ -1,0 +1,157 @@
+"""The `kaspero` command line's grammar: every command, option, environment variable and exit
+code, as `--help` shows them. The handlers live in `entrypoints/cli.py`."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from domain.runs import RunStatus
+from entrypoints.settings import SOURCE_KINDS
+from entrypoints.version import kaspero_version
+
+Handler = Callable[..., int]
+
+EXIT_CODES = (
+    "exit codes: 0 success; 1 a partial or failed run (or a refused file); 2 a usage or "
+    "configuration error; 3 the database cannot be used"
+)
+DATABASE = (
+    "DATABASE_URL (a PostgreSQL URL; unset: the project's embedded server when `make run` or "
+    "`kaspero db start` runs it), KASPERO_DATA_DIR, LOG_LEVEL, LOG_FORMAT"
+)
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _epilog(environment: str) -> str:
+    return f"environment: {environment}\n{EXIT_CODES}"
+
+
+def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kaspero",
+        description="Crypto market data ETL and API: raw payloads kept, one unified PostgreSQL schema.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"kaspero {kaspero_version()}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(parent: Any, name: str, key: str, help_text: str, environment: str, **extra: Any) -> Any:
+        sub = parent.add_parser(
+            name,
+            help=help_text,
+            description=extra.pop("description", help_text),
+            epilog=_epilog(environment),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.set_defaults(handler=handlers[key])
+        return sub
+
+    db = commands.add_parser("db", help="database set-up").add_subparsers(required=True, metavar="ACTION")
+    command(db, "migrate", "db migrate", "apply pending migrations (yoyo, migrations/*.sql)", DATABASE)
+    command(
+        db, "start", "db start", "start the embedded PostgreSQL (when DATABASE_URL is unset) and print its URL",
+        "KASPERO_DATA_DIR (where its data lives; default: .kaspero in the project)",
+    )  # fmt: skip
+    command(db, "stop", "db stop", "stop the embedded PostgreSQL", "KASPERO_DATA_DIR")
+
+    etl = commands.add_parser("etl", help="extract, transform, load").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    run = command(
+        etl, "run", "etl run", "run the ETL: once (--once), or every ETL_SCHEDULE_MINUTES until SIGTERM/SIGINT",
+        f"{DATABASE}, ETL_SOURCES, CSV_SOURCE_PATH, CSV_OPTIONS_PATH, RSS_SOURCE_URL, COINGECKO_*, "
+        "COINPAPRIKA_*, ETL_FAIL_AFTER and the rest of the README's table",
+    )  # fmt: skip
+    run.add_argument(
+        "--source", action="append", choices=SOURCE_KINDS, metavar="KIND",
+        help=f"a source kind to run ({', '.join(SOURCE_KINDS)}); repeatable; default: ETL_SOURCES, else all",
+    )  # fmt: skip
+    run.add_argument("--once", action="store_true", help="one pass, then exit with its status")
+    run.add_argument(
+        "--fail-after",
+        type=int,
+        metavar="N",
+        help="failure injection: stop the run after N records (ETL_FAIL_AFTER)",
+    )
+    run.add_argument(
+        "--full-refresh", action="store_true",
+        help="read CSV files from their start, ignoring their checkpoints (idempotent: rows stored "
+        "unchanged are not written again), so rows an older version quarantined load",
+    )  # fmt: skip
+
+    csv_commands = commands.add_parser("csv", help="price files").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    inspecting = command(
+        csv_commands, "inspect", "csv inspect",
+        "show how files would load: layout, symbol and quote, first rows as stored; writes nothing",
+        "CSV_OPTIONS_PATH (per-file options), ASSET_CROSSREF_PATH, USD_QUOTES; needs no database",
+        description="A dry run of the CSV reader: per file, the layout it detects (delimiter, lines "
+        "skipped, header or headerless layout, column mapping, date form and order, decimal marks, "
+        "symbol and quote and where each came from, bar interval) and the first rows as they would "
+        "be stored, or why the file is refused.",
+    )  # fmt: skip
+    inspecting.add_argument("files", nargs="+", type=Path, metavar="FILE", help="CSV files to inspect")
+    inspecting.add_argument("--rows", type=positive, default=5, help="rows to show per file (default 5)")
+    inspecting.add_argument("--json", action="store_true", help="print JSON, for scripts")
+
+    quarantine = commands.add_parser("quarantine", help="records that could not be loaded").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    q_list = command(
+        quarantine, "list", "quarantine list", "quarantined records, newest first, with the reason and the payload",
+        DATABASE,
+    )  # fmt: skip
+    q_list.add_argument("--source", help="only this source, e.g. csv:prices")
+    q_list.add_argument(
+        "--run", type=positive, dest="run_id", metavar="ID", help="quarantined (again) by this run"
+    )
+    q_list.add_argument("--reason", help="a case-insensitive substring of the reason")
+    q_list.add_argument("--limit", type=positive, default=20, help="how many (default 20, at most 100)")
+    q_list.add_argument("--json", action="store_true", help="print JSON, for scripts")
+
+    runs = commands.add_parser("runs", help="run history").add_subparsers(required=True, metavar="ACTION")
+    listing = command(
+        runs, "list", "runs list", "recent runs, newest first, with per-source counters", DATABASE
+    )
+    listing.add_argument("--limit", type=positive, default=10, help="how many runs (default 10)")
+    listing.add_argument(
+        "--status", choices=[status.value for status in RunStatus], help="only runs with this status"
+    )
+    listing.add_argument("--source", help="only runs that touched this source, e.g. coingecko or csv:prices")
+    comparing = command(
+        runs, "compare", "runs compare",
+        "per-source deltas and anomalies of run B against run A (default: the last two runs)", DATABASE,
+    )  # fmt: skip
+    comparing.add_argument("run_a", type=positive, nargs="?", metavar="A", help="the earlier run's id")
+    comparing.add_argument("run_b", type=positive, nargs="?", metavar="B", help="the later run's id")
+
+    command(
+        commands, "serve", "serve", "serve the API with gunicorn (gthread workers)",
+        f"{DATABASE}, API_HOST, API_PORT, WEB_CONCURRENCY, API_THREADS, API_KEYS, API_READ_REQUIRES_KEY",
+    )  # fmt: skip
+    scheduler = command(
+        commands, "scheduler", "scheduler",
+        "run due sources every ETL_SCHEDULE_MINUTES and queued POST /runs requests, until SIGTERM",
+        f"{DATABASE}, ETL_SOURCES, ETL_SCHEDULE_MINUTES(_<KIND>), ETL_SCHEDULE_JITTER_SECONDS",
+    )  # fmt: skip
+    scheduler.add_argument("--wait-first", action="store_true", help="first pass after one interval, not now")
+    command(
+        commands, "run", "run",
+        "everything (what `make run` runs): database, migrations, one ETL pass, then scheduler and API until Ctrl-C",
+        f"{DATABASE}, API_HOST, API_PORT and every ETL variable",
+    )  # fmt: skip
+    return parser
