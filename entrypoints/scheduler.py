@@ -8,6 +8,7 @@ the process after the batch in flight commits; the run is recorded as failed wit
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 from collections.abc import Sequence
@@ -93,10 +94,8 @@ def _beat(path: Path, stop: threading.Event) -> None:
     except OSError:
         return
     while True:
-        try:
+        with contextlib.suppress(OSError):
             path.touch()
-        except OSError:
-            pass
         if stop.wait(HEARTBEAT_SECONDS):
             return
 
