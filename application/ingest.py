@@ -25,6 +25,7 @@ from application.ports import (
     EtlObserver,
     Normalizer,
     NullObserver,
+    Progress,
     SourceLocks,
     SourceReader,
     UnitOfWork,
@@ -102,6 +103,8 @@ class _SourceProgress:
     read: int = 0  # records read
     loaded: int = 0  # inserted, updated or found unchanged
     written: int = 0  # inserted or updated
+    requests: int = 0
+    started: float = attrs.Factory(time.monotonic)
     quarantined: int = 0
     first_reason: str | None = None
 
@@ -252,6 +255,7 @@ class _PreparedBatch:
     unchanged: int
     drift: DriftReport
     first_reason: str | None = None
+    started: float = attrs.Factory(time.monotonic)
 
 
 def _prepare_batch(
@@ -267,6 +271,7 @@ def _prepare_batch(
     the canonical assets it introduces and the records it finds unchanged commit here, before
     the batch: all are idempotent, so a batch that then fails to commit is replayed against
     them harmlessly."""
+    started = time.monotonic()
     fetched = len(batch.raws) + len(batch.rejected)
     if injector is not None:
         injector.check(fetched)
@@ -296,6 +301,7 @@ def _prepare_batch(
         unchanged=len(unchanged),
         drift=drift,
         first_reason=quarantined[0].reason if quarantined else None,
+        started=started,
     )
 
 
@@ -355,12 +361,27 @@ def _write_batch(
     progress.loaded += counts.inserted + counts.updated + counts.unchanged + prepared.unchanged
     progress.written += counts.inserted + counts.updated
     progress.quarantined += counts.quarantined
+    progress.requests += batch.counters.http_requests
     if progress.first_reason is None and prepared.first_reason is not None:
         progress.first_reason = prepared.first_reason
+    position = batch.position
+    options.observer.progress(
+        pipeline.name,
+        run_id,
+        Progress(
+            records=progress.read,
+            quarantined=progress.quarantined,
+            requests=progress.requests,
+            elapsed_seconds=time.monotonic() - progress.started,
+            done=position[0] / position[1] if position and position[1] else None,
+        ),
+    )
     for finding in new_findings:
         progress.findings.add((finding.kind.value, finding.field, finding.candidate))
         options.observer.drift_found(pipeline.name, run_id, finding)
-    options.observer.batch_committed(pipeline.name, run_id, counters)
+    # the batch's own time, from the start of its preparation to its commit
+    duration_ms = int((time.monotonic() - prepared.started) * 1000)
+    options.observer.batch_committed(pipeline.name, run_id, attrs.evolve(counters, duration_ms=duration_ms))
 
 
 MENTION_MAX_RANK = 200

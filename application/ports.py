@@ -48,6 +48,7 @@ class Batch:
     counters: SourceCounters = attrs.Factory(SourceCounters)
     responses: Mapping[str, int] = attrs.Factory(dict)  # provider answers by HTTP status ("error": none)
     findings: tuple[DriftFinding, ...] = ()  # drift the reader found itself (a file's renamed column)
+    position: tuple[int, int] | None = None  # how much of its input is read: (done, total), e.g. bytes
 
 
 class SourceReader(Protocol):
@@ -342,12 +343,35 @@ class HealthProbe(Protocol):
         ...
 
 
+@attrs.frozen
+class Progress:
+    """How far one source's run has come, after a committed batch (cumulative)."""
+
+    records: int  # read so far (loaded or quarantined)
+    quarantined: int
+    requests: int  # HTTP requests made (pages, for the API sources)
+    elapsed_seconds: float
+    done: float | None = None  # the share of the input read (a file's bytes), when known
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+
+    @property
+    def seconds_left(self) -> float | None:
+        if not self.done or self.done >= 1 or self.elapsed_seconds <= 0:
+            return None
+        return self.elapsed_seconds * (1 - self.done) / self.done
+
+
 class EtlObserver(Protocol):
-    """Told what the ETL does, for logs and metrics; must not raise."""
+    """Told what the ETL does, for logs, metrics and progress displays; must not raise."""
 
     def drift_found(self, source: str, run_id: int, finding: DriftFinding) -> None: ...
 
     def batch_committed(self, source: str, run_id: int, counters: SourceCounters) -> None: ...
+
+    def progress(self, source: str, run_id: int, update: Progress) -> None: ...
 
     def source_finished(self, source: str, run_id: int, status: RunStatus, error: str | None) -> None: ...
 
@@ -357,6 +381,9 @@ class NullObserver:
         return None
 
     def batch_committed(self, source: str, run_id: int, counters: SourceCounters) -> None:
+        return None
+
+    def progress(self, source: str, run_id: int, update: Progress) -> None:
         return None
 
     def source_finished(self, source: str, run_id: int, status: RunStatus, error: str | None) -> None:

@@ -300,6 +300,7 @@ def build(
         locks=container.locks(),
         clock=container.clock(),
         close=partial(_shutdown, container),
+        observer=LoggingObserver(settings.progress_log_seconds),
     )
 
 

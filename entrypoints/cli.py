@@ -31,8 +31,10 @@ from entrypoints.api.render import quarantined as render_quarantined
 from entrypoints.command_line import build_parser
 from entrypoints.inspection import inspection_json, inspection_text
 from entrypoints.logs import configure_logging, redact
+from entrypoints.observers import TerminalProgress
 from entrypoints.scheduler import run_scheduler
 from entrypoints.settings import Settings, SettingsError
+from entrypoints.summary import print_summary
 from entrypoints.supervisor import child_environment, gunicorn_command, run_everything
 
 logger = structlog.get_logger("kaspero.cli")
@@ -84,7 +86,9 @@ def _etl_run(settings: Settings, args: argparse.Namespace) -> int:
     if args.fail_after is not None:
         settings = settings.model_copy(update={"etl_fail_after": args.fail_after})
     if args.once:
-        return _one_pass(settings, args.source, RunTrigger.CLI, full_refresh=args.full_refresh)
+        return _one_pass(
+            settings, args.source, RunTrigger.CLI, full_refresh=args.full_refresh, as_json=args.json
+        )
     return _repeat(settings, args.source)
 
 
@@ -141,13 +145,19 @@ def _one_pass(
     database_url: str | None = None,
     full_refresh: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    as_json: bool = False,
 ) -> int:
     kaspero = _build(settings, database_url)
     try:
-        run = kaspero.run_etl(sources, trigger, full_refresh=full_refresh, should_stop=should_stop)
+        if sys.stderr.isatty():  # a live display per source while it works
+            with TerminalProgress() as display:
+                kaspero.observer = display
+                run = kaspero.run_etl(sources, trigger, full_refresh=full_refresh, should_stop=should_stop)
+        else:  # a `progress` log event every few seconds instead
+            run = kaspero.run_etl(sources, trigger, full_refresh=full_refresh, should_stop=should_stop)
     finally:
         kaspero.close()
-    _report(run)
+    _report(run, as_json or not sys.stdout.isatty())
     return EXIT_OK if run.status is RunStatus.SUCCESS else EXIT_RUN_NOT_SUCCESSFUL
 
 
@@ -158,7 +168,9 @@ def _repeat(settings: Settings, sources: Sequence[str] | None) -> int:
     kaspero = _build(settings)
     try:
         while not stop.is_set():
-            _report(kaspero.run_etl(sources, RunTrigger.CLI, should_stop=stop.is_set))
+            _report(
+                kaspero.run_etl(sources, RunTrigger.CLI, should_stop=stop.is_set), not sys.stdout.isatty()
+            )
             stop.wait(settings.etl_schedule_minutes * 60)
     finally:
         kaspero.close()
@@ -231,7 +243,9 @@ def _build(settings: Settings, database_url: str | None = None) -> bootstrap.Kas
     return kaspero
 
 
-def _report(run: EtlRun) -> None:
+def _report(run: EtlRun, as_json: bool) -> None:
+    """The run's summary, once: JSON for scripts (`--json`, or when stdout is not a terminal),
+    a table for people."""
     summary = {
         "run_id": run.id,
         "status": run.status.value,
@@ -251,8 +265,11 @@ def _report(run: EtlRun) -> None:
         },
     }
     log = logger.info if run.status is RunStatus.SUCCESS else logger.warning
-    log("etl_run_finished", **summary)
-    print(json.dumps(summary), flush=True)
+    log("etl_run_finished", run_id=run.id, status=run.status.value, error=run.error)
+    if as_json:
+        print(json.dumps(summary), flush=True)
+    else:
+        print_summary(run)
 
 
 def _stop_event() -> threading.Event:

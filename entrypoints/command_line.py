@@ -81,6 +81,10 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
     )  # fmt: skip
     run.add_argument("--once", action="store_true", help="one pass, then exit with its status")
     run.add_argument(
+        "--json", action="store_true",
+        help="print the run's summary as JSON (the default when stdout is not a terminal; a table when it is)",
+    )  # fmt: skip
+    run.add_argument(
         "--fail-after",
         type=int,
         metavar="N",

@@ -46,10 +46,8 @@ keepalive = 5
 max_requests = 10_000  # recycle workers now and then; jitter keeps them from restarting together
 max_requests_jitter = 1_000
 accesslog = "-"
-access_log_format = (
-    '{"event": "http_access", "remote": "%(h)s", "method": "%(m)s", "path": "%(U)s", '
-    '"status": %(s)s, "bytes": "%(B)s", "duration_us": %(D)s, "request_id": "%({x-request-id}o)s"}'
-)
+# gunicorn's lines in Kaspero's format (JSON, or the console format on a terminal)
+logger_class = "entrypoints.gunicorn_logging.KasperoGunicornLogger"
 errorlog = "-"
 loglevel = _settings.log_level.lower()
 

@@ -69,7 +69,8 @@ class Settings(pydantic.BaseModel):
     drift_auto_map_confidence: float = pydantic.Field(default=0.8, ge=0, le=1)
     drift_removal_share: float = pydantic.Field(default=0.5, gt=0, le=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "console"] = "json"
+    log_format: Literal["json", "console"] | None = None  # unset: console on a terminal, else json
+    progress_log_seconds: float = pydantic.Field(default=5, gt=0, le=3600)
     api_host: str = "127.0.0.1"
     api_port: int = pydantic.Field(default=8000, ge=1, le=65535)
     web_concurrency: int = pydantic.Field(default=2, ge=1, le=64)

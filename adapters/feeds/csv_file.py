@@ -187,10 +187,17 @@ class CsvFileSource:
             else:
                 raws.append(raw)
             if len(raws) + len(rejected) >= self._batch_size:
-                yield Batch(tuple(raws), self._cursor(position, size, mtime_ns, False), tuple(rejected))
+                yield Batch(
+                    tuple(raws),
+                    self._cursor(position, size, mtime_ns, False),
+                    tuple(rejected),
+                    position=(position.complete_offset, size),
+                )
                 raws, rejected = [], []
         # always a final batch, even an empty one: it marks the file read to its end
-        yield Batch(tuple(raws), self._cursor(position, size, mtime_ns, True), tuple(rejected))
+        yield Batch(
+            tuple(raws), self._cursor(position, size, mtime_ns, True), tuple(rejected), position=(size, size)
+        )
 
     def _cursor(self, position: _LinePosition, size: int, mtime_ns: int, complete: bool) -> dict[str, Any]:
         return FileCursor(
