@@ -29,3 +29,10 @@ def get_run_request(uow_factory: UnitOfWorkFactory, request_id: int) -> RunReque
     if request is None:
         raise NotFound(f"no run request with id {request_id}")
     return request
+
+
+def run_before(uow_factory: UnitOfWorkFactory, run_id: int) -> EtlRun | None:
+    """The run just before `run_id` (what the dashboard compares a run with), if any."""
+    with uow_factory() as uow:
+        earlier = uow.runs.recent(1, before=run_id)
+    return earlier[0] if earlier else None

@@ -32,6 +32,7 @@ def create() -> falcon.App[falcon.Request, falcon.Response]:
         metrics_dir=settings.prometheus_multiproc_dir,
         divergence_pct=settings.divergence_threshold_pct,
         consensus_window=timedelta(minutes=settings.consensus_window_minutes),
+        schedules={kind: settings.schedule_minutes(kind) for kind in AVAILABLE_SOURCE_KINDS},
     )
     return create_app(
         kaspero.reader, kaspero.probe, kaspero.uow_factory, options, kaspero.clock, kaspero.quarantine

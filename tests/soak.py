@@ -86,7 +86,9 @@ def main() -> int:
             RUN_ABANDON_GRACE_SECONDS="5", PROMETHEUS_MULTIPROC_DIR=str(work / "metrics"), LOG_LEVEL="WARNING",
         )  # fmt: skip
         (work / "metrics").mkdir()
-        api = subprocess.Popen(gunicorn_command(), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        api = subprocess.Popen(
+            gunicorn_command(), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         scheduler = subprocess.Popen(
             [sys.executable, "-m", "entrypoints.cli", "scheduler"],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -164,7 +166,9 @@ def main() -> int:
                 "SELECT source, count(*), count(DISTINCT source_record_id) FROM unified_data "
                 "WHERE source_type = 'api' GROUP BY source ORDER BY source"
             ).fetchall()
-            runs = dict(connection.execute("SELECT status, count(*) FROM etl_runs GROUP BY status").fetchall())
+            runs = dict(
+                connection.execute("SELECT status, count(*) FROM etl_runs GROUP BY status").fetchall()
+            )
         api.send_signal(signal.SIGTERM)
         scheduler.send_signal(signal.SIGTERM)
         api.wait(timeout=60)
@@ -172,7 +176,11 @@ def main() -> int:
     embedded.stop()
     shutil.rmtree(embedded.data_dir, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
-    bad = {status: count for status, count in statuses.items() if status >= 500 and status != 503 or status == 0}
+    bad = {
+        status: count
+        for status, count in statuses.items()
+        if (status >= 500 and status != 503) or status == 0
+    }
     grown = {name: round(memory_end[name] - memory_start[name], 1) for name in memory_start}
     report = {
         "seconds": SECONDS,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from entrypoints.api.resources import (
     StatsResource,
 )
 from entrypoints.version import kaspero_version
+from entrypoints.web.pages import Dashboard, DashboardOptions, install_dashboard
 
 
 @attrs.frozen
@@ -44,6 +47,7 @@ class ApiOptions:
     metrics_dir: Path | None = None
     divergence_pct: float = 5.0
     consensus_window: timedelta | None = timedelta(minutes=15)
+    schedules: Mapping[str, float] = attrs.field(factory=dict)  # source kind -> minutes, for the dashboard
 
 
 def create_app(
@@ -98,4 +102,11 @@ def create_app(
     app.add_route("/metrics", metrics)
     app.add_route("/openapi.json", OpenApiResource(options.version or kaspero_version()))
     install_docs(app)
+    dashboard = DashboardOptions(
+        schedules=options.schedules,
+        divergence_pct=Decimal(str(options.divergence_pct)),
+        window=options.consensus_window,
+        version=options.version or kaspero_version(),
+    )
+    install_dashboard(app, Dashboard(reader, quarantine, probe, uow_factory, dashboard, clock, guard))
     return app

@@ -33,8 +33,11 @@ MAX_PAGE = declared.MAX_PAGE
 class QueryParams:
     """One request's query string, read strictly: unknown and repeated parameters are refused."""
 
-    def __init__(self, req: falcon.Request, allowed: Iterable[str]) -> None:
+    def __init__(self, req: falcon.Request, allowed: Iterable[str], form: bool = False) -> None:
+        """`form`: a page's form sent these, where an empty field means "not given"."""
         self._params = req.params
+        if form:
+            self._params = {name: value for name, value in req.params.items() if value != ""}
         allowed = set(allowed)
         unknown = sorted(name for name in self._params if name not in allowed)
         if unknown:
