@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck contracts pytest smoke bench install clean db-stop up down logs lock soak
+.PHONY: run test lint typecheck contracts pytest smoke bench install clean db-stop up down logs lock soak browser
 
 $(STAMP): pyproject.toml
 	@echo "kaspero: creating the virtual environment in $(VENV)"
@@ -22,8 +22,18 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/kaspero run
 
-## test: lint, types, layering contracts, the whole pytest suite, and the smoke run
-test: lint typecheck contracts pytest smoke
+## test: lint, types, layering contracts, the whole pytest suite (browser tests included), and the smoke run
+test: lint typecheck contracts browser pytest smoke
+
+## browser: Debian's Chromium for the browser tests, installed with apt-get where this machine allows it
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || [ -n "$$KASPERO_CHROMIUM" ] || \
+	{ if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "kaspero: installing Debian's chromium for the browser tests (apt-get, about 20 s)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; } || \
+	    echo "kaspero: could not install chromium; the browser tests will say what to install"; \
+	  else echo "kaspero: no chromium here; the browser tests will stop and say what to install"; fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -47,6 +47,12 @@ JOIN assets a ON a.symbol = CASE WHEN g %% 1000 = 0 THEN 'BTC' ELSE 'C' || (g %%
 ORDER BY g;
 INSERT INTO market_history (asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, run_id)
 SELECT asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, 1 FROM unified_data;
+INSERT INTO etl_runs (trigger, status, started_at, finished_at)
+SELECT 'schedule', 'success', now() - g * interval '5 minutes', now() - g * interval '5 minutes' + interval '9 seconds'
+FROM generate_series(200, 1, -1) g;
+INSERT INTO etl_run_sources (run_id, source, status, fetched, inserted, unchanged, started_at, finished_at, duration_ms)
+SELECT r.id, s, 'success', 5000, 50, 4950, r.started_at, r.finished_at, 9000
+FROM etl_runs r, unnest(ARRAY['coingecko', 'coinpaprika', 'rss:news.example.com']) s WHERE r.id > 1;
 """
 
 
@@ -158,6 +164,20 @@ def main() -> list[dict[str, Any]]:
                 "/assets/{id}/history?interval=1h": f"/assets/{busiest}/history?interval=1h",
             }
             results = {case: load(f"{api}{path}") for case, path in cases.items()}
+            with psycopg.connect(url) as connection:
+                run = connection.execute("SELECT max(id) FROM etl_runs").fetchone()
+            pages = {
+                "/ (overview)": "/",
+                "/ui/runs": "/ui/runs",
+                "/ui/runs/{id}": f"/ui/runs/{run[0] if run and run[0] else 1}",
+                "/ui/drift": "/ui/drift",
+                "/ui/quarantine": "/ui/quarantine",
+                "/ui/assets?q=bit": "/ui/assets?q=bit",
+                "/ui/assets/{id} (1d, 1y)": f"/ui/assets/{busiest}",
+                "/ui/assets/{id}?interval=1h&range=7d": f"/ui/assets/{busiest}?interval=1h&range=7d",
+                "/ui/assets/{id}?interval=5m&range=1d": f"/ui/assets/{busiest}?interval=5m&range=1d",
+            }
+            dashboard = [{"page": name, **server_times(f"{api}{path}")} for name, path in pages.items()]
         after = bare_falcon(env)
         # the ceiling is measured on both sides of the cases and averaged: this machine's speed
         # drifts by a tenth or more over the minutes a run takes
@@ -171,11 +191,36 @@ def main() -> list[dict[str, Any]]:
             for case, result in results.items()
         ]
     print_table(
-        f"api ({ROWS:,} unified rows, gunicorn {WORKERS} sync workers, {CONNECTIONS} connections, {SECONDS:g} s a case)",
+        f"api ({ROWS:,} unified rows, gunicorn {WORKERS} gthread workers, {CONNECTIONS} connections, {SECONDS:g} s a case)",
         rows,
     )
     save("api", rows)
+    print_table(
+        f"dashboard ({ROWS:,} unified rows and history rows; server time of one request at a time)", dashboard
+    )
+    save("dashboard", dashboard)
     return rows
+
+
+def server_times(url: str, requests: int = 40) -> dict[str, Any]:
+    """The server's own time (X-Response-Time-Ms) for a page, one request at a time."""
+    parts = urlsplit(url)
+    spent = []
+    for _ in range(requests):
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        connection.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
+        response = connection.getresponse()
+        response.read()
+        connection.close()
+        if response.status != 200:
+            return {"status": response.status}
+        spent.append(float(response.getheader("X-Response-Time-Ms") or "nan"))
+    spent.sort()
+    return {
+        "p50_ms": statistics.median(spent),
+        "p99_ms": spent[int(len(spent) * 0.99) - 1],
+        "max_ms": spent[-1],
+    }
 
 
 if __name__ == "__main__":

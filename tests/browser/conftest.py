@@ -94,9 +94,19 @@ def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     opened = context.new_page()
     problems: list[str] = []
-    opened.on("console", lambda message: problems.append(f"console {message.type}: {message.text}") if message.type == "error" else None)
+    opened.on(
+        "console",
+        lambda message: (
+            problems.append(f"console {message.type}: {message.text}") if message.type == "error" else None
+        ),
+    )
     opened.on("requestfailed", lambda request: problems.append(f"failed request: {request.url}"))
-    opened.on("response", lambda response: problems.append(f"{response.status}: {response.url}") if response.status >= 400 else None)
+    opened.on(
+        "response",
+        lambda response: (
+            problems.append(f"{response.status}: {response.url}") if response.status >= 400 else None
+        ),
+    )
     opened.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
     opened.problems = problems
     yield opened

@@ -115,7 +115,9 @@ def test_pages_work_with_the_keyboard(site: str, page: Any) -> None:
     assert page.problems == []
 
 
-def test_with_reads_keyed_the_dashboard_asks_for_the_key_and_then_shows(site: str, page: Any, database_url: str) -> None:
+def test_with_reads_keyed_the_dashboard_asks_for_the_key_and_then_shows(
+    site: str, page: Any, database_url: str
+) -> None:
     env = environment(DATABASE_URL=database_url, API_KEYS="right-key", API_READ_REQUIRES_KEY="true")
     with gunicorn(env) as keyed:
         page.goto(f"{keyed}/ui/runs")
