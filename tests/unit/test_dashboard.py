@@ -55,7 +55,8 @@ def test_candles_draw_one_group_per_candle_with_its_values() -> None:
     ]
     svg = str(candles(series, "BTC <consensus>"))
     assert svg.count('<g class="candle') == 7
-    assert 'data-close="99"' in svg and 'data-open="106"' in svg
+    assert 'data-close="99"' in svg
+    assert 'data-open="106"' in svg
     assert "BTC &lt;consensus&gt;" in svg  # titles are escaped
     assert "<consensus>" not in svg
     assert "No candles" in str(candles([], "x"))
