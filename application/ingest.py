@@ -73,6 +73,7 @@ class IngestOptions:
     observation_runs_kept: int = 20
     crossref: tuple[CrossReference, ...] = ()
     usd: UsdQuotes = attrs.Factory(UsdQuotes)
+    history_retention: timedelta | None = None  # HISTORY_RETENTION_DAYS: older history is dropped
 
 
 @attrs.define
@@ -197,7 +198,7 @@ def ingest_source(
         uow.records.prune_observations(name, options.observation_runs_kept)
         # right after a bulk load the planner still believes the tables small: the API's first
         # queries would walk the wrong index until autovacuum got round to it
-        uow.statistics.refresh_after_load(name, progress.written)
+        uow.maintenance.refresh_after_load(name, progress.written)
         uow.commit()
     options.observer.source_finished(name, run_id, status, error)
     if injected is not None:
@@ -483,6 +484,10 @@ def _run(
     status = overall_status([source_status for source_status, _ in outcomes])
     error = "; ".join(source_error for _, source_error in outcomes if source_error) or None
     with uow_factory() as uow:
+        if options.history_retention is not None:
+            dropped = uow.maintenance.drop_history_before(clock() - options.history_retention)
+            if dropped:
+                options.observer.history_dropped(dropped)
         uow.runs.finish(run_id, status, error, clock())
         run = uow.runs.get(run_id)
         uow.commit()

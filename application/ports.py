@@ -276,10 +276,15 @@ class UsdRateRepository(Protocol):
         ...
 
 
-class TableStatistics(Protocol):
+class Maintenance(Protocol):
     def refresh_after_load(self, source: str, rows_written: int) -> bool:
         """Refresh the planner's statistics of the tables a source writes when `rows_written`
         is a large share of them (or many rows); return whether it did."""
+        ...
+
+    def drop_history_before(self, cutoff: datetime) -> list[str]:
+        """Drop the price history older than `cutoff`, in whole partitions (a history row is
+        kept while any of its partition is younger); return what was dropped."""
         ...
 
 
@@ -294,7 +299,7 @@ class UnitOfWork(Protocol):
     schedule: ScheduleRepository
     assets: AssetRepository
     rates: UsdRateRepository
-    statistics: TableStatistics
+    maintenance: Maintenance
 
     def __enter__(self) -> Self: ...
 
@@ -373,6 +378,8 @@ class EtlObserver(Protocol):
 
     def progress(self, source: str, run_id: int, update: Progress) -> None: ...
 
+    def history_dropped(self, partitions: Sequence[str]) -> None: ...
+
     def source_finished(self, source: str, run_id: int, status: RunStatus, error: str | None) -> None: ...
 
 
@@ -384,6 +391,9 @@ class NullObserver:
         return None
 
     def progress(self, source: str, run_id: int, update: Progress) -> None:
+        return None
+
+    def history_dropped(self, partitions: Sequence[str]) -> None:
         return None
 
     def source_finished(self, source: str, run_id: int, status: RunStatus, error: str | None) -> None:

@@ -247,6 +247,11 @@ class Kaspero:
                 should_stop=should_stop or (lambda: False),
                 crossref=load_crossref(self.settings.asset_crossref_path),
                 usd=UsdQuotes.of(self.settings.usd_quotes),
+                history_retention=(
+                    timedelta(days=self.settings.history_retention_days)
+                    if self.settings.history_retention_days
+                    else None
+                ),
             )
             grace = timedelta(seconds=self.settings.run_abandon_grace_seconds)
             close_abandoned_runs(self.uow_factory, self.locks, self.clock, grace)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -52,6 +53,9 @@ class LoggingObserver:
                 return
             self._last[source] = now
         logger.info("progress", source=source, run_id=run_id, **progress_fields(update))
+
+    def history_dropped(self, partitions: Sequence[str]) -> None:
+        logger.info("history_dropped", partitions=list(partitions), reason="HISTORY_RETENTION_DAYS")
 
     def source_finished(self, source: str, run_id: int, status: RunStatus, error: str | None) -> None:
         with self._guard:

@@ -35,6 +35,7 @@ class Settings(pydantic.BaseModel):
     csv_max_record_bytes: int = pydantic.Field(default=1 << 20, ge=1024, le=1 << 30)
     usd_quotes: tuple[str, ...] = ("USD", "USDT", "USDC", "BUSD", "DAI", "TUSD", "FDUSD", "USDP")
     consensus_window_minutes: float = pydantic.Field(default=15, gt=0, le=525_600)
+    history_retention_days: int | None = pydantic.Field(default=None, ge=1, le=100_000)
     etl_sources: tuple[str, ...] | None = None
     etl_schedule_minutes: float = pydantic.Field(default=5.0, gt=0)
     etl_schedule_minutes_coinpaprika: float | None = pydantic.Field(default=None, gt=0)

@@ -7,7 +7,8 @@ from typing import Any
 
 from adapters.memory.state import InMemoryStore
 from application.queries import DataQuery, Page, QuarantineQuery, SortOrder, next_key, sort_value
-from domain.records import StoredQuarantine, StoredRecord, UnifiedRecord
+from domain.assets import Asset
+from domain.records import RecordKind, StoredQuarantine, StoredRecord, UnifiedRecord
 
 
 class InMemoryRecordReader:
@@ -17,7 +18,10 @@ class InMemoryRecordReader:
         self._store = store
 
     def find(self, query: DataQuery) -> Page[StoredRecord]:
-        matches = [item for item in self._store.state.records.values() if _matches(item.record, query)]
+        assets = self._store.state.assets
+        matches = [
+            item for item in self._store.state.records.values() if _matches(item.record, query, assets)
+        ]
         field = query.sort_by
         descending = query.sort_order is SortOrder.DESC
         # NULLS LAST in both directions, ties broken by id in the sort's direction, as in SQL
@@ -54,7 +58,7 @@ def _is_after(item: StoredRecord, query: DataQuery) -> bool:
     return bool(later(value, key.value) or (value == key.value and later(item.id, key.id)))
 
 
-def _matches(record: UnifiedRecord, query: DataQuery) -> bool:
+def _matches(record: UnifiedRecord, query: DataQuery, assets: dict[int, Asset]) -> bool:
     checks = [
         (query.source_type, record.source_type),
         (query.source, record.source),
@@ -70,8 +74,15 @@ def _matches(record: UnifiedRecord, query: DataQuery) -> bool:
         return False
     if query.search:
         needle = query.search.lower()
-        if not any(needle in (text or "").lower() for text in (record.title, record.description)):
-            return False
+        if record.kind is RecordKind.ARTICLE:
+            if not any(needle in (text or "").lower() for text in (record.title, record.description)):
+                return False
+        else:
+            asset = assets.get(record.asset_id) if record.asset_id is not None else None
+            if asset is None or not any(
+                needle in (text or "").lower() for text in (asset.symbol, asset.name)
+            ):
+                return False
     moment = record.published_at
     if query.start_date and (moment is None or moment < query.start_date):
         return False

@@ -387,7 +387,7 @@ class InMemoryRunRepository:
         return chosen[:limit]
 
 
-class InMemoryTableStatistics:
+class InMemoryMaintenance:
     """The fake has no planner: it remembers which sources asked, for the tests."""
 
     def __init__(self, state: State) -> None:
@@ -398,6 +398,14 @@ class InMemoryTableStatistics:
             return False
         self._state.analyzed.append((source, rows_written))
         return True
+
+    def drop_history_before(self, cutoff: datetime) -> list[str]:
+        """As the yearly partitions: a year goes when all of it is older than `cutoff`."""
+        years = {observed.year for _, _, observed in self._state.history}
+        gone = sorted(year for year in years if datetime(year + 1, 1, 1, tzinfo=UTC) <= cutoff)
+        for key in [key for key in self._state.history if key[2].year in gone]:
+            del self._state.history[key]
+        return [f"market_history_y{year}" for year in gone]
 
 
 class InMemoryUnitOfWork:
@@ -420,7 +428,7 @@ class InMemoryUnitOfWork:
         self.schedule = InMemoryScheduleRepository(self._working)
         self.assets = InMemoryAssetRepository(self._working)
         self.rates = InMemoryUsdRateRepository(self._working)
-        self.statistics = InMemoryTableStatistics(self._working)
+        self.maintenance = InMemoryMaintenance(self._working)
 
     def __exit__(
         self,

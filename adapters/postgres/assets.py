@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from application.queries import Page
 from domain.assets import Alias, Asset, Candle, HistoryQuery, Method, SourceQuote
@@ -49,18 +50,17 @@ WHERE asset_id = %(id)s AND kind = 'market' AND price_usd IS NOT NULL
 ORDER BY source, observed_at DESC NULLS LAST
 """
 # a bucket's candle from the bars in it: the first one's open, the highest high, the lowest low,
-# the last one's close (a snapshot's price counts as all four)
+# the last one's close (a snapshot's price counts as all four). The range conditions are written
+# only when given, as plain comparisons on observed_at, so the planner prunes the yearly
+# partitions a range does not touch.
 SELECT_HISTORY = """
 SELECT date_bin(%(step)s, observed_at, timestamptz '2000-01-01') AS bucket,
-       CASE WHEN %(consensus)s THEN 'consensus' ELSE source END AS series,
+       {series} AS series,
        (array_agg(coalesce(open_usd, price_usd) ORDER BY observed_at))[1],
        max(coalesce(high_usd, price_usd)), min(coalesce(low_usd, price_usd)),
        (array_agg(price_usd ORDER BY observed_at DESC))[1], count(*)
 FROM market_history
-WHERE asset_id = %(id)s
-  AND (%(start)s::timestamptz IS NULL OR observed_at >= %(start)s)
-  AND (%(end)s::timestamptz IS NULL OR observed_at <= %(end)s)
-  AND (%(consensus)s OR %(source)s::text IS NULL OR source = %(source)s)
+WHERE {where}
 GROUP BY 1, 2 ORDER BY 1, 2
 LIMIT 5000
 """
@@ -137,15 +137,8 @@ class PostgresAssetRepository:
         return [SourceQuote(source, price, observed) for source, price, observed in rows]
 
     def history(self, asset_id: int, query: HistoryQuery) -> list[Candle]:
-        params: dict[str, Any] = {
-            "id": asset_id,
-            "step": query.interval.step,
-            "start": query.start,
-            "end": query.end,
-            "source": query.source,
-            "consensus": query.source == "consensus",
-        }
-        rows = self._connection.execute(SELECT_HISTORY, params).fetchall()
+        statement, params = history_statement(asset_id, query)
+        rows = self._connection.execute(statement, params).fetchall()
         return [
             Candle(bucket, series, opening, high, low, closing, int(count))
             for bucket, series, opening, high, low, closing, count in rows
@@ -189,3 +182,22 @@ class PostgresUsdRateRepository:
                 SELECT_USD_RATES, params
             )
         }
+
+
+def history_statement(asset_id: int, query: HistoryQuery) -> tuple[sql.Composed, dict[str, Any]]:
+    """SELECT_HISTORY with the conditions the query has, and its parameters."""
+    consensus = query.source == "consensus"
+    conditions = [sql.SQL("asset_id = %(id)s")]
+    params: dict[str, Any] = {"id": asset_id, "step": query.interval.step}
+    if query.start is not None:
+        conditions.append(sql.SQL("observed_at >= %(start)s"))
+        params["start"] = query.start
+    if query.end is not None:
+        conditions.append(sql.SQL("observed_at <= %(end)s"))
+        params["end"] = query.end
+    if query.source is not None and not consensus:
+        conditions.append(sql.SQL("source = %(source)s"))
+        params["source"] = query.source
+    series = sql.SQL("'consensus'") if consensus else sql.SQL("source")
+    statement = sql.SQL(SELECT_HISTORY).format(series=series, where=sql.SQL(" AND ").join(conditions))
+    return statement, params

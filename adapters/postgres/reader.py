@@ -47,8 +47,9 @@ class PostgresRecordReader:
         self._estimates: dict[str, tuple[float, int]] = {}
 
     def find(self, query: DataQuery) -> Page[StoredRecord]:
-        where, params = _where(query)
         with reading(self._pool) as connection:
+            assets = _assets_named(connection, query.search) if query.search else []
+            where, params = _where(query, assets)
             cursor = connection.cursor()
             rows = self._rows(cursor, query, where, params)
             total, estimated = self._total(connection, query, where, params, len(rows))
@@ -140,9 +141,23 @@ def _direction(query: DataQuery) -> sql.Composable:
     return sql.SQL("ASC" if query.sort_order is SortOrder.ASC else "DESC")
 
 
-def _where(query: DataQuery) -> tuple[sql.Composable, dict[str, Any]]:
+# market records are found by what identifies them: their asset's symbol or name
+SELECT_ASSETS_NAMED = (
+    "SELECT id FROM assets WHERE name ILIKE %(search)s OR symbol ILIKE %(search)s LIMIT 10000"
+)
+
+
+def _assets_named(connection: psycopg.Connection[Any], search: str) -> list[int]:
+    rows = connection.execute(SELECT_ASSETS_NAMED, {"search": "%" + _escape_like(search) + "%"})
+    return [int(row[0]) for row in rows]
+
+
+def _where(query: DataQuery, assets: list[int] | None = None) -> tuple[sql.Composable, dict[str, Any]]:
+    """The filters as SQL. Conditions on article-only columns say `kind = 'article'`, so the
+    partial indexes that hold articles alone serve them."""
     conditions: list[sql.Composable] = []
     params: dict[str, Any] = {}
+    articles = sql.SQL("kind = 'article'")
 
     def equal(column: str, value: object) -> None:
         if value is not None:
@@ -154,15 +169,31 @@ def _where(query: DataQuery) -> tuple[sql.Composable, dict[str, Any]]:
     equal("kind", query.kind)
     if query.symbol:
         # a quote of the asset, or news that mentions it
-        conditions.append(sql.SQL("(symbol = %(symbol)s OR mentions @> ARRAY[%(symbol)s]::text[])"))
+        conditions.append(
+            sql.SQL("(symbol = %(symbol)s OR ({} AND mentions @> ARRAY[%(symbol)s]::text[]))").format(
+                articles
+            )
+        )
         params["symbol"] = query.symbol.upper()
     equal("asset_id", query.asset_id)
     equal("quote_currency", query.quote_currency)
-    equal("category", query.category)
-    equal("author", query.author)
+    for column in ("category", "author"):
+        value = getattr(query, column)
+        if value is not None:
+            conditions.append(
+                sql.SQL("({} AND {} = %({})s)").format(articles, sql.Identifier(column), sql.SQL(column))
+            )
+            params[column] = value
     if query.search:
-        conditions.append(sql.SQL("(title ILIKE %(search)s OR description ILIKE %(search)s)"))
+        # articles by their text (the trigram indexes hold articles only), market records by their asset
+        conditions.append(
+            sql.SQL(
+                "(({} AND (title ILIKE %(search)s OR description ILIKE %(search)s))"
+                " OR asset_id = ANY(%(search_assets)s))"
+            ).format(articles)
+        )
         params["search"] = "%" + _escape_like(query.search) + "%"
+        params["search_assets"] = assets or []
     if query.start_date:
         conditions.append(sql.SQL("published_at >= %(start_date)s"))
         params["start_date"] = query.start_date

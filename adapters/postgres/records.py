@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 
 from adapters.postgres import copy_text
+from adapters.postgres.partitions import HistoryPartitions, drop_before
 from application.ports import EncodedBatch, LoadCounts
 from domain.checksum import canonical_json
 from domain.comparison import DataDelta, PriceQuote
@@ -185,9 +186,10 @@ def raw_table_for(source: str) -> str:
 class PostgresRecordRepository:
     """Writes batches on the unit of work's connection; never commits."""
 
-    def __init__(self, connection: psycopg.Connection) -> None:
+    def __init__(self, connection: psycopg.Connection, partitions: HistoryPartitions | None = None) -> None:
         self._connection = connection
         self._staging_ready = False
+        self._partitions = partitions or HistoryPartitions()
 
     def load_batch(
         self,
@@ -238,6 +240,7 @@ class PostgresRecordRepository:
             cursor.execute(_upsert_statement(raw_table), params)
             inserted, updated = cursor.fetchone() or (0, 0)
             cursor.execute(INSERT_OBSERVATIONS, params)
+            self._partitions.ensure_for_staged(cursor)
             cursor.execute(INSERT_HISTORY, params)
         if copies.quarantined:
             with cursor.copy(COPY_QUARANTINE) as copy:
@@ -406,9 +409,12 @@ SELECT_ESTIMATED_ROWS = (
 )
 
 
-class PostgresTableStatistics:
+class PostgresMaintenance:
     def __init__(self, connection: psycopg.Connection) -> None:
         self._connection = connection
+
+    def drop_history_before(self, cutoff: datetime) -> list[str]:
+        return drop_before(self._connection, cutoff)
 
     def refresh_after_load(self, source: str, rows_written: int) -> bool:
         if rows_written <= 0:

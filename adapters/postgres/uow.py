@@ -11,7 +11,7 @@ from psycopg_pool import ConnectionPool
 from adapters.postgres.assets import PostgresAssetRepository, PostgresUsdRateRepository
 from adapters.postgres.drifts import PostgresDriftRepository
 from adapters.postgres.pooling import store_errors
-from adapters.postgres.records import PostgresRecordRepository, PostgresTableStatistics
+from adapters.postgres.records import PostgresMaintenance, PostgresRecordRepository
 from adapters.postgres.runs import PostgresCheckpointRepository, PostgresRunRepository
 from adapters.postgres.scheduling import PostgresRunRequestRepository, PostgresScheduleRepository
 
@@ -31,7 +31,7 @@ class PostgresUnitOfWork:
     schedule: PostgresScheduleRepository
     assets: PostgresAssetRepository
     rates: PostgresUsdRateRepository
-    statistics: PostgresTableStatistics
+    maintenance: PostgresMaintenance
 
     def __init__(self, pool: ConnectionPool, timeout: float | None = None) -> None:
         self._pool = pool
@@ -49,7 +49,7 @@ class PostgresUnitOfWork:
         self.schedule = PostgresScheduleRepository(connection)
         self.assets = PostgresAssetRepository(connection)
         self.rates = PostgresUsdRateRepository(connection)
-        self.statistics = PostgresTableStatistics(connection)
+        self.maintenance = PostgresMaintenance(connection)
         return self
 
     def __exit__(

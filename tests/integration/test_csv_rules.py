@@ -215,3 +215,28 @@ def test_quarantined_rows_are_in_reach_over_the_api_and_the_command_line(
         assert client.simulate_get("/quarantine", params={"run_id": "-1"}).status_code == 400
     finally:
         app.close()
+
+
+def test_history_older_than_the_retention_is_dropped_in_whole_yearly_partitions(
+    clean_database: str, tmp_path: Path
+) -> None:
+    shutil.copyfile(FIXTURES / "BTC-USD.csv", tmp_path / "BTC-USD.csv")  # 2014
+    (tmp_path / "ETH-USD.csv").write_text("Date,Close\n2026-01-02,3000\n2026-01-03,3100\n")
+    kept = run_csv(clean_database, tmp_path)
+    assert kept.status is RunStatus.SUCCESS
+    years = "SELECT DISTINCT extract(year FROM observed_at)::int FROM market_history ORDER BY 1"
+    assert rows(clean_database, years) == [(2014,), (2026,)]
+    (tmp_path / "ETH-USD.csv").write_text("Date,Close\n2026-01-02,3000\n2026-01-03,3100\n2026-01-04,3200\n")
+    pruned = run_csv(clean_database, tmp_path, history_retention_days=365)
+    assert pruned.status is RunStatus.SUCCESS
+    assert rows(clean_database, years) == [(2026,)]
+    partitions = rows(
+        clean_database,
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'market_history'::regclass ORDER BY 1",
+    )
+    assert ("market_history_y2014",) not in partitions
+    assert ("market_history_y2026",) in partitions
+    assert rows(clean_database, "SELECT count(*) FROM unified_data WHERE symbol = 'BTC'") == [
+        (40,)
+    ]  # records stay

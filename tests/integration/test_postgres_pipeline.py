@@ -153,19 +153,6 @@ def test_yoyo_gets_the_psycopg3_scheme(url: str, expected: str) -> None:
     assert yoyo_url(url) == expected
 
 
-def test_the_search_filter_is_served_by_the_trigram_index(clean_database: str) -> None:
-    with psycopg.connect(clean_database) as connection:
-        connection.execute("SET enable_seqscan = off")
-        plan = "\n".join(
-            row[0]
-            for row in connection.execute(
-                "EXPLAIN SELECT * FROM unified_data WHERE title ILIKE '%bit%' OR description ILIKE '%bit%'"
-            )
-        )
-    assert "unified_data_title_trgm_idx" in plan
-    assert "unified_data_description_trgm_idx" in plan
-
-
 def test_a_renamed_csv_header_is_detected_and_its_column_still_loads(
     clean_database: str, tmp_path: Path
 ) -> None:
