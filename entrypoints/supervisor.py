@@ -78,7 +78,7 @@ def run_everything(settings: Settings, stop: threading.Event, first_pass: FirstP
             children.extend(child.start() for child in supervised.values())
             _record(lock, settings, started_database)
             print(
-                f"kaspero: API on http://{settings.api_host}:{settings.api_port} "
+                f"kaspero: dashboard on http://{settings.api_host}:{settings.api_port}/ , API docs at /docs "
                 f"(try /data and /health); scheduler every {settings.etl_schedule_minutes:g} min. Ctrl-C stops.",
                 flush=True,
             )

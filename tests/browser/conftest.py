@@ -100,7 +100,15 @@ def page(browser: Any) -> Iterator[Any]:
             problems.append(f"console {message.type}: {message.text}") if message.type == "error" else None
         ),
     )
-    opened.on("requestfailed", lambda request: problems.append(f"failed request: {request.url}"))
+    # a request the page itself gave up as it moved on (net::ERR_ABORTED) is not a failure
+    opened.on(
+        "requestfailed",
+        lambda request: (
+            None
+            if "ERR_ABORTED" in (request.failure or "")
+            else problems.append(f"failed request: {request.url} ({request.failure})")
+        ),
+    )
     opened.on(
         "response",
         lambda response: (

@@ -20,6 +20,7 @@ from adapters.postgres.reader import PostgresRecordReader
 from adapters.postgres.uow import PostgresUnitOfWork
 from application.ports import RecordReader, UnitOfWork
 from application.queries import DataQuery, SortField, SortOrder
+from domain.assets import Asset
 from domain.checkpoints import Checkpoint
 from domain.records import QuarantinedRecord, RawRecord, RecordKind, SourceType, UnifiedRecord
 from domain.runs import RunStatus, RunTrigger, SourceCounters
@@ -167,6 +168,39 @@ def test_run_counters_add_up_across_batches(storage: Storage) -> None:
     )
 
 
+def test_search_finds_articles_by_text_and_market_records_by_their_asset(storage: Storage) -> None:
+    run_id = start_run(storage)
+    with storage.uow() as uow:
+        [bitcoin] = uow.assets.create([Asset(0, "BTC", "Bitcoin")])
+        uow.commit()
+    items = [
+        raw("1", symbol="BTC", price="50000", title="Bitcoin (BTC)"),
+        raw("2", symbol="ETH", price="3000", title="Ethereum (ETH)"),
+        raw("3", symbol="X", title="Bitcoin rallies"),
+        raw("4", symbol="X", title="Dogecoin 100% fun_coin"),
+    ]
+    records = [
+        market(items[0], asset_id=bitcoin, published_at=NOW),
+        market(items[1], published_at=NOW + timedelta(days=1)),  # no asset: not found by text
+        attrs.evolve(
+            market(items[2], published_at=NOW + timedelta(days=2)), kind=RecordKind.ARTICLE, symbol=None
+        ),
+        attrs.evolve(
+            market(items[3], published_at=NOW + timedelta(days=3)), kind=RecordKind.ARTICLE, symbol=None
+        ),
+    ]
+    load(storage, run_id, items, records)
+
+    def ids(**query: Any) -> list[str]:
+        return [item.record.source_record_id for item in storage.reader.find(DataQuery(**query)).items]
+
+    assert ids(search="bitc") == ["3", "1"]  # an article by its title, a quote by its asset's name
+    assert ids(search="btc") == ["1"]  # ...or its asset's symbol
+    assert ids(search="ether") == []
+    assert ids(search="100%") == ["4"]  # LIKE wildcards in a search are literal
+    assert ids(search="o_e") == []
+
+
 def test_the_reader_filters_sorts_and_pages_alike(storage: Storage) -> None:
     run_id = start_run(storage)
     items = [
@@ -186,9 +220,6 @@ def test_the_reader_filters_sorts_and_pages_alike(storage: Storage) -> None:
 
     assert ids() == ["4", "3", "2", "1"]  # newest first by default
     assert ids(symbol="btc") == ["3", "1"]
-    assert ids(search="bitc") == ["3", "1"]
-    assert ids(search="100%") == ["4"]  # LIKE wildcards in a search are literal
-    assert ids(search="o_e") == []
     assert ids(sort_by=SortField.PRICE_USD, sort_order=SortOrder.ASC) == ["4", "2", "1", "3"]
     assert ids(start_date=NOW + timedelta(days=1), end_date=NOW + timedelta(days=2)) == ["3", "2"]
     assert ids(source_type=SourceType.API) == []

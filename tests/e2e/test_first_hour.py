@@ -112,7 +112,7 @@ def test_ctrl_c_during_the_first_pass_stops_it_after_the_batch_in_flight(
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert "stopped during the first pass" in stdout
-    assert "API on" not in stdout  # the scheduler and the API were never started
+    assert "dashboard on" not in stdout  # the scheduler and the API were never started
     assert "Traceback" not in stderr
     with psycopg.connect(clean_database) as connection:
         status, error = connection.execute("SELECT status, error FROM etl_runs").fetchone()  # type: ignore[misc]
