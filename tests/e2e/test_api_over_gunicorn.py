@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.processes import REPO, environment, get, gunicorn, kaspero
 
-SAMPLE = REPO / "data" / "market_history.csv"
+SAMPLE = REPO / "tests" / "fixtures" / "messy_market_history.csv"  # the bundled sample plus 4 bad rows
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ and nothing started behind their back."""
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -120,3 +121,18 @@ def test_ctrl_c_during_the_first_pass_stops_it_after_the_batch_in_flight(
     assert status == "failed"
     assert "interrupted" in error
     assert 0 < loaded < 60_000
+
+
+def test_the_bundled_files_load_with_nothing_quarantined_and_no_drift(clean_database: str) -> None:
+    env = environment(
+        DATABASE_URL=clean_database, ETL_SOURCES="csv,rss"
+    )  # the default files: data/*.csv, the feed
+    done = kaspero("etl", "run", "--once", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("{")))
+    assert set(summary["sources"]) == {"csv:market_history", "rss:crypto_news"}  # not the cross-reference
+    assert all(item["quarantined"] == 0 for item in summary["sources"].values())
+    assert "schema_drift" not in done.stderr
+    with psycopg.connect(clean_database) as connection:
+        assert connection.execute("SELECT count(*) FROM schema_drifts").fetchone() == (0,)
+        assert connection.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)

@@ -259,3 +259,32 @@ def test_a_row_carrying_a_nul_character_is_quarantined_and_the_rest_load(
         == "row contains a NUL character (U+0000), which cannot be stored; kept with U+FFFD in its place"
     )
     assert name == "Bit\ufffdcoin"
+
+
+def test_a_load_that_writes_much_of_a_table_refreshes_its_statistics_at_once(
+    clean_database: str, tmp_path: Path
+) -> None:
+    """Right after a bulk load the planner would still believe the tables empty: the ETL runs
+    ANALYZE on what it wrote, so the API's first plans are right."""
+    path = write_csv(tmp_path / "prices.csv", list(market_lines(400)))
+    with psycopg.connect(clean_database, autocommit=True) as connection:
+        before = connection.execute(
+            "SELECT coalesce(analyze_count, 0) FROM pg_stat_user_tables WHERE relname = 'unified_data'"
+        ).fetchone()
+    kaspero = kaspero_for(clean_database, path)
+    try:
+        kaspero.run_etl(["csv"])
+    finally:
+        kaspero.close()
+    with psycopg.connect(clean_database, autocommit=True) as connection:
+        after = connection.execute(
+            "SELECT coalesce(analyze_count, 0) FROM pg_stat_user_tables WHERE relname = 'unified_data'"
+        ).fetchone()
+        estimated = connection.execute(
+            "SELECT reltuples FROM pg_class WHERE relname = 'unified_data'"
+        ).fetchone()
+    assert after is not None
+    assert before is not None
+    assert after[0] > before[0]
+    assert estimated is not None
+    assert estimated[0] == 1200

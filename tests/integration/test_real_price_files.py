@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -223,3 +223,52 @@ def test_a_stale_history_file_beside_live_quotes_is_not_divergent(
     stale = prices["csv:Binance_BTCUSDT_d"]
     assert stale["in_consensus"] is False
     assert stale["age_seconds"] > 5 * 365 * 86400
+
+
+def test_hourly_bars_roll_up_into_true_daily_candles(clean_database: str, tmp_path: Path) -> None:
+    """Two days of hourly BTC/USDT bars (a CryptoDataDownload-shaped hourly file with a banner):
+    each daily candle is the first bar's open, the highest high, the lowest low, the last close."""
+    import random
+
+    rng = random.Random(11)
+    lines = [
+        "https://www.CryptoDataDownload.com",
+        "unix,date,symbol,open,high,low,close,Volume BTC,Volume USDT,tradecount",
+    ]
+    bars = []
+    price = Decimal("40000")
+    for hour in range(48):
+        opened = price
+        close = (opened * Decimal(str(1 + rng.uniform(-0.01, 0.01)))).quantize(Decimal("0.01"))
+        high = max(opened, close) + Decimal(str(rng.randint(1, 200)))
+        low = min(opened, close) - Decimal(str(rng.randint(1, 200)))
+        moment = datetime(2021, 3, 1, tzinfo=UTC) + timedelta(hours=hour)
+        bars.append((moment, opened, high, low, close))
+        lines.append(
+            f"{int(moment.timestamp()) * 1000},{moment:%Y-%m-%d %H:%M:%S},BTC/USDT,{opened},{high},{low},{close},1.5,60000,10"
+        )
+        price = close
+    newest_first = "\n".join(reversed(lines[2:]))  # as CryptoDataDownload writes them
+    (tmp_path / "Binance_BTCUSDT_1h.csv").write_text(f"{lines[0]}\n{lines[1]}\n{newest_first}\n")
+    app, run = load(clean_database, tmp_path)
+    try:
+        assert run.status.value == "success", run.error  # type: ignore[attr-defined]
+        client = falcon.testing.TestClient(create_app(app.reader, app.probe, app.uow_factory))
+        bitcoin = client.simulate_get("/assets", params={"symbol": "BTC"}).json["data"][0]
+        daily = client.simulate_get(
+            f"/assets/{bitcoin['id']}/history", params={"interval": "1d", "source": "csv:Binance_BTCUSDT_1h"}
+        ).json["data"]
+    finally:
+        app.close()
+    expected = []
+    for day in (bars[:24], bars[24:]):
+        expected.append(
+            (
+                str(day[0][1]),
+                str(max(bar[2] for bar in day)),
+                str(min(bar[3] for bar in day)),
+                str(day[-1][4]),
+                24,
+            )
+        )
+    assert [(c["open"], c["high"], c["low"], c["close"], c["observations"]) for c in daily] == expected

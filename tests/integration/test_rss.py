@@ -130,8 +130,15 @@ def test_an_atom_feed_is_read_too(clean_database: str, provider: LoopbackProvide
         (b"<rss><channel><item><title>unclosed", "malformed feed"),
         (b"<html><body>502 Bad Gateway</body></html>", "not an RSS or Atom feed"),
         (b"<rss>" + b" " * (2 * 1024 * 1024) + b"</rss>", "the feed exceeds"),
+        (
+            BOMB.decode()
+            .replace('<?xml version="1.0"?>', '<?xml version="1.0" encoding="UTF-16"?>')
+            .encode("utf-16"),
+            "refused: the feed declares XML entities",
+        ),
+        (BOMB.decode().encode("utf-32"), "refused: the feed declares XML entities"),
     ],
-    ids=["xml-bomb", "external-entity", "malformed", "html-page", "huge"],
+    ids=["xml-bomb", "external-entity", "malformed", "html-page", "huge", "bomb-in-utf16", "bomb-in-utf32"],
 )
 def test_a_hostile_or_broken_feed_fails_alone_with_a_clear_error(
     clean_database: str, provider: LoopbackProvider, tmp_path: Path, body: bytes, error: str

@@ -106,3 +106,30 @@ def test_post_runs_refuses_deep_and_huge_bodies(api: str) -> None:
     assert post(b"[" * 100_000 + b"]" * 100_000) == 413
     assert post(b"[" * 30 + b"]" * 30) == 400
     assert post(b'{"sources": [' + b'"csv",' * 20_000 + b'"csv"]}') == 413
+
+
+def test_slow_clients_cannot_hold_every_worker(api: str) -> None:
+    """Clients sending their bodies a byte at a time each hold one thread of a gthread worker,
+    never a whole worker: /live answers at once meanwhile."""
+    import time
+
+    host, port = urlsplit(api).hostname, urlsplit(api).port
+    slow = []
+    for _ in range(4):
+        sock = socket.create_connection((host, port), timeout=30)
+        sock.sendall(
+            b"POST /runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+        )
+        slow.append(sock)
+    try:
+        time.sleep(0.5)
+        timings = []
+        for _ in range(5):
+            started = time.monotonic()
+            with urllib.request.urlopen(f"{api}/live", timeout=10) as response:
+                assert response.status == 200
+            timings.append(time.monotonic() - started)
+        assert max(timings) < 1.0, timings
+    finally:
+        for sock in slow:
+            sock.close()
