@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from domain.runs import EtlRun, RunStatus
@@ -31,7 +32,7 @@ def print_summary(run: EtlRun) -> None:
     for item in run.sources:
         c = item.counters
         table.add_row(
-            item.source,
+            escape(item.source),
             f"[{STYLE.get(item.status, 'white')}]{item.status.value}[/]",
             *(f"{value:,}" for value in (c.fetched, c.inserted, c.updated, c.unchanged, c.quarantined)),
             f"{c.duration_ms / 1000:.1f}",
@@ -40,4 +41,4 @@ def print_summary(run: EtlRun) -> None:
     console.print(table)
     for item in run.sources:
         if item.error:
-            console.print(f"[bold]{item.source}[/]: {item.error}", highlight=False, markup=False)
+            console.print(f"[bold]{escape(item.source)}[/]: {escape(item.error)}", highlight=False)
