@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import feedparser
 import httpx
 
+from adapters.http_headers import retry_after_seconds
 from application.errors import SourceUnavailable
 from application.ports import Batch
 from domain.checksum import payload_checksum
@@ -129,7 +130,7 @@ class FeedparserRssReader:
                 if response.status_code == 304:
                     return None, (None, cursor, counters)
                 if response.status_code in RETRIED_STATUSES:
-                    wait = _retry_after(response.headers.get("retry-after"))
+                    wait = retry_after_seconds(response.headers.get("retry-after"))
                     if wait is not None and wait <= self._max_retry_after:
                         return wait, (None, cursor, counters)
                 if response.status_code != 200:
@@ -296,22 +297,6 @@ def _web_url(link: object) -> str | None:
     except ValueError:
         return None
     return link.strip() if scheme in _WEB_SCHEMES else None
-
-
-def _retry_after(value: str | None) -> float | None:
-    """`Retry-After` in seconds (a number or an HTTP date), or None when absent or unreadable."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _description(payload: dict[str, Any]) -> str | None:

@@ -9,18 +9,17 @@ never carry the API key (it travels in a header, never in the URL).
 
 from __future__ import annotations
 
-import email.utils
 import json
 import socket
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 import httpx
 import stamina
 
+from adapters.http_headers import retry_after_seconds
 from adapters.http_source.rate_limit import TokenBucket
 from domain.runs import SourceCounters
 
@@ -142,7 +141,7 @@ class ProviderClient:
             html = "text/html" in response.headers.get("content-type", "")
             page = " (an HTML page, not JSON: likely a firewall or CDN block)" if html else ""
             if status in RETRYABLE_STATUSES or status >= 500:
-                retry_after = _retry_after(response.headers.get("retry-after"))
+                retry_after = retry_after_seconds(response.headers.get("retry-after"))
                 raise RetryableResponse(f"{where} answered {status}{page}", status, retry_after)
             raise ProviderRefused(f"{where} answered {status}: {_explain(status)}{page}")
 
@@ -191,22 +190,6 @@ def _parse_json(body: bytes, response: httpx.Response, where: str) -> Any:
         kind = "an HTML page" if "text/html" in response.headers.get("content-type", "") else "invalid JSON"
         reason = ex.msg if isinstance(ex, json.JSONDecodeError) else "not UTF-8"
         raise MalformedResponse(f"{where} answered 200 with {kind} ({len(body):,} bytes; {reason})") from ex
-
-
-def _retry_after(value: str | None) -> float | None:
-    """`Retry-After: 5` or `Retry-After: Wed, 21 Oct 2015 07:28:00 GMT` → seconds from now."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _unresolvable(ex: httpx.TransportError) -> bool:

@@ -9,8 +9,9 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
+from adapters.http_headers import retry_after_seconds as _retry_after
 from adapters.http_source.rate_limit import TokenBucket
-from adapters.http_source.transport import _retry_after, _unresolvable
+from adapters.http_source.transport import _unresolvable
 
 
 class FakeTime:
