@@ -3,15 +3,13 @@ dropped whole when older than the retention (`HISTORY_RETENTION_DAYS`)."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import psycopg
 from psycopg import sql
 
-STAGED_YEARS = """
-SELECT DISTINCT extract(year FROM observed_at AT TIME ZONE 'UTC')::integer FROM staging_unified
-WHERE asset_id IS NOT NULL AND observed_at IS NOT NULL AND price_usd IS NOT NULL
-"""
 EXISTING = """
 SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 WHERE i.inhparent = 'market_history'::regclass
@@ -25,41 +23,61 @@ def partition_name(year: int) -> str:
 
 
 class HistoryPartitions:
-    """Remembers, per connection, which yearly partitions exist (a catalog lookup at most once
-    per batch with new years)."""
+    """Which yearly partitions exist, remembered for the process: a batch whose years are all
+    known costs no query; a new year costs one catalog lookup and its `CREATE`. (A partition
+    dropped by the retention is for years no new data comes in, and the catalog is asked again
+    whenever a year is not known.)"""
 
     def __init__(self) -> None:
-        self._known: set[str] = set()
+        self._known: dict[tuple[str, str, str], set[int]] = {}  # per database
+        self._guard = threading.Lock()
 
-    def ensure_for_staged(self, cursor: psycopg.Cursor) -> None:
-        years = [row[0] for row in cursor.execute(STAGED_YEARS).fetchall()]
-        wanted = {partition_name(year): year for year in years if MIN_YEAR <= year <= MAX_YEAR}
-        if not set(wanted) - self._known:
-            return
-        self._known = {row[0] for row in cursor.execute(EXISTING).fetchall()}
-        for name, year in sorted(wanted.items()):
-            if name in self._known:
-                continue
-            start = datetime(year, 1, 1, tzinfo=UTC)
-            end = datetime(year + 1, 1, 1, tzinfo=UTC)
-            # another loader may create it at the same moment: a savepoint keeps the batch alive
-            try:
-                with cursor.connection.transaction():
-                    # DDL takes no parameters: the bounds are literals (timestamps this code made)
-                    cursor.execute(
-                        sql.SQL(CREATE).format(
-                            name=sql.Identifier(name),
-                            start=sql.Literal(start.isoformat()),
-                            end=sql.Literal(end.isoformat()),
-                        )
-                    )
-            except (
-                psycopg.errors.DuplicateTable,
-                psycopg.errors.UniqueViolation,
-                psycopg.errors.InvalidObjectDefinition,
-            ):
-                pass
-            self._known.add(name)
+    def ensure(self, cursor: psycopg.Cursor, years: Iterable[int]) -> None:
+        wanted = {year for year in years if MIN_YEAR <= year <= MAX_YEAR}
+        info = cursor.connection.info
+        database = (info.host, str(info.port), info.dbname)
+        with self._guard:
+            if wanted <= self._known.get(database, set()):
+                return
+            existing = {row[0] for row in cursor.execute(EXISTING).fetchall()}
+            for year in sorted(wanted):
+                if partition_name(year) not in existing:
+                    _create(cursor, year)
+            self._known[database] = set(wanted) | {
+                int(name.removeprefix("market_history_y"))
+                for name in existing
+                if name.removeprefix("market_history_y").isdigit()
+            }
+
+    def forget(self) -> None:
+        with self._guard:
+            self._known.clear()
+
+
+def _create(cursor: psycopg.Cursor, year: int) -> None:
+    start = datetime(year, 1, 1, tzinfo=UTC)
+    end = datetime(year + 1, 1, 1, tzinfo=UTC)
+    # another loader may create it at the same moment: a savepoint keeps the batch alive
+    try:
+        with cursor.connection.transaction():
+            # DDL takes no parameters: the bounds are literals (timestamps this code made)
+            cursor.execute(
+                sql.SQL(CREATE).format(
+                    name=sql.Identifier(partition_name(year)),
+                    start=sql.Literal(start.isoformat()),
+                    end=sql.Literal(end.isoformat()),
+                )
+            )
+    except (
+        psycopg.errors.DuplicateTable,
+        psycopg.errors.UniqueViolation,
+        psycopg.errors.InvalidObjectDefinition,
+    ):
+        pass
+
+
+# one per process: every unit of work's loader shares what is known
+PROCESS_PARTITIONS = HistoryPartitions()
 
 
 def drop_before(connection: psycopg.Connection, cutoff: datetime) -> list[str]:
@@ -72,4 +90,6 @@ def drop_before(connection: psycopg.Connection, cutoff: datetime) -> list[str]:
             continue
         connection.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
         dropped.append(name)
+    if dropped:
+        PROCESS_PARTITIONS.forget()
     return dropped

@@ -8,7 +8,7 @@ costs no write, and `xmax = 0` tells an insert from an update.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from adapters.postgres import copy_text
-from adapters.postgres.partitions import HistoryPartitions, drop_before
+from adapters.postgres.partitions import PROCESS_PARTITIONS, drop_before
 from application.ports import EncodedBatch, LoadCounts
 from domain.checksum import canonical_json
 from domain.comparison import DataDelta, PriceQuote
@@ -186,10 +186,10 @@ def raw_table_for(source: str) -> str:
 class PostgresRecordRepository:
     """Writes batches on the unit of work's connection; never commits."""
 
-    def __init__(self, connection: psycopg.Connection, partitions: HistoryPartitions | None = None) -> None:
+    def __init__(self, connection: psycopg.Connection) -> None:
         self._connection = connection
         self._staging_ready = False
-        self._partitions = partitions or HistoryPartitions()
+        self._partitions = PROCESS_PARTITIONS
 
     def load_batch(
         self,
@@ -222,6 +222,13 @@ class PostgresRecordRepository:
                 quarantine=copy_text.encode(_quarantine_row(item) for item in quarantined),
                 records=len(records),
                 quarantined=len(quarantined),
+                history_years=frozenset(
+                    record.observed_at.astimezone(UTC).year
+                    for record in records
+                    if record.asset_id is not None
+                    and record.observed_at is not None
+                    and record.price_usd is not None
+                ),
             ),
         )
 
@@ -240,8 +247,7 @@ class PostgresRecordRepository:
             cursor.execute(_upsert_statement(raw_table), params)
             inserted, updated = cursor.fetchone() or (0, 0)
             cursor.execute(INSERT_OBSERVATIONS, params)
-            self._partitions.ensure_for_staged(cursor)
-            cursor.execute(INSERT_HISTORY, params)
+            self._insert_history(cursor, copies.history_years, params)
         if copies.quarantined:
             with cursor.copy(COPY_QUARANTINE) as copy:
                 copy.write(copies.quarantine)
@@ -252,6 +258,18 @@ class PostgresRecordRepository:
             unchanged=copies.records - inserted - updated,
             quarantined=copies.quarantined,
         )
+
+    def _insert_history(self, cursor: psycopg.Cursor, years: frozenset[int], params: dict[str, Any]) -> None:
+        """The batch's history rows, into their yearly partitions (created first when new). A
+        partition another process dropped meanwhile (retention) is found missing, and made again."""
+        self._partitions.ensure(cursor, years)
+        try:
+            with self._connection.transaction():
+                cursor.execute(INSERT_HISTORY, params)
+        except psycopg.errors.CheckViolation:
+            self._partitions.forget()
+            self._partitions.ensure(cursor, years)
+            cursor.execute(INSERT_HISTORY, params)
 
     def known_assets(self, max_rank: int) -> list[KnownAsset]:
         rows = self._connection.execute(SELECT_KNOWN_ASSETS, {"max_rank": max_rank})
@@ -335,6 +353,7 @@ class _Copies:
     quarantine: bytes
     records: int
     quarantined: int
+    history_years: frozenset[int] = frozenset()  # the yearly partitions its history rows need
 
 
 def _one_source(sources: Iterable[str]) -> str:
