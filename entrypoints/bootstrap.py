@@ -42,6 +42,7 @@ from adapters.postgres.admin import check_reachable, create_database
 from adapters.postgres.embedded import EmbeddedPostgres
 from adapters.postgres.health import PostgresHealthProbe
 from adapters.postgres.migrations import apply_migrations, migration_ids
+from adapters.postgres.pooling import SUSPICION
 from adapters.postgres.pooling import configure as configure_connection
 from adapters.postgres.quarantine import PostgresQuarantineReader
 from adapters.postgres.reader import PostgresRecordReader
@@ -78,9 +79,9 @@ def pool_resource(
 ) -> Iterator[ConnectionPool]:
     """A connection pool, opened on first use (after gunicorn's fork) and closed at shutdown.
 
-    Each connection is checked as it is lent (a connection broken by a database restart is
-    discarded, not handed out); a borrower waits at most `timeout` for one; every statement on
-    it is cancelled after `statement_timeout_ms` when given (the API's)."""
+    While the database was lately seen failing, each connection is checked as it is lent (one
+    broken by a restart is discarded, not handed out); a borrower waits at most `timeout` for
+    one; every statement on it is cancelled after `statement_timeout_ms` when given (the API's)."""
     kwargs: dict[str, object] = {"application_name": "kaspero"}
     if statement_timeout_ms:
         kwargs["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
@@ -92,7 +93,7 @@ def pool_resource(
         name="kaspero",
         kwargs=kwargs,
         configure=configure_connection,
-        check=ConnectionPool.check_connection,
+        check=SUSPICION.check,  # connections checked as lent while the database was lately failing
         timeout=timeout,
         reconnect_timeout=0,  # keep trying to reconnect for as long as the database is away
     )

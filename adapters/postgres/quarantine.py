@@ -7,7 +7,7 @@ from typing import Any
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from adapters.postgres.pooling import reading
+from adapters.postgres.pooling import reading, retried_once
 from application.queries import Page, QuarantineQuery
 from domain.records import StoredQuarantine
 
@@ -26,6 +26,7 @@ class PostgresQuarantineReader:
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
 
+    @retried_once
     def find(self, query: QuarantineQuery) -> Page[StoredQuarantine]:
         conditions: list[sql.Composable] = [sql.SQL("TRUE")]
         params: dict[str, Any] = {}

@@ -9,7 +9,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from adapters.postgres.pooling import reading
+from adapters.postgres.pooling import reading, retried_once
 from application.queries import DataQuery, Page, SortOrder, next_key
 from domain.records import RecordKind, SourceType, StoredRecord, UnifiedRecord
 
@@ -46,6 +46,7 @@ class PostgresRecordReader:
         self._pool = pool
         self._estimates: dict[str, tuple[float, int]] = {}
 
+    @retried_once
     def find(self, query: DataQuery) -> Page[StoredRecord]:
         with reading(self._pool) as connection:
             assets = _assets_named(connection, query.search) if query.search else []
@@ -131,6 +132,7 @@ class PostgresRecordReader:
             return max(estimate, count), True
         return count, False
 
+    @retried_once
     def get(self, record_id: int) -> StoredRecord | None:
         with reading(self._pool) as connection:
             row = connection.execute(SELECT_RECORD, {"id": record_id}).fetchone()

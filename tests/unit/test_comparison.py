@@ -168,3 +168,16 @@ def test_zero_to_98_percent_quarantined_a_failure_and_three_drift_findings_are_f
     assert found["drift_findings"].severity is Severity.WARNING
     assert "up from 0 in each of the last 5 run(s)" in found["quarantine_rate"].explanation
     assert score_source("coingecko", _source_run(61), history) == []  # calm stays calm
+
+
+def test_a_file_read_whole_then_untouched_is_no_volume_anomaly() -> None:
+    from domain.comparison import score_source
+
+    loaded = SourceRun(
+        "csv:prices", SourceCounters(fetched=540, inserted=540, duration_ms=900), RunStatus.SUCCESS
+    )
+    untouched = SourceRun("csv:prices", SourceCounters(), RunStatus.SUCCESS)
+    assert score_source("csv:prices", untouched, [loaded]) == []
+    api_before = SourceRun("coingecko", SourceCounters(fetched=540), RunStatus.SUCCESS)
+    api_empty = SourceRun("coingecko", SourceCounters(fetched=0), RunStatus.SUCCESS)
+    assert [a.metric for a in score_source("coingecko", api_empty, [api_before])] == ["volume"]
