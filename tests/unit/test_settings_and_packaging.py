@@ -132,3 +132,9 @@ def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert done.value.code == 0
     assert capsys.readouterr().out.startswith("kaspero ")
+
+
+def test_every_setting_is_in_the_readme_configuration_table() -> None:
+    readme = (REPO / "README.md").read_text()
+    names = ["KASPERO_DATA_DIR" if name == "data_dir" else name.upper() for name in Settings.model_fields]
+    assert [name for name in names if f"`{name}`" not in readme] == []
