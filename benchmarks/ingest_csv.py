@@ -68,6 +68,65 @@ def bare_copy(database_url: str, path: Path) -> float:
     return clock["seconds"]
 
 
+def python_copy(database_url: str, path: Path) -> float:
+    """The reference of the bars: the same rows parsed in Python (csv.reader, Decimal, dates)
+    and COPYed with write_row into one table with an index, as a loader at its leanest would."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    with psycopg.connect(database_url) as connection:
+        connection.execute(
+            "CREATE TABLE bench_parsed (observed_at timestamptz, symbol text, name text, open numeric, high numeric,"
+            " low numeric, close numeric, volume numeric, market_cap numeric)"
+        )
+        connection.execute("CREATE INDEX ON bench_parsed (symbol, observed_at)")
+        with timed() as clock:
+            with (
+                path.open(encoding="utf-8") as handle,
+                connection.cursor().copy("COPY bench_parsed FROM STDIN") as copy,
+            ):
+                reader = csv.reader(handle)
+                next(reader)
+                for date, symbol, name, *numbers in reader:
+                    copy.write_row(
+                        [
+                            datetime.fromisoformat(date).replace(tzinfo=UTC),
+                            symbol,
+                            name,
+                            *(Decimal(value) if value else None for value in numbers),
+                        ]
+                    )
+            connection.commit()
+        connection.execute("DROP TABLE bench_parsed")
+        connection.commit()
+    return clock["seconds"]
+
+
+def many_files(url: str, tmp: Path) -> dict[str, Any]:
+    """Ten files of 100,000 rows (`BENCH_CSV_FILES` × `BENCH_CSV_FILE_ROWS`) through one glob."""
+    files, per_file = (
+        int(os.environ.get("BENCH_CSV_FILES", "10")),
+        int(os.environ.get("BENCH_CSV_FILE_ROWS", "100000")),
+    )
+    folder = tmp / "many"
+    folder.mkdir()
+    for index in range(files):
+        lines = list(market_lines(days=per_file // ASSETS, assets=ASSETS, seed=100 + index))
+        write_csv(folder / f"part{index:02d}.csv", lines)
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "CSV_SOURCE_PATH": str(folder / "*.csv"),
+        "LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "entrypoints.cli", "etl", "run", "--once", "--json", "--source", "csv"]
+    with timed() as clock:
+        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    fetched = sum(item["fetched"] for item in summary["sources"].values())
+    return {"seconds": clock["seconds"], "fetched": fetched, "sources": len(summary["sources"])}
+
+
 def schema_floor(database_url: str) -> float:
     """What PostgreSQL alone spends writing the loaded rows into the ETL's own three tables.
 
@@ -109,6 +168,10 @@ def main() -> list[dict[str, Any]]:
         copy_rate = len(first) / copy_seconds
         rows.append({"case": "reference: bare COPY", "rows": len(first), "seconds": copy_seconds,
                      "rows_per_s": copy_rate, "vs_copy": 1.0})  # fmt: skip
+        parsed_seconds = python_copy(url, path)
+        parsed_rate = len(first) / parsed_seconds
+        rows.append({"case": "reference: parsed in Python, COPY", "rows": len(first), "seconds": parsed_seconds,
+                     "rows_per_s": parsed_rate, "vs_copy": parsed_rate / copy_rate})  # fmt: skip
         load = etl_pass(url, path)
         floor_seconds = schema_floor(url)
         floor_rate = len(first) / floor_seconds
@@ -121,6 +184,13 @@ def main() -> list[dict[str, Any]]:
         row = _row("append 10%", append, copy_rate)
         row["cost_vs_first"] = append["seconds"] / load["seconds"]
         rows.append(row)
+        many = many_files(url, Path(tmp))
+        rate = many["fetched"] / many["seconds"]
+        rows.append({"case": f"{many['sources']} files through one glob", "rows": many["fetched"],
+                     "seconds": many["seconds"], "rows_per_s": rate, "vs_copy": rate / copy_rate})  # fmt: skip
+        for item in rows:
+            if item.get("rows_per_s") and item["case"] not in ("reference: bare COPY",):
+                item["vs_parsed"] = item["rows_per_s"] / parsed_rate
     print_table(f"ingest-csv ({len(first):,} rows, {ASSETS} assets)", rows)
     save("ingest_csv", rows)
     return rows
