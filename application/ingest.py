@@ -96,6 +96,13 @@ class FailureInjector:
 
 
 @attrs.define
+class RunTotals:
+    """What a whole run wrote, across its sources."""
+
+    written: int = 0
+
+
+@attrs.define
 class _SourceProgress:
     """What one source's run has seen so far, across its batches."""
 
@@ -147,6 +154,7 @@ def ingest_source(
     clock: Clock,
     options: IngestOptions | None = None,
     injector: FailureInjector | None = None,
+    totals: RunTotals | None = None,
 ) -> tuple[RunStatus, str | None]:
     """Run one source to its end, one committed batch at a time; return its status and error.
 
@@ -196,10 +204,9 @@ def ingest_source(
             uow.runs.add_responses(run_id, name, answered)
         uow.runs.finish_source(run_id, name, status, error, finished, duration_ms, freshness)
         uow.records.prune_observations(name, options.observation_runs_kept)
-        # right after a bulk load the planner still believes the tables small: the API's first
-        # queries would walk the wrong index until autovacuum got round to it
-        uow.maintenance.refresh_after_load(name, progress.written)
         uow.commit()
+    if totals is not None:
+        totals.written += progress.written
     options.observer.source_finished(name, run_id, status, error)
     if injected is not None:
         raise type(injected)(str(error)) from injected
@@ -474,16 +481,21 @@ def _run(
     options: IngestOptions,
 ) -> EtlRun:
     injector = FailureInjector(after=options.fail_after)
+    totals = RunTotals()
     outcomes: list[tuple[RunStatus, str | None]] = []
     try:
         for pipeline in pipelines:
-            outcomes.append(ingest_source(pipeline, run_id, uow_factory, clock, options, injector))
+            outcomes.append(ingest_source(pipeline, run_id, uow_factory, clock, options, injector, totals))
     except (InjectedFailure, Interrupted) as ex:
         # a drill of a crash, or a graceful stop: the run ends here, failed, later sources unrun
         outcomes = [(RunStatus.FAILED, f"run stopped: {ex}")]
     status = overall_status([source_status for source_status, _ in outcomes])
     error = "; ".join(source_error for _, source_error in outcomes if source_error) or None
     with uow_factory() as uow:
+        # right after a bulk load the planner still believes the tables small: the API's first
+        # queries would walk the wrong index until autovacuum got round to it. Once per run,
+        # after every source: ten files loaded in one run are one refresh, not ten.
+        uow.maintenance.refresh_after_load(totals.written)
         if options.history_retention is not None:
             dropped = uow.maintenance.drop_history_before(clock() - options.history_retention)
             if dropped:

@@ -277,9 +277,9 @@ class UsdRateRepository(Protocol):
 
 
 class Maintenance(Protocol):
-    def refresh_after_load(self, source: str, rows_written: int) -> bool:
-        """Refresh the planner's statistics of the tables a source writes when `rows_written`
-        is a large share of them (or many rows); return whether it did."""
+    def refresh_after_load(self, rows_written: int) -> bool:
+        """Refresh the planner's statistics of the tables a run writes when `rows_written` is
+        a large share of them (or many rows); return whether it did."""
         ...
 
     def drop_history_before(self, cutoff: datetime) -> list[str]:

@@ -48,7 +48,7 @@ class State:
     assets: dict[int, Asset] = attrs.Factory(dict)
     aliases: dict[tuple[str, str], Alias] = attrs.Factory(dict)
     history: dict[tuple[int, str, datetime], HistoryPoint] = attrs.Factory(dict)  # (asset, source, observed)
-    analyzed: list[tuple[str, int]] = attrs.Factory(list)  # statistics refreshes asked for
+    analyzed: list[int] = attrs.Factory(list)  # statistics refreshes asked for (rows written)
 
 
 class InMemoryStore:

@@ -393,10 +393,10 @@ class InMemoryMaintenance:
     def __init__(self, state: State) -> None:
         self._state = state
 
-    def refresh_after_load(self, source: str, rows_written: int) -> bool:
+    def refresh_after_load(self, rows_written: int) -> bool:
         if rows_written <= 0:
             return False
-        self._state.analyzed.append((source, rows_written))
+        self._state.analyzed.append(rows_written)
         return True
 
     def drop_history_before(self, cutoff: datetime) -> list[str]:

@@ -419,7 +419,7 @@ def _unified_row(record: UnifiedRecord) -> tuple[str, ...]:
     )
 
 
-# the share of a table (or the number of rows) written by one source's run past which its
+# the share of a table (or the number of rows) written by one run past which its
 # statistics are refreshed at once rather than left to autovacuum
 ANALYZE_SHARE = 0.1
 ANALYZE_ROWS = 100_000
@@ -435,7 +435,7 @@ class PostgresMaintenance:
     def drop_history_before(self, cutoff: datetime) -> list[str]:
         return drop_before(self._connection, cutoff)
 
-    def refresh_after_load(self, source: str, rows_written: int) -> bool:
+    def refresh_after_load(self, rows_written: int) -> bool:
         if rows_written <= 0:
             return False
         row = self._connection.execute(SELECT_ESTIMATED_ROWS).fetchone()

@@ -147,3 +147,18 @@ def test_the_scheduler_outlives_a_database_that_fails_and_comes_back(tmp_path) -
     assert latest is not None
     assert latest.status is RunStatus.SUCCESS
     assert not thread.is_alive()
+
+
+def test_a_run_of_many_files_refreshes_statistics_once_for_all_it_wrote(tmp_path) -> None:
+    from entrypoints.bootstrap import build
+    from entrypoints.settings import Settings
+    from tests.support.market_csv import market_lines, write_csv
+
+    for name in ("a", "b", "c"):
+        write_csv(tmp_path / f"{name}.csv", list(market_lines(4)))
+    kaspero = build(Settings(csv_source_path=str(tmp_path / "*.csv")), in_memory=True)
+    run = kaspero.run_etl(["csv"])
+    assert run.status is RunStatus.SUCCESS
+    with kaspero.uow_factory() as uow:
+        analyzed = uow.maintenance._state.analyzed  # type: ignore[attr-defined]
+    assert analyzed == [36]  # three files of 12 rows: one refresh, not three
