@@ -79,6 +79,13 @@ FILES = {
 }
 
 
+def _decimal(value: object) -> Decimal | None:
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:
+        return None
+
+
 def load(database_url: str, directory: Path, pattern: str = "*.csv") -> tuple[Kaspero, object]:
     app = build(
         Settings(csv_source_path=str(directory / pattern), asset_crossref_path=CROSSREF),  # type: ignore[call-arg]
@@ -109,12 +116,23 @@ def test_each_real_export_loads_every_row_with_the_files_own_values(
             (f"csv:{one_file.stem}",),
         ).fetchall()
         quarantined = connection.execute("SELECT count(*) FROM quarantine").fetchone()
+        lineage = connection.execute(
+            "SELECT r.source = u.source AND r.source_record_id = u.source_record_id, r.payload "
+            "FROM unified_data u LEFT JOIN raw_csv r ON r.id = u.raw_id "
+            "WHERE u.source = %s ORDER BY u.observed_at",
+            (f"csv:{one_file.stem}",),
+        ).fetchall()
     assert quarantined == (0,)
     assert len(stored) == len(expected) >= 38
     for row, (symbol, quote, moment, close, volume) in zip(stored, expected, strict=True):
         assert row[:3] == (symbol, quote, moment)
         assert row[3] == close
         assert row[4] == volume
+    # lineage: every record reaches the raw row it came from, which holds the file's own close
+    assert len(lineage) == len(expected)
+    for (same_key, payload), (*_, close, _volume) in zip(lineage, expected, strict=True):
+        assert same_key is True
+        assert close in {_decimal(value) for value in payload.values()}
 
 
 def test_no_bitcoin_volume_lands_in_a_usd_column_and_the_pair_is_split(
