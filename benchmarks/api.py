@@ -140,8 +140,24 @@ def bare_falcon(env: dict[str, str]) -> dict[str, Any]:
         return load(f"{bare}/constant")
 
 
+def against_ceiling(
+    before: dict[str, Any], after: dict[str, Any], results: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The references and the cases, each with its ratio to the ceiling. The ceiling is measured
+    on both sides of the cases and averaged: this machine's speed drifts by a tenth or more over
+    the minutes a run takes."""
+    ceiling = (before["rps"] + after["rps"]) / 2
+    return [
+        {"case": "reference: bare Falcon, before", **before, "vs_ceiling": before["rps"] / ceiling},
+        {"case": "reference: bare Falcon, after", **after, "vs_ceiling": after["rps"] / ceiling},
+        *(
+            {"case": case, **result, "vs_ceiling": result["rps"] / ceiling}
+            for case, result in results.items()
+        ),
+    ]
+
+
 def main() -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
     with scratch_database() as url:
         fill(url)
         env = environment(DATABASE_URL=url)
@@ -182,18 +198,7 @@ def main() -> list[dict[str, Any]]:
                 "/ui/assets/{id}?interval=5m&range=1d": f"/ui/assets/{busiest}?interval=5m&range=1d",
             }
             dashboard = [{"page": name, **server_times(f"{api}{path}")} for name, path in pages.items()]
-        after = bare_falcon(env)
-        # the ceiling is measured on both sides of the cases and averaged: this machine's speed
-        # drifts by a tenth or more over the minutes a run takes
-        ceiling = (before["rps"] + after["rps"]) / 2
-        rows.append(
-            {"case": "reference: bare Falcon, before", **before, "vs_ceiling": before["rps"] / ceiling}
-        )
-        rows.append({"case": "reference: bare Falcon, after", **after, "vs_ceiling": after["rps"] / ceiling})
-        rows += [
-            {"case": case, **result, "vs_ceiling": result["rps"] / ceiling}
-            for case, result in results.items()
-        ]
+        rows = against_ceiling(before, bare_falcon(env), results)
     print_table(
         f"api ({ROWS:,} unified rows, gunicorn {WORKERS} gthread workers, {CONNECTIONS} connections, {SECONDS:g} s a case)",
         rows,

@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from benchmarks.api import CONNECTIONS, SECONDS, WORKERS, bare_falcon, load, serving
+from benchmarks.api import CONNECTIONS, SECONDS, WORKERS, against_ceiling, bare_falcon, load, serving
 from benchmarks.harness import print_table, save, scratch_database, timed
 from tests.support.processes import environment
 
@@ -55,7 +55,6 @@ def fill(url: str) -> None:
 
 
 def main() -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
     with scratch_database() as url:
         with timed() as generation:
             fill(url)
@@ -87,16 +86,7 @@ def main() -> list[dict[str, Any]]:
                         (asset, end - span, end),
                     ).fetchone()
                 results[case] = {"bars_read": read[0] if read else 0, **load(f"{api}{path}")}
-        after = bare_falcon(env)
-        ceiling = (before["rps"] + after["rps"]) / 2
-        rows.append(
-            {"case": "reference: bare Falcon, before", **before, "vs_ceiling": before["rps"] / ceiling}
-        )
-        rows.append({"case": "reference: bare Falcon, after", **after, "vs_ceiling": after["rps"] / ceiling})
-        rows += [
-            {"case": case, **result, "vs_ceiling": result["rps"] / ceiling}
-            for case, result in results.items()
-        ]
+        rows = against_ceiling(before, bare_falcon(env), results)
     print_table(
         f"history ({ROWS:,} market_history rows, {PAIRS} pairs of one-minute bars; gunicorn {WORKERS} gthread "
         f"workers, {CONNECTIONS} connections, {SECONDS:g} s a case)",
