@@ -8,6 +8,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from adapters.postgres.pooling import reading, retried_once
+from adapters.postgres.reader import contains_pattern
 from application.queries import Page, QuarantineQuery
 from domain.records import StoredQuarantine
 
@@ -38,9 +39,7 @@ class PostgresQuarantineReader:
             params["run_id"] = query.run_id
         if query.reason is not None:
             conditions.append(sql.SQL("reason ILIKE %(reason)s"))
-            params["reason"] = (
-                "%" + query.reason.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            )
+            params["reason"] = contains_pattern(query.reason)
         where = sql.SQL("WHERE ") + sql.SQL(" AND ").join(conditions)
         paged = where
         if query.after_id is not None:

@@ -150,7 +150,7 @@ SELECT_ASSETS_NAMED = (
 
 
 def _assets_named(connection: psycopg.Connection[Any], search: str) -> list[int]:
-    rows = connection.execute(SELECT_ASSETS_NAMED, {"search": "%" + _escape_like(search) + "%"})
+    rows = connection.execute(SELECT_ASSETS_NAMED, {"search": contains_pattern(search)})
     return [int(row[0]) for row in rows]
 
 
@@ -194,7 +194,7 @@ def _where(query: DataQuery, assets: list[int] | None = None) -> tuple[sql.Compo
                 " OR asset_id = ANY(%(search_assets)s))"
             ).format(articles)
         )
-        params["search"] = "%" + _escape_like(query.search) + "%"
+        params["search"] = contains_pattern(query.search)
         params["search_assets"] = assets or []
     if query.start_date:
         conditions.append(sql.SQL("published_at >= %(start_date)s"))
@@ -206,8 +206,9 @@ def _where(query: DataQuery, assets: list[int] | None = None) -> tuple[sql.Compo
     return sql.SQL("WHERE ") + sql.SQL(" AND ").join(conditions or [sql.SQL("TRUE")]), params
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def contains_pattern(text: str) -> str:
+    """An ILIKE pattern matching `text` anywhere, its own `%`, `_` and `\\` taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 _SOURCE_TYPES = {member.value: member for member in SourceType}
