@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import attrs
@@ -77,6 +77,31 @@ class Interval(enum.StrEnum):
     @property
     def step(self) -> timedelta:
         return {"5m": timedelta(minutes=5), "1h": timedelta(hours=1), "1d": timedelta(days=1)}[self.value]
+
+
+# buckets of every length are aligned on this moment, so a UTC day (and year) starts a bucket
+BUCKET_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
+RESOLUTION = timedelta(microseconds=1)  # of the stored moments
+
+
+def bucket_of(moment: datetime, step: timedelta) -> datetime:
+    """The start of the `step`-long bucket `moment` falls in."""
+    return BUCKET_ORIGIN + (moment - BUCKET_ORIGIN) // step * step
+
+
+def whole_buckets(
+    start: datetime | None, end: datetime | None, step: timedelta
+) -> tuple[datetime | None, datetime | None]:
+    """The bucket starts `[first, stop)` whose whole bucket lies inside `[start, end]` (both
+    inclusive, None unbounded): a stored candle of those buckets is the answer for them, and only
+    the bars between `start` and `first` and between `stop` and `end` need reading one by one."""
+    first = None
+    if start is not None:
+        first = bucket_of(start, step)
+        if first < start:
+            first += step
+    stop = None if end is None else bucket_of(end + RESOLUTION, step)
+    return first, stop
 
 
 @attrs.frozen

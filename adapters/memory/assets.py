@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from adapters.memory.state import State
 from application.queries import Page
-from domain.assets import Alias, Asset, Candle, HistoryPoint, HistoryQuery, SourceQuote, candle_of
+from domain.assets import (
+    Alias,
+    Asset,
+    Candle,
+    HistoryPoint,
+    HistoryQuery,
+    SourceQuote,
+    bucket_of,
+    candle_of,
+)
 from domain.bars import UsdRate
 from domain.records import RecordKind
-
-ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class InMemoryAssetRepository:
@@ -95,7 +102,7 @@ class InMemoryAssetRepository:
                 continue
             if not consensus and query.source is not None and source != query.source:
                 continue
-            bucket = ORIGIN + (observed - ORIGIN) // step * step
+            bucket = bucket_of(observed, step)
             series.setdefault((bucket, "consensus" if consensus else source), []).append(point)
         return [candle_of(bucket, name, points) for (bucket, name), points in sorted(series.items())]
 

@@ -10,7 +10,16 @@ import psycopg
 from psycopg import sql
 
 from application.queries import Page
-from domain.assets import Alias, Asset, Candle, HistoryQuery, Method, SourceQuote
+from domain.assets import (
+    BUCKET_ORIGIN,
+    Alias,
+    Asset,
+    Candle,
+    HistoryQuery,
+    Method,
+    SourceQuote,
+    whole_buckets,
+)
 from domain.bars import UsdRate
 
 SELECT_ALIASES = """
@@ -49,21 +58,31 @@ SELECT DISTINCT ON (source) source, price_usd, observed_at FROM unified_data
 WHERE asset_id = %(id)s AND kind = 'market' AND price_usd IS NOT NULL
 ORDER BY source, observed_at DESC NULLS LAST
 """
-# a bucket's candle from the bars in it: the first one's open, the highest high, the lowest low,
-# the last one's close (a snapshot's price counts as all four). The range conditions are written
-# only when given, as plain comparisons on observed_at, so the planner prunes the yearly
-# partitions a range does not touch.
+# A bucket's candle from the pieces in it: bars (a snapshot's price counts as open, high, low and
+# close) and, for the whole hours or days inside the range, the candles the database keeps
+# (migration 0011) — the first piece's open, the highest high, the lowest low, the last piece's
+# close, and how many bars. Range conditions are plain comparisons on observed_at or bucket, written
+# only when given, so the planner prunes the yearly partitions a range does not touch.
 SELECT_HISTORY = """
-SELECT date_bin(%(step)s, observed_at, timestamptz '2000-01-01') AS bucket,
-       {series} AS series,
-       (array_agg(coalesce(open_usd, price_usd) ORDER BY observed_at))[1],
-       max(coalesce(high_usd, price_usd)), min(coalesce(low_usd, price_usd)),
-       (array_agg(price_usd ORDER BY observed_at DESC))[1], count(*)
-FROM market_history
-WHERE {where}
+SELECT date_bin(%(step)s, at, %(origin)s) AS bucket, {series} AS series,
+       (array_agg(open ORDER BY open_at))[1], max(high), min(low),
+       (array_agg(close ORDER BY close_at DESC))[1], sum(bars)
+FROM ({pieces}) AS pieces
 GROUP BY 1, 2 ORDER BY 1, 2
 LIMIT 5000
 """
+BARS = """
+SELECT observed_at AS at, source, observed_at AS open_at, coalesce(open_usd, price_usd) AS open,
+       coalesce(high_usd, price_usd) AS high, coalesce(low_usd, price_usd) AS low,
+       observed_at AS close_at, price_usd AS close, 1 AS bars
+FROM market_history WHERE {where}
+"""
+CANDLES = """
+SELECT bucket AS at, source, open_at, open, high, low, close_at, close, bars
+FROM market_candles WHERE {where}
+"""
+# the candle lengths migration 0011 keeps
+STORED_CANDLES = frozenset({3600, 86400})
 
 
 class PostgresAssetRepository:
@@ -185,19 +204,40 @@ class PostgresUsdRateRepository:
 
 
 def history_statement(asset_id: int, query: HistoryQuery) -> tuple[sql.Composed, dict[str, Any]]:
-    """SELECT_HISTORY with the conditions the query has, and its parameters."""
+    """SELECT_HISTORY over the pieces that answer the query: stored candles for the whole buckets
+    inside its range when its interval is a stored length, the bars themselves for the rest."""
     consensus = query.source == "consensus"
-    conditions = [sql.SQL("asset_id = %(id)s")]
-    params: dict[str, Any] = {"id": asset_id, "step": query.interval.step}
+    step = query.interval.step
+    params: dict[str, Any] = {"id": asset_id, "step": step, "origin": BUCKET_ORIGIN}
+    common = [sql.SQL("asset_id = %(id)s")]
+    if query.source is not None and not consensus:
+        common.append(sql.SQL("source = %(source)s"))
+        params["source"] = query.source
     if query.start is not None:
-        conditions.append(sql.SQL("observed_at >= %(start)s"))
         params["start"] = query.start
     if query.end is not None:
-        conditions.append(sql.SQL("observed_at <= %(end)s"))
         params["end"] = query.end
-    if query.source is not None and not consensus:
-        conditions.append(sql.SQL("source = %(source)s"))
-        params["source"] = query.source
+    first, stop = whole_buckets(query.start, query.end, step)
+    bar_ranges: list[list[str]] = []
+    pieces: list[sql.Composable] = []
+    if int(step.total_seconds()) in STORED_CANDLES and (first is None or stop is None or first < stop):
+        params.update(seconds=int(step.total_seconds()), first=first, stop=stop)
+        candles = [*common, sql.SQL("seconds = %(seconds)s")]
+        if first is not None:
+            candles.append(sql.SQL("bucket >= %(first)s"))
+            bar_ranges.append(["observed_at >= %(start)s", "observed_at < %(first)s"])
+        if stop is not None:
+            candles.append(sql.SQL("bucket < %(stop)s"))
+            bar_ranges.append(["observed_at >= %(stop)s", "observed_at <= %(end)s"])
+        pieces.append(sql.SQL(CANDLES).format(where=sql.SQL(" AND ").join(candles)))
+    else:
+        bar_ranges.append(
+            (["observed_at >= %(start)s"] if query.start is not None else [])
+            + (["observed_at <= %(end)s"] if query.end is not None else [])
+        )
+    for bounds in bar_ranges:
+        where = sql.SQL(" AND ").join([*common, *map(sql.SQL, bounds)])
+        pieces.append(sql.SQL(BARS).format(where=where))
     series = sql.SQL("'consensus'") if consensus else sql.SQL("source")
-    statement = sql.SQL(SELECT_HISTORY).format(series=series, where=sql.SQL(" AND ").join(conditions))
+    statement = sql.SQL(SELECT_HISTORY).format(series=series, pieces=sql.SQL(" UNION ALL ").join(pieces))
     return statement, params

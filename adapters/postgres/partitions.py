@@ -15,6 +15,7 @@ SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 WHERE i.inhparent = 'market_history'::regclass
 """
 CREATE = "CREATE TABLE IF NOT EXISTS {name} PARTITION OF market_history FOR VALUES FROM ({start}) TO ({end})"
+DROP_CANDLES = "DELETE FROM market_candles WHERE bucket >= %(start)s AND bucket < %(end)s"
 MIN_YEAR, MAX_YEAR = 1, 9998
 
 
@@ -81,7 +82,8 @@ PROCESS_PARTITIONS = HistoryPartitions()
 
 
 def drop_before(connection: psycopg.Connection, cutoff: datetime) -> list[str]:
-    """Drop every yearly partition whose whole year ends before `cutoff`; return their names."""
+    """Drop every yearly partition whose whole year ends before `cutoff`, and the candles of its
+    year; return their names."""
     names = [row[0] for row in connection.execute(EXISTING).fetchall()]
     dropped = []
     for name in sorted(names):
@@ -89,6 +91,9 @@ def drop_before(connection: psycopg.Connection, cutoff: datetime) -> list[str]:
         if not year.isdigit() or datetime(int(year) + 1, 1, 1, tzinfo=UTC) > cutoff:
             continue
         connection.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+        # the year's candles go with its bars (UTC years are whole days and hours)
+        start = datetime(int(year), 1, 1, tzinfo=UTC)
+        connection.execute(DROP_CANDLES, {"start": start, "end": start.replace(year=start.year + 1)})
         dropped.append(name)
     if dropped:
         PROCESS_PARTITIONS.forget()

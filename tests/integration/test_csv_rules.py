@@ -226,10 +226,15 @@ def test_history_older_than_the_retention_is_dropped_in_whole_yearly_partitions(
     assert kept.status is RunStatus.SUCCESS
     years = "SELECT DISTINCT extract(year FROM observed_at)::int FROM market_history ORDER BY 1"
     assert rows(clean_database, years) == [(2014,), (2026,)]
+    candle_years = (
+        "SELECT DISTINCT extract(year FROM bucket AT TIME ZONE 'UTC')::int FROM market_candles ORDER BY 1"
+    )
+    assert rows(clean_database, candle_years) == [(2014,), (2026,)]
     (tmp_path / "ETH-USD.csv").write_text("Date,Close\n2026-01-02,3000\n2026-01-03,3100\n2026-01-04,3200\n")
     pruned = run_csv(clean_database, tmp_path, history_retention_days=365)
     assert pruned.status is RunStatus.SUCCESS
     assert rows(clean_database, years) == [(2026,)]
+    assert rows(clean_database, candle_years) == [(2026,)]  # the year's candles went with its bars
     partitions = rows(
         clean_database,
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "

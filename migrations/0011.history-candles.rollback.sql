@@ -1,0 +1,3 @@
+DROP TRIGGER market_candles_fold ON market_history;
+DROP FUNCTION market_candles_fold();
+DROP TABLE market_candles;

@@ -1,0 +1,187 @@
+"""The hourly and daily candles the database keeps (migration 0011) answer `/assets/{id}/history`
+exactly as folding every bar would: whatever the batches, overlaps and ranges."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adapters.postgres.assets import PostgresAssetRepository, history_statement
+from domain.assets import Candle, HistoryPoint, HistoryQuery, Interval, bucket_of, candle_of
+
+START = datetime(2024, 12, 30, 20, 0, tzinfo=UTC)  # the bars cross a year, so two partitions
+SPAN = timedelta(days=4)
+INSERT = """
+INSERT INTO market_history (asset_id, source, observed_at, price_usd, open_usd, high_usd, low_usd, run_id)
+SELECT 1, s, t, p, o, h, l, 1
+FROM unnest(%(sources)s::text[], %(times)s::timestamptz[], %(prices)s::numeric[], %(opens)s::numeric[],
+            %(highs)s::numeric[], %(lows)s::numeric[]) AS b (s, t, p, o, h, l)
+ON CONFLICT DO NOTHING
+"""
+
+
+def _bars(
+    rng: random.Random, count: int
+) -> list[tuple[str, datetime, Decimal, Decimal | None, Decimal | None, Decimal | None]]:
+    bars = []
+    for _ in range(count):
+        source = rng.choice(["csv:a", "csv:b", "coingecko"])
+        moment = START + timedelta(seconds=rng.randrange(int(SPAN.total_seconds())))
+        close = Decimal(rng.randint(100, 999)) / 10
+        if source == "coingecko":  # a snapshot: its price alone
+            bars.append((source, moment, close, None, None, None))
+        else:
+            bars.append((source, moment, close, close - 1, close + Decimal(rng.randint(1, 9)), close - 2))
+    return bars
+
+
+@pytest.fixture(scope="module")
+def stored(database_url: str) -> list[tuple[str, HistoryPoint]]:
+    """Six batches of bars, the later ones meeting earlier moments with other prices (kept out by
+    ON CONFLICT DO NOTHING, as the loader's history insert does), one batch by COPY."""
+    from tests.conftest import TABLES
+
+    rng = random.Random(11)
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+        connection.execute(
+            "INSERT INTO etl_runs (trigger, status, started_at) VALUES ('cli', 'success', now())"
+        )
+        connection.execute("INSERT INTO assets (symbol, name) VALUES ('BTC', 'Bitcoin')")
+        for year in (2024, 2025):
+            connection.execute(
+                f"CREATE TABLE IF NOT EXISTS market_history_y{year} PARTITION OF market_history "
+                f"FOR VALUES FROM ('{year}-01-01 00:00+00') TO ('{year + 1}-01-01 00:00+00')"
+            )
+        earlier: list = []
+        for batch in range(6):
+            bars = _bars(rng, 700) + rng.sample(earlier, min(len(earlier), 200))
+            bars = [(s, t, p + (1 if batch % 2 else 0), o, h, lo) for s, t, p, o, h, lo in bars]
+            if batch == 3:
+                unique = {(s, t): (s, t, p, o, h, lo) for s, t, p, o, h, lo in bars}
+                taken = {
+                    (s, t) for s, t in connection.execute("SELECT source, observed_at FROM market_history")
+                }
+                with connection.cursor().copy(
+                    "COPY market_history (asset_id, source, observed_at, price_usd, open_usd, high_usd, low_usd, "
+                    "run_id) FROM STDIN"
+                ) as copy:
+                    for key, (s, t, p, o, h, lo) in unique.items():
+                        if key not in taken:
+                            copy.write_row((1, s, t, p, o, h, lo, 1))
+            else:
+                with connection.transaction():
+                    for chunk in (bars[: len(bars) // 2], bars[len(bars) // 2 :]):
+                        connection.execute(
+                            INSERT,
+                            {
+                                "sources": [b[0] for b in chunk],
+                                "times": [b[1] for b in chunk],
+                                "prices": [b[2] for b in chunk],
+                                "opens": [b[3] for b in chunk],
+                                "highs": [b[4] for b in chunk],
+                                "lows": [b[5] for b in chunk],
+                            },
+                        )
+            earlier.extend(bars)
+        rows = connection.execute(
+            "SELECT source, observed_at, price_usd, open_usd, high_usd, low_usd FROM market_history"
+        ).fetchall()
+    return [(s, HistoryPoint(t, p, o, h, lo)) for s, t, p, o, h, lo in rows]
+
+
+def _expected(stored: list[tuple[str, HistoryPoint]], query: HistoryQuery) -> list[Candle]:
+    consensus = query.source == "consensus"
+    series: dict[tuple[datetime, str], list[HistoryPoint]] = {}
+    for source, point in stored:
+        if query.start is not None and point.observed_at < query.start:
+            continue
+        if query.end is not None and point.observed_at > query.end:
+            continue
+        if query.source not in (None, "consensus", source):
+            continue
+        key = (bucket_of(point.observed_at, query.interval.step), "consensus" if consensus else source)
+        series.setdefault(key, []).append(point)
+    return [candle_of(bucket, name, points) for (bucket, name), points in sorted(series.items())]
+
+
+moments = st.integers(min_value=-3600, max_value=int(SPAN.total_seconds()) + 3600).map(
+    lambda s: START + timedelta(seconds=s, microseconds=s % 7)
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    interval=st.sampled_from(list(Interval)),
+    start=st.none() | moments,
+    end=st.none() | moments,
+    source=st.sampled_from([None, "consensus", "csv:a", "coingecko"]),
+)
+def test_history_from_candles_is_history_from_every_bar(
+    database_url: str,
+    stored: list[tuple[str, HistoryPoint]],
+    interval: Interval,
+    start: datetime | None,
+    end: datetime | None,
+    source: str | None,
+) -> None:
+    query = HistoryQuery(interval=interval, start=start, end=end, source=source)
+    with psycopg.connect(database_url) as connection:
+        found = PostgresAssetRepository(connection).history(1, query)
+    expected = _expected(stored, query)
+    # ties between sources at one moment (consensus) may open or close with either bar
+    if source == "consensus":
+        found = [
+            Candle(c.bucket, c.source, Decimal(0), c.high, c.low, Decimal(0), c.observations) for c in found
+        ]
+        expected = [
+            Candle(c.bucket, c.source, Decimal(0), c.high, c.low, Decimal(0), c.observations)
+            for c in expected
+        ]
+    assert found == expected
+
+
+def test_a_stored_candle_is_the_fold_of_its_bars(
+    database_url: str, stored: list[tuple[str, HistoryPoint]]
+) -> None:
+    with psycopg.connect(database_url) as connection:
+        candles = connection.execute(
+            "SELECT seconds, bucket, source, open, high, low, close, bars FROM market_candles"
+        ).fetchall()
+    assert {seconds for seconds, *_ in candles} == {3600, 86400}
+    for seconds, bucket, source, opening, high, low, closing, bars in candles:
+        points = [
+            point
+            for name, point in stored
+            if name == source and bucket_of(point.observed_at, timedelta(seconds=seconds)) == bucket
+        ]
+        assert (opening, high, low, closing, bars) == (
+            (c := candle_of(bucket, source, points)).open,
+            c.high,
+            c.low,
+            c.close,
+            c.observations,
+        )
+
+
+def test_daily_history_reads_stored_candles_and_only_the_edges_bars(database_url: str) -> None:
+    query = HistoryQuery(
+        interval=Interval.DAY,
+        start=datetime(2024, 12, 31, 6, tzinfo=UTC),
+        end=datetime(2025, 1, 2, 6, tzinfo=UTC),
+    )
+    statement, params = history_statement(1, query)
+    with psycopg.connect(database_url) as connection:
+        shown = "\n".join(
+            row[0] for row in connection.execute(psycopg.sql.SQL("EXPLAIN ") + statement, params)
+        )
+    assert "market_candles_pkey" in shown, shown
+    # one whole day (2025-01-01) from its candle; the bars of the two partial days around it
+    assert params["first"] == datetime(2025, 1, 1, tzinfo=UTC)
+    assert params["stop"] == datetime(2025, 1, 2, tzinfo=UTC)
