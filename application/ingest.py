@@ -26,7 +26,9 @@ from application.ports import (
     Normalizer,
     NullObserver,
     Progress,
+    SourceFanOut,
     SourceLocks,
+    SourceOutcome,
     SourceReader,
     UnitOfWork,
     UnitOfWorkFactory,
@@ -74,6 +76,8 @@ class IngestOptions:
     crossref: tuple[CrossReference, ...] = ()
     usd: UsdQuotes = attrs.Factory(UsdQuotes)
     history_retention: timedelta | None = None  # HISTORY_RETENTION_DAYS: older history is dropped
+    # several sources at once elsewhere (CSV_WORKERS); not with `fail_after`, a drill in line
+    fan_out: SourceFanOut | None = None
 
 
 @attrs.define
@@ -483,9 +487,16 @@ def _run(
     injector = FailureInjector(after=options.fail_after)
     totals = RunTotals()
     outcomes: list[tuple[RunStatus, str | None]] = []
+    elsewhere = _fanned_out(pipelines, options)
     try:
         for pipeline in pipelines:
-            outcomes.append(ingest_source(pipeline, run_id, uow_factory, clock, options, injector, totals))
+            if pipeline.name not in elsewhere:
+                outcomes.append(
+                    ingest_source(pipeline, run_id, uow_factory, clock, options, injector, totals)
+                )
+        if elsewhere and options.fan_out is not None:
+            fanned = options.fan_out.run(elsewhere, run_id, options.should_stop, options.observer)
+            outcomes.extend(_settle(fanned, run_id, uow_factory, clock, totals, options))
     except (InjectedFailure, Interrupted) as ex:
         # a drill of a crash, or a graceful stop: the run ends here, failed, later sources unrun
         outcomes = [(RunStatus.FAILED, f"run stopped: {ex}")]
@@ -505,3 +516,40 @@ def _run(
         uow.commit()
     assert run is not None
     return run
+
+
+def _fanned_out(pipelines: Sequence[SourcePipeline], options: IngestOptions) -> list[str]:
+    """The sources run elsewhere, several at once: those the fan-out takes, when there are two
+    or more of them and no failure is being injected (a drill counts records in line)."""
+    fan = options.fan_out
+    if fan is None or options.fail_after is not None:
+        return []
+    taken = [pipeline.name for pipeline in pipelines if fan.takes(pipeline.name)]
+    return taken if len(taken) > 1 else []
+
+
+def _settle(
+    fanned: Sequence[SourceOutcome],
+    run_id: int,
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    totals: RunTotals,
+    options: IngestOptions,
+) -> list[tuple[RunStatus, str | None]]:
+    """The outcomes of sources run elsewhere, counted into the run; a source whose process died
+    is closed `failed` here (it could not close itself), and a stop in any of them stops the run."""
+    outcomes = []
+    for outcome in fanned:
+        totals.written += outcome.written
+        if outcome.lost:
+            with uow_factory() as uow:
+                uow.runs.finish_source(
+                    run_id, outcome.source, RunStatus.FAILED, outcome.error, clock(), 0, None
+                )
+                uow.commit()
+            options.observer.source_finished(outcome.source, run_id, RunStatus.FAILED, outcome.error)
+        outcomes.append((outcome.status, outcome.error))
+    stopped = next((outcome for outcome in fanned if outcome.stopped), None)
+    if stopped is not None:
+        raise Interrupted(stopped.error or "interrupted")
+    return outcomes

@@ -398,3 +398,29 @@ class NullObserver:
 
     def source_finished(self, source: str, run_id: int, status: RunStatus, error: str | None) -> None:
         return None
+
+
+@attrs.frozen
+class SourceOutcome:
+    """How one source's part of a run ended, wherever it ran."""
+
+    source: str
+    status: RunStatus
+    error: str | None = None
+    written: int = 0  # rows inserted or updated
+    stopped: bool = False  # interrupted (a graceful stop or an injected failure): the run stops too
+    lost: bool = False  # the process running it died before it could say how it ended
+
+
+class SourceFanOut(Protocol):
+    """Runs several whole sources of a run at once, elsewhere (processes of their own). Each
+    source is read, checkpointed and committed batch by batch exactly as in line; what they tell
+    the observer arrives at `observer` here."""
+
+    def takes(self, source: str) -> bool:
+        """Whether this source can run elsewhere (a CSV file can; an API source stays in line)."""
+        ...
+
+    def run(
+        self, sources: Sequence[str], run_id: int, should_stop: Callable[[], bool], observer: EtlObserver
+    ) -> list[SourceOutcome]: ...

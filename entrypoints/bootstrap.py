@@ -61,6 +61,7 @@ from application.ports import (
 from domain.bars import FileInspection
 from domain.pairs import UsdQuotes
 from domain.runs import EtlRun, RunTrigger
+from entrypoints.fanout import ProcessFanOut
 from entrypoints.observers import LoggingObserver
 from entrypoints.settings import Settings, SettingsError
 from entrypoints.version import kaspero_version
@@ -143,6 +144,7 @@ class Kaspero:
     clock: Clock
     _close: Callable[[], None]
     observer: EtlObserver = attrs.field(factory=LoggingObserver)
+    database_url: str | None = None  # None in memory: nothing to share with worker processes
 
     @contextmanager
     def pipelines(
@@ -240,23 +242,33 @@ class Kaspero:
         """Run the sources now. `full_refresh` reads CSV files from their start, ignoring their
         checkpoints (the upserts keep it idempotent), so rows an older version quarantined load."""
         with self.pipelines(sources, full_refresh) as pipelines:
-            options = IngestOptions(
-                fail_after=fail_after if fail_after is not None else self.settings.etl_fail_after,
-                auto_map_confidence=self.settings.drift_auto_map_confidence,
-                drift_removal_share=self.settings.drift_removal_share,
-                observer=self.observer,
-                should_stop=should_stop or (lambda: False),
-                crossref=load_crossref(self.settings.asset_crossref_path),
-                usd=UsdQuotes.of(self.settings.usd_quotes),
-                history_retention=(
-                    timedelta(days=self.settings.history_retention_days)
-                    if self.settings.history_retention_days
-                    else None
-                ),
-            )
+            options = self.ingest_options(fail_after, should_stop)
+            workers = self.settings.csv_worker_count()
+            if self.database_url and workers > 1:
+                fan_out = ProcessFanOut(self.settings, self.database_url, workers, full_refresh)
+                options = attrs.evolve(options, fan_out=fan_out)
             grace = timedelta(seconds=self.settings.run_abandon_grace_seconds)
             close_abandoned_runs(self.uow_factory, self.locks, self.clock, grace)
             return run_etl(pipelines, self.uow_factory, self.clock, trigger, options, self.locks)
+
+    def ingest_options(
+        self, fail_after: int | None = None, should_stop: Callable[[], bool] | None = None
+    ) -> IngestOptions:
+        """How a run ingests, from the settings (and a stop to ask after each batch)."""
+        return IngestOptions(
+            fail_after=fail_after if fail_after is not None else self.settings.etl_fail_after,
+            auto_map_confidence=self.settings.drift_auto_map_confidence,
+            drift_removal_share=self.settings.drift_removal_share,
+            observer=self.observer,
+            should_stop=should_stop or (lambda: False),
+            crossref=load_crossref(self.settings.asset_crossref_path),
+            usd=UsdQuotes.of(self.settings.usd_quotes),
+            history_retention=(
+                timedelta(days=self.settings.history_retention_days)
+                if self.settings.history_retention_days
+                else None
+            ),
+        )
 
     def ingest(self, source: str, trigger: RunTrigger = RunTrigger.MANUAL) -> EtlRun:
         """Run one source kind (`csv`, ...) now: the notebook's entry point."""
@@ -295,7 +307,8 @@ def build(
         container.probe.override(providers.Object(InMemoryHealthProbe()))
         container.locks.override(providers.Object(InMemorySourceLocks()))
     else:
-        container.database_url.override(database_url or resolve_database_url(settings, start=embedded))
+        database_url = database_url or resolve_database_url(settings, start=embedded)
+        container.database_url.override(database_url)
 
     return Kaspero(
         settings=settings,
@@ -307,6 +320,7 @@ def build(
         clock=container.clock(),
         close=partial(_shutdown, container),
         observer=LoggingObserver(settings.progress_log_seconds),
+        database_url=None if in_memory else database_url,
     )
 
 

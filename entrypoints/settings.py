@@ -32,6 +32,9 @@ class Settings(pydantic.BaseModel):
     asset_crossref_path: Path = PROJECT / "data" / "reference" / "asset_crossref.csv"
     csv_batch_size: int = pydantic.Field(default=5000, ge=1, le=1_000_000)
     csv_options_path: Path | None = None  # unset: data/csv_options.toml when that file exists
+    csv_workers: int | None = pydantic.Field(
+        default=None, ge=1, le=64
+    )  # unset: the cores this process may use
     csv_max_record_bytes: int = pydantic.Field(default=1 << 20, ge=1024, le=1 << 30)
     usd_quotes: tuple[str, ...] = ("USD", "USDT", "USDC", "BUSD", "DAI", "TUSD", "FDUSD", "USDP")
     consensus_window_minutes: float = pydantic.Field(default=15, gt=0, le=525_600)
@@ -95,6 +98,10 @@ class Settings(pydantic.BaseModel):
         if isinstance(value, str):
             return tuple(part.strip().upper() for part in value.split(",") if part.strip())
         return value
+
+    def csv_worker_count(self) -> int:
+        """`CSV_WORKERS`, else the number of cores this process may run on."""
+        return self.csv_workers or len(os.sched_getaffinity(0))
 
     def csv_options_file(self) -> Path | None:
         """`CSV_OPTIONS_PATH`, else `data/csv_options.toml` when it exists (none otherwise)."""

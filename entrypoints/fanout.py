@@ -1,0 +1,154 @@
+"""CSV files of one run loaded in parallel processes (`CSV_WORKERS`).
+
+Python reads and normalizes a file on one core; a glob of ten files on a machine of several
+cores loads them several at a time, each in a worker process of its own (started with `spawn`:
+a forked copy of a process holding a connection pool and threads is not safe). Each file is still
+its own source with its own checkpoint, run by the same `ingest_source` as in line, on the
+worker's own connection pool; the worker's observer events travel back over a queue to the
+parent's observer (the live display, the progress log), and the parent's graceful stop reaches
+the workers through an event: each stops after its batch in flight commits.
+
+A worker ignores SIGINT and SIGTERM (the parent decides when to stop, and tells it) and stops on
+its own, after its batch in flight, if the parent disappears.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import signal
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.synchronize import Event
+from typing import Any
+
+from application.errors import InjectedFailure, Interrupted
+from application.ingest import RunTotals, ingest_source
+from application.ports import EtlObserver, SourceOutcome
+from domain.runs import RunStatus
+from entrypoints.settings import Settings
+
+RELAY_SECONDS = 0.2  # how often the parent passes on the workers' events and its stop
+
+
+class ProcessFanOut:
+    """`SourceFanOut` over a pool of `workers` spawned processes, for CSV files."""
+
+    def __init__(
+        self, settings: Settings, database_url: str, workers: int, full_refresh: bool = False
+    ) -> None:
+        self._settings = settings
+        self._database_url = database_url
+        self._workers = workers
+        self._full_refresh = full_refresh
+
+    def takes(self, source: str) -> bool:
+        return self._workers > 1 and source.startswith("csv:")
+
+    def run(
+        self, sources: Sequence[str], run_id: int, should_stop: Callable[[], bool], observer: EtlObserver
+    ) -> list[SourceOutcome]:
+        context = multiprocessing.get_context("spawn")
+        events: multiprocessing.Queue[tuple[str, tuple[Any, ...]]] = context.Queue()
+        stop = context.Event()
+        outcomes: dict[str, SourceOutcome] = {}
+        with ProcessPoolExecutor(
+            max_workers=min(self._workers, len(sources)),
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(events, stop, os.getpid(), self._settings, self._database_url),
+        ) as pool:
+            futures: dict[Future[SourceOutcome], str] = {
+                pool.submit(_run_source, source, run_id, self._full_refresh): source for source in sources
+            }
+            pending = set(futures)
+            while pending:
+                _, pending = wait(pending, timeout=RELAY_SECONDS)
+                _relay(events, observer)
+                if should_stop():
+                    stop.set()
+            _relay(events, observer)
+            for future, source in futures.items():
+                outcomes[source] = _outcome_of(future, source)
+        events.close()
+        return [outcomes[source] for source in sources]
+
+
+def _outcome_of(future: Future[SourceOutcome], source: str) -> SourceOutcome:
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        return SourceOutcome(
+            source, RunStatus.FAILED, f"{source}: the worker process loading it died (killed or out of memory)",
+            lost=True,
+        )  # fmt: skip
+    except Exception as ex:  # a fault the worker could not even report: say so, never lose the run
+        return SourceOutcome(source, RunStatus.FAILED, f"{source}: {type(ex).__name__}: {ex}", lost=True)
+
+
+def _relay(events: multiprocessing.Queue[tuple[str, tuple[Any, ...]]], observer: EtlObserver) -> None:
+    while True:
+        try:
+            method, args = events.get_nowait()
+        except queue.Empty:
+            return
+        getattr(observer, method)(*args)
+
+
+class _RelayObserver:
+    """A worker's observer: every event goes to the parent, which tells its own observer."""
+
+    def __init__(self, events: multiprocessing.Queue[tuple[str, tuple[Any, ...]]]) -> None:
+        self._events = events
+
+    def __getattr__(self, method: str) -> Callable[..., None]:
+        if method not in ("drift_found", "batch_committed", "progress", "history_dropped", "source_finished"):
+            raise AttributeError(method)
+        return lambda *args: self._events.put((method, args))
+
+
+# the worker process's own state, set once by `_start_worker`
+_worker: dict[str, Any] = {}
+
+
+def _start_worker(
+    events: multiprocessing.Queue[tuple[str, tuple[Any, ...]]],
+    stop: Event,
+    parent: int,
+    settings: Settings,
+    database_url: str,
+) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from entrypoints.bootstrap import build
+    from entrypoints.logs import configure_logging, log_format_for
+
+    configure_logging(settings.log_level, log_format_for(settings.log_format))
+    kaspero = build(settings, database_url)
+    kaspero.observer = _RelayObserver(events)
+    _worker.update(kaspero=kaspero, stop=stop, parent=parent)
+
+
+def _stopping() -> bool:
+    return bool(_worker["stop"].is_set() or os.getppid() != _worker["parent"])
+
+
+def _run_source(source: str, run_id: int, full_refresh: bool) -> SourceOutcome:
+    kaspero = _worker["kaspero"]
+    totals = RunTotals()
+    with kaspero.pipelines(["csv"], full_refresh) as pipelines:
+        found = [pipeline for pipeline in pipelines if pipeline.name == source]
+        if not found:  # the file went away between the parent's glob and this one
+            return SourceOutcome(
+                source, RunStatus.FAILED, f"{source}: the file is no longer there", lost=True
+            )
+        options = kaspero.ingest_options(should_stop=_stopping)
+        try:
+            status, error = ingest_source(
+                found[0], run_id, kaspero.uow_factory, kaspero.clock, options, None, totals
+            )
+        except (InjectedFailure, Interrupted) as ex:
+            return SourceOutcome(source, RunStatus.FAILED, str(ex), totals.written, stopped=True)
+    return SourceOutcome(source, status, error, totals.written)

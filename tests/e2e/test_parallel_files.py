@@ -1,0 +1,126 @@
+"""Several files of one glob load in worker processes at once (`CSV_WORKERS`): each its own
+source with its own checkpoint, every row once, and a worker killed mid-file loses nothing."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+from tests.support.market_csv import market_lines, write_csv
+from tests.support.processes import REPO, environment, kaspero
+
+FILES = 4
+
+
+def rows(url: str, query: str) -> list[tuple]:
+    with psycopg.connect(url) as connection:
+        return connection.execute(query).fetchall()
+
+
+def _files(folder: Path, days: int) -> dict[str, int]:
+    folder.mkdir()
+    lines = {}
+    for index in range(FILES):
+        written = list(market_lines(days=days, assets=6, seed=index))
+        write_csv(folder / f"part{index}.csv", written)
+        lines[f"csv:part{index}"] = len(written)
+    return lines
+
+
+def test_files_of_one_glob_load_at_once_each_its_own_source(clean_database: str, tmp_path: Path) -> None:
+    expected = _files(tmp_path / "many", days=2_000)  # 12,000 rows a file
+    env = environment(
+        DATABASE_URL=clean_database,
+        CSV_SOURCE_PATH=str(tmp_path / "many" / "*.csv"),
+        CSV_WORKERS="2",
+        CSV_BATCH_SIZE="1000",
+        PROGRESS_LOG_SECONDS="0.2",
+    )
+    result = kaspero("etl", "run", "--once", "--json", "--source", "csv", env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "success"
+    assert {name: item["inserted"] for name, item in summary["sources"].items()} == expected
+    # every row once, each file's own checkpoint at its end
+    assert rows(clean_database, "SELECT source, count(*) FROM unified_data GROUP BY 1 ORDER BY 1") == sorted(
+        expected.items()
+    )
+    sizes = {f"csv:part{i}": (tmp_path / "many" / f"part{i}.csv").stat().st_size for i in range(FILES)}
+    checkpoints = rows(clean_database, "SELECT source, (cursor->>'offset')::bigint FROM checkpoints")
+    assert dict(checkpoints) == sizes
+    # two at a time: some files were being loaded while another was
+    spans = rows(clean_database, "SELECT started_at, finished_at FROM etl_run_sources ORDER BY started_at")
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), spans
+    # the workers' progress reached the parent's log, named by source
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert {event["source"] for event in events if event.get("event") == "progress"} == set(expected)
+    # the history written by the workers was analyzed once, after all of them
+    assert rows(clean_database, "SELECT count(*) FROM market_history") == [(sum(expected.values()),)]
+
+    again = kaspero("etl", "run", "--once", "--json", "--source", "csv", env=env, timeout=300)
+    rerun = json.loads(again.stdout.strip().splitlines()[-1])
+    assert {item["inserted"] + item["updated"] for item in rerun["sources"].values()} == {0}
+
+
+def _workers_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"spawn_main" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_worker_killed_mid_file_fails_its_source_and_a_rerun_loads_each_row_once(
+    clean_database: str, tmp_path: Path
+) -> None:
+    expected = _files(tmp_path / "many", days=6_000)  # 36,000 rows a file
+    env = environment(
+        DATABASE_URL=clean_database,
+        CSV_SOURCE_PATH=str(tmp_path / "many" / "*.csv"),
+        CSV_WORKERS="2",
+        CSV_BATCH_SIZE="500",
+    )
+    command = [sys.executable, "-m", "entrypoints.cli", "etl", "run", "--once", "--json", "--source", "csv"]
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    killed = None
+    while killed is None and time.monotonic() < deadline and process.poll() is None:
+        loaded = rows(clean_database, "SELECT count(*) FROM unified_data")[0][0]
+        workers = _workers_of(process.pid)
+        if loaded > 5_000 and workers:
+            killed = workers[0]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.05)
+    out, err = process.communicate(timeout=300)
+    assert killed is not None, "a worker must be killed mid-run for this test to mean anything"
+    assert process.returncode == 1, err  # the run is not a success, and the process says so
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["status"] in ("partial", "failed")
+    lost = [name for name, item in summary["sources"].items() if item["status"] == "failed"]
+    assert lost
+    assert rows(clean_database, "SELECT count(*) FROM etl_run_sources WHERE status = 'running'") == [(0,)]
+
+    result = kaspero("etl", "run", "--once", "--json", "--source", "csv", env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert rows(clean_database, "SELECT source, count(*) FROM unified_data GROUP BY 1 ORDER BY 1") == sorted(
+        expected.items()
+    )
+    assert rows(clean_database, "SELECT count(*) FROM raw_csv") == [(sum(expected.values()),)]
+    assert rows(clean_database, "SELECT count(*) FROM market_history") == [(sum(expected.values()),)]
