@@ -304,7 +304,7 @@ def _prepare_batch(
         records = assign_assets(_with_mentions(records, uow), uow, options.crossref)
         records = convert_to_usd(records, uow, options.usd)
         uow.commit()
-        encoded = uow.records.encode_batch(records, quarantined)
+        encoded = uow.records.encode_batch(run_id, records, quarantined)
     progress.saw(records)
     return _PreparedBatch(
         batch=batch,
@@ -494,9 +494,10 @@ def _run(
                 outcomes.append(
                     ingest_source(pipeline, run_id, uow_factory, clock, options, injector, totals)
                 )
-        if elsewhere and options.fan_out is not None:
-            fanned = options.fan_out.run(elsewhere, run_id, options.should_stop, options.observer)
-            outcomes.extend(_settle(fanned, run_id, uow_factory, clock, totals, options))
+            elif pipeline.name == elsewhere[0] and options.fan_out is not None:
+                # the sources run elsewhere run together, where the first of them stands in line
+                fanned = options.fan_out.run(elsewhere, run_id, options.should_stop, options.observer)
+                outcomes.extend(_settle(fanned, run_id, uow_factory, clock, totals, options))
     except (InjectedFailure, Interrupted) as ex:
         # a drill of a crash, or a graceful stop: the run ends here, failed, later sources unrun
         outcomes = [(RunStatus.FAILED, f"run stopped: {ex}")]

@@ -132,10 +132,12 @@ class RecordRepository(Protocol):
         ...
 
     def encode_batch(
-        self, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
+        self, run_id: int, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
     ) -> EncodedBatch:
-        """Normalized and quarantined rows in the store's own wire form, ready for `load_encoded`:
-        no I/O, so the ETL encodes one batch while the store writes the one before."""
+        """Normalized and quarantined rows in the store's own wire form, ready for `load_encoded`
+        in run `run_id`: no I/O, so the ETL encodes one batch while the store writes the one
+        before. Called after `store_raws` on the same unit of work, it may use what storing the
+        raw rows learnt (their ids)."""
         ...
 
     def load_encoded(self, run_id: int, encoded: EncodedBatch) -> LoadCounts:

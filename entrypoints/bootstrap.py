@@ -196,10 +196,9 @@ class Kaspero:
         )
         if not paths:
             return [SourcePipeline(reader=NoCsvFiles(pattern), normalizer=NoCsvFiles(pattern))]
-        return [
-            SourcePipeline(reader=source, normalizer=source)
-            for source in self.csv_sources(paths, full_refresh)
-        ]
+        # files quoted in USD first: a file quoted in BTC is converted through their history
+        sources = sorted(self.csv_sources(paths, full_refresh), key=lambda source: not source.quoted_in_usd())
+        return [SourcePipeline(reader=source, normalizer=source) for source in sources]
 
     def csv_sources(self, paths: Sequence[Path], full_refresh: bool = False) -> list[CsvFileSource]:
         """Each file as a source, with its per-file options and the cross-reference."""
@@ -244,8 +243,14 @@ class Kaspero:
         with self.pipelines(sources, full_refresh) as pipelines:
             options = self.ingest_options(fail_after, should_stop)
             workers = self.settings.csv_worker_count()
-            if self.database_url and workers > 1:
-                fan_out = ProcessFanOut(self.settings, self.database_url, workers, full_refresh)
+            # files quoted in USD load side by side; the others after them, in line
+            side_by_side = frozenset(
+                pipeline.name
+                for pipeline in pipelines
+                if isinstance(pipeline.reader, CsvFileSource) and pipeline.reader.quoted_in_usd()
+            )
+            if self.database_url and workers > 1 and len(side_by_side) > 1:
+                fan_out = ProcessFanOut(self.settings, self.database_url, workers, side_by_side, full_refresh)
                 options = attrs.evolve(options, fan_out=fan_out)
             grace = timedelta(seconds=self.settings.run_abandon_grace_seconds)
             close_abandoned_runs(self.uow_factory, self.locks, self.clock, grace)

@@ -37,15 +37,21 @@ class ProcessFanOut:
     """`SourceFanOut` over a pool of `workers` spawned processes, for CSV files."""
 
     def __init__(
-        self, settings: Settings, database_url: str, workers: int, full_refresh: bool = False
+        self,
+        settings: Settings,
+        database_url: str,
+        workers: int,
+        sources: frozenset[str],
+        full_refresh: bool = False,
     ) -> None:
         self._settings = settings
         self._database_url = database_url
         self._workers = workers
+        self._sources = sources  # the CSV files it may take: those quoted in USD
         self._full_refresh = full_refresh
 
     def takes(self, source: str) -> bool:
-        return self._workers > 1 and source.startswith("csv:")
+        return self._workers > 1 and source in self._sources
 
     def run(
         self, sources: Sequence[str], run_id: int, should_stop: Callable[[], bool], observer: EtlObserver

@@ -118,8 +118,29 @@ class CsvFileSource:
                 first = False
                 yield batch
 
+    def quoted_in_usd(self) -> bool:
+        """Whether the file's prices are quoted in USD terms (as its first lines tell): such a
+        file needs no other file's history to be converted, so it can load beside others. A file
+        that cannot be read or understood says yes: it is refused on its own anyway."""
+        try:
+            with self.path.open("rb") as handle:
+                quote = self._head_layout(handle).quote.value
+        except (OSError, LayoutRefused):
+            return True
+        return quote is None or self._context.usd.is_usd(quote)
+
     def _understand(self, handle: IO[bytes]) -> Layout:
         """The file's layout, or the file refused whole with the reason."""
+        try:
+            layout = self._head_layout(handle)
+            if layout.date_order_open:
+                layout = settle_date_order(layout, self._date_evidence(handle, layout))
+        except LayoutRefused as ex:
+            raise FileRefused(f"{self.source.name}: {ex}") from ex
+        return layout
+
+    def _head_layout(self, handle: IO[bytes]) -> Layout:
+        """The layout its first lines show (raises LayoutRefused)."""
         handle.seek(0)
         head = handle.read(_HEAD_BYTES)
         whole = len(head) < _HEAD_BYTES
@@ -127,20 +148,14 @@ class CsvFileSource:
         lines = text.splitlines(keepends=True)
         if not whole and len(lines) > 1:
             lines = lines[:-1]  # the last line of the head may be cut
-        try:
-            layout = detect_layout(
-                self.path.name,
-                lines[:_HEAD_LINES],
-                self._options,
-                self._context.names_to_symbols,
-                self._context.known_symbols,
-                self._context.auto_map_confidence,
-            )
-            if layout.date_order_open:
-                layout = settle_date_order(layout, self._date_evidence(handle, layout))
-        except LayoutRefused as ex:
-            raise FileRefused(f"{self.source.name}: {ex}") from ex
-        return layout
+        return detect_layout(
+            self.path.name,
+            lines[:_HEAD_LINES],
+            self._options,
+            self._context.names_to_symbols,
+            self._context.known_symbols,
+            self._context.auto_map_confidence,
+        )
 
     def _date_evidence(self, handle: IO[bytes], layout: Layout) -> OrderEvidence:
         """The whole time column's say on its day/month order (its first rows left it open)."""

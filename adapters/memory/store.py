@@ -44,7 +44,7 @@ class InMemoryRecordRepository:
                 state.raws[raw_key] = StoredRaw(id=next(state.ids), raw=raw)
 
     def encode_batch(
-        self, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
+        self, run_id: int, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
     ) -> EncodedBatch:
         source = records[0].source if records else quarantined[0].raw.source if quarantined else None
         return EncodedBatch(source, (tuple(records), tuple(quarantined)))

@@ -1,8 +1,15 @@
-"""Set-based loading of a batch: COPY into staging tables, then one statement per target.
+"""Set-based loading of a batch: COPY straight into the tables when its keys are new, else COPY
+into staging tables and one upsert per target.
 
 Raw rows are stored once per (source, source_record_id, checksum); unified rows are upserted
 with `ON CONFLICT ... DO UPDATE ... WHERE checksum IS DISTINCT FROM`, so an unchanged record
 costs no write, and `xmax = 0` tells an insert from an update.
+
+The common case of a first load (or an append) meets no stored key: its raw rows get their ids
+from the table's own sequence and are COPYed into the raw table, and its unified and history rows
+are COPYed into theirs, each under a savepoint. A key met after all (a batch replayed after a
+crash, a record changed, a line repeated across batches) fails the COPY with a unique violation,
+and that batch takes the staging-and-upsert path instead: the same rows, the same result.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from application.ports import EncodedBatch, LoadCounts
 from domain.checksum import canonical_json
 from domain.comparison import DataDelta, PriceQuote
 from domain.mentions import KnownAsset
-from domain.records import QuarantinedRecord, RawRecord, UnifiedRecord
+from domain.records import QuarantinedRecord, RawRecord, SourceType, UnifiedRecord
 
 RAW_TABLES = {"coinpaprika": "raw_coinpaprika", "coingecko": "raw_coingecko"}
 RAW_TABLES_BY_PREFIX = {"csv": "raw_csv", "rss": "raw_rss"}
@@ -39,7 +46,7 @@ CREATE TEMP TABLE IF NOT EXISTS staging_raw (
     source text, source_record_id text, checksum text, payload jsonb, fetched_at timestamptz
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS staging_unified ON COMMIT DELETE ROWS AS
-    SELECT {columns} FROM unified_data WITH NO DATA;
+    SELECT {columns}, raw_id, first_run_id, last_run_id FROM unified_data WITH NO DATA;
 CREATE TEMP TABLE IF NOT EXISTS staging_quarantine (
     source text, source_record_id text, checksum text, reason text
 ) ON COMMIT DELETE ROWS;
@@ -48,9 +55,33 @@ CREATE TEMP TABLE IF NOT EXISTS staging_quarantine (
 # the three are created by one statement, in one transaction: the last one standing means all
 STAGING_EXISTS = "SELECT to_regclass('pg_temp.staging_quarantine') IS NOT NULL"
 
+# a unified row as encoded: its columns, then its raw row's id when known and its run
+ENCODED_COLUMNS = (*UNIFIED_COLUMNS, "raw_id", "first_run_id", "last_run_id")
+HISTORY_COLUMNS = (
+    "asset_id", "source", "observed_at", "price_usd", "market_cap_usd", "volume_24h_usd", "run_id",
+    "open_usd", "high_usd", "low_usd", "bar_seconds",
+)  # fmt: skip
+# where each history column is in an encoded unified row (run_id: last_run_id)
+_HISTORY_FIELDS = tuple(
+    ENCODED_COLUMNS.index("last_run_id" if name == "run_id" else name) for name in HISTORY_COLUMNS
+)
+
 COPY_RAW = "COPY staging_raw (source, source_record_id, checksum, payload, fetched_at) FROM STDIN"
 COPY_UNIFIED = sql.SQL("COPY staging_unified ({}) FROM STDIN").format(
-    sql.SQL(", ").join(map(sql.Identifier, UNIFIED_COLUMNS))
+    sql.SQL(", ").join(map(sql.Identifier, ENCODED_COLUMNS))
+)
+COPY_UNIFIED_DIRECT = sql.SQL("COPY unified_data ({}) FROM STDIN").format(
+    sql.SQL(", ").join(map(sql.Identifier, ENCODED_COLUMNS))
+)
+COPY_HISTORY_DIRECT = sql.SQL("COPY market_history ({}) FROM STDIN").format(
+    sql.SQL(", ").join(map(sql.Identifier, HISTORY_COLUMNS))
+)
+# COPY writes the ids given for an identity column (as OVERRIDING SYSTEM VALUE would)
+COPY_RAW_DIRECT = (
+    "COPY {raw} (source, source_record_id, checksum, payload, fetched_at, id, run_id) FROM STDIN"
+)
+ALLOCATE_RAW_IDS = (
+    "SELECT nextval(pg_get_serial_sequence(%(table)s, 'id')) FROM generate_series(1, %(count)s)"
 )
 COPY_QUARANTINE = "COPY staging_quarantine (source, source_record_id, checksum, reason) FROM STDIN"
 
@@ -73,7 +104,7 @@ RAW_ID_OF_STAGED = """(
 UPSERT_UNIFIED = """
 WITH upserted AS (
     INSERT INTO unified_data ({columns}, raw_id, first_run_id, last_run_id)
-    SELECT {staged}, {raw_id}, %(run_id)s, %(run_id)s
+    SELECT {staged}, coalesce(s.raw_id, {raw_id}), %(run_id)s, %(run_id)s
     FROM staging_unified s
     ON CONFLICT (source, source_record_id) DO UPDATE SET
         {updates}, raw_id = EXCLUDED.raw_id, last_run_id = EXCLUDED.last_run_id,
@@ -190,6 +221,8 @@ class PostgresRecordRepository:
         self._connection = connection
         self._staging_ready = False
         self._partitions = PROCESS_PARTITIONS
+        # the ids `store_raws` gave the raw rows it COPYed in, for `encode_batch` on this unit of work
+        self._fresh_raw_ids: dict[tuple[str, str], int] = {}
 
     def load_batch(
         self,
@@ -199,36 +232,73 @@ class PostgresRecordRepository:
         quarantined: Sequence[QuarantinedRecord],
     ) -> LoadCounts:
         self.store_raws(run_id, raws)
-        return self.load_encoded(run_id, self.encode_batch(records, quarantined))
+        return self.load_encoded(run_id, self.encode_batch(run_id, records, quarantined))
 
     def store_raws(self, run_id: int, raws: Sequence[RawRecord]) -> None:
+        """The batch's raw rows: COPYed straight in with ids of their own when none is stored yet
+        (remembered for `encode_batch` on this unit of work), else through staging, once each."""
+        self._fresh_raw_ids = {}
         if not raws:
             return
+        raw_table = raw_table_for(_one_source(raw.source for raw in raws))
         cursor = self._connection.cursor()
+        unique = list({(raw.source_record_id, raw.checksum): raw for raw in raws}.values())  # in order
+        try:
+            with self._connection.transaction():
+                ids = [
+                    int(row[0])
+                    for row in cursor.execute(ALLOCATE_RAW_IDS, {"table": raw_table, "count": len(unique)})
+                ]
+                with cursor.copy(sql.SQL(COPY_RAW_DIRECT).format(raw=sql.Identifier(raw_table))) as copy:
+                    copy.write(
+                        copy_text.encode(
+                            (*_raw_row(raw), str(i), str(run_id)) for raw, i in zip(unique, ids, strict=True)
+                        )
+                    )
+            self._fresh_raw_ids = {
+                (raw.source_record_id, raw.checksum): i for raw, i in zip(unique, ids, strict=True)
+            }
+            return
+        except psycopg.errors.UniqueViolation:
+            pass  # one of them is stored already: each is stored once, through staging
         self._ensure_staging(cursor)
         with cursor.copy(COPY_RAW) as copy:
             copy.write(copy_text.encode(_raw_row(raw) for raw in raws))
-        raw_table = sql.Identifier(raw_table_for(_one_source(raw.source for raw in raws)))
-        cursor.execute(sql.SQL(INSERT_RAW).format(raw=raw_table), {"run_id": run_id})
+        cursor.execute(sql.SQL(INSERT_RAW).format(raw=sql.Identifier(raw_table)), {"run_id": run_id})
 
     def encode_batch(
-        self, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
+        self, run_id: int, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
     ) -> EncodedBatch:
         sources = [record.source for record in records] + [item.raw.source for item in quarantined]
+        fresh = self._fresh_raw_ids
+        rows = [
+            (*_unified_row(record), _raw_id(fresh, record), str(run_id), str(run_id)) for record in records
+        ]
+        # straight into the tables: every record's raw row new, and no API snapshot (whose
+        # observations are kept per run, through staging)
+        direct = (
+            bool(records)
+            and all(row[-3] != copy_text.NULL for row in rows)
+            and not any(record.source_type is SourceType.API for record in records)
+        )
+        history = [record for record in records if _has_history(record)]
         return EncodedBatch(
             source=_one_source(sources) if sources else None,
             content=_Copies(
-                unified=copy_text.encode(_unified_row(record) for record in records),
+                unified=copy_text.encode(rows),
                 quarantine=copy_text.encode(_quarantine_row(item) for item in quarantined),
                 records=len(records),
                 quarantined=len(quarantined),
                 history_years=frozenset(
-                    record.observed_at.astimezone(UTC).year
-                    for record in records
-                    if record.asset_id is not None
-                    and record.observed_at is not None
-                    and record.price_usd is not None
+                    record.observed_at.astimezone(UTC).year for record in history if record.observed_at
                 ),
+                history=copy_text.encode(
+                    tuple(row[i] for i in _HISTORY_FIELDS)
+                    for row, record in zip(rows, records, strict=True)
+                    if _has_history(record)
+                )
+                if direct
+                else None,
             ),
         )
 
@@ -241,7 +311,9 @@ class PostgresRecordRepository:
         cursor = self._connection.cursor()
         self._ensure_staging(cursor)
         inserted = updated = 0
-        if copies.records:
+        if copies.records and copies.history is not None and self._copy_direct(cursor, copies):
+            inserted = copies.records
+        elif copies.records:
             with cursor.copy(COPY_UNIFIED) as copy:
                 copy.write(copies.unified)
             cursor.execute(_upsert_statement(raw_table), params)
@@ -258,6 +330,24 @@ class PostgresRecordRepository:
             unchanged=copies.records - inserted - updated,
             quarantined=copies.quarantined,
         )
+
+    def _copy_direct(self, cursor: psycopg.Cursor, copies: _Copies) -> bool:
+        """The batch's unified and history rows COPYed into their tables, under a savepoint: False
+        (nothing written) when a key is met after all, or a partition was dropped meanwhile."""
+        self._partitions.ensure(cursor, copies.history_years)
+        try:
+            with self._connection.transaction():
+                with cursor.copy(COPY_UNIFIED_DIRECT) as copy:
+                    copy.write(copies.unified)
+                if copies.history:
+                    with cursor.copy(COPY_HISTORY_DIRECT) as copy:
+                        copy.write(copies.history)
+        except psycopg.errors.UniqueViolation:
+            return False
+        except psycopg.errors.CheckViolation:  # no partition for a row: made again by the upsert path
+            self._partitions.forget()
+            return False
+        return True
 
     def _insert_history(self, cursor: psycopg.Cursor, years: frozenset[int], params: dict[str, Any]) -> None:
         """The batch's history rows, into their yearly partitions (created first when new). A
@@ -354,6 +444,7 @@ class _Copies:
     records: int
     quarantined: int
     history_years: frozenset[int] = frozenset()  # the yearly partitions its history rows need
+    history: bytes | None = None  # its history rows, when the batch can be COPYed in directly
 
 
 def _one_source(sources: Iterable[str]) -> str:
@@ -371,6 +462,15 @@ def _raw_row(raw: RawRecord) -> tuple[str, ...]:
         copy_text.text(raw.payload_json or canonical_json(raw.payload)),
         copy_text.moment(raw.fetched_at),
     )
+
+
+def _raw_id(fresh: dict[tuple[str, str], int], record: UnifiedRecord) -> str:
+    found = fresh.get((record.source_record_id, record.checksum))
+    return copy_text.NULL if found is None else str(found)
+
+
+def _has_history(record: UnifiedRecord) -> bool:
+    return record.asset_id is not None and record.observed_at is not None and record.price_usd is not None
 
 
 def _quarantine_row(item: QuarantinedRecord) -> tuple[str, ...]:

@@ -535,7 +535,7 @@ def test_raws_stored_first_and_rows_encoded_in_one_unit_of_work_load_in_another(
     with storage.uow() as uow:
         uow.records.store_raws(run_id, [*items, bad.raw])
         uow.commit()
-        encoded = uow.records.encode_batch([market(item) for item in items], [bad])
+        encoded = uow.records.encode_batch(run_id, [market(item) for item in items], [bad])
     with storage.uow() as uow:
         assert storage.reader.find(DataQuery()).items == []  # raws alone are no records yet
         counts = uow.records.load_encoded(run_id, encoded)

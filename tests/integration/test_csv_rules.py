@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from domain.runs import RunStatus
 from entrypoints.bootstrap import build
@@ -41,12 +42,19 @@ def rows(database_url: str, query: str, *params: object) -> list[tuple]:
         return connection.execute(query, params).fetchall()
 
 
+@pytest.mark.parametrize(
+    ("btc_file", "workers"),
+    [("Binance_BTCUSDT_d.csv", 1), ("zz_Binance_BTCUSDT_d.csv", 1), ("zz_Binance_BTCUSDT_d.csv", 3)],
+)
 def test_a_btc_quoted_price_is_converted_through_a_btc_usd_bar_of_the_same_day(
-    clean_database: str, tmp_path: Path
+    clean_database: str, tmp_path: Path, btc_file: str, workers: int
 ) -> None:
-    shutil.copyfile(FIXTURES / "Binance_BTCUSDT_d.csv", tmp_path / "Binance_BTCUSDT_d.csv")
+    """Whatever the files' names and however many load at once: files quoted in USD load first
+    (side by side), the BTC-quoted file after them, converted through their bars."""
+    shutil.copyfile(FIXTURES / "Binance_BTCUSDT_d.csv", tmp_path / btc_file)
+    shutil.copyfile(FIXTURES / "BTC-USD.csv", tmp_path / "BTC-USD.csv")  # another USD file (2014)
     (tmp_path / "ETCBTC-1d-2020-12.csv").write_text(ETC_BTC)
-    run = run_csv(clean_database, tmp_path)
+    run = run_csv(clean_database, tmp_path, csv_workers=workers)
     assert run.status is RunStatus.SUCCESS, run.error
     [(price, price_usd, quote, extra)] = rows(
         clean_database,
@@ -62,7 +70,7 @@ def test_a_btc_quoted_price_is_converted_through_a_btc_usd_bar_of_the_same_day(
     assert (quote, price) == ("BTC", Decimal("0.000245"))
     assert price_usd == price * btc_close
     assert extra["price_usd_converted"]["via"] == "BTC"
-    assert extra["price_usd_converted"]["source"] == "csv:Binance_BTCUSDT_d"
+    assert extra["price_usd_converted"]["source"] == f"csv:{Path(btc_file).stem}"
 
 
 def test_a_btc_quoted_price_without_a_btc_usd_bar_has_no_usd_price(
