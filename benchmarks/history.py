@@ -34,22 +34,31 @@ BEGIN
                        year, make_timestamptz(year, 1, 1, 0, 0, 0, 'UTC'), make_timestamptz(year + 1, 1, 1, 0, 0, 0, 'UTC'));
     END LOOP;
 END $$""",
+    # one INSERT per pair, as files load: each statement's bars are folded into the hourly and
+    # daily candles by the trigger (migration 0011)
     """
-INSERT INTO market_history (asset_id, source, observed_at, price_usd, open_usd, high_usd, low_usd,
-                            volume_24h_usd, run_id, bar_seconds)
-SELECT a.id, 'csv:klines', timestamptz '2024-01-01' + m * interval '1 minute',
-       30000 + (m %% 7919) / 3.0, 30000 + (m %% 7919) / 3.0 - 1, 30000 + (m %% 7919) / 3.0 + 5,
-       30000 + (m %% 7919) / 3.0 - 5, 1000 + m %% 97, 1, 60
-FROM assets a CROSS JOIN generate_series(0, %(minutes)s - 1) m
-ORDER BY a.id, m
-""",
+DO $$
+DECLARE pair bigint;
+BEGIN
+    FOR pair IN SELECT id FROM assets ORDER BY id LOOP
+        INSERT INTO market_history (asset_id, source, observed_at, price_usd, open_usd, high_usd, low_usd,
+                                    volume_24h_usd, run_id, bar_seconds)
+        SELECT pair, 'csv:klines', timestamptz '2024-01-01' + m * interval '1 minute',
+               30000 + (m % 7919) / 3.0, 30000 + (m % 7919) / 3.0 - 1, 30000 + (m % 7919) / 3.0 + 5,
+               30000 + (m % 7919) / 3.0 - 5, 1000 + m % 97, 1, 60
+        FROM generate_series(0, MINUTES - 1) m;
+    END LOOP;
+END $$""",
 ]
 
 
 def fill(url: str) -> None:
     with psycopg.connect(url) as connection:
-        for statement in FILL:
-            connection.execute(statement, {"pairs": PAIRS, "minutes": MINUTES})
+        *prepared, bars = FILL
+        for statement in prepared:
+            connection.execute(statement, {"pairs": PAIRS})
+        # a DO block takes no parameters: the count is this module's own integer
+        connection.execute(bars.replace("MINUTES", str(int(MINUTES))).encode())
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute("VACUUM ANALYZE market_history")
 
