@@ -7,6 +7,11 @@
 -- close and when, how many bars), so candles of the same series combine exactly: an hour's
 -- candles make its day, and new bars fold into a candle already stored.
 --
+-- A candle folds the bars shorter than it (snapshots, minute bars). A bar as long as the candle
+-- or longer (a daily bar, for hourly and daily candles) is its own piece: the history query reads
+-- it where it is, through a partial index of the long bars, and no candle repeats it. A file of
+-- daily bars writes no candles at all.
+--
 -- A statement-level trigger folds the rows each INSERT or COPY into market_history actually
 -- added (its transition table: a row skipped by ON CONFLICT DO NOTHING is not in it), so every
 -- writer keeps the candles true, in the writer's own transaction. History rows are never updated
@@ -41,6 +46,7 @@ BEGIN
            max(coalesce(n.high_usd, n.price_usd)), min(coalesce(n.low_usd, n.price_usd)),
            max(n.observed_at), (array_agg(n.price_usd ORDER BY n.observed_at DESC))[1], count(*)
     FROM added_rows n CROSS JOIN (VALUES (3600), (86400)) AS l (seconds)
+    WHERE n.bar_seconds IS NULL OR n.bar_seconds < l.seconds
     GROUP BY 1, 2, 3, 4
     ON CONFLICT (asset_id, seconds, bucket, source) DO UPDATE SET
         open = CASE WHEN EXCLUDED.open_at < c.open_at THEN EXCLUDED.open ELSE c.open END,
@@ -65,4 +71,8 @@ SELECT h.asset_id, l.seconds,
        max(coalesce(h.high_usd, h.price_usd)), min(coalesce(h.low_usd, h.price_usd)),
        max(h.observed_at), (array_agg(h.price_usd ORDER BY h.observed_at DESC))[1], count(*)
 FROM market_history h CROSS JOIN (VALUES (3600), (86400)) AS l (seconds)
+WHERE h.bar_seconds IS NULL OR h.bar_seconds < l.seconds
 GROUP BY 1, 2, 3, 4;
+
+-- the bars no candle folds, by asset and time
+CREATE INDEX market_history_long_bars_idx ON market_history (asset_id, observed_at) WHERE bar_seconds >= 3600;

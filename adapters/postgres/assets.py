@@ -81,8 +81,11 @@ CANDLES = """
 SELECT bucket AS at, source, open_at, open, high, low, close_at, close, bars
 FROM market_candles WHERE {where}
 """
-# the candle lengths migration 0011 keeps
+# the candle lengths migration 0011 keeps; a candle folds only the bars shorter than it, and the
+# bars as long or longer are read where they are (a partial index holds them: its predicate,
+# `bar_seconds >= 3600`, is implied by a literal bound, so the bound is written as one)
 STORED_CANDLES = frozenset({3600, 86400})
+LONG_BARS = "bar_seconds >= {seconds:d}"
 
 
 class PostgresAssetRepository:
@@ -230,6 +233,10 @@ def history_statement(asset_id: int, query: HistoryQuery) -> tuple[sql.Composed,
             candles.append(sql.SQL("bucket < %(stop)s"))
             bar_ranges.append(["observed_at >= %(stop)s", "observed_at <= %(end)s"])
         pieces.append(sql.SQL(CANDLES).format(where=sql.SQL(" AND ").join(candles)))
+        whole = [LONG_BARS.format(seconds=int(step.total_seconds()))]
+        whole += ["observed_at >= %(first)s"] if first is not None else []
+        whole += ["observed_at < %(stop)s"] if stop is not None else []
+        bar_ranges.append(whole)
     else:
         bar_ranges.append(
             (["observed_at >= %(start)s"] if query.start is not None else [])

@@ -18,12 +18,22 @@ from domain.assets import Candle, HistoryPoint, HistoryQuery, Interval, bucket_o
 START = datetime(2024, 12, 30, 20, 0, tzinfo=UTC)  # the bars cross a year, so two partitions
 SPAN = timedelta(days=4)
 INSERT = """
-INSERT INTO market_history (asset_id, source, observed_at, price_usd, open_usd, high_usd, low_usd, run_id)
-SELECT 1, s, t, p, o, h, l, 1
+INSERT INTO market_history (asset_id, source, observed_at, price_usd, open_usd, high_usd, low_usd, bar_seconds, run_id)
+SELECT 1, s, t, p, o, h, l, b, 1
 FROM unnest(%(sources)s::text[], %(times)s::timestamptz[], %(prices)s::numeric[], %(opens)s::numeric[],
-            %(highs)s::numeric[], %(lows)s::numeric[]) AS b (s, t, p, o, h, l)
+            %(highs)s::numeric[], %(lows)s::numeric[], %(bars)s::int[]) AS b (s, t, p, o, h, l, b)
 ON CONFLICT DO NOTHING
 """
+
+
+def _length(source: str, moment: datetime) -> int | None:
+    """Each series' bar length: minute bars, a mix of hourly and daily bars (which no candle of
+    their length or shorter folds), and snapshots."""
+    if source == "csv:a":
+        return 60
+    if source == "csv:b":
+        return 3600 if moment.second % 2 else 86400
+    return None
 
 
 def _bars(
@@ -70,11 +80,11 @@ def stored(database_url: str) -> list[tuple[str, HistoryPoint]]:
                 }
                 with connection.cursor().copy(
                     "COPY market_history (asset_id, source, observed_at, price_usd, open_usd, high_usd, low_usd, "
-                    "run_id) FROM STDIN"
+                    "bar_seconds, run_id) FROM STDIN"
                 ) as copy:
                     for key, (s, t, p, o, h, lo) in unique.items():
                         if key not in taken:
-                            copy.write_row((1, s, t, p, o, h, lo, 1))
+                            copy.write_row((1, s, t, p, o, h, lo, _length(s, t), 1))
             else:
                 with connection.transaction():
                     for chunk in (bars[: len(bars) // 2], bars[len(bars) // 2 :]):
@@ -87,6 +97,7 @@ def stored(database_url: str) -> list[tuple[str, HistoryPoint]]:
                                 "opens": [b[3] for b in chunk],
                                 "highs": [b[4] for b in chunk],
                                 "lows": [b[5] for b in chunk],
+                                "bars": [_length(b[0], b[1]) for b in chunk],
                             },
                         )
             earlier.extend(bars)
@@ -155,11 +166,20 @@ def test_a_stored_candle_is_the_fold_of_its_bars(
             "SELECT seconds, bucket, source, open, high, low, close, bars FROM market_candles"
         ).fetchall()
     assert {seconds for seconds, *_ in candles} == {3600, 86400}
+    # a candle for every bucket holding a bar shorter than it, and for no other
+    assert {(seconds, bucket, source) for seconds, bucket, source, *_ in candles} == {
+        (seconds, bucket_of(point.observed_at, timedelta(seconds=seconds)), name)
+        for name, point in stored
+        for seconds in (3600, 86400)
+        if (_length(name, point.observed_at) or 0) < seconds
+    }
     for seconds, bucket, source, opening, high, low, closing, bars in candles:
         points = [
             point
             for name, point in stored
-            if name == source and bucket_of(point.observed_at, timedelta(seconds=seconds)) == bucket
+            if name == source
+            and bucket_of(point.observed_at, timedelta(seconds=seconds)) == bucket
+            and (_length(name, point.observed_at) or 0) < seconds  # a bar as long is no candle's
         ]
         assert (opening, high, low, closing, bars) == (
             (c := candle_of(bucket, source, points)).open,
@@ -182,6 +202,7 @@ def test_daily_history_reads_stored_candles_and_only_the_edges_bars(database_url
             row[0] for row in connection.execute(psycopg.sql.SQL("EXPLAIN ") + statement, params)
         )
     assert "market_candles_pkey" in shown, shown
+    assert "market_history_y2025_asset_id_observed_at_idx" in shown, shown  # the long bars' index
     # one whole day (2025-01-01) from its candle; the bars of the two partial days around it
     assert params["first"] == datetime(2025, 1, 1, tzinfo=UTC)
     assert params["stop"] == datetime(2025, 1, 2, tzinfo=UTC)
