@@ -15,7 +15,7 @@ from typing import Any
 
 from adapters.postgres.embedded import EmbeddedPostgres
 from tests.support.market_csv import market_lines, write_csv
-from tests.support.processes import REPO, environment, free_port, get, wait_for
+from tests.support.processes import REPO, children_of, environment, free_port, get, wait_for
 from tests.support.provider import loopback_provider
 
 
@@ -86,23 +86,6 @@ def test_run_starts_everything_serves_every_source_and_stops_what_it_started(tmp
     assert "embedded PostgreSQL stopped" in stdout
     assert "the scheduler process exited with -9; starting it again" in stderr
     assert not EmbeddedPostgres(data_dir).is_running()
-
-
-def children_of(parent: int) -> list[tuple[int, str]]:
-    """(pid, command line) of the live processes whose parent is `parent`, from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == parent and fields[0] != "Z":
-            found.append((int(entry.name), command))
-    return found
 
 
 def poll(read: Callable[[], dict[str, Any]], status: str, timeout: float) -> dict[str, Any]:

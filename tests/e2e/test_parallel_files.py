@@ -11,16 +11,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
 from tests.support.market_csv import market_lines, write_csv
-from tests.support.processes import REPO, environment, kaspero
+from tests.support.processes import REPO, children_of, environment, kaspero
 
 FILES = 4
 
 
-def rows(url: str, query: str) -> list[tuple]:
+def rows(url: str, query: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(url) as connection:
         return connection.execute(query).fetchall()
 
@@ -70,21 +71,6 @@ def test_files_of_one_glob_load_at_once_each_its_own_source(clean_database: str,
     assert {item["inserted"] + item["updated"] for item in rerun["sources"].values()} == {0}
 
 
-def _workers_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"spawn_main" in command:
-            found.append(int(entry.name))
-    return found
-
-
 def test_a_worker_killed_mid_file_fails_its_source_and_a_rerun_loads_each_row_once(
     clean_database: str, tmp_path: Path
 ) -> None:
@@ -103,7 +89,7 @@ def test_a_worker_killed_mid_file_fails_its_source_and_a_rerun_loads_each_row_on
     killed = None
     while killed is None and time.monotonic() < deadline and process.poll() is None:
         loaded = rows(clean_database, "SELECT count(*) FROM unified_data")[0][0]
-        workers = _workers_of(process.pid)
+        workers = [pid for pid, line in children_of(process.pid) if "spawn_main" in line]
         if loaded > 5_000 and workers:
             killed = workers[0]
             os.kill(killed, signal.SIGKILL)

@@ -56,6 +56,19 @@ def load(
     return counts, int(staged)
 
 
+def run_and_asset(pool: ConnectionPool) -> tuple[int, int]:
+    """A run to load in, and the asset the bars are of."""
+    with PostgresUnitOfWork(pool) as uow:
+        run_id = uow.runs.start(RunTrigger.CLI, NOW)
+        uow.commit()
+    with pool.connection() as connection:
+        row = connection.execute(
+            "INSERT INTO assets (symbol, name) VALUES ('BTC', 'Bitcoin') RETURNING id"
+        ).fetchone()
+    assert row is not None
+    return run_id, int(row[0])
+
+
 def scalar(pool: ConnectionPool, query: str) -> object:
     with pool.connection() as connection:
         row = connection.execute(query).fetchone()
@@ -65,16 +78,9 @@ def scalar(pool: ConnectionPool, query: str) -> object:
 def test_new_keys_go_straight_in_and_met_keys_through_staging_to_the_same_rows(
     pg_pool: ConnectionPool,
 ) -> None:
-    with PostgresUnitOfWork(pg_pool) as uow:
-        run_id = uow.runs.start(RunTrigger.CLI, NOW)
-        uow.commit()
-    with pg_pool.connection() as connection:
-        asset = connection.execute(
-            "INSERT INTO assets (symbol, name) VALUES ('BTC', 'Bitcoin') RETURNING id"
-        ).fetchone()
-    assert asset is not None
+    run_id, asset = run_and_asset(pg_pool)
     raws = [raw(f"r{i}", str(100 + i)) for i in range(50)]
-    records = [bar(item, asset[0], i) for i, item in enumerate(raws)]
+    records = [bar(item, asset, i) for i, item in enumerate(raws)]
 
     counts, staged = load(pg_pool, run_id, raws, records)
     assert (counts.inserted, staged) == (50, 0)  # a first load: nothing staged
@@ -92,7 +98,7 @@ def test_new_keys_go_straight_in_and_met_keys_through_staging_to_the_same_rows(
         pg_pool,
         run_id,
         batch,
-        [bar(changed, asset[0], 3), *(bar(item, asset[0], 100 + i) for i, item in enumerate(fresh))],
+        [bar(changed, asset, 3), *(bar(item, asset, 100 + i) for i, item in enumerate(fresh))],
     )
     assert (counts.inserted, counts.updated) == (5, 1)
     assert staged > 0
@@ -100,7 +106,7 @@ def test_new_keys_go_straight_in_and_met_keys_through_staging_to_the_same_rows(
     # two new records of one bar (same asset, source and minute): the history keeps one, the
     # candles count it once, and both records are stored
     twins = [raw("t1", "300"), raw("t2", "301")]
-    counts, staged = load(pg_pool, run_id, twins, [bar(item, asset[0], 500) for item in twins])
+    counts, staged = load(pg_pool, run_id, twins, [bar(item, asset, 500) for item in twins])
     assert (counts.inserted, staged > 0) == (2, True)
 
     assert scalar(pg_pool, "SELECT count(*) FROM unified_data") == 50 + 5 + 2
@@ -121,25 +127,18 @@ def test_new_keys_go_straight_in_and_met_keys_through_staging_to_the_same_rows(
 def test_a_direct_batch_met_by_the_batch_before_it_falls_back_whole(pg_pool: ConnectionPool) -> None:
     """Batch two is prepared while batch one is written: it may carry a key batch one has just
     stored. Its COPY fails on that key, and the whole batch is upserted instead."""
-    with PostgresUnitOfWork(pg_pool) as uow:
-        run_id = uow.runs.start(RunTrigger.CLI, NOW)
-        uow.commit()
-    with pg_pool.connection() as connection:
-        asset = connection.execute(
-            "INSERT INTO assets (symbol, name) VALUES ('BTC', 'Bitcoin') RETURNING id"
-        ).fetchone()
-    assert asset is not None
+    run_id, asset = run_and_asset(pg_pool)
     first = [raw(f"r{i}", "1") for i in range(10)]
     second = [raw("r9", "2"), raw("r10", "3")]
     with PostgresUnitOfWork(pg_pool) as prepare_one, PostgresUnitOfWork(pg_pool) as prepare_two:
         prepare_one.records.store_raws(run_id, first)
         one = prepare_one.records.encode_batch(
-            run_id, [bar(item, asset[0], i) for i, item in enumerate(first)], []
+            run_id, [bar(item, asset, i) for i, item in enumerate(first)], []
         )
         prepare_one.commit()
         prepare_two.records.store_raws(run_id, second)  # a new content of r9, and r10: raws both new
         two = prepare_two.records.encode_batch(
-            run_id, [bar(second[0], asset[0], 9), bar(second[1], asset[0], 10)], []
+            run_id, [bar(second[0], asset, 9), bar(second[1], asset, 10)], []
         )
         prepare_two.commit()
     with PostgresUnitOfWork(pg_pool) as uow:

@@ -116,3 +116,20 @@ def gunicorn(env: Mapping[str, str], workers: int = 2) -> Iterator[str]:
             process.kill()
             process.wait()
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def children_of(parent: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the live processes whose parent is `parent`, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == parent and fields[0] != "Z":
+            found.append((int(entry.name), command))
+    return found
