@@ -230,6 +230,10 @@ def test_history_older_than_the_retention_is_dropped_in_whole_yearly_partitions(
 ) -> None:
     shutil.copyfile(FIXTURES / "BTC-USD.csv", tmp_path / "BTC-USD.csv")  # 2014
     (tmp_path / "ETH-USD.csv").write_text("Date,Close\n2026-01-02,3000\n2026-01-03,3100\n")
+    # hourly bars, which the daily candles fold, in both years
+    (tmp_path / "SOL-USD.csv").write_text(
+        "Date,Close\n2014-05-01 00:00,1\n2014-05-01 01:00,2\n2026-01-02 00:00,90\n2026-01-02 01:00,91\n"
+    )
     kept = run_csv(clean_database, tmp_path)
     assert kept.status is RunStatus.SUCCESS
     years = "SELECT DISTINCT extract(year FROM observed_at)::int FROM market_history ORDER BY 1"
