@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from adapters.postgres.reader import contains_pattern
 from application.queries import Page
 from domain.assets import (
     BUCKET_ORIGIN,
@@ -133,7 +134,7 @@ class PostgresAssetRepository:
     def find(self, symbol: str | None, search: str | None, page: int, page_size: int) -> Page[Asset]:
         params = {
             "symbol": symbol,
-            "search": f"%{search}%" if search else None,
+            "search": contains_pattern(search) if search else None,
             "limit": page_size,
             "offset": (page - 1) * page_size,
         }

@@ -544,3 +544,24 @@ def test_raws_stored_first_and_rows_encoded_in_one_unit_of_work_load_in_another(
     found = storage.reader.find(DataQuery(sort_by=SortField.SYMBOL, page_size=10)).items
     assert sorted(item.record.checksum for item in found) == sorted(item.checksum for item in items)
     assert all(item.raw_id > 0 for item in found)
+
+
+def test_asset_search_takes_its_text_literally(storage: Storage) -> None:
+    """`/assets?search=` finds the text anywhere in a name, its `%`, `_` and `\\` as themselves."""
+    with storage.uow() as uow:
+        uow.assets.create(
+            [Asset(0, "PCT", "100% Coin"), Asset(0, "THO", "1000 Coin"), Asset(0, "UND", "A_B Token"),
+             Asset(0, "AXB", "AXB Token"), Asset(0, "BSL", "Back\\slash")]
+        )  # fmt: skip
+        uow.commit()
+    with storage.uow() as uow:
+        found = {
+            text: [asset.name for asset in uow.assets.find(None, text, 1, 20).items]
+            for text in ("100%", "a_b", "\\", "coin")
+        }
+    assert found == {
+        "100%": ["100% Coin"],
+        "a_b": ["A_B Token"],
+        "\\": ["Back\\slash"],
+        "coin": ["100% Coin", "1000 Coin"],
+    }

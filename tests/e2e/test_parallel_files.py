@@ -36,15 +36,16 @@ def _files(folder: Path, days: int) -> dict[str, int]:
     return lines
 
 
+def _two_workers(database_url: str, tmp_path: Path, **more: str) -> dict[str, str]:
+    """The environment of a run over the files of `_files`, two at a time."""
+    return environment(
+        DATABASE_URL=database_url, CSV_SOURCE_PATH=str(tmp_path / "many" / "*.csv"), CSV_WORKERS="2", **more
+    )
+
+
 def test_files_of_one_glob_load_at_once_each_its_own_source(clean_database: str, tmp_path: Path) -> None:
     expected = _files(tmp_path / "many", days=2_000)  # 12,000 rows a file
-    env = environment(
-        DATABASE_URL=clean_database,
-        CSV_SOURCE_PATH=str(tmp_path / "many" / "*.csv"),
-        CSV_WORKERS="2",
-        CSV_BATCH_SIZE="1000",
-        PROGRESS_LOG_SECONDS="0.2",
-    )
+    env = _two_workers(clean_database, tmp_path, CSV_BATCH_SIZE="1000", PROGRESS_LOG_SECONDS="0.2")
     result = kaspero("etl", "run", "--once", "--json", "--source", "csv", env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -75,12 +76,7 @@ def test_a_worker_killed_mid_file_fails_its_source_and_a_rerun_loads_each_row_on
     clean_database: str, tmp_path: Path
 ) -> None:
     expected = _files(tmp_path / "many", days=6_000)  # 36,000 rows a file
-    env = environment(
-        DATABASE_URL=clean_database,
-        CSV_SOURCE_PATH=str(tmp_path / "many" / "*.csv"),
-        CSV_WORKERS="2",
-        CSV_BATCH_SIZE="500",
-    )
+    env = _two_workers(clean_database, tmp_path, CSV_BATCH_SIZE="500")
     command = [sys.executable, "-m", "entrypoints.cli", "etl", "run", "--once", "--json", "--source", "csv"]
     process = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
