@@ -551,7 +551,11 @@ def openapi_document(version: str) -> dict[str, Any]:
                 _json(_envelope({"type": "array", "items": ASSET}, paginated=True), "a page of assets"),
                 [
                     _query("symbol", TEXT, "assets with this symbol (several may share one)"),
-                    _query("search", TEXT, "a case-insensitive part of the name"),
+                    _query(
+                        "search",
+                        TEXT,
+                        "a case-insensitive part of the name, taken literally (`%` and `_` are themselves)",
+                    ),
                     _query(
                         "page",
                         {"type": "integer", "minimum": 1, "maximum": 10_000_000},
