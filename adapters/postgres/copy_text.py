@@ -14,6 +14,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 NULL = "\\N"
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -37,8 +39,14 @@ def moment(value: datetime | None) -> str:
 
 
 def document(value: Any) -> str:
-    """A `jsonb` value."""
-    return text(json.dumps(value, ensure_ascii=False)) if value else "{}"
+    """A `jsonb` value: by orjson (a tenth of the json module's time for a record's `extra`),
+    by the json module for what orjson refuses (integers past 64 bits, keys that are not text)."""
+    if not value:
+        return "{}"
+    try:
+        return text(orjson.dumps(value).decode("utf-8"))
+    except TypeError:
+        return text(json.dumps(value, ensure_ascii=False))
 
 
 def text_array(items: Sequence[str]) -> str:
