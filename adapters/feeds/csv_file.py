@@ -39,6 +39,7 @@ _CHUNK = 1 << 20
 _BOM = b"\xef\xbb\xbf"
 _HEAD_BYTES = 256 << 10  # what the layout is decided from: the first 256 KiB (up to 2,000 rows)
 _HEAD_LINES = 2100
+_QUOTE_LINES = 100  # enough to tell a file's quote currency (its name, header, symbol column)
 DEFAULT_MAX_RECORD_BYTES = 1 << 20
 _KEPT_OF_OVERSIZED = 1024  # characters of each cell kept in the raw payload of an oversized row
 
@@ -82,6 +83,7 @@ class CsvFileSource:
         self._context = context or CsvContext()
         self._full_refresh = full_refresh
         self.layout: Layout | None = None
+        self._quoted_in_usd: bool | None = None
 
     # ---- SourceReader -------------------------------------------------------------------------
 
@@ -121,13 +123,17 @@ class CsvFileSource:
     def quoted_in_usd(self) -> bool:
         """Whether the file's prices are quoted in USD terms (as its first lines tell): such a
         file needs no other file's history to be converted, so it can load beside others. A file
-        that cannot be read or understood says yes: it is refused on its own anyway."""
-        try:
-            with self.path.open("rb") as handle:
-                quote = self._head_layout(handle).quote.value
-        except (OSError, LayoutRefused):
-            return True
-        return quote is None or self._context.usd.is_usd(quote)
+        that cannot be read or understood says yes: it is refused on its own anyway. Asked once
+        per run (remembered), from the first `_QUOTE_LINES` lines: only the order of loading
+        depends on it."""
+        if self._quoted_in_usd is None:
+            try:
+                with self.path.open("rb") as handle:
+                    quote = self._head_layout(handle, _QUOTE_LINES).quote.value
+            except (OSError, LayoutRefused):
+                quote = None
+            self._quoted_in_usd = quote is None or self._context.usd.is_usd(quote)
+        return self._quoted_in_usd
 
     def _understand(self, handle: IO[bytes]) -> Layout:
         """The file's layout, or the file refused whole with the reason."""
@@ -139,7 +145,7 @@ class CsvFileSource:
             raise FileRefused(f"{self.source.name}: {ex}") from ex
         return layout
 
-    def _head_layout(self, handle: IO[bytes]) -> Layout:
+    def _head_layout(self, handle: IO[bytes], max_lines: int = _HEAD_LINES) -> Layout:
         """The layout its first lines show (raises LayoutRefused)."""
         handle.seek(0)
         head = handle.read(_HEAD_BYTES)
@@ -150,7 +156,7 @@ class CsvFileSource:
             lines = lines[:-1]  # the last line of the head may be cut
         return detect_layout(
             self.path.name,
-            lines[:_HEAD_LINES],
+            lines[:max_lines],
             self._options,
             self._context.names_to_symbols,
             self._context.known_symbols,
