@@ -72,7 +72,7 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
     )
     run = command(
         etl, "run", "etl run", "run the ETL: once (--once), or every ETL_SCHEDULE_MINUTES until SIGTERM/SIGINT",
-        f"{DATABASE}, ETL_SOURCES, CSV_SOURCE_PATH, CSV_OPTIONS_PATH, RSS_SOURCE_URL, COINGECKO_*, "
+        f"{DATABASE}, ETL_SOURCES, CSV_SOURCE_PATH, CSV_OPTIONS_PATH, CSV_WORKERS, RSS_SOURCE_URL, COINGECKO_*, "
         "COINPAPRIKA_*, ETL_FAIL_AFTER and the rest of the README's table",
     )  # fmt: skip
     run.add_argument(
