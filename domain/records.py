@@ -45,6 +45,10 @@ class RawRecord:
     run_id: int
     # the canonical JSON the checksum was taken of, kept so a loader need not serialize again
     payload_json: str | None = attrs.field(default=None, eq=False, repr=False)
+    # a line of a file as it was read (without its line break), and where in the file it starts
+    # (bytes): what is kept of a CSV row, rather than its payload re-encoded
+    line: str | None = attrs.field(default=None, eq=False, repr=False)
+    position: int | None = attrs.field(default=None, eq=False)
 
     @classmethod
     def of(
@@ -55,6 +59,8 @@ class RawRecord:
         payload: dict[str, Any],
         fetched_at: datetime,
         run_id: int,
+        line: str | None = None,
+        position: int | None = None,
     ) -> RawRecord:
         text = canonical_json(payload)
         return cls(
@@ -65,6 +71,8 @@ class RawRecord:
             fetched_at=fetched_at,
             run_id=run_id,
             payload_json=text,
+            line=line,
+            position=position,
         )
 
 
@@ -75,6 +83,7 @@ def without_nul(raw: RawRecord) -> RawRecord | None:
     if (
         "\\u0000" not in (raw.payload_json or canonical_json(raw.payload))
         and "\x00" not in raw.source_record_id
+        and "\x00" not in (raw.line or "")
     ):
         return None
     rebuilt = RawRecord.of(
@@ -83,9 +92,15 @@ def without_nul(raw: RawRecord) -> RawRecord | None:
         payload=replace_nul(raw.payload),
         fetched_at=raw.fetched_at,
         run_id=raw.run_id,
+        line=None if raw.line is None else replace_nul(raw.line),
+        position=raw.position,
     )
     # the same checksum: the escape was a literal backslash and "u0000" in a string, not U+0000
-    unchanged = (rebuilt.source_record_id, rebuilt.checksum) == (raw.source_record_id, raw.checksum)
+    unchanged = (rebuilt.source_record_id, rebuilt.checksum, rebuilt.line) == (
+        raw.source_record_id,
+        raw.checksum,
+        raw.line,
+    )
     return None if unchanged else rebuilt
 
 

@@ -193,6 +193,7 @@ class CsvFileSource:
         header = list(layout.header)
         limit = self._context.max_record_bytes
         for cells in csv.reader(position.lines(), delimiter=layout.delimiter):
+            line, offset = position.take_row()
             if not cells or all(not cell.strip() for cell in cells):
                 continue
             payload, problem = _payload(header, cells, limit)
@@ -202,6 +203,9 @@ class CsvFileSource:
                 payload=payload,
                 fetched_at=fetched_at,
                 run_id=run_id,
+                # kept as read; an oversized row is kept as its payload of cut cells instead
+                line=None if len(line) > limit else line.replace(NUL, "\ufffd"),
+                position=offset,
             )
             if problem:
                 rejected.append(QuarantinedRecord(raw=raw, reason=problem))
@@ -308,6 +312,9 @@ class _LinePosition:
         self._handle = handle
         self.complete_offset = start
         self._hasher = hasher
+        self._offset = start  # where the next line starts, terminated or not
+        self._row: list[str] = []  # the lines of the row being read (a quoted cell may span lines)
+        self._row_start = start
 
     @property
     def complete_sha256(self) -> str:
@@ -315,10 +322,22 @@ class _LinePosition:
 
     def lines(self) -> Iterator[str]:
         for line in self._handle:
+            if not self._row:
+                self._row_start = self._offset
+            self._offset += len(line)
             if line.endswith(b"\n"):
                 self._hasher.update(line)
                 self.complete_offset += len(line)
-            yield line.decode("utf-8", "replace")
+            text = line.decode("utf-8", "replace")
+            self._row.append(text)
+            yield text
+
+    def take_row(self) -> tuple[str, int]:
+        """The text of the row the csv module just read (its last line break left out) and the
+        byte offset in the file where it starts."""
+        text = "".join(self._row)
+        self._row.clear()
+        return text.removesuffix("\n").removesuffix("\r"), self._row_start
 
 
 def _payload(header: list[str], cells: list[str], limit: int) -> tuple[dict[str, Any], str | None]:

@@ -43,12 +43,13 @@ UNIFIED_COLUMNS = (
 
 CREATE_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS staging_raw (
-    source text, source_record_id text, checksum text, payload jsonb, fetched_at timestamptz
+    source text, source_record_id text, checksum text, payload jsonb, fetched_at timestamptz,
+    line text, line_offset bigint
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS staging_unified ON COMMIT DELETE ROWS AS
     SELECT {columns}, raw_id, first_run_id, last_run_id FROM unified_data WITH NO DATA;
 CREATE TEMP TABLE IF NOT EXISTS staging_quarantine (
-    source text, source_record_id text, checksum text, reason text
+    source text, source_record_id text, checksum text, reason text, payload jsonb
 ) ON COMMIT DELETE ROWS;
 """
 
@@ -66,7 +67,9 @@ _HISTORY_FIELDS = tuple(
     ENCODED_COLUMNS.index("last_run_id" if name == "run_id" else name) for name in HISTORY_COLUMNS
 )
 
-COPY_RAW = "COPY staging_raw (source, source_record_id, checksum, payload, fetched_at) FROM STDIN"
+COPY_RAW = (
+    "COPY staging_raw (source, source_record_id, checksum, payload, fetched_at, line, line_offset) FROM STDIN"
+)
 COPY_UNIFIED = sql.SQL("COPY staging_unified ({}) FROM STDIN").format(
     sql.SQL(", ").join(map(sql.Identifier, ENCODED_COLUMNS))
 )
@@ -77,18 +80,16 @@ COPY_HISTORY_DIRECT = sql.SQL("COPY market_history ({}) FROM STDIN").format(
     sql.SQL(", ").join(map(sql.Identifier, HISTORY_COLUMNS))
 )
 # COPY writes the ids given for an identity column (as OVERRIDING SYSTEM VALUE would)
-COPY_RAW_DIRECT = (
-    "COPY {raw} (source, source_record_id, checksum, payload, fetched_at, id, run_id) FROM STDIN"
-)
+COPY_RAW_DIRECT = "COPY {raw} (source, source_record_id, checksum, payload, fetched_at, line, line_offset, id, run_id) FROM STDIN"
 ALLOCATE_RAW_IDS = (
     "SELECT nextval(pg_get_serial_sequence(%(table)s, 'id')) FROM generate_series(1, %(count)s)"
 )
-COPY_QUARANTINE = "COPY staging_quarantine (source, source_record_id, checksum, reason) FROM STDIN"
+COPY_QUARANTINE = "COPY staging_quarantine (source, source_record_id, checksum, reason, payload) FROM STDIN"
 
 INSERT_RAW = """
-INSERT INTO {raw} (source, source_record_id, checksum, payload, fetched_at, run_id)
+INSERT INTO {raw} (source, source_record_id, checksum, payload, fetched_at, line, line_offset, run_id)
 SELECT DISTINCT ON (source, source_record_id, checksum)
-       source, source_record_id, checksum, payload, fetched_at, %(run_id)s
+       source, source_record_id, checksum, payload, fetched_at, line, line_offset, %(run_id)s
 FROM staging_raw
 ON CONFLICT (source, source_record_id, checksum) DO NOTHING
 """
@@ -118,10 +119,7 @@ SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FR
 INSERT_QUARANTINE = """
 INSERT INTO quarantine (source, source_record_id, checksum, reason, payload, first_run_id, last_run_id)
 SELECT DISTINCT ON (q.source, q.source_record_id, q.checksum)
-       q.source, q.source_record_id, q.checksum, q.reason,
-       (SELECT r.payload FROM {raw} r
-        WHERE (r.source, r.source_record_id, r.checksum) = (q.source, q.source_record_id, q.checksum)),
-       %(run_id)s, %(run_id)s
+       q.source, q.source_record_id, q.checksum, q.reason, q.payload, %(run_id)s, %(run_id)s
 FROM staging_quarantine q
 ON CONFLICT (source, source_record_id, checksum) DO UPDATE SET
     reason = EXCLUDED.reason, last_run_id = EXCLUDED.last_run_id, updated_at = now()
@@ -202,7 +200,7 @@ WHERE kind = 'market' AND symbol IS NOT NULL AND (rank <= %(max_rank)s OR source
 SELECT_LATEST_PAYLOADS = """
 SELECT u.source_record_id, r.payload
 FROM unified_data u JOIN {raw} r ON r.id = u.raw_id
-WHERE u.source = %(source)s AND u.source_record_id = ANY(%(ids)s)
+WHERE u.source = %(source)s AND u.source_record_id = ANY(%(ids)s) AND r.payload IS NOT NULL
 """
 
 
@@ -455,13 +453,21 @@ def _one_source(sources: Iterable[str]) -> str:
 
 
 def _raw_row(raw: RawRecord) -> tuple[str, ...]:
+    """A raw row: a line of a file as it was read, anything else as its payload."""
+    kept_as_line = raw.line is not None
     return (
         copy_text.text(raw.source),
         copy_text.text(raw.source_record_id),
         raw.checksum,
-        copy_text.text(raw.payload_json or canonical_json(raw.payload)),
+        copy_text.NULL if kept_as_line else _payload_field(raw),
         copy_text.moment(raw.fetched_at),
+        copy_text.text(raw.line),
+        copy_text.number(raw.position if kept_as_line else None),
     )
+
+
+def _payload_field(raw: RawRecord) -> str:
+    return copy_text.text(raw.payload_json or canonical_json(raw.payload))
 
 
 def _raw_id(fresh: dict[tuple[str, str], int], record: UnifiedRecord) -> str:
@@ -480,6 +486,7 @@ def _quarantine_row(item: QuarantinedRecord) -> tuple[str, ...]:
         copy_text.text(raw.source_record_id),
         raw.checksum,
         copy_text.text(item.reason),
+        _payload_field(raw),  # what a reader of the quarantine shows: the cells by name
     )
 
 

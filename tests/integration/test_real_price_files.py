@@ -117,8 +117,8 @@ def test_each_real_export_loads_every_row_with_the_files_own_values(
         ).fetchall()
         quarantined = connection.execute("SELECT count(*) FROM quarantine").fetchone()
         lineage = connection.execute(
-            "SELECT r.source = u.source AND r.source_record_id = u.source_record_id, r.payload "
-            "FROM unified_data u LEFT JOIN raw_csv r ON r.id = u.raw_id "
+            "SELECT r.source = u.source AND r.source_record_id = u.source_record_id, r.payload, r.line, "
+            "r.line_offset FROM unified_data u LEFT JOIN raw_csv r ON r.id = u.raw_id "
             "WHERE u.source = %s ORDER BY u.observed_at",
             (f"csv:{one_file.stem}",),
         ).fetchall()
@@ -128,11 +128,17 @@ def test_each_real_export_loads_every_row_with_the_files_own_values(
         assert row[:3] == (symbol, quote, moment)
         assert row[3] == close
         assert row[4] == volume
-    # lineage: every record reaches the raw row it came from, which holds the file's own close
+    # lineage: every record reaches the raw row it came from: the file's own line, kept as read
+    # where the file has it, holding the file's own close
     assert len(lineage) == len(expected)
-    for (same_key, payload), (*_, close, _volume) in zip(lineage, expected, strict=True):
+    content = one_file.read_bytes()
+    for (same_key, payload, line, offset), (*_, close, _volume) in zip(lineage, expected, strict=True):
         assert same_key is True
-        assert close in {_decimal(value) for value in payload.values()}
+        assert payload is None
+        assert content[offset:].startswith(line.encode())
+        assert content[offset + len(line.encode()) : offset + len(line.encode()) + 1] in (b"\r", b"\n", b"")
+        cells = next(csv.reader([line], delimiter=";" if line.count(";") > line.count(",") else ","))
+        assert close in {_decimal(cell) for cell in cells}
 
 
 def test_no_bitcoin_volume_lands_in_a_usd_column_and_the_pair_is_split(
