@@ -244,11 +244,11 @@ class Kaspero:
             options = self.ingest_options(fail_after, should_stop)
             workers = self.settings.csv_worker_count()
             # files quoted in USD load side by side; the others after them, in line
-            side_by_side = frozenset(
-                pipeline.name
+            side_by_side = {
+                pipeline.name: pipeline.reader.path
                 for pipeline in pipelines
                 if isinstance(pipeline.reader, CsvFileSource) and pipeline.reader.quoted_in_usd()
-            )
+            }
             if self.database_url and workers > 1 and len(side_by_side) > 1:
                 fan_out = ProcessFanOut(self.settings, self.database_url, workers, side_by_side, full_refresh)
                 options = attrs.evolve(options, fan_out=fan_out)

@@ -18,14 +18,15 @@ import multiprocessing
 import os
 import queue
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.synchronize import Event
+from pathlib import Path
 from typing import Any
 
 from application.errors import InjectedFailure, Interrupted
-from application.ingest import RunTotals, ingest_source
+from application.ingest import RunTotals, SourcePipeline, ingest_source
 from application.ports import EtlObserver, SourceOutcome
 from domain.runs import RunStatus
 from entrypoints.settings import Settings
@@ -41,17 +42,17 @@ class ProcessFanOut:
         settings: Settings,
         database_url: str,
         workers: int,
-        sources: frozenset[str],
+        files: Mapping[str, Path],
         full_refresh: bool = False,
     ) -> None:
         self._settings = settings
         self._database_url = database_url
         self._workers = workers
-        self._sources = sources  # the CSV files it may take: those quoted in USD
+        self._files = files  # the CSV files it may take, by source name: those quoted in USD
         self._full_refresh = full_refresh
 
     def takes(self, source: str) -> bool:
-        return self._workers > 1 and source in self._sources
+        return self._workers > 1 and source in self._files
 
     def run(
         self, sources: Sequence[str], run_id: int, should_stop: Callable[[], bool], observer: EtlObserver
@@ -67,7 +68,8 @@ class ProcessFanOut:
             initargs=(events, stop, os.getpid(), self._settings, self._database_url),
         ) as pool:
             futures: dict[Future[SourceOutcome], str] = {
-                pool.submit(_run_source, source, run_id, self._full_refresh): source for source in sources
+                pool.submit(_run_source, self._files[source], run_id, self._full_refresh): source
+                for source in sources
             }
             pending = set(futures)
             while pending:
@@ -141,20 +143,17 @@ def _stopping() -> bool:
     return bool(_worker["stop"].is_set() or os.getppid() != _worker["parent"])
 
 
-def _run_source(source: str, run_id: int, full_refresh: bool) -> SourceOutcome:
+def _run_source(path: Path, run_id: int, full_refresh: bool) -> SourceOutcome:
+    """One file, as its own source, exactly as `ingest_source` loads it in line."""
     kaspero = _worker["kaspero"]
+    [source] = kaspero.csv_sources([path], full_refresh)
+    pipeline = SourcePipeline(reader=source, normalizer=source)
     totals = RunTotals()
-    with kaspero.pipelines(["csv"], full_refresh) as pipelines:
-        found = [pipeline for pipeline in pipelines if pipeline.name == source]
-        if not found:  # the file went away between the parent's glob and this one
-            return SourceOutcome(
-                source, RunStatus.FAILED, f"{source}: the file is no longer there", lost=True
-            )
-        options = kaspero.ingest_options(should_stop=_stopping)
-        try:
-            status, error = ingest_source(
-                found[0], run_id, kaspero.uow_factory, kaspero.clock, options, None, totals
-            )
-        except (InjectedFailure, Interrupted) as ex:
-            return SourceOutcome(source, RunStatus.FAILED, str(ex), totals.written, stopped=True)
-    return SourceOutcome(source, status, error, totals.written)
+    options = kaspero.ingest_options(should_stop=_stopping)
+    try:
+        status, error = ingest_source(
+            pipeline, run_id, kaspero.uow_factory, kaspero.clock, options, None, totals
+        )
+    except (InjectedFailure, Interrupted) as ex:
+        return SourceOutcome(pipeline.name, RunStatus.FAILED, str(ex), totals.written, stopped=True)
+    return SourceOutcome(pipeline.name, status, error, totals.written)
