@@ -222,10 +222,11 @@ def history_statement(asset_id: int, query: HistoryQuery) -> tuple[sql.Composed,
     if query.end is not None:
         params["end"] = query.end
     first, stop = whole_buckets(query.start, query.end, step)
+    seconds = int(step.total_seconds())
     bar_ranges: list[list[str]] = []
     pieces: list[sql.Composable] = []
-    if int(step.total_seconds()) in STORED_CANDLES and (first is None or stop is None or first < stop):
-        params.update(seconds=int(step.total_seconds()), first=first, stop=stop)
+    if seconds in STORED_CANDLES and (first is None or stop is None or first < stop):
+        params.update(seconds=seconds, first=first, stop=stop)
         candles = [*common, sql.SQL("seconds = %(seconds)s")]
         if first is not None:
             candles.append(sql.SQL("bucket >= %(first)s"))
@@ -234,7 +235,7 @@ def history_statement(asset_id: int, query: HistoryQuery) -> tuple[sql.Composed,
             candles.append(sql.SQL("bucket < %(stop)s"))
             bar_ranges.append(["observed_at >= %(stop)s", "observed_at <= %(end)s"])
         pieces.append(sql.SQL(CANDLES).format(where=sql.SQL(" AND ").join(candles)))
-        whole = [LONG_BARS.format(seconds=int(step.total_seconds()))]
+        whole = [LONG_BARS.format(seconds=seconds)]
         whole += ["observed_at >= %(first)s"] if first is not None else []
         whole += ["observed_at < %(stop)s"] if stop is not None else []
         bar_ranges.append(whole)

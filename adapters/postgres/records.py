@@ -14,7 +14,8 @@ and that batch takes the staging-and-upsert path instead: the same rows, the sam
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -242,7 +243,7 @@ class PostgresRecordRepository:
         cursor = self._connection.cursor()
         unique = list({(raw.source_record_id, raw.checksum): raw for raw in raws}.values())  # in order
         try:
-            with self._connection.transaction():
+            with _savepoint(self._connection):
                 ids = [
                     int(row[0])
                     for row in cursor.execute(ALLOCATE_RAW_IDS, {"table": raw_table, "count": len(unique)})
@@ -279,7 +280,11 @@ class PostgresRecordRepository:
             and all(row[-3] != copy_text.NULL for row in rows)
             and not any(record.source_type is SourceType.API for record in records)
         )
-        history = [record for record in records if _has_history(record)]
+        history = [
+            (row, record.observed_at)
+            for row, record in zip(rows, records, strict=True)
+            if record.asset_id is not None and record.observed_at is not None and record.price_usd is not None
+        ]
         return EncodedBatch(
             source=_one_source(sources) if sources else None,
             content=_Copies(
@@ -287,14 +292,8 @@ class PostgresRecordRepository:
                 quarantine=copy_text.encode(_quarantine_row(item) for item in quarantined),
                 records=len(records),
                 quarantined=len(quarantined),
-                history_years=frozenset(
-                    record.observed_at.astimezone(UTC).year for record in history if record.observed_at
-                ),
-                history=copy_text.encode(
-                    tuple(row[i] for i in _HISTORY_FIELDS)
-                    for row, record in zip(rows, records, strict=True)
-                    if _has_history(record)
-                )
+                history_years=frozenset(observed.astimezone(UTC).year for _, observed in history),
+                history=copy_text.encode(tuple(row[i] for i in _HISTORY_FIELDS) for row, _ in history)
                 if direct
                 else None,
             ),
@@ -307,11 +306,11 @@ class PostgresRecordRepository:
         raw_table = sql.Identifier(raw_table_for(encoded.source))
         params = {"run_id": run_id}
         cursor = self._connection.cursor()
-        self._ensure_staging(cursor)
         inserted = updated = 0
         if copies.records and copies.history is not None and self._copy_direct(cursor, copies):
             inserted = copies.records
         elif copies.records:
+            self._ensure_staging(cursor)
             with cursor.copy(COPY_UNIFIED) as copy:
                 copy.write(copies.unified)
             cursor.execute(_upsert_statement(raw_table), params)
@@ -319,9 +318,10 @@ class PostgresRecordRepository:
             cursor.execute(INSERT_OBSERVATIONS, params)
             self._insert_history(cursor, copies.history_years, params)
         if copies.quarantined:
+            self._ensure_staging(cursor)
             with cursor.copy(COPY_QUARANTINE) as copy:
                 copy.write(copies.quarantine)
-            cursor.execute(sql.SQL(INSERT_QUARANTINE).format(raw=raw_table), params)
+            cursor.execute(INSERT_QUARANTINE, params)
         return LoadCounts(
             inserted=inserted,
             updated=updated,
@@ -334,7 +334,7 @@ class PostgresRecordRepository:
         (nothing written) when a key is met after all, or a partition was dropped meanwhile."""
         self._partitions.ensure(cursor, copies.history_years)
         try:
-            with self._connection.transaction():
+            with _savepoint(self._connection):
                 with cursor.copy(COPY_UNIFIED_DIRECT) as copy:
                     copy.write(copies.unified)
                 if copies.history:
@@ -352,7 +352,7 @@ class PostgresRecordRepository:
         partition another process dropped meanwhile (retention) is found missing, and made again."""
         self._partitions.ensure(cursor, years)
         try:
-            with self._connection.transaction():
+            with _savepoint(self._connection):
                 cursor.execute(INSERT_HISTORY, params)
         except psycopg.errors.CheckViolation:
             self._partitions.forget()
@@ -445,6 +445,18 @@ class _Copies:
     history: bytes | None = None  # its history rows, when the batch can be COPYed in directly
 
 
+@contextmanager
+def _savepoint(connection: psycopg.Connection) -> Iterator[None]:
+    """A savepoint inside the unit of work's transaction, whatever ran before it. (psycopg's
+    `transaction()` on a connection with no transaction open would BEGIN one of its own and
+    COMMIT it on the way out, ahead of the unit of work's commit; any statement opens the unit of
+    work's transaction, so one is sent first when none is open.)"""
+    if connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        connection.execute("SELECT 1")
+    with connection.transaction():
+        yield
+
+
 def _one_source(sources: Iterable[str]) -> str:
     distinct = set(sources)
     if len(distinct) != 1:
@@ -473,10 +485,6 @@ def _payload_field(raw: RawRecord) -> str:
 def _raw_id(fresh: dict[tuple[str, str], int], record: UnifiedRecord) -> str:
     found = fresh.get((record.source_record_id, record.checksum))
     return copy_text.NULL if found is None else str(found)
-
-
-def _has_history(record: UnifiedRecord) -> bool:
-    return record.asset_id is not None and record.observed_at is not None and record.price_usd is not None
 
 
 def _quarantine_row(item: QuarantinedRecord) -> tuple[str, ...]:
