@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
@@ -17,7 +18,13 @@ import attrs
 
 from application.assets import assign_assets
 from application.conversion import convert_to_usd
-from application.errors import InjectedFailure, Interrupted, SourceSkipped, SourceUnavailable
+from application.errors import (
+    InjectedFailure,
+    Interrupted,
+    SourceSkipped,
+    SourceUnavailable,
+    StoreUnavailable,
+)
 from application.ports import (
     Batch,
     Clock,
@@ -41,7 +48,7 @@ from domain.errors import InvalidRecord
 from domain.mentions import MentionFinder
 from domain.pairs import UsdQuotes
 from domain.records import QuarantinedRecord, RawRecord, RecordKind, UnifiedRecord, without_nul
-from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, overall_status
+from domain.runs import FAILED_SHARE, EtlRun, RunStatus, RunTrigger, SourceCounters, overall_status
 
 DEFAULT_AUTO_MAP_CONFIDENCE = 0.8
 
@@ -192,11 +199,18 @@ def ingest_source(
         status, error = RunStatus.SKIPPED, str(ex)
     except (InjectedFailure, Interrupted) as ex:
         status, error, injected = RunStatus.FAILED, f"{name}: {ex}", ex
-    if status is RunStatus.SUCCESS and progress.read and not progress.loaded:
-        # read rows but loaded none: every one quarantined, which is a failure, not a success
+    except StoreUnavailable:
+        raise  # the database is gone: nothing can be recorded, the run's caller deals with it
+    except Exception as ex:  # a fault in this source (a bug, an answer nobody foresaw): it fails,
+        # the pass goes on to the next source, and the traceback reaches the log
+        status, error = RunStatus.FAILED, f"{name}: error: {type(ex).__name__}: {ex}"
+        options.observer.source_errored(name, run_id, error, "".join(traceback.format_exception(ex)))
+    if status is RunStatus.SUCCESS and progress.read and progress.quarantined >= progress.read * FAILED_SHARE:
+        # half or more of what was read is quarantined: a failure, not a success
         status = RunStatus.FAILED
+        share = "all" if not progress.loaded else f"{progress.quarantined:,} of"
         error = (
-            f"{name}: all {progress.read:,} records read were quarantined; "
+            f"{name}: {share} {progress.read:,} records read were quarantined; "
             f"the first because {progress.first_reason or 'of an unknown reason'}"
         )
     finished = clock()

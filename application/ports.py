@@ -19,6 +19,7 @@ from domain.bars import UsdRate
 from domain.checkpoints import Checkpoint
 from domain.comparison import DataDelta, PriceQuote
 from domain.drift import DriftFinding, DriftKind, StoredDrift
+from domain.health import SourceRunState
 from domain.mentions import KnownAsset
 from domain.records import (
     QuarantinedRecord,
@@ -342,6 +343,12 @@ class QuarantineReader(Protocol):
     def find(self, query: QuarantineQuery) -> Page[StoredQuarantine]: ...
 
 
+class SourceRunLedger(Protocol):
+    """What health needs of the run history: each source's newest finished run."""
+
+    def latest_finished(self) -> list[SourceRunState]: ...
+
+
 class HealthProbe(Protocol):
     def database_reachable(self) -> bool: ...
 
@@ -384,6 +391,9 @@ class EtlObserver(Protocol):
 
     def source_finished(self, source: str, run_id: int, status: RunStatus, error: str | None) -> None: ...
 
+    def source_errored(self, source: str, run_id: int, error: str, trace: str) -> None:
+        """A source failed of an error nobody foresaw (not a provider's or a file's fault)."""
+
 
 class NullObserver:
     def drift_found(self, source: str, run_id: int, finding: DriftFinding) -> None:
@@ -396,6 +406,9 @@ class NullObserver:
         return None
 
     def history_dropped(self, partitions: Sequence[str]) -> None:
+        return None
+
+    def source_errored(self, source: str, run_id: int, error: str, trace: str) -> None:
         return None
 
     def source_finished(self, source: str, run_id: int, status: RunStatus, error: str | None) -> None:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import enum
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 import attrs
 
 from application.errors import StoreUnavailable
-from application.ports import HealthProbe, UnitOfWorkFactory
+from application.ports import HealthProbe, SourceRunLedger, UnitOfWorkFactory
+from domain.health import Health, KindHealth, judge
 from domain.runs import RunStatus
 
-
-class Health(enum.StrEnum):
-    HEALTHY = "healthy"
-    DEGRADED = "degraded"
-    UNHEALTHY = "unhealthy"
+__all__ = ["Health", "HealthReport", "ReadinessReport", "check_health", "check_readiness"]
 
 
 @attrs.frozen
@@ -24,6 +21,11 @@ class HealthReport:
     database: bool
     etl_last_run: datetime | None
     etl_last_status: RunStatus | None
+    sources: tuple[KindHealth, ...] = ()
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f"{kind.kind}: {reason}" for kind in self.sources for reason in kind.reasons]
 
 
 @attrs.frozen
@@ -36,27 +38,33 @@ class ReadinessReport:
         return self.database and not self.pending_migrations
 
 
-def check_health(probe: HealthProbe, uow_factory: UnitOfWorkFactory) -> HealthReport:
-    """Healthy with a reachable database and a last run that did not fail or only partly ran.
+def check_health(
+    probe: HealthProbe,
+    uow_factory: UnitOfWorkFactory,
+    ledger: SourceRunLedger,
+    schedules: Mapping[str, timedelta | None],
+    now: datetime,
+) -> HealthReport:
+    """Healthy with a reachable database and every enabled source kind healthy (`domain.health`).
 
-    A database that cannot be reached is unhealthy; a last run that failed or was partial is
-    degraded (the API still serves what is stored).
-    """
+    A database that cannot be reached is unhealthy; a kind whose newest run did not succeed,
+    that never ran, or whose newest run is older than its schedule allows makes it degraded
+    (the API still serves what is stored)."""
     if not probe.database_reachable():
         return HealthReport(Health.UNHEALTHY, False, None, None)
     try:
         with uow_factory() as uow:
             last = uow.runs.latest()
+        states = ledger.latest_finished()
     except StoreUnavailable:  # gone between the probe and the query
         return HealthReport(Health.UNHEALTHY, False, None, None)
-    if last is None:
-        return HealthReport(Health.HEALTHY, True, None, None)
-    degraded = last.status in (RunStatus.FAILED, RunStatus.PARTIAL)
+    status, kinds = judge(schedules, states, now)
     return HealthReport(
-        Health.DEGRADED if degraded else Health.HEALTHY,
+        status,
         True,
-        last.finished_at or last.started_at,
-        last.status,
+        (last.finished_at or last.started_at) if last else None,
+        last.status if last else None,
+        kinds,
     )
 
 

@@ -152,16 +152,29 @@ class AssetView:
 
     @property
     def current(self) -> tuple[SourceQuote, ...]:
-        """The quotes the consensus is made of: those within `window` of the newest."""
-        times = [quote.observed_at for quote in self.quotes if quote.observed_at is not None]
-        if self.window is None or not times:
-            return self.quotes
-        newest = max(times)
-        return tuple(
-            quote
-            for quote in self.quotes
-            if quote.observed_at is None or newest - quote.observed_at <= self.window
+        """The quotes the consensus is made of: the most sources observed within `window` of
+        each other (of equal groups, the newest). A quote without an observation time cannot be
+        placed: it counts only when no quote has one."""
+        timed = sorted(
+            ((quote.observed_at, index) for index, quote in enumerate(self.quotes) if quote.observed_at),
         )
+        if not timed:
+            return self.quotes
+        if self.window is None:
+            return tuple(self.quotes[index] for _, index in timed)
+        best: list[int] = []
+        first = 0
+        for last, (moment, _) in enumerate(timed):
+            while timed[first][0] < moment - self.window:
+                first += 1
+            if last + 1 - first >= len(best):  # a later group as large wins: the newest
+                best = [index for _, index in timed[first : last + 1]]
+        return tuple(self.quotes[index] for index in sorted(best))
+
+    @property
+    def consensus_at(self) -> datetime | None:
+        """When the consensus was observed: the newest observation it is made of."""
+        return max((quote.observed_at for quote in self.current if quote.observed_at), default=None)
 
     @property
     def consensus_price(self) -> Decimal | None:

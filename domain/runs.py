@@ -83,6 +83,10 @@ class SourceStats:
     runs_by_status: dict[str, int] = attrs.field(factory=dict)
 
 
+# a source that quarantines this share of what it read, or more, has failed whatever it loaded
+FAILED_SHARE = 0.5
+
+
 def overall_status(statuses: list[RunStatus]) -> RunStatus:
     """A run succeeds if every source did, fails if none did, and is partial in between.
 

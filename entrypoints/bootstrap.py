@@ -34,13 +34,18 @@ from adapters.http_source.coingecko import CoinGeckoNormalizer, CoinGeckoPaging,
 from adapters.http_source.coinpaprika import CoinPaprikaNormalizer, HttpxCoinPaprikaReader
 from adapters.http_source.rate_limit import TokenBucket
 from adapters.http_source.transport import ProviderClient, RetryPolicy
-from adapters.memory.reader import InMemoryHealthProbe, InMemoryQuarantineReader, InMemoryRecordReader
+from adapters.memory.reader import (
+    InMemoryHealthProbe,
+    InMemoryQuarantineReader,
+    InMemoryRecordReader,
+    InMemorySourceRunLedger,
+)
 from adapters.memory.scheduling import InMemorySourceLocks
 from adapters.memory.state import InMemoryStore
 from adapters.memory.store import InMemoryUnitOfWork
 from adapters.postgres.admin import check_reachable, create_database
 from adapters.postgres.embedded import EmbeddedPostgres
-from adapters.postgres.health import PostgresHealthProbe
+from adapters.postgres.health import PostgresHealthProbe, PostgresSourceRunLedger
 from adapters.postgres.migrations import apply_migrations, migration_ids
 from adapters.postgres.pooling import SUSPICION
 from adapters.postgres.pooling import configure as configure_connection
@@ -56,6 +61,7 @@ from application.ports import (
     QuarantineReader,
     RecordReader,
     SourceLocks,
+    SourceRunLedger,
     UnitOfWorkFactory,
 )
 from domain.bars import FileInspection
@@ -129,6 +135,7 @@ class Container(containers.DeclarativeContainer):
     quarantine = providers.Singleton(PostgresQuarantineReader, pool)
     locks = providers.Resource(locks_resource, database_url)
     probe = providers.Singleton(PostgresHealthProbe, pool, providers.Callable(migration_ids, MIGRATIONS_DIR))
+    ledger = providers.Singleton(PostgresSourceRunLedger, pool)
 
 
 @attrs.define
@@ -140,6 +147,7 @@ class Kaspero:
     reader: RecordReader
     quarantine: QuarantineReader
     probe: HealthProbe
+    ledger: SourceRunLedger
     locks: SourceLocks
     clock: Clock
     _close: Callable[[], None]
@@ -310,6 +318,7 @@ def build(
         container.reader.override(providers.Object(InMemoryRecordReader(store)))
         container.quarantine.override(providers.Object(InMemoryQuarantineReader(store)))
         container.probe.override(providers.Object(InMemoryHealthProbe()))
+        container.ledger.override(providers.Object(InMemorySourceRunLedger(store)))
         container.locks.override(providers.Object(InMemorySourceLocks()))
     else:
         database_url = database_url or resolve_database_url(settings, start=embedded)
@@ -321,6 +330,7 @@ def build(
         reader=container.reader(),
         quarantine=container.quarantine(),
         probe=container.probe(),
+        ledger=container.ledger(),
         locks=container.locks(),
         clock=container.clock(),
         close=partial(_shutdown, container),

@@ -112,7 +112,9 @@ class _RelayObserver:
         self._events = events
 
     def __getattr__(self, method: str) -> Callable[..., None]:
-        if method not in ("drift_found", "batch_committed", "progress", "history_dropped", "source_finished"):
+        if method not in (
+            "drift_found", "batch_committed", "progress", "history_dropped", "source_errored", "source_finished",
+        ):  # fmt: skip
             raise AttributeError(method)
         return lambda *args: self._events.put((method, args))
 

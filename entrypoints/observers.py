@@ -57,6 +57,9 @@ class LoggingObserver:
     def history_dropped(self, partitions: Sequence[str]) -> None:
         logger.info("history_dropped", partitions=list(partitions), reason="HISTORY_RETENTION_DAYS")
 
+    def source_errored(self, source: str, run_id: int, error: str, trace: str) -> None:
+        logger.error("source_error", source=source, run_id=run_id, error=error, traceback=trace)
+
     def source_finished(self, source: str, run_id: int, status: RunStatus, error: str | None) -> None:
         with self._guard:
             self._last.pop(source, None)

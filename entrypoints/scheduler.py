@@ -8,19 +8,18 @@ the process after the batch in flight commits; the run is recorded as failed wit
 
 from __future__ import annotations
 
-import contextlib
 import random
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
-from pathlib import Path
 
 import structlog
 
+from application.errors import StoreUnavailable
 from application.scheduling import run_due_sources, run_requested
 from domain.runs import EtlRun, RunTrigger
 from entrypoints.bootstrap import AVAILABLE_SOURCE_KINDS, Kaspero
-from entrypoints.healthcheck import HEARTBEAT_SECONDS, heartbeat_path
+from entrypoints.healthcheck import GRACE_SECONDS, Heartbeat, heartbeat_path
 
 logger = structlog.get_logger("kaspero.scheduler")
 
@@ -48,8 +47,14 @@ def run_scheduler(
         "scheduler_started", kinds={k: v.total_seconds() for k, v in intervals.items()}, jitter=jitter
     )
 
+    heartbeat = Heartbeat(heartbeat_path(kaspero.settings), max(shortest, GRACE_SECONDS) + GRACE_SECONDS)
+
+    def should_stop() -> bool:
+        heartbeat.working()  # asked between batches: a long run is a cycle going on
+        return stop.is_set()
+
     def run_kinds(kinds: Sequence[str], trigger: RunTrigger) -> EtlRun:
-        run = kaspero.run_etl(list(kinds), trigger, should_stop=stop.is_set)
+        run = kaspero.run_etl(list(kinds), trigger, should_stop=should_stop)
         logger.info(
             "run_finished", run_id=run.id, trigger=trigger.value, status=run.status.value, error=run.error
         )
@@ -61,9 +66,6 @@ def run_scheduler(
                 uow.schedule.mark_started(kind, kaspero.clock())
             uow.commit()
     backoff = backoff or Backoff()
-    threading.Thread(
-        target=_beat, args=(heartbeat_path(kaspero.settings), stop), name="kaspero-heartbeat", daemon=True
-    ).start()
     while not stop.is_set():
         try:
             while not stop.is_set() and run_requested(
@@ -75,29 +77,18 @@ def run_scheduler(
             run_due_sources(
                 intervals, kaspero.locks, kaspero.uow_factory, kaspero.clock, run_kinds, stop.is_set
             )
-        except Exception as ex:  # a fault outside the process (the database gone) must not end it
+        except Exception as ex:  # no fault ends the process; the database gone is one line, any
+            # other fault (ours) is logged with its traceback
+            heartbeat.cycle_failed()
             delay = backoff.next()
-            logger.error(
-                "scheduler_cycle_failed", error=f"{type(ex).__name__}: {ex}", retry_in_s=round(delay, 1)
-            )
+            log = logger.error if isinstance(ex, StoreUnavailable) else logger.exception
+            log("scheduler_cycle_failed", error=f"{type(ex).__name__}: {ex}", retry_in_s=round(delay, 1))
             stop.wait(delay)
             continue
+        heartbeat.cycle_succeeded()
         backoff.reset()
         stop.wait(poll)
     logger.info("scheduler_stopped")
-
-
-def _beat(path: Path, stop: threading.Event) -> None:
-    """Touch the heartbeat file while the process lives (`python -m entrypoints.healthcheck scheduler`)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return
-    while True:
-        with contextlib.suppress(OSError):
-            path.touch()
-        if stop.wait(HEARTBEAT_SECONDS):
-            return
 
 
 class Backoff:

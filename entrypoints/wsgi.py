@@ -33,7 +33,9 @@ def create() -> falcon.App[falcon.Request, falcon.Response]:
         divergence_pct=settings.divergence_threshold_pct,
         consensus_window=timedelta(minutes=settings.consensus_window_minutes),
         schedules={kind: settings.schedule_minutes(kind) for kind in AVAILABLE_SOURCE_KINDS},
+        enabled_kinds=tuple(dict.fromkeys(settings.etl_sources or AVAILABLE_SOURCE_KINDS)),
     )
     return create_app(
-        kaspero.reader, kaspero.probe, kaspero.uow_factory, options, kaspero.clock, kaspero.quarantine
-    )
+        kaspero.reader, kaspero.probe, kaspero.uow_factory, options, kaspero.clock, kaspero.quarantine,
+        kaspero.ledger,
+    )  # fmt: skip

@@ -17,7 +17,7 @@ import attrs
 import pydantic
 
 from adapters.boundary import Moment, Money, RequiredMoney, RequiredText, WholeNumber, validated
-from adapters.http_source.paging import element_batches, source_unavailable
+from adapters.http_source.paging import PROVIDER_FAULTS, element_batches, source_unavailable
 from adapters.http_source.transport import ProviderClient
 from application.ports import Batch
 from domain.drift import Contract, FieldSpec, FieldType
@@ -93,7 +93,7 @@ class HttpxCoinGeckoReader:
             }
             try:
                 elements = self._client.get_json("/coins/markets", params)
-            except Exception as ex:
+            except PROVIDER_FAULTS as ex:
                 raise source_unavailable(NAME, ex, self._client) from ex
             if not isinstance(elements, list):
                 raise source_unavailable(NAME, TypeError("expected a JSON array of coins"), self._client)

@@ -49,6 +49,11 @@ def element_batches(
     return raws, rejected
 
 
+# what makes a source unavailable: the provider's answers and the network. Anything else raised
+# while reading is a fault of ours, which the run records as an error with its traceback.
+PROVIDER_FAULTS = (ProviderError, httpx.HTTPError)
+
+
 def source_unavailable(source: str, ex: BaseException, client: ProviderClient) -> SourceUnavailable:
     """The run-level error for a source that cannot be read, with the requests it cost."""
     if isinstance(ex, ProviderError):

@@ -8,7 +8,9 @@ from typing import Any
 from adapters.memory.state import InMemoryStore
 from application.queries import DataQuery, Page, QuarantineQuery, SortOrder, next_key, sort_value
 from domain.assets import Asset
+from domain.health import SourceRunState
 from domain.records import RecordKind, StoredQuarantine, StoredRecord, UnifiedRecord
+from domain.runs import RunStatus
 
 
 class InMemoryRecordReader:
@@ -136,3 +138,27 @@ class InMemoryQuarantineReader:
             page_size=query.page_size,
             total_items=len(matches),
         )
+
+
+class InMemorySourceRunLedger:
+    """Each source's newest finished run in the fake store, as the SQL ledger answers."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+
+    def latest_finished(self) -> list[SourceRunState]:
+        newest: dict[str, SourceRunState] = {}
+        for (run_id, source), item in sorted(self._store.state.source_runs.items()):
+            if item.status is RunStatus.RUNNING:
+                continue
+            started, finished = self._store.state.source_times.get((run_id, source), (None, None))
+            run = self._store.state.runs[run_id]
+            newest[source] = SourceRunState(
+                source,
+                run_id,
+                item.status,
+                started or run.started_at,
+                finished or run.finished_at,
+                item.error,
+            )
+        return [newest[source] for source in sorted(newest)]

@@ -39,6 +39,8 @@ class State:
     checkpoints: dict[str, Checkpoint] = attrs.Factory(dict)
     runs: dict[int, EtlRun] = attrs.Factory(dict)
     source_runs: dict[tuple[int, str], SourceRun] = attrs.Factory(dict)
+    # when each source of a run started and finished, as etl_run_sources keeps them
+    source_times: dict[tuple[int, str], tuple[datetime, datetime | None]] = attrs.Factory(dict)
     drifts: dict[tuple[str, str, str, str], StoredDrift] = attrs.Factory(dict)
     requests: dict[int, RunRequest] = attrs.Factory(dict)
     schedule: dict[str, datetime] = attrs.Factory(dict)

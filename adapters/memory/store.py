@@ -264,6 +264,7 @@ class InMemoryRunRepository:
         self._state.source_runs.setdefault(
             (run_id, source), SourceRun(source, SourceCounters(), RunStatus.RUNNING)
         )
+        self._state.source_times.setdefault((run_id, source), (started_at, None))
 
     def add_counters(self, run_id: int, source: str, counters: SourceCounters) -> None:
         current = self._state.source_runs[(run_id, source)]
@@ -286,6 +287,8 @@ class InMemoryRunRepository:
         self._state.source_runs[(run_id, source)] = attrs.evolve(
             current, counters=counters, status=status, error=error, freshness_seconds=freshness_seconds
         )
+        started = self._state.source_times.get((run_id, source), (finished_at, None))[0]
+        self._state.source_times[(run_id, source)] = (started, finished_at)
 
     def finish(self, run_id: int, status: RunStatus, error: str | None, finished_at: datetime) -> None:
         self._state.runs[run_id] = attrs.evolve(

@@ -7,6 +7,8 @@ from psycopg_pool import ConnectionPool
 
 from adapters.postgres.pooling import reading
 from application.errors import StoreUnavailable
+from domain.health import SourceRunState
+from domain.runs import RunStatus
 
 SELECT_APPLIED = "SELECT migration_id FROM _yoyo_migration"
 
@@ -32,3 +34,39 @@ class PostgresHealthProbe:
         except psycopg.errors.UndefinedTable:
             applied = set()
         return [migration for migration in self._expected if migration not in applied]
+
+
+# each source's newest finished run through the (source, run_id DESC) index: a skip scan over
+# the distinct sources, one index probe each, whatever the length of the history
+SELECT_LATEST_FINISHED = """
+WITH RECURSIVE sources AS (
+    SELECT min(source) AS source FROM etl_run_sources
+    UNION ALL
+    SELECT (SELECT min(source) FROM etl_run_sources WHERE source > sources.source)
+    FROM sources WHERE sources.source IS NOT NULL
+)
+SELECT newest.source, newest.run_id, newest.status, newest.started_at, newest.finished_at, newest.error
+FROM sources
+CROSS JOIN LATERAL (
+    SELECT source, run_id, status, started_at, finished_at, error
+    FROM etl_run_sources r
+    WHERE r.source = sources.source AND r.status <> 'running'
+    ORDER BY r.run_id DESC
+    LIMIT 1
+) newest
+"""
+
+
+class PostgresSourceRunLedger:
+    def __init__(self, pool: ConnectionPool, timeout: float = 2.0) -> None:
+        self._pool = pool
+        self._timeout = timeout
+
+    def latest_finished(self) -> list[SourceRunState]:
+        with reading(self._pool, self._timeout) as connection:
+            return [
+                SourceRunState(source, int(run_id), RunStatus(status), started, finished, error)
+                for source, run_id, status, started, finished, error in connection.execute(
+                    SELECT_LATEST_FINISHED
+                )
+            ]

@@ -12,7 +12,16 @@ import attrs
 import falcon
 import falcon.media
 
-from application.ports import Clock, HealthProbe, QuarantineReader, RecordReader, UnitOfWorkFactory
+from application.ports import (
+    Clock,
+    HealthProbe,
+    QuarantineReader,
+    RecordReader,
+    SourceRunLedger,
+    UnitOfWorkFactory,
+)
+from application.status import HealthReport, check_health
+from domain.health import SourceRunState
 from entrypoints.api import errors
 from entrypoints.api.auth import ApiKeyGuard
 from entrypoints.api.docs import install_docs
@@ -48,6 +57,7 @@ class ApiOptions:
     divergence_pct: float = 5.0
     consensus_window: timedelta | None = timedelta(minutes=15)
     schedules: Mapping[str, float] = attrs.field(factory=dict)  # source kind -> minutes, for the dashboard
+    enabled_kinds: tuple[str, ...] = ()  # the kinds `/health` judges (`ETL_SOURCES`)
 
 
 def create_app(
@@ -57,10 +67,22 @@ def create_app(
     options: ApiOptions | None = None,
     clock: Clock | None = None,
     quarantine: QuarantineReader | None = None,
+    ledger: SourceRunLedger | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
-    """The API over its collaborators; `entrypoints.wsgi.create` passes the production ones."""
+    """The API over its collaborators; `entrypoints.wsgi.create` passes the production ones.
+
+    Without a `ledger` no run history is known: every enabled kind counts as never run."""
     options = options or ApiOptions()
-    clock = clock or (lambda: datetime.now(UTC))
+    now: Clock = clock or (lambda: datetime.now(UTC))
+    schedules = {
+        kind: timedelta(minutes=options.schedules[kind]) if kind in options.schedules else None
+        for kind in options.enabled_kinds
+    }
+    history = ledger or _NoHistory()
+
+    def health() -> HealthReport:
+        return check_health(probe, uow_factory, history, schedules, now())
+
     guard = ApiKeyGuard(options.api_keys, options.reads_need_key)
     http_metrics, metrics = metrics_setup(uow_factory, options.metrics_dir)
     middleware: list[Any] = [http_metrics, RequestContext(), HttpHygiene(), guard]
@@ -78,7 +100,7 @@ def create_app(
     if quarantine is not None:
         app.add_route("/quarantine", QuarantineResource(quarantine))
     runs = RunsResource(
-        uow_factory, options.source_kinds, clock, guard, options.divergence_pct, options.consensus_window
+        uow_factory, options.source_kinds, now, guard, options.divergence_pct, options.consensus_window
     )
     app.add_route("/runs", runs)
     app.add_route("/runs/{run_id:int(min=1, max=9223372036854775807)}", runs, suffix="item")
@@ -89,14 +111,14 @@ def create_app(
         RunRequestsResource(uow_factory),
         suffix="item",
     )
-    assets = AssetsResource(uow_factory, options.divergence_pct, options.consensus_window, clock)
+    assets = AssetsResource(uow_factory, options.divergence_pct, options.consensus_window, now)
     app.add_route("/assets", assets)
     app.add_route("/assets/{asset_id:int(min=1, max=9223372036854775807)}", assets, suffix="item")
     app.add_route("/assets/{asset_id:int(min=1, max=9223372036854775807)}/history", assets, suffix="history")
     app.add_route("/stats", StatsResource(uow_factory))
     app.add_route("/checkpoints", CheckpointsResource(uow_factory))
     app.add_route("/schema-drifts", SchemaDriftsResource(uow_factory))
-    app.add_route("/health", HealthResource(probe, uow_factory, options.version or kaspero_version()))
+    app.add_route("/health", HealthResource(health, options.version or kaspero_version()))
     app.add_route("/ready", ReadyResource(probe))
     app.add_route("/live", LiveResource())
     app.add_route("/metrics", metrics)
@@ -108,5 +130,10 @@ def create_app(
         window=options.consensus_window,
         version=options.version or kaspero_version(),
     )
-    install_dashboard(app, Dashboard(reader, quarantine, probe, uow_factory, dashboard, clock, guard))
+    install_dashboard(app, Dashboard(reader, quarantine, health, uow_factory, dashboard, now, guard))
     return app
+
+
+class _NoHistory:
+    def latest_finished(self) -> list[SourceRunState]:
+        return []

@@ -1,5 +1,6 @@
-"""`/docs`: the OpenAPI document as an interactive page (Swagger UI), served by Kaspero itself
-from the files of the `swagger-ui-bundle` package: no CDN, works offline."""
+"""`/docs`: the OpenAPI document as an interactive page (Swagger UI 5, which reads OpenAPI 3.1),
+served by Kaspero itself from the files of the `swagger-ui-bundle-v2` package: no CDN, works
+offline."""
 
 from __future__ import annotations
 

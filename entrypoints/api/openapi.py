@@ -108,7 +108,16 @@ ASSET_VIEW = {
         ASSET,
         {
             "type": "object",
-            "required": ["aliases", "prices", "consensus_price_usd", "spread_pct", "divergent"],
+            "required": [
+                "aliases",
+                "prices",
+                "consensus_price_usd",
+                "consensus_observed_at",
+                "consensus_age_seconds",
+                "consensus_sources",
+                "spread_pct",
+                "divergent",
+            ],
             "properties": {
                 "aliases": {
                     "type": "array",
@@ -140,6 +149,9 @@ ASSET_VIEW = {
                 },
                 "consensus_window_seconds": _nullable({"type": "number"}),
                 "consensus_price_usd": MONEY,
+                "consensus_observed_at": _nullable(MOMENT),
+                "consensus_age_seconds": _nullable({"type": "integer"}),
+                "consensus_sources": {"type": "array", "items": {"type": "string"}},
                 "spread_pct": MONEY,
                 "divergent": {"type": "boolean"},
             },
@@ -388,13 +400,65 @@ SCHEMAS: dict[str, Any] = {
     },
     "Health": {
         "type": "object",
-        "required": ["status", "database", "etl_last_run", "etl_last_status", "version"],
+        "description": (
+            "healthy only when every enabled source kind's newest run succeeded and is not stale "
+            "(older than two of its intervals and a minute); degraded otherwise, with `reasons`"
+        ),
+        "required": [
+            "status",
+            "database",
+            "etl_last_run",
+            "etl_last_status",
+            "version",
+            "reasons",
+            "sources",
+        ],
         "properties": {
             "status": {"enum": ["healthy", "degraded", "unhealthy"]},
             "database": {"type": "boolean"},
             "etl_last_run": _nullable(MOMENT),
             "etl_last_status": _nullable({"enum": [member.value for member in RunStatus]}),
             "version": {"type": "string"},
+            "reasons": {"type": "array", "items": {"type": "string"}},
+            "sources": {"type": "object", "additionalProperties": _ref("KindHealth")},
+        },
+    },
+    "KindHealth": {
+        "type": "object",
+        "required": [
+            "status",
+            "last_run_id",
+            "last_status",
+            "last_finished_at",
+            "age_seconds",
+            "schedule_seconds",
+            "stale",
+            "reasons",
+            "sources",
+        ],
+        "properties": {
+            "status": {"enum": ["healthy", "degraded"]},
+            "last_run_id": _nullable({"type": "integer"}),
+            "last_status": _nullable({"enum": [member.value for member in RunStatus]}),
+            "last_finished_at": _nullable(MOMENT),
+            "age_seconds": _nullable({"type": "number"}),
+            "schedule_seconds": _nullable({"type": "number"}),
+            "stale": {"type": "boolean"},
+            "reasons": {"type": "array", "items": {"type": "string"}},
+            "sources": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["source", "run_id", "status", "finished_at", "error"],
+                    "properties": {
+                        "source": {"type": "string"},
+                        "run_id": {"type": "integer"},
+                        "status": {"enum": [member.value for member in RunStatus]},
+                        "finished_at": _nullable(MOMENT),
+                        "error": _nullable({"type": "string"}),
+                    },
+                },
+            },
         },
     },
     "Ready": {

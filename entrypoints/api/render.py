@@ -112,6 +112,30 @@ def health(report: HealthReport, version: str) -> dict[str, Any]:
         "etl_last_run": report.etl_last_run,
         "etl_last_status": report.etl_last_status.value if report.etl_last_status else None,
         "version": version,
+        "reasons": report.reasons,
+        "sources": {
+            kind.kind: {
+                "status": kind.status.value,
+                "last_run_id": kind.last_run_id,
+                "last_status": kind.last_status.value if kind.last_status else None,
+                "last_finished_at": kind.last_finished_at,
+                "age_seconds": None if kind.age_seconds is None else round(kind.age_seconds, 1),
+                "schedule_seconds": kind.schedule_seconds,
+                "stale": kind.stale,
+                "reasons": list(kind.reasons),
+                "sources": [
+                    {
+                        "source": state.source,
+                        "run_id": state.run_id,
+                        "status": state.status.value,
+                        "finished_at": state.finished_at,
+                        "error": state.error,
+                    }
+                    for state in kind.sources
+                ],
+            }
+            for kind in report.sources
+        },
     }
 
 
@@ -288,6 +312,13 @@ def asset_view(view: AssetView, divergence_pct: Decimal, now: datetime | None = 
         ],
         "consensus_window_seconds": view.window.total_seconds() if view.window else None,
         "consensus_price_usd": _money(view.consensus_price),
+        "consensus_observed_at": view.consensus_at,
+        "consensus_age_seconds": (
+            round((now - view.consensus_at).total_seconds())
+            if now is not None and view.consensus_at is not None
+            else None
+        ),
+        "consensus_sources": [quote.source for quote in view.current],
         "spread_pct": _money(spread),
         "divergent": spread is not None and spread > divergence_pct,
     }

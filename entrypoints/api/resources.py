@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -16,7 +16,7 @@ from application.operations import list_checkpoints, list_drift_findings, source
 from application.ports import Clock, HealthProbe, QuarantineReader, RecordReader, UnitOfWorkFactory
 from application.runs import get_run, get_run_request, list_runs
 from application.scheduling import request_run
-from application.status import Health, check_health, check_readiness
+from application.status import Health, HealthReport, check_readiness
 from domain.assets import HistoryQuery, Interval
 from domain.drift import DriftKind
 from domain.runs import RunStatus
@@ -115,16 +115,16 @@ class QuarantineResource:
 
 
 class HealthResource:
-    """`/health`: 200 unless the database is unreachable (503); degraded after a bad last run."""
+    """`/health`: 200 unless the database is unreachable (503); degraded while any enabled source
+    kind's newest run did not succeed, it never ran, or it is stale against its schedule."""
 
-    def __init__(self, probe: HealthProbe, uow_factory: UnitOfWorkFactory, version: str) -> None:
-        self._probe = probe
-        self._uow_factory = uow_factory
+    def __init__(self, health: Callable[[], HealthReport], version: str) -> None:
+        self._health = health
         self._version = version
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         QueryParams(req, ())
-        report = check_health(self._probe, self._uow_factory)
+        report = self._health()
         resp.media = render.health(report, self._version)
         if report.status is Health.UNHEALTHY:
             resp.status = falcon.HTTP_503

@@ -6,8 +6,9 @@ in `data-*` attributes, so a reader (or a test) can read what is drawn.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from html import escape
 
@@ -38,48 +39,92 @@ def sparkline(values: Sequence[int], width: int = 160, height: int = 32, label: 
     )
 
 
-def candles(series: Sequence[Candle], title: str, width: int = 900, height: int = 320) -> Markup:
-    """Candlesticks of one series: a body from open to close (rising filled, falling hollow),
-    a wick from low to high; axes with the price range and the first and last bucket."""
+MAX_GAPS_DRAWN = 60
+
+
+def bar_size(series: Sequence[Candle], interval: timedelta) -> timedelta:
+    """The size of the bars the candles are made of, from the data: the closest two candles'
+    distance when every candle is further from the next than the interval (a daily file asked
+    for hourly candles has one candle a day), else the interval."""
+    if len(series) < 2:
+        return interval
+    closest = min(later.bucket - earlier.bucket for earlier, later in itertools.pairwise(series))
+    return max(closest, interval)
+
+
+def candles(
+    series: Sequence[Candle], title: str, interval: timedelta, width: int = 900, height: int = 320
+) -> Markup:
+    """Candlesticks of one series on a time axis: a body from open to close (rising filled,
+    falling hollow), a wick from low to high, placed by their time, so missing data is empty
+    space, and each gap longer than a bar is marked with its dates."""
     if not series:
         return Markup(f'<p class="empty">No candles for {escape(title)} in this range.</p>')
-    pad_left, pad_right, pad_y = 70, 10, 16
+    pad_left, pad_right, pad_y, axis = 70, 10, 16, 18
+    plot_bottom = height - pad_y - axis
     lows = min(candle.low for candle in series)
     highs = max(candle.high for candle in series)
     span = (highs - lows) or Decimal(1)
-    slot = (width - pad_left - pad_right) / len(series)
-    body = max(1.0, slot * 0.7)
+    bar = bar_size(series, interval)
+    first, last = series[0].bucket, series[-1].bucket + bar
+    seconds = max((last - first).total_seconds(), 1.0)
+    plot = width - pad_left - pad_right
+    body = max(1.0, bar.total_seconds() / seconds * plot * 0.7)
+
+    def x(moment: datetime) -> float:
+        return round(pad_left + (moment - first).total_seconds() / seconds * plot, 2)
 
     def y(price: Decimal) -> float:
-        return round(pad_y + float((highs - price) / span) * (height - 2 * pad_y), 2)
+        return round(pad_y + float((highs - price) / span) * (plot_bottom - pad_y), 2)
 
     parts = [
         f'<svg class="chart" width="100%" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(title)}: {len(series)} candles">',
+        f'aria-label="{escape(title)}: {len(series)} candles from {_moment(series[0].bucket)} to '
+        f'{_moment(series[-1].bucket)}">',
         f"<title>{escape(title)}</title>",
-        f'<line class="axis" x1="{pad_left}" y1="{pad_y}" x2="{pad_left}" y2="{height - pad_y}"/>',
+    ]
+    gaps = sorted(
+        ((later.bucket - earlier.bucket, earlier, later) for earlier, later in itertools.pairwise(series)),
+        key=lambda gap: gap[0],
+        reverse=True,
+    )
+    for distance, earlier, later in gaps[:MAX_GAPS_DRAWN]:
+        if distance <= bar:
+            break
+        start, stop = earlier.bucket + bar, later.bucket
+        parts.append(
+            f'<rect class="gap" x="{x(start)}" y="{pad_y}" width="{max(0.5, round(x(stop) - x(start), 2))}" '
+            f'height="{plot_bottom - pad_y}" data-from="{_moment(start)}" data-to="{_moment(stop)}">'
+            f"<title>no data from {_moment(start)} to {_moment(stop)}</title></rect>"
+        )
+    parts += [
+        f'<line class="axis" x1="{pad_left}" y1="{pad_y}" x2="{pad_left}" y2="{plot_bottom}"/>',
+        f'<line class="axis" x1="{pad_left}" y1="{plot_bottom}" x2="{width - pad_right}" y2="{plot_bottom}"/>',
         f'<text class="tick" x="{pad_left - 6}" y="{pad_y + 4}" text-anchor="end">{_money(highs)}</text>',
-        f'<text class="tick" x="{pad_left - 6}" y="{height - pad_y}" text-anchor="end">{_money(lows)}</text>',
+        f'<text class="tick" x="{pad_left - 6}" y="{plot_bottom}" text-anchor="end">{_money(lows)}</text>',
     ]
     for index, candle in enumerate(series):
-        center = round(pad_left + slot * index + slot / 2, 2)
+        center = round(x(candle.bucket) + body / 0.7 / 2, 2)
         rising = candle.close >= candle.open
         top, bottom = y(max(candle.open, candle.close)), y(min(candle.open, candle.close))
         parts.append(
             f'<g class="candle {"up" if rising else "down"}" data-bucket="{_moment(candle.bucket)}" '
             f'data-open="{candle.open}" data-high="{candle.high}" data-low="{candle.low}" '
-            f'data-close="{candle.close}" data-observations="{candle.observations}">'
+            f'data-close="{candle.close}" data-observations="{candle.observations}" data-index="{index}">'
             f"<title>{_moment(candle.bucket)}: open {_money(candle.open)}, high {_money(candle.high)}, "
             f"low {_money(candle.low)}, close {_money(candle.close)}</title>"
             f'<line x1="{center}" y1="{y(candle.high)}" x2="{center}" y2="{y(candle.low)}"/>'
             f'<rect x="{round(center - body / 2, 2)}" y="{top}" width="{round(body, 2)}" '
             f'height="{max(1.0, round(bottom - top, 2))}"/></g>'
         )
-    parts.append(
-        f'<text class="tick" x="{pad_left}" y="{height - 2}">{_moment(series[0].bucket)}</text>'
-        f'<text class="tick" x="{width - pad_right}" y="{height - 2}" text-anchor="end">{_moment(series[-1].bucket)}</text>'
-        "</svg>"
-    )
+    ticks = 5
+    for tick in range(ticks):
+        moment = first + (last - first) * tick / (ticks - 1)
+        anchor = "start" if tick == 0 else "end" if tick == ticks - 1 else "middle"
+        parts.append(
+            f'<text class="tick time" x="{x(moment)}" y="{height - 2}" text-anchor="{anchor}">{_moment(moment)}</text>'
+        )
+    parts.append("</svg>")
     return Markup("".join(parts))
 
 

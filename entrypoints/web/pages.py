@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -24,17 +24,17 @@ from application.assets import asset_history, asset_view, find_assets
 from application.browse import find_quarantined, find_records
 from application.comparison import anomalies, compare
 from application.operations import list_drift_findings, source_stats
-from application.ports import Clock, HealthProbe, QuarantineReader, RecordReader, UnitOfWorkFactory
+from application.ports import Clock, QuarantineReader, RecordReader, UnitOfWorkFactory
 from application.queries import DataQuery, QuarantineQuery
 from application.runs import get_run, list_runs, run_before
-from application.status import check_health
-from domain.assets import HistoryQuery, Interval
+from application.status import HealthReport
+from domain.assets import Candle, HistoryQuery, Interval
 from domain.records import RecordKind
 from domain.runs import EtlRun, RunStatus, SourceRun
 from entrypoints.api.auth import KEY_COOKIE, ApiKeyGuard
 from entrypoints.api.errors import InvalidParameter
 from entrypoints.api.params import QueryParams
-from entrypoints.web.charts import candles, sparkline
+from entrypoints.web.charts import bar_size, candles, sparkline
 
 HERE = Path(__file__).resolve().parent
 RANGES = {
@@ -44,6 +44,7 @@ RANGES = {
     "1y": timedelta(days=365),
     "all": None,
 }
+MAX_CANDLES = 2000  # drawn on one chart; the caption says when older ones were left out
 DEFAULT_RANGE = {Interval.FIVE_MINUTES: "1d", Interval.HOUR: "7d", Interval.DAY: "1y"}
 
 
@@ -121,13 +122,13 @@ class Dashboard:
         self,
         reader: RecordReader,
         quarantine: QuarantineReader | None,
-        probe: HealthProbe,
+        health: Callable[[], HealthReport],
         uow_factory: UnitOfWorkFactory,
         options: DashboardOptions,
         clock: Clock,
         guard: ApiKeyGuard,
     ) -> None:
-        self._reader, self._quarantine, self._probe = reader, quarantine, probe
+        self._reader, self._quarantine, self._health = reader, quarantine, health
         self._uow_factory, self._options, self._clock, self._guard = uow_factory, options, clock, guard
         self._templates = templates()
 
@@ -141,7 +142,7 @@ class Dashboard:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         QueryParams(req, (), form=True)
-        health = check_health(self._probe, self._uow_factory)
+        health = self._health()
         runs = list_runs(self._uow_factory, 30) if health.database else []
         stats = source_stats(self._uow_factory) if health.database else []
         series: dict[str, list[tuple[EtlRun, SourceRun]]] = defaultdict(list)
@@ -235,28 +236,50 @@ class Dashboard:
         if chosen not in RANGES:
             raise InvalidParameter("range", f"range must be one of {', '.join(RANGES)}")
         view = asset_view(self._uow_factory, asset_id, self._options.window)
-        newest = max((quote.observed_at for quote in view.quotes if quote.observed_at), default=None)
-        span = RANGES[chosen]
-        start = newest - span if newest and span else None
-        series = params.text("series") or "consensus"
+        newest = {
+            quote.source: quote.observed_at for quote in view.quotes if quote.observed_at is not None
+        } | {"consensus": view.consensus_at}
         sources = sorted({quote.source for quote in view.quotes})
-        if series != "consensus" and series not in sources:
+        asked = params.text("series")
+        if asked is not None and asked != "consensus" and asked not in sources:
             raise InvalidParameter(
                 "series", f"series must be consensus or one of {', '.join(sources) or 'no source'}"
             )
-        history = asset_history(
-            self._uow_factory, asset_id, HistoryQuery(interval=interval, start=start, end=None, source=series)
-        )[-300:]
+
+        def history_of(name: str) -> list[Candle]:
+            # the range ends at this series' own newest observation, not at any source's
+            end, span = newest.get(name), RANGES[chosen]
+            start = end - span if end is not None and span is not None else None
+            return asset_history(
+                self._uow_factory,
+                asset_id,
+                HistoryQuery(interval=interval, start=start, end=None, source=name),
+            )
+
+        if asked is not None:
+            series, history = asked, history_of(asked)
+        else:  # the first series with a chart to draw: the consensus, else the newest source's
+            by_newest = sorted(sources, key=lambda name: newest.get(name) or datetime.min.replace(tzinfo=UTC))
+            series, history = "consensus", history_of("consensus")
+            for name in reversed(by_newest):
+                if len(history) >= 2:
+                    break
+                candidate = history_of(name)
+                if len(candidate) > len(history):
+                    series, history = name, candidate
+        shown = history[-MAX_CANDLES:]
+        bar = bar_size(shown, interval.step)
         news = find_records(
             self._reader, DataQuery(kind=RecordKind.ARTICLE, symbol=view.asset.symbol, page_size=8)
         ).items
         spread = view.spread_pct
         self._page(
             resp, "asset.html", title=f"{view.asset.name or view.asset.symbol} ({view.asset.symbol})", view=view,
-            current=set(view.current), chart=candles(history, f"{view.asset.symbol} {series} {interval.value}"),
-            candles=history, interval=interval.value, range=chosen, series=series, sources=sources,
+            current=set(view.current), chart=candles(shown, f"{view.asset.symbol} {series} {interval.value}", interval.step),
+            candles=shown, total=len(history), interval=interval.value, range=chosen, series=series, sources=sources,
             intervals=[member.value for member in Interval], ranges=list(RANGES), news=news, spread=spread,
-            divergent=spread is not None and spread > self._options.divergence_pct,
+            divergent=spread is not None and spread > self._options.divergence_pct, newest=newest.get(series),
+            bar=bar if bar > interval.step else None,
         )  # fmt: skip
 
     # ---- /ui/login -----------------------------------------------------------------------------

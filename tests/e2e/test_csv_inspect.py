@@ -63,7 +63,7 @@ def test_inspect_reports_a_refused_file_and_exits_1(tmp_path: Path) -> None:
 
 def test_quarantine_list_and_full_refresh_from_the_command_line(clean_database: str, tmp_path: Path) -> None:
     csv = tmp_path / "BTC-USD.csv"
-    csv.write_text('Date,Close\n2024-01-01,100\n2024-01-02,"1,500"\n')
+    csv.write_text('Date,Close\n2024-01-01,100\n2024-01-02,"1,500"\n2024-01-03,101\n2024-01-04,102\n')
     env = environment(DATABASE_URL=clean_database, CSV_SOURCE_PATH=str(csv))
     first = kaspero("etl", "run", "--once", env=env)
     assert first.returncode == 0, first.stderr

@@ -12,7 +12,7 @@ import falcon.testing
 import pytest
 
 from domain.assets import Candle
-from entrypoints.web.charts import candles, sparkline
+from entrypoints.web.charts import bar_size, candles, sparkline
 from entrypoints.web.pages import _local
 
 CSS = (Path(__file__).resolve().parents[2] / "entrypoints" / "web" / "static" / "kaspero.css").read_text()
@@ -53,13 +53,34 @@ def test_candles_draw_one_group_per_candle_with_its_values() -> None:
         )
         for i in range(7)
     ]
-    svg = str(candles(series, "BTC <consensus>"))
+    svg = str(candles(series, "BTC <consensus>", timedelta(days=1)))
     assert svg.count('<g class="candle') == 7
     assert 'data-close="99"' in svg
     assert 'data-open="106"' in svg
     assert "BTC &lt;consensus&gt;" in svg  # titles are escaped
     assert "<consensus>" not in svg
-    assert "No candles" in str(candles([], "x"))
+    assert 'class="gap"' not in svg  # seven days in a row: nothing missing
+    assert "No candles" in str(candles([], "x", timedelta(days=1)))
+
+
+def test_candles_sit_on_a_time_axis_with_gaps_marked_and_their_real_bar_size() -> None:
+    def day(number: int) -> Candle:
+        return Candle(
+            datetime(2020, 1, 1, tzinfo=UTC) + timedelta(days=number), "csv:x", *[Decimal(1)] * 4, 1
+        )
+
+    series = [day(0), day(1), day(2), day(1000), day(1001)]  # 997 days missing in the middle
+    svg = str(candles(series, "x", timedelta(hours=1)))  # hourly candles asked of daily bars
+    xs = [
+        float(re.search(r'<line x1="([\d.]+)"', group).group(1))
+        for group in svg.split('<g class="candle')[1:]
+    ]
+    assert xs == sorted(xs)
+    assert (xs[3] - xs[2]) > 900 * (xs[1] - xs[0])  # the gap takes the room its time takes
+    gaps = re.findall(r'<rect class="gap"[^>]*data-from="([^"]+)" data-to="([^"]+)"', svg)
+    assert gaps == [("2020-01-04 00:00", "2022-09-27 00:00")]
+    assert bar_size(series, timedelta(hours=1)) == timedelta(days=1)
+    assert bar_size(series[:1], timedelta(hours=1)) == timedelta(hours=1)
 
 
 def test_sparkline_marks_the_newest_value() -> None:

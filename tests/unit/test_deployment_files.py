@@ -71,30 +71,70 @@ def test_the_scheduler_has_a_healthcheck_of_its_own_and_the_migration_none() -> 
 
 
 def test_the_scheduler_heartbeat_is_what_its_healthcheck_reads(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import os
-    import threading
+    import json
     import time
 
-    from entrypoints.healthcheck import heartbeat_path, main
-    from entrypoints.scheduler import _beat
+    from entrypoints.healthcheck import MAX_FAILED_CYCLES, Heartbeat, heartbeat_path, main
     from entrypoints.settings import Settings
 
     monkeypatch.setenv("KASPERO_DATA_DIR", str(tmp_path))
     path = heartbeat_path(Settings.from_environ())
     assert main(["scheduler"]) == 1  # no heartbeat yet: unhealthy
+    beat = Heartbeat(path, stale_after=360)
+    beat.cycle_failed()
+    assert main(["scheduler"]) == 1  # no cycle has completed yet
+    beat.cycle_succeeded()
+    assert main(["scheduler"]) == 0
+    for _ in range(MAX_FAILED_CYCLES - 1):
+        beat.cycle_failed()
+    assert main(["scheduler"]) == 0  # a failure or two in a row is an outage being ridden out
+    beat.cycle_failed()
+    assert main(["scheduler"]) == 1  # every cycle failing: the process lives, the scheduler does not work
+    beat.cycle_succeeded()
+    assert main(["scheduler"]) == 0
+    written = json.loads(path.read_text())
+    path.write_text(json.dumps({**written, "last_good": time.time() - 361}))
+    assert main(["scheduler"]) == 1  # no cycle within the interval and its grace: stuck or gone
+
+
+def test_a_scheduler_whose_cycles_all_fail_is_unhealthy_and_says_why(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import threading
+    import time
+
+    import structlog
+
+    from entrypoints.bootstrap import build
+    from entrypoints.healthcheck import MAX_FAILED_CYCLES, heartbeat_path, main, verdict
+    from entrypoints.scheduler import Backoff, run_scheduler
+    from entrypoints.settings import Settings
+
+    monkeypatch.setenv("KASPERO_DATA_DIR", str(tmp_path))
+    kaspero = build(Settings.from_environ(), in_memory=True)
+    calls = []
+
+    def broken_uow():  # type: ignore[no-untyped-def]
+        calls.append(1)
+        raise KeyError("a bug of ours, not the database")  # not StoreUnavailable
+
+    kaspero.uow_factory = broken_uow
     stop = threading.Event()
-    beating = threading.Thread(target=_beat, args=(path, stop))
-    beating.start()
-    try:
-        deadline = time.monotonic() + 5
-        while not path.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert main(["scheduler"]) == 0
-    finally:
-        stop.set()
-        beating.join(timeout=5)
-    os.utime(path, (time.time() - 600, time.time() - 600))
-    assert main(["scheduler"]) == 1  # a stale heartbeat: the scheduler is stuck or gone
+    with structlog.testing.capture_logs() as logs:
+        worker = threading.Thread(
+            target=run_scheduler, args=(kaspero, stop), kwargs={"backoff": Backoff(0.01, 0.02)}
+        )
+        worker.start()
+        try:
+            while len(calls) < MAX_FAILED_CYCLES + 1 and worker.is_alive():
+                stop.wait(0.01)
+        finally:
+            stop.set()
+            worker.join(timeout=10)
+    assert main(["scheduler"]) == 1
+    assert "cycles failed" in (verdict(heartbeat_path(kaspero.settings), time.time()) or "")
+    failed = [entry for entry in logs if entry["event"] == "scheduler_cycle_failed"]
+    assert failed
+    assert all(entry.get("exc_info") for entry in failed)  # a bug is logged with its traceback
+    assert "KeyError" in failed[0]["error"]
 
 
 def test_the_image_installs_pinned_versions_from_a_lock_made_from_pyproject() -> None:

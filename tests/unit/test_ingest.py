@@ -184,9 +184,10 @@ def test_an_injected_failure_stops_the_run_and_later_sources_do_not_run() -> Non
 
 
 class _FailingOnSecondLoad(InMemoryUnitOfWork):
-    """A store whose second batch write fails, as a database error would."""
+    """A store whose second batch write fails with `failure`."""
 
     loads = 0
+    failure: Exception = RuntimeError("a value the store refuses")
 
     def __enter__(self):
         entered = super().__enter__()
@@ -195,22 +196,54 @@ class _FailingOnSecondLoad(InMemoryUnitOfWork):
         def failing(*args: Any, **kwargs: Any):
             type(self).loads += 1
             if type(self).loads == 2:
-                raise RuntimeError("the database went away")
+                raise type(self).failure
             return load_encoded(*args, **kwargs)
 
         self.records.load_encoded = failing  # type: ignore[method-assign]
         return entered
 
 
-def test_a_failed_write_surfaces_and_only_the_batches_before_it_are_committed() -> None:
+def test_a_failed_write_fails_its_source_keeps_the_batches_before_it_and_the_pass_goes_on() -> None:
     store = InMemoryStore()
     pages = [[coin(1)], [coin(2)], [coin(3)], [coin(4)]]
     _FailingOnSecondLoad.loads = 0
-    with pytest.raises(RuntimeError, match="went away"):
-        run_etl([pipeline("api", pages)], lambda: _FailingOnSecondLoad(store), clock, RunTrigger.MANUAL)
-    assert set(store.state.records) == {("api", "coin-1")}
+    _FailingOnSecondLoad.failure = RuntimeError("a value the store refuses")
+    after = InMemorySourceReader("later", [[coin(9)]])
+    result = run_etl(
+        [pipeline("api", pages), SourcePipeline(after, InMemoryMarketNormalizer())],
+        lambda: _FailingOnSecondLoad(store), clock, RunTrigger.MANUAL,
+    )  # fmt: skip
+    assert result.status is RunStatus.PARTIAL  # closed, never left running
+    statuses = {item.source: (item.status, item.error) for item in result.sources}
+    assert statuses["api"] == (RunStatus.FAILED, "api: error: RuntimeError: a value the store refuses")
+    assert statuses["later"][0] is RunStatus.SUCCESS  # the next source still ran
+    assert ("api", "coin-1") in store.state.records
+    assert ("api", "coin-2") not in store.state.records
     assert store.state.checkpoints["api"].cursor == {"next_page": 1}
+
+
+def test_the_database_going_away_mid_write_ends_the_pass() -> None:
+    from application.errors import StoreUnavailable
+
+    store = InMemoryStore()
+    _FailingOnSecondLoad.loads = 0
+    _FailingOnSecondLoad.failure = StoreUnavailable("the database went away")
+    with pytest.raises(StoreUnavailable, match="went away"):
+        run_etl([pipeline("api", [[coin(1)], [coin(2)], [coin(3)]])], lambda: _FailingOnSecondLoad(store), clock,
+                RunTrigger.MANUAL)  # fmt: skip
+    assert set(store.state.records) == {("api", "coin-1")}
     assert _FailingOnSecondLoad.loads == 2  # nothing was written after the failed batch
+
+
+def test_a_source_quarantining_half_of_what_it_read_has_failed() -> None:
+    store = InMemoryStore()
+    half = [[coin(1), {"id": "x1", "symbol": "zz"}], [coin(2), {"id": "x2", "symbol": "zz"}]]
+    result = run_etl([pipeline("api", half)], lambda: InMemoryUnitOfWork(store), clock, RunTrigger.MANUAL)
+    assert result.status is RunStatus.FAILED
+    assert result.sources[0].error.startswith("api: 2 of 4 records read were quarantined; the first because")
+    most = [[coin(1), coin(2), {"id": "x1", "symbol": "zz"}]]
+    result = run_etl([pipeline("api", most)], lambda: InMemoryUnitOfWork(store), clock, RunTrigger.MANUAL)
+    assert result.status is RunStatus.SUCCESS  # a third quarantined: still a success, with the rest stored
 
 
 class _OneBatchReader(InMemorySourceReader):
@@ -232,7 +265,8 @@ def test_a_record_holding_a_nul_character_is_quarantined_without_it_wherever_it_
                             fetched_at=clock(), run_id=1)  # fmt: skip
 
     held = QuarantinedRecord(raw({"element": "bad\x00"}), "element is not an object with an id")
-    batch = Batch((raw(coin(1)), raw({**coin(2), "symbol": "c\x002"})), {"next_page": 1}, (held,))
+    good = (raw(coin(1)), raw(coin(3)), raw(coin(4)))  # more good than bad: the source succeeds
+    batch = Batch((*good, raw({**coin(2), "symbol": "c\x002"})), {"next_page": 1}, (held,))
     store = InMemoryStore()
     result = run_etl(
         [SourcePipeline(_OneBatchReader(batch), InMemoryMarketNormalizer())],
@@ -241,7 +275,7 @@ def test_a_record_holding_a_nul_character_is_quarantined_without_it_wherever_it_
         RunTrigger.MANUAL,
     )
     assert result.status is RunStatus.SUCCESS
-    assert set(store.state.records) == {("api", "coin-1")}
+    assert set(store.state.records) == {("api", "coin-1"), ("api", "coin-3"), ("api", "coin-4")}
     kept = {item.raw.source_record_id: item for item in store.state.quarantine.values()}
     assert kept["coin-2"].reason.startswith("contains a NUL character (U+0000)")
     assert kept["coin-2"].raw.payload["symbol"] == "c\ufffd2"
