@@ -16,6 +16,7 @@ PAGE = f"""<!doctype html>
   <meta charset="utf-8">
   <title>Kaspero API</title>
   <link rel="stylesheet" href="{STATIC}/swagger-ui.css">
+  <link rel="icon" href="/ui/static/favicon.svg" type="image/svg+xml">
 </head>
 <body>
   <div id="swagger-ui"></div>
@@ -25,7 +26,8 @@ PAGE = f"""<!doctype html>
 </html>
 """
 INIT = """window.addEventListener("load", function () {
-  window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true});
+  // validatorUrl null: the page asks nothing of any other host
+  window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true, validatorUrl: null});
 });
 """
 

@@ -32,7 +32,7 @@ from domain.assets import Candle, HistoryQuery, Interval
 from domain.records import RecordKind
 from domain.runs import EtlRun, RunStatus, SourceRun
 from entrypoints.api.auth import KEY_COOKIE, ApiKeyGuard
-from entrypoints.api.errors import InvalidParameter
+from entrypoints.api.errors import InvalidParameter, serialize_problem
 from entrypoints.api.params import QueryParams
 from entrypoints.web.charts import bar_size, candles, sparkline
 
@@ -310,7 +310,32 @@ def _local(target: str | None) -> str:
     return target
 
 
+def _a_page(req: falcon.Request) -> bool:
+    """A request for one of the dashboard's pages (not the JSON API, not a static file)."""
+    return (req.path == "/" or req.path.startswith("/ui/")) and not req.path.startswith("/ui/static/")
+
+
+class PageErrors:
+    """The dashboard's errors as pages a person reads, with the way back; the API's stay
+    problem+json."""
+
+    def __init__(self) -> None:
+        self._template = templates().get_template("error.html")
+
+    def __call__(self, req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
+        if not _a_page(req):
+            serialize_problem(req, resp, error)
+            return
+        heading = error.title or ""
+        resp.text = self._template.render(
+            title=f"{error.status_code} {heading}", status=error.status_code, heading=heading,
+            detail=error.description or heading,
+        )  # fmt: skip
+        resp.content_type = falcon.MEDIA_HTML
+
+
 def install_dashboard(app: falcon.App[falcon.Request, falcon.Response], dashboard: Dashboard) -> None:
+    app.set_error_serializer(PageErrors())
     app.add_route("/", dashboard)
     app.add_route("/ui/runs", dashboard, suffix="runs")
     app.add_route("/ui/runs/{run_id:int(min=1, max=9223372036854775807)}", dashboard, suffix="run")

@@ -66,6 +66,9 @@ def site(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         connection.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
     files = tmp_path_factory.mktemp("data")
     shutil.copyfile(REPO / "data" / "market_history.csv", files / "market_history.csv")
+    # real exports: minute bars of an asset no provider has (history only), daily bars with a gap
+    for name in ("AVAXUSDT-1m-2025-02.csv", "btc-usd-max.csv"):
+        shutil.copyfile(REPO / "tests" / "fixtures" / "csv" / name, files / name)
     (files / "evil.csv").write_text(f'date,symbol,name,close\n2024-01-01,EVL,"{PLANTED_CSV}",1.5\n')
     (files / "planted.xml").write_bytes(_feed())
     with loopback_provider() as provider:

@@ -41,8 +41,9 @@ def test_build_in_a_notebook_refuses_rather_than_starting_a_server(tmp_path: Pat
 
 def test_run_with_a_bad_database_url_names_the_variable_and_hides_the_password(tmp_path: Path) -> None:
     env = environment(
-        DATABASE_URL="postgresql://kaspero:p%40ss-s3cret@127.0.0.1:9/kaspero", KASPERO_DATA_DIR=str(tmp_path)
-    )
+        DATABASE_URL="postgresql://kaspero:p%40ss-s3cret@127.0.0.1:9/kaspero", KASPERO_DATA_DIR=str(tmp_path),
+        API_PORT=str(free_port()),  # never the default: a user's own `make run` may hold 8000
+    )  # fmt: skip
     done = kaspero("run", env=env, timeout=60)
     assert done.returncode == 3
     assert "cannot use the database (DATABASE_URL)" in done.stderr

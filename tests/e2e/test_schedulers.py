@@ -31,7 +31,10 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 def test_three_schedulers_run_each_source_once_per_interval(clean_database: str, tmp_path: Path) -> None:
-    interval = 3.0
+    """Three replicas on one schedule: each source's runs never overlap and never come twice in an
+    interval. The test waits for runs to happen (not for a time to pass), so a busy machine makes
+    it slower, never red."""
+    interval = 6.0
     csv = write_csv(tmp_path / "prices.csv", list(market_lines(30)))
     with loopback_provider() as provider:
         provider.state.coins = 50
@@ -46,10 +49,13 @@ def test_three_schedulers_run_each_source_once_per_interval(clean_database: str,
         )
         replicas = [scheduler(env) for _ in range(3)]
         try:
-            time.sleep(4 * interval)
+            deadline = time.monotonic() + 120
+            while _finished_runs_per_source(clean_database) < 3 and time.monotonic() < deadline:
+                time.sleep(0.5)
         finally:
             stop(replicas)
     assert [process.returncode for process in replicas] == [0, 0, 0]
+    assert _finished_runs_per_source(clean_database) >= 3
     with psycopg.connect(clean_database) as connection:
         rows = connection.execute(
             "SELECT s.source, s.started_at, s.finished_at, r.trigger FROM etl_run_sources s"
@@ -61,13 +67,22 @@ def test_three_schedulers_run_each_source_once_per_interval(clean_database: str,
         by_source.setdefault(source, []).append((started, finished))
     assert set(by_source) == {"coingecko", "csv:prices"}
     for source, spans in by_source.items():
-        assert 3 <= len(spans) <= 5, (source, len(spans))  # about one per interval, never one per replica
         for (start, end), (next_start, _) in itertools.pairwise(spans):
             assert end is not None
             assert end <= next_start, f"{source} ran twice at once"
-            assert (next_start - start).total_seconds() >= interval * 0.95, (
+            # the schedule mark is taken just before a run starts: its start may lag the mark a
+            # little, never by most of an interval; two replicas running one interval would be ~0 s apart
+            assert (next_start - start).total_seconds() >= interval * 0.75, (
                 f"{source} ran twice in one interval"
             )
+
+
+def _finished_runs_per_source(database_url: str) -> int:
+    with psycopg.connect(database_url) as connection:
+        counts = connection.execute(
+            "SELECT count(*) FILTER (WHERE finished_at IS NOT NULL) FROM etl_run_sources GROUP BY source"
+        ).fetchall()
+    return min((count for (count,) in counts), default=0) if len(counts) == 2 else 0
 
 
 def test_sigterm_stops_after_the_batch_in_flight_and_the_next_run_resumes(
