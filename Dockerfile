@@ -34,6 +34,8 @@ COPY --chown=root:root adapters ./adapters
 COPY --chown=root:root entrypoints ./entrypoints
 COPY --chown=root:root migrations ./migrations
 COPY --chown=root:root data ./data
+# the version `--version`, /health and /openapi.json report (the package's metadata is not installed)
+COPY --chown=root:root pyproject.toml ./pyproject.toml
 USER kaspero
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \

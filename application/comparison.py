@@ -8,6 +8,7 @@ import attrs
 
 from application.errors import NotFound
 from application.ports import UnitOfWorkFactory
+from application.runs import previous_sharing_a_source
 from domain.comparison import Anomaly, RunComparison, compare_runs, price_divergence, score_run
 from domain.runs import EtlRun
 
@@ -26,13 +27,21 @@ def compare(
     run_b: int | None = None,
     price_move_pct: float = DEFAULT_PRICE_MOVE_PCT,
 ) -> RunComparison:
-    """Compare two runs (without ids, the last two): counters, data where kept, anomalies."""
+    """Compare two runs: counters, data where kept, anomalies. Without ids, the newest run and
+    the newest one before it that read one of its sources (runs per source kind alternate: the
+    run just before may share nothing with it)."""
     with uow_factory() as uow:
         if run_a is None and run_b is None:
-            latest = uow.runs.recent(2)
-            if len(latest) < 2:
-                raise NotFound("there are fewer than two runs to compare")
-            second, first = latest
+            latest = uow.runs.recent(1)
+            if not latest:
+                raise NotFound("there is no run yet: nothing to compare")
+            second = latest[0]
+            earlier = previous_sharing_a_source(uow.runs, second)
+            if earlier is None:
+                raise NotFound(
+                    f"run {second.id} is the first run of its sources: nothing to compare it with yet"
+                )
+            first = earlier
         elif run_a is None or run_b is None:
             raise NotFound("give both runs to compare, or neither for the last two")
         else:

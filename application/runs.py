@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from application.errors import NotFound
-from application.ports import UnitOfWorkFactory
+from application.ports import RunRepository, UnitOfWorkFactory
 from domain.requests import RunRequest
 from domain.runs import EtlRun, RunStatus
 
@@ -32,7 +32,18 @@ def get_run_request(uow_factory: UnitOfWorkFactory, request_id: int) -> RunReque
 
 
 def run_before(uow_factory: UnitOfWorkFactory, run_id: int) -> EtlRun | None:
-    """The run just before `run_id` (what the dashboard compares a run with), if any."""
+    """The newest run before `run_id` that read one of its sources (what the dashboard compares
+    a run with), if any: with a run per source kind, the run just before may share nothing."""
     with uow_factory() as uow:
-        earlier = uow.runs.recent(1, before=run_id)
-    return earlier[0] if earlier else None
+        run = uow.runs.get(run_id)
+        if run is None:
+            raise NotFound(f"no run with id {run_id}")
+        return previous_sharing_a_source(uow.runs, run)
+
+
+def previous_sharing_a_source(runs: RunRepository, run: EtlRun) -> EtlRun | None:
+    """The newest run before `run` that read at least one of the same sources."""
+    candidates = [
+        earlier for item in run.sources for earlier in runs.recent(1, source=item.source, before=run.id)
+    ]
+    return max(candidates, key=lambda earlier: earlier.id, default=None)

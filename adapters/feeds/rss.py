@@ -258,7 +258,8 @@ def html_to_text(fragment: str | None) -> str | None:
 class RssArticleNormalizer:
     """An entry becomes an article: plain-text summary, first category, published time.
 
-    A missing publication time is the fetch time; a time without a zone is taken as UTC.
+    A missing publication time stays missing (`published_at` null: an undated item is not
+    fresh news, and sorts last); a time without a zone is taken as UTC.
     """
 
     def normalize(self, raw: RawRecord) -> UnifiedRecord:
@@ -267,7 +268,7 @@ class RssArticleNormalizer:
         if not title:
             raise InvalidRecord("title: required value is missing")
         try:
-            published = _published(payload.get("published")) or raw.fetched_at
+            published = _published(payload.get("published"))
         except InvalidValue as ex:
             raise InvalidRecord(f"published: {ex}") from ex
         tags = tuple(str(tag) for tag in payload.get("tags") or ())

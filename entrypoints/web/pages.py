@@ -106,6 +106,7 @@ class SourceCard:
     stats: Any
     schedule_minutes: float | None
     spark: Any
+    quarantined: int = 0
 
     @property
     def stale(self) -> bool:
@@ -162,9 +163,17 @@ class Dashboard:
                     spark=sparkline(
                         [item.counters.fetched for _, item in seen], label=f"{stat.source} records per run"
                     ),
+                    quarantined=self._quarantined(stat.source),
                 )
             )
         self._page(resp, "overview.html", title="Overview", health=health, cards=cards, runs=runs[:5])
+
+    def _quarantined(self, source: str) -> int:
+        """What the quarantine holds for a source now (what its page lists), not a sum over runs
+        that counts a record again each run it was read."""
+        if self._quarantine is None:  # pragma: no cover - wired in production
+            return 0
+        return find_quarantined(self._quarantine, QuarantineQuery(source=source, page_size=1)).total_items
 
     # ---- /ui/runs ------------------------------------------------------------------------------
 

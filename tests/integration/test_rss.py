@@ -275,3 +275,18 @@ def test_an_item_with_a_text_description_and_an_empty_dc_description_keeps_its_t
     sent = ["BTC steadied after a <b>volatile</b> week.", "ETH traders roll positions."]
     for (payload,), text in zip(kept[:2], sent, strict=True):
         assert text in [payload["summary"], *payload.get("content", [])]  # the raw payload keeps it
+
+
+def test_an_entry_without_a_date_is_undated_not_fresh(
+    clean_database: str, provider: LoopbackProvider
+) -> None:
+    provider.state.feeds["undated"] = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+        b"<item><title>Dated</title><guid>d1</guid><pubDate>Mon, 01 Jan 2024 10:00:00 +0000</pubDate></item>"
+        b"<item><title>No date at all</title><guid>d2</guid></item></channel></rss>"
+    )
+    assert run_feeds(clean_database, [f"{provider.url}/feeds/undated"]).status is RunStatus.SUCCESS
+    with psycopg.connect(clean_database) as connection:
+        rows = dict(connection.execute("SELECT title, published_at FROM unified_data").fetchall())
+    assert rows["No date at all"] is None  # never the fetch time
+    assert rows["Dated"].isoformat() == "2024-01-01T10:00:00+00:00"

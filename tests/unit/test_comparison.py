@@ -181,3 +181,38 @@ def test_a_file_read_whole_then_untouched_is_no_volume_anomaly() -> None:
     api_before = SourceRun("coingecko", SourceCounters(fetched=540), RunStatus.SUCCESS)
     api_empty = SourceRun("coingecko", SourceCounters(fetched=0), RunStatus.SUCCESS)
     assert [a.metric for a in score_source("coingecko", api_empty, [api_before])] == ["volume"]
+
+
+def test_without_ids_the_newest_run_is_compared_with_the_last_run_of_its_sources() -> None:
+    """A scheduler records one run per source kind: runs of `a` and `b` alternate, and the run
+    just before the newest shares nothing with it."""
+    from adapters.memory.sources import InMemoryMarketNormalizer, InMemorySourceReader
+    from adapters.memory.state import InMemoryStore
+    from adapters.memory.store import InMemoryUnitOfWork
+    from application.comparison import compare
+    from application.errors import NotFound
+    from application.ingest import SourcePipeline, run_etl
+    from application.runs import run_before
+
+    store = InMemoryStore()
+    uow = lambda: InMemoryUnitOfWork(store)  # noqa: E731
+    now = lambda: datetime(2024, 5, 1, tzinfo=UTC)  # noqa: E731
+
+    def run(source: str) -> int:
+        page = [{"id": "c1", "symbol": "btc", "price": "1", "at": "2024-05-01T00:00:00Z"}]
+        reader = InMemorySourceReader(source, [page])
+        return run_etl([SourcePipeline(reader, InMemoryMarketNormalizer())], uow, now, RunTrigger.SCHEDULE).id
+
+    first = run("a")
+    with pytest.raises(NotFound, match=f"run {first} is the first run of its sources"):
+        compare(uow)
+    other = run("b")
+    with pytest.raises(NotFound, match=f"run {other} is the first run of its sources"):
+        compare(uow)  # b's first run: a's run before it is no comparison
+    assert run_before(uow, other) is None
+    newest = run("a")
+    comparison = compare(uow)
+    assert (comparison.run_a.id, comparison.run_b.id) == (first, newest)
+    assert [delta.source for delta in comparison.sources] == ["a"]
+    assert all(delta.in_a is not None and delta.in_b is not None for delta in comparison.sources)
+    assert run_before(uow, newest).id == first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import yaml
@@ -165,3 +166,30 @@ def test_credentials_with_special_characters_reach_libpq_unencoded_and_sources_m
     assert env["ETL_SOURCES"] == "${ETL_SOURCES:-coinpaprika,coingecko,csv,rss}"
     readme = (REPO / "README.md").read_text()
     assert "`coinpaprika`, `coingecko`, `csv`, `rss`" in readme
+
+
+def test_the_images_layout_reports_the_projects_version(tmp_path: Path) -> None:
+    """The runtime stage's /app built without Docker, from the Dockerfile's own COPY lines, and
+    asked for its version by a Python that has no Kaspero installed (as the image has none)."""
+    import shutil
+    import subprocess
+    import tomllib
+
+    runtime = (REPO / "Dockerfile").read_text().split("AS runtime", 1)[1]
+    app = tmp_path / "app"
+    app.mkdir()
+    for line in runtime.splitlines():
+        parts = line.split()
+        if parts[:1] == ["COPY"] and not any(part.startswith("--from") for part in parts):
+            source, target = parts[-2], parts[-1]
+            copy = shutil.copytree if (REPO / source).is_dir() else shutil.copyfile
+            copy(REPO / source, app / target.removeprefix("./"))
+    bare = tmp_path / "bare"  # a virtual environment without the project: metadata cannot answer
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    done = subprocess.run(
+        [str(bare / "bin" / "python"), "-c", "from entrypoints.version import kaspero_version as v; print(v())"],
+        cwd=tmp_path, env={"PYTHONPATH": str(app), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    wanted = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert done.stdout.strip() == wanted
