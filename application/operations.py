@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import attrs
+
 from application.ports import UnitOfWorkFactory
 from domain.checkpoints import Checkpoint
 from domain.drift import DriftKind, StoredDrift
@@ -15,14 +17,24 @@ def source_stats(uow_factory: UnitOfWorkFactory) -> list[SourceStats]:
         return uow.runs.source_stats()
 
 
-def provider_responses(uow_factory: UnitOfWorkFactory) -> dict[tuple[str, str], int]:
-    with uow_factory() as uow:
-        return uow.runs.response_totals()
-
-
 def list_checkpoints(uow_factory: UnitOfWorkFactory) -> list[Checkpoint]:
     with uow_factory() as uow:
         return uow.checkpoints.list()
+
+
+@attrs.frozen
+class EtlFigures:
+    """What `/metrics` reports of the ETL, read together."""
+
+    stats: list[SourceStats]
+    responses: dict[tuple[str, str], int]
+    checkpoints: list[Checkpoint]
+
+
+def etl_figures(uow_factory: UnitOfWorkFactory) -> EtlFigures:
+    """Source statistics, provider answers and checkpoints in one unit of work (one connection)."""
+    with uow_factory() as uow:
+        return EtlFigures(uow.runs.source_stats(), uow.runs.response_totals(), uow.checkpoints.list())
 
 
 def list_drift_findings(

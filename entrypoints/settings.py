@@ -12,6 +12,8 @@ from typing import Literal
 
 import pydantic
 
+from entrypoints.api.clients import Network, parse_networks
+
 SOURCE_KINDS = ("coinpaprika", "coingecko", "csv", "rss")
 # defaults are anchored to the project, not to the directory a command is run from; a path a
 # user sets is taken as given (relative to where they run it)
@@ -83,6 +85,8 @@ class Settings(pydantic.BaseModel):
     db_pool_timeout_seconds: float = pydantic.Field(default=15, gt=0, le=600)
     api_db_timeout_seconds: float = pydantic.Field(default=2, gt=0, le=60)
     api_statement_timeout_ms: int = pydantic.Field(default=5000, ge=100, le=600_000)
+    metrics_cache_seconds: float = pydantic.Field(default=15.0, ge=0, le=3600)
+    trusted_proxies: str = ""
 
     @pydantic.field_validator("etl_sources", mode="before")
     @classmethod
@@ -133,6 +137,16 @@ class Settings(pydantic.BaseModel):
         """A source kind's interval: `ETL_SCHEDULE_MINUTES_<KIND>`, else `ETL_SCHEDULE_MINUTES`."""
         own = getattr(self, f"etl_schedule_minutes_{kind}", None)
         return float(own) if own is not None else self.etl_schedule_minutes
+
+    @pydantic.field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)  # refused at start, naming the bad entry
+        return value
+
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        """`TRUSTED_PROXIES`: the proxies whose `X-Forwarded-Proto` / `-For` count."""
+        return parse_networks(self.trusted_proxies)
 
     def api_key_list(self) -> list[str]:
         """The keys `POST /runs` accepts: `API_KEYS`, comma-separated."""

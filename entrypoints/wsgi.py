@@ -34,6 +34,8 @@ def create() -> falcon.App[falcon.Request, falcon.Response]:
         consensus_window=timedelta(minutes=settings.consensus_window_minutes),
         schedules={kind: settings.schedule_minutes(kind) for kind in AVAILABLE_SOURCE_KINDS},
         enabled_kinds=tuple(dict.fromkeys(settings.etl_sources or AVAILABLE_SOURCE_KINDS)),
+        metrics_cache_seconds=settings.metrics_cache_seconds,
+        trusted_proxies=settings.trusted_proxy_networks(),
     )
     return create_app(
         kaspero.reader, kaspero.probe, kaspero.uow_factory, options, kaspero.clock, kaspero.quarantine,

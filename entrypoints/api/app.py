@@ -24,6 +24,7 @@ from application.status import HealthReport, check_health
 from domain.health import SourceRunState
 from entrypoints.api import errors
 from entrypoints.api.auth import ApiKeyGuard
+from entrypoints.api.clients import ClientSide, Network
 from entrypoints.api.docs import install_docs
 from entrypoints.api.metrics import metrics_setup
 from entrypoints.api.middleware import HttpHygiene, RequestContext
@@ -58,6 +59,8 @@ class ApiOptions:
     consensus_window: timedelta | None = timedelta(minutes=15)
     schedules: Mapping[str, float] = attrs.field(factory=dict)  # source kind -> minutes, for the dashboard
     enabled_kinds: tuple[str, ...] = ()  # the kinds `/health` judges (`ETL_SOURCES`)
+    metrics_cache_seconds: float = 15.0
+    trusted_proxies: tuple[Network, ...] = ()
 
 
 def create_app(
@@ -84,7 +87,7 @@ def create_app(
         return check_health(probe, uow_factory, history, schedules, now())
 
     guard = ApiKeyGuard(options.api_keys, options.reads_need_key)
-    http_metrics, metrics = metrics_setup(uow_factory, options.metrics_dir)
+    http_metrics, metrics = metrics_setup(uow_factory, options.metrics_dir, options.metrics_cache_seconds)
     middleware: list[Any] = [http_metrics, RequestContext(), HttpHygiene(), guard]
     app = falcon.App(middleware=middleware)
     json_handler = falcon.media.JSONHandler(dumps=dumps)
@@ -129,6 +132,7 @@ def create_app(
         divergence_pct=Decimal(str(options.divergence_pct)),
         window=options.consensus_window,
         version=options.version or kaspero_version(),
+        clients=ClientSide(options.trusted_proxies),
     )
     install_dashboard(app, Dashboard(reader, quarantine, health, uow_factory, dashboard, now, guard))
     return app

@@ -11,6 +11,7 @@ figures are whole whichever worker answers and however many schedulers run.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from application.operations import list_checkpoints, provider_responses, source_stats
+from application.operations import EtlFigures, etl_figures
 from application.ports import UnitOfWorkFactory
 
 OUTCOMES = ("fetched", "inserted", "updated", "unchanged", "quarantined")
@@ -63,19 +64,32 @@ class HttpMetrics:
 
 
 class EtlCollector(Collector):
-    """ETL figures per source, queried from the database at scrape time."""
+    """ETL figures per source, read from the database at most once per `cache_seconds`: a scrape
+    in between gets the figures read last (the tables they aggregate only grow, and a scraper or
+    a crowd of them must not cost a query each)."""
 
-    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+    def __init__(self, uow_factory: UnitOfWorkFactory, cache_seconds: float = 15.0) -> None:
         self._uow_factory = uow_factory
+        self._cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._cached: tuple[float, list[Metric]] | None = None
 
     def collect(self) -> Iterator[Metric]:
-        stats = source_stats(self._uow_factory)
+        with self._lock:  # one read at a time: concurrent scrapes wait for it and share it
+            now = time.monotonic()
+            if self._cached is None or now - self._cached[0] >= self._cache_seconds:
+                self._cached = (now, list(self._families(etl_figures(self._uow_factory))))
+            families = self._cached[1]
+        yield from families
+
+    def _families(self, figures: EtlFigures) -> Iterator[Metric]:
+        stats = figures.stats
         answers = CounterMetricFamily(
             "kaspero_etl_provider_responses", "Provider answers by HTTP status", labels=["source", "status"]
         )
-        for (source, status), count in sorted(provider_responses(self._uow_factory).items()):
+        for (source, status), count in sorted(figures.responses.items()):
             answers.add_metric([source, status], count)
-        checkpoints = list_checkpoints(self._uow_factory)
+        checkpoints = figures.checkpoints
         records = CounterMetricFamily(
             "kaspero_etl_records", "Records by source and outcome", labels=["source", "outcome"]
         )
@@ -132,14 +146,14 @@ class MetricsResource:
 
 
 def metrics_setup(
-    uow_factory: UnitOfWorkFactory, multiprocess_dir: Path | None
+    uow_factory: UnitOfWorkFactory, multiprocess_dir: Path | None, cache_seconds: float = 15.0
 ) -> tuple[HttpMetrics, MetricsResource]:
     """The middleware recording HTTP figures and the resource serving everything.
 
     With a multiprocess directory, every scrape builds a registry over the workers' files; without
     one (a single process, the tests), one registry holds the HTTP metrics.
     """
-    etl = EtlCollector(uow_factory)
+    etl = EtlCollector(uow_factory, cache_seconds)
     if multiprocess_dir is not None:
 
         def scrape_registry() -> CollectorRegistry:

@@ -1,7 +1,7 @@
 """The dashboard's pages: server-rendered HTML over the same use cases as the JSON API.
 
-Read-only: nothing here changes data (the login form only sets a cookie holding the key the
-API would take in `X-API-Key`). Templates escape everything by default (Jinja2 autoescape):
+Read-only: nothing here changes data (the login form only sets a session cookie: a signed,
+expiring token that authorises reads, never the key, never a write). Templates escape everything by default (Jinja2 autoescape):
 feed titles, CSV cells and drift field names are untrusted text.
 """
 
@@ -31,7 +31,8 @@ from application.status import HealthReport
 from domain.assets import Candle, HistoryQuery, Interval
 from domain.records import RecordKind
 from domain.runs import EtlRun, RunStatus, SourceRun
-from entrypoints.api.auth import KEY_COOKIE, ApiKeyGuard
+from entrypoints.api.auth import KEY_COOKIE, SESSION_SECONDS, ApiKeyGuard, LoginThrottle
+from entrypoints.api.clients import ClientSide
 from entrypoints.api.errors import InvalidParameter, serialize_problem
 from entrypoints.api.params import QueryParams
 from entrypoints.web.charts import bar_size, candles, sparkline
@@ -54,6 +55,7 @@ class DashboardOptions:
     divergence_pct: Decimal = Decimal(5)
     window: timedelta | None = timedelta(minutes=15)
     version: str = ""
+    clients: ClientSide = attrs.field(factory=ClientSide)
 
 
 def templates() -> jinja2.Environment:
@@ -132,6 +134,7 @@ class Dashboard:
         self._reader, self._quarantine, self._health = reader, quarantine, health
         self._uow_factory, self._options, self._clock, self._guard = uow_factory, options, clock, guard
         self._templates = templates()
+        self._throttle = LoginThrottle()
 
     def _page(self, resp: falcon.Response, template: str, **context: Any) -> None:
         resp.content_type = falcon.MEDIA_HTML
@@ -297,18 +300,30 @@ class Dashboard:
         self._page(resp, "login.html", title="Sign in", next=_local(req.get_param("next")), error=None)
 
     def on_post_login(self, req: falcon.Request, resp: falcon.Response) -> None:
+        client = self._options.clients.address(req)
+        wait = self._throttle.wait_seconds(client)
+        if wait > 0:
+            resp.status = falcon.HTTP_429
+            resp.set_header("Retry-After", str(int(wait) + 1))
+            self._page(
+                resp, "login.html", title="Sign in", next="/",
+                error=f"Too many failed attempts from {client}: try again in {int(wait) + 1} s.",
+            )  # fmt: skip
+            return
         form = parse_qs(req.bounded_stream.read(4096).decode("utf-8", "replace"))
         key = (form.get("key") or [""])[0]
         target = _local((form.get("next") or ["/"])[0])
         if not self._guard.accepts(key):
+            self._throttle.failed(client)
             resp.status = falcon.HTTP_401
             self._page(
                 resp, "login.html", title="Sign in", next=target, error="That key is not one of API_KEYS."
             )
             return
         resp.set_cookie(
-            KEY_COOKIE, key, http_only=True, same_site="Strict", path="/", secure=req.scheme == "https"
-        )
+            KEY_COOKIE, self._guard.session_for(key), http_only=True, same_site="Strict", path="/",
+            secure=self._options.clients.https(req), max_age=SESSION_SECONDS,
+        )  # fmt: skip
         raise falcon.HTTPSeeOther(target)
 
 

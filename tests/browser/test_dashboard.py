@@ -129,7 +129,7 @@ def test_with_reads_keyed_the_dashboard_asks_for_the_key_and_then_shows(
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(f"{keyed}/ui/runs")
         assert page.locator("tr.run").count() == 3
-        cookie = next(item for item in page.context.cookies() if item["name"] == "kaspero_key")
+        cookie = next(item for item in page.context.cookies() if item["name"] == "kaspero_session")
         assert cookie["httpOnly"]
         screenshot(page, "signed-in-runs")
         with pytest.raises(urllib.error.HTTPError) as refused:

@@ -408,7 +408,7 @@ def test_providers_disagreeing_on_top_coins_are_flagged_on_the_run(
 def test_provider_answers_are_counted_by_status(
     clean_database: str, provider: LoopbackProvider, fast_retries: None
 ) -> None:
-    from application.operations import provider_responses
+    from application.operations import etl_figures
     from entrypoints.bootstrap import build as build_app
 
     provider.state.coins = 10
@@ -417,7 +417,7 @@ def test_provider_answers_are_counted_by_status(
     run(kaspero(clean_database, provider), "coinpaprika", "coingecko")
     app = build_app(Settings(), clean_database)
     try:
-        totals = provider_responses(app.uow_factory)
+        totals = etl_figures(app.uow_factory).responses
     finally:
         app.close()
     assert totals == {

@@ -364,3 +364,25 @@ def test_post_runs_refuses_deep_or_huge_bodies(client: falcon.testing.TestClient
     assert huge.status_code == 413
     fine = client.simulate_post("/runs", body='{"sources": ["csv"]}', headers=headers)
     assert fine.status_code == 202
+
+
+@pytest.mark.parametrize(("cache_seconds", "reads"), [(60.0, 1), (0.0, 3)])
+def test_metrics_read_the_database_once_per_interval_in_one_unit_of_work(
+    store: InMemoryStore, cache_seconds: float, reads: int
+) -> None:
+    opened: list[int] = []
+
+    def counting() -> InMemoryUnitOfWork:
+        opened.append(1)
+        return InMemoryUnitOfWork(store)
+
+    app = create_app(
+        InMemoryRecordReader(store),
+        InMemoryHealthProbe(),
+        counting,
+        ApiOptions(metrics_cache_seconds=cache_seconds),
+    )
+    client = falcon.testing.TestClient(app)
+    scrapes = [client.simulate_get("/metrics").text for _ in range(3)]
+    assert len(opened) == reads  # one unit of work (one connection) a read, not three
+    assert all('kaspero_etl_records_total{outcome="inserted",source="api"} 3.0' in text for text in scrapes)
