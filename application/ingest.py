@@ -47,6 +47,7 @@ from domain.drift import Contract, DriftReport, detect_drift
 from domain.errors import InvalidRecord
 from domain.mentions import MentionFinder
 from domain.pairs import UsdQuotes
+from domain.plausibility import Bounds, implausible
 from domain.records import QuarantinedRecord, RawRecord, RecordKind, UnifiedRecord, without_nul
 from domain.runs import FAILED_SHARE, EtlRun, RunStatus, RunTrigger, SourceCounters, overall_status
 
@@ -85,6 +86,7 @@ class IngestOptions:
     history_retention: timedelta | None = None  # HISTORY_RETENTION_DAYS: older history is dropped
     # several sources at once elsewhere (CSV_WORKERS); not with `fail_after`, a drill in line
     fan_out: SourceFanOut | None = None
+    bounds: Bounds = attrs.Factory(Bounds)  # PLAUSIBLE_*: what a stored number may be
 
 
 @attrs.define
@@ -187,7 +189,9 @@ def ingest_source(
         with _BatchWriter() as writer:
             cursor = checkpoint.cursor if checkpoint else None
             for batch in pipeline.reader.read(cursor, run_id):
-                prepared = _prepare_batch(pipeline, batch, run_id, uow_factory, options, injector, progress)
+                prepared = _prepare_batch(
+                    pipeline, batch, run_id, uow_factory, options, injector, progress, clock()
+                )
                 # the batch before this one is committed once submit returns
                 writer.submit(_write_batch, pipeline, prepared, run_id, uow_factory, clock, options, progress)
                 if options.should_stop():
@@ -292,6 +296,7 @@ def _prepare_batch(
     options: IngestOptions,
     injector: FailureInjector | None,
     progress: _SourceProgress,
+    now: datetime,
 ) -> _PreparedBatch:
     """Everything but the batch's normalized rows and checkpoint. Its raw payloads (raw first),
     the canonical assets it introduces and the records it finds unchanged commit here, before
@@ -317,6 +322,8 @@ def _prepare_batch(
         records, quarantined = normalize_batch(batch, pipeline.normalizer, drift)
         records = assign_assets(_with_mentions(records, uow), uow, options.crossref)
         records = convert_to_usd(records, uow, options.usd)
+        records, refused = _plausible(records, latest, now, options.bounds)
+        quarantined += refused
         uow.commit()
         encoded = uow.records.encode_batch(run_id, records, quarantined)
     progress.saw(records)
@@ -329,6 +336,21 @@ def _prepare_batch(
         first_reason=quarantined[0].reason if quarantined else None,
         started=started,
     )
+
+
+def _plausible(
+    records: list[UnifiedRecord], raws: dict[str, RawRecord], now: datetime, bounds: Bounds
+) -> tuple[list[UnifiedRecord], list[QuarantinedRecord]]:
+    """Records whose numbers and times can be true; the others quarantined with the figure."""
+    kept: list[UnifiedRecord] = []
+    refused: list[QuarantinedRecord] = []
+    for record in records:
+        reason = implausible(record, now, bounds)
+        if reason is None:
+            kept.append(record)
+        else:
+            refused.append(QuarantinedRecord(raw=raws[record.source_record_id], reason=reason))
+    return kept, refused
 
 
 def _without_nul(batch: Batch) -> Batch:

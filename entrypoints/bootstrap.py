@@ -13,7 +13,7 @@ import functools
 import glob
 import ssl
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import AbstractContextManager, ExitStack, closing, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -47,7 +47,7 @@ from adapters.postgres.admin import check_reachable, create_database
 from adapters.postgres.embedded import EmbeddedPostgres
 from adapters.postgres.health import PostgresHealthProbe, PostgresSourceRunLedger
 from adapters.postgres.migrations import apply_migrations, migration_ids
-from adapters.postgres.pooling import SUSPICION
+from adapters.postgres.pooling import SUSPICION, WATCHDOG
 from adapters.postgres.pooling import configure as configure_connection
 from adapters.postgres.quarantine import PostgresQuarantineReader
 from adapters.postgres.reader import PostgresRecordReader
@@ -66,6 +66,7 @@ from application.ports import (
 )
 from domain.bars import FileInspection
 from domain.pairs import UsdQuotes
+from domain.plausibility import Bounds
 from domain.runs import EtlRun, RunTrigger
 from entrypoints.fanout import ProcessFanOut
 from entrypoints.observers import LoggingObserver
@@ -89,7 +90,12 @@ def pool_resource(
     While the database was lately seen failing, each connection is checked as it is lent (one
     broken by a restart is discarded, not handed out); a borrower waits at most `timeout` for
     one; every statement on it is cancelled after `statement_timeout_ms` when given (the API's)."""
-    kwargs: dict[str, object] = {"application_name": "kaspero"}
+    # a server that stops answering is seen as down: a bounded connect, and TCP keepalives on a
+    # network connection (libpq ignores them on a unix socket, where the watchdog does the job)
+    kwargs: dict[str, object] = {
+        "application_name": "kaspero", "connect_timeout": 5,
+        "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+    }  # fmt: skip
     if statement_timeout_ms:
         kwargs["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
     pool = ConnectionPool(
@@ -153,6 +159,8 @@ class Kaspero:
     _close: Callable[[], None]
     observer: EtlObserver = attrs.field(factory=LoggingObserver)
     database_url: str | None = None  # None in memory: nothing to share with worker processes
+    # a request's time budget over every query it makes (the API's; nothing to watch in memory)
+    budget: Callable[[float], AbstractContextManager[None]] = lambda _: nullcontext()
 
     @contextmanager
     def pipelines(
@@ -276,6 +284,12 @@ class Kaspero:
             should_stop=should_stop or (lambda: False),
             crossref=load_crossref(self.settings.asset_crossref_path),
             usd=UsdQuotes.of(self.settings.usd_quotes),
+            bounds=Bounds(
+                max_price_usd=self.settings.plausible_max_price_usd,
+                min_price_usd=self.settings.plausible_min_price_usd,
+                max_market_cap_usd=self.settings.plausible_max_market_cap_usd,
+                max_volume_usd=self.settings.plausible_max_volume_usd,
+            ),
             history_retention=(
                 timedelta(days=self.settings.history_retention_days)
                 if self.settings.history_retention_days
@@ -336,6 +350,7 @@ def build(
         close=partial(_shutdown, container),
         observer=LoggingObserver(settings.progress_log_seconds),
         database_url=None if in_memory else database_url,
+        budget=(lambda _: nullcontext()) if in_memory else WATCHDOG.budget,
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -40,6 +41,10 @@ class Settings(pydantic.BaseModel):
     csv_max_record_bytes: int = pydantic.Field(default=1 << 20, ge=1024, le=1 << 30)
     usd_quotes: tuple[str, ...] = ("USD", "USDT", "USDC", "BUSD", "DAI", "TUSD", "FDUSD", "USDP")
     consensus_window_minutes: float = pydantic.Field(default=15, gt=0, le=525_600)
+    plausible_max_price_usd: Decimal = pydantic.Field(default=Decimal("1e12"), gt=0)
+    plausible_min_price_usd: Decimal = pydantic.Field(default=Decimal("1e-18"), ge=0)
+    plausible_max_market_cap_usd: Decimal = pydantic.Field(default=Decimal("1e15"), gt=0)
+    plausible_max_volume_usd: Decimal = pydantic.Field(default=Decimal("1e16"), gt=0)
     history_retention_days: int | None = pydantic.Field(default=None, ge=1, le=100_000)
     etl_sources: tuple[str, ...] | None = None
     etl_schedule_minutes: float = pydantic.Field(default=5.0, gt=0)
@@ -85,6 +90,7 @@ class Settings(pydantic.BaseModel):
     db_pool_timeout_seconds: float = pydantic.Field(default=15, gt=0, le=600)
     api_db_timeout_seconds: float = pydantic.Field(default=2, gt=0, le=60)
     api_statement_timeout_ms: int = pydantic.Field(default=5000, ge=100, le=600_000)
+    api_request_budget_ms: int = pydantic.Field(default=5000, ge=100, le=600_000)
     metrics_cache_seconds: float = pydantic.Field(default=15.0, ge=0, le=3600)
     trusted_proxies: str = ""
 

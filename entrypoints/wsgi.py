@@ -36,8 +36,10 @@ def create() -> falcon.App[falcon.Request, falcon.Response]:
         enabled_kinds=tuple(dict.fromkeys(settings.etl_sources or AVAILABLE_SOURCE_KINDS)),
         metrics_cache_seconds=settings.metrics_cache_seconds,
         trusted_proxies=settings.trusted_proxy_networks(),
+        request_budget_seconds=settings.api_request_budget_ms / 1000,
+        database_slots=max(1, settings.api_threads - 1),
     )
     return create_app(
         kaspero.reader, kaspero.probe, kaspero.uow_factory, options, kaspero.clock, kaspero.quarantine,
-        kaspero.ledger,
+        kaspero.ledger, kaspero.budget,
     )  # fmt: skip

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 import httpx
 
-from adapters.http_source.transport import ProviderClient, ProviderError
+from adapters.http_source.transport import ProviderClient, ProviderError, Unstorable
 from application.errors import SourceUnavailable
 from domain.checksum import payload_checksum
 from domain.records import QuarantinedRecord, RawRecord
@@ -27,7 +27,7 @@ def element_batches(
     for element in elements:
         identifier = element.get("id") if isinstance(element, dict) else None
         if not isinstance(identifier, str | int) or not str(identifier).strip():
-            payload = {"element": element}
+            payload = {"element": _as_text(element)}
             raw = RawRecord.of(
                 source=source,
                 source_record_id="invalid:" + payload_checksum(payload)[:24],
@@ -41,6 +41,24 @@ def element_batches(
         if key in seen:
             continue
         seen.add(key)
+        odd = list(_unstorable(element, ""))
+        if odd:
+            path, literal = odd[0]
+            raw = RawRecord.of(
+                source=source,
+                source_record_id=key,
+                payload=_as_text(element),
+                fetched_at=fetched_at,
+                run_id=run_id,
+            )
+            rejected.append(
+                QuarantinedRecord(
+                    raw,
+                    f"{path}: {literal} is not a number that can be stored "
+                    "(not finite, or past the range of a double either way)",
+                )
+            )
+            continue
         raws.append(
             RawRecord.of(
                 source=source, source_record_id=key, payload=element, fetched_at=fetched_at, run_id=run_id
@@ -52,6 +70,29 @@ def element_batches(
 # what makes a source unavailable: the provider's answers and the network. Anything else raised
 # while reading is a fault of ours, which the run records as an error with its traceback.
 PROVIDER_FAULTS = (ProviderError, httpx.HTTPError)
+
+
+def _unstorable(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Where the numbers no column can hold are, as `field.sub[2]` paths, with their text."""
+    if isinstance(value, Unstorable):
+        yield path or "(element)", value.literal
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            yield from _unstorable(item, f"{path}.{name}" if path else str(name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _unstorable(item, f"{path}[{index}]")
+
+
+def _as_text(value: Any) -> Any:
+    """The element with each unstorable number as its text, as the provider wrote it."""
+    if isinstance(value, Unstorable):
+        return value.literal
+    if isinstance(value, dict):
+        return {name: _as_text(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_as_text(item) for item in value]
+    return value
 
 
 def source_unavailable(source: str, ex: BaseException, client: ProviderClient) -> SourceUnavailable:

@@ -10,6 +10,7 @@ never carry the API key (it travels in a header, never in the URL).
 from __future__ import annotations
 
 import json
+import math
 import socket
 import time
 from collections.abc import Mapping
@@ -183,9 +184,27 @@ class ProviderClient:
         return False
 
 
+@attrs.frozen
+class Unstorable:
+    """A number as a provider sent it that no stored number can be: `NaN`, `Infinity`, `1e309`
+    (past a double), `1e-400` (a non-zero literal that would underflow to 0). Kept as its text so
+    the element it is in can be quarantined with it, instead of failing the database's COPY."""
+
+    literal: str
+
+
+def _number(text: str) -> float | Unstorable:
+    value = float(text)
+    if math.isinf(value) or (
+        value == 0.0 and any(digit in "123456789" for digit in text.partition("e")[0].partition("E")[0])
+    ):
+        return Unstorable(text)
+    return value
+
+
 def _parse_json(body: bytes, response: httpx.Response, where: str) -> Any:
     try:
-        return json.loads(body)
+        return json.loads(body, parse_float=_number, parse_constant=Unstorable)
     except (json.JSONDecodeError, UnicodeDecodeError) as ex:
         kind = "an HTML page" if "text/html" in response.headers.get("content-type", "") else "invalid JSON"
         reason = ex.msg if isinstance(ex, json.JSONDecodeError) else "not UTF-8"

@@ -5,6 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import json.scanner
+import os
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,14 +49,96 @@ def reading(pool: ConnectionPool, timeout: float | None = None) -> Iterator[psyc
     transaction would add a BEGIN before it and the pool's ROLLBACK when it is returned.
 
     A database that cannot be reached (no connection in time, a connection lost mid-query) is
-    `StoreUnavailable`; a query cancelled by the statement timeout is `StoreTooSlow`."""
-    with store_errors(), pool.connection(timeout=timeout) as connection:
+    `StoreUnavailable`; a query cancelled by the statement timeout, or a request past its time
+    budget (`WATCHDOG`), is `StoreTooSlow`."""
+    with store_errors(), pool.connection(timeout=timeout) as connection, WATCHDOG.watching(connection):
         connection.autocommit = True
         try:
             yield connection
         finally:
             if not connection.closed:
                 connection.autocommit = False
+
+
+class Watchdog:
+    """A request's time budget across every statement it runs, kept from the client side.
+
+    The server's `statement_timeout` cancels one slow statement; it cannot help when the server
+    itself stops answering (its processes stopped, a stuck disk, a paused VM): a query then
+    waits for ever on a socket nobody reads. Within `budget`, each connection a request borrows
+    is watched by one thread per process; past the request's deadline (and a grace for the
+    server's own cancel to act), the connection's socket is shut down, so the waiting query
+    fails at once (and the pool discards the connection). A borrow after the deadline fails
+    before it starts. Outside a budget (the ETL, the command line) nothing is watched."""
+
+    def __init__(self, grace: float = 1.0, tick: float = 0.05) -> None:
+        self._grace, self._tick = grace, tick
+        self._local = threading.local()
+        self._lent: dict[int, tuple[float, psycopg.Connection]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def budget(self, seconds: float) -> Iterator[None]:
+        self._local.deadline = time.monotonic() + seconds
+        try:
+            yield
+        finally:
+            self._local.deadline = None
+
+    @contextmanager
+    def watching(self, connection: psycopg.Connection) -> Iterator[None]:
+        deadline = getattr(self._local, "deadline", None)
+        if deadline is None:
+            yield
+            return
+        if time.monotonic() >= deadline:
+            raise StoreTooSlow("the request spent its time budget before this query (API_REQUEST_BUDGET_MS)")
+        key = id(connection)
+        with self._lock:
+            self._lent[key] = (deadline + self._grace, connection)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, name="kaspero-watchdog", daemon=True)
+                self._thread.start()
+        try:
+            yield
+        except psycopg.OperationalError as ex:
+            if time.monotonic() >= deadline + self._grace:  # cut by the watchdog: say so
+                raise StoreTooSlow(
+                    "the database did not answer within the request's time budget (API_REQUEST_BUDGET_MS)"
+                ) from ex
+            raise
+        finally:
+            with self._lock:
+                self._lent.pop(key, None)
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self._tick)
+            now = time.monotonic()
+            with self._lock:
+                due = [key for key, (cutoff, _) in self._lent.items() if cutoff <= now]
+                overdue = [self._lent.pop(key)[1] for key in due]
+            for connection in overdue:
+                _cut(connection)
+
+
+def _cut(connection: psycopg.Connection) -> None:
+    """Shut the connection's socket down under the query waiting on it (a duplicate descriptor
+    is shut and closed; the connection's own is left for psycopg to close)."""
+    try:
+        duplicate = socket.socket(fileno=os.dup(connection.fileno()))
+    except (OSError, psycopg.Error):
+        return
+    try:
+        duplicate.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        duplicate.close()
+
+
+WATCHDOG = Watchdog()
 
 
 class Suspicion:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Self
 
@@ -10,10 +11,11 @@ from psycopg_pool import ConnectionPool
 
 from adapters.postgres.assets import PostgresAssetRepository, PostgresUsdRateRepository
 from adapters.postgres.drifts import PostgresDriftRepository
-from adapters.postgres.pooling import store_errors
+from adapters.postgres.pooling import WATCHDOG, store_errors
 from adapters.postgres.records import PostgresMaintenance, PostgresRecordRepository
 from adapters.postgres.runs import PostgresCheckpointRepository, PostgresRunRepository
 from adapters.postgres.scheduling import PostgresRunRequestRepository, PostgresScheduleRepository
+from application.errors import StoreTooSlow
 
 
 class PostgresUnitOfWork:
@@ -37,10 +39,18 @@ class PostgresUnitOfWork:
         self._pool = pool
         self._timeout = timeout
         self._connection: psycopg.Connection | None = None
+        self._watched: AbstractContextManager[None] | None = None
 
     def __enter__(self) -> Self:
         with store_errors():
             connection = self._connection = self._pool.getconn(self._timeout)
+        self._watched = WATCHDOG.watching(connection)  # a request's time budget, when it has one
+        try:
+            self._watched.__enter__()
+        except BaseException:
+            self._connection = None
+            self._pool.putconn(connection)
+            raise
         self.records = PostgresRecordRepository(connection)
         self.checkpoints = PostgresCheckpointRepository(connection)
         self.runs = PostgresRunRepository(connection)
@@ -61,6 +71,13 @@ class PostgresUnitOfWork:
         connection, self._connection = self._connection, None
         if connection is None:
             return
+        watched, self._watched = self._watched, None
+        spent: StoreTooSlow | None = None
+        try:
+            if watched is not None:
+                watched.__exit__(exc_type, exc, tb)
+        except StoreTooSlow as ex:
+            spent = ex  # the watchdog cut this connection: the budget, not the network, is why
         try:
             if not connection.closed and not connection.broken:
                 connection.rollback()
@@ -68,6 +85,8 @@ class PostgresUnitOfWork:
             pass  # the connection died with the database; the pool discards it
         finally:
             self._pool.putconn(connection)
+        if spent is not None:
+            raise spent
         if isinstance(exc, psycopg.errors.QueryCanceled | psycopg.OperationalError | psycopg.InterfaceError):
             with store_errors():
                 raise exc

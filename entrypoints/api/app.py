@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -27,7 +28,7 @@ from entrypoints.api.auth import ApiKeyGuard
 from entrypoints.api.clients import ClientSide, Network
 from entrypoints.api.docs import install_docs
 from entrypoints.api.metrics import metrics_setup
-from entrypoints.api.middleware import HttpHygiene, RequestContext
+from entrypoints.api.middleware import HttpHygiene, RequestBudget, RequestContext
 from entrypoints.api.openapi import OpenApiResource
 from entrypoints.api.render import dumps
 from entrypoints.api.resources import (
@@ -61,6 +62,8 @@ class ApiOptions:
     enabled_kinds: tuple[str, ...] = ()  # the kinds `/health` judges (`ETL_SOURCES`)
     metrics_cache_seconds: float = 15.0
     trusted_proxies: tuple[Network, ...] = ()
+    request_budget_seconds: float = 5.0
+    database_slots: int | None = None  # requests touching the database at once (API_THREADS - 1)
 
 
 def create_app(
@@ -71,6 +74,7 @@ def create_app(
     clock: Clock | None = None,
     quarantine: QuarantineReader | None = None,
     ledger: SourceRunLedger | None = None,
+    budget: Callable[[float], AbstractContextManager[None]] | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """The API over its collaborators; `entrypoints.wsgi.create` passes the production ones.
 
@@ -88,7 +92,10 @@ def create_app(
 
     guard = ApiKeyGuard(options.api_keys, options.reads_need_key)
     http_metrics, metrics = metrics_setup(uow_factory, options.metrics_dir, options.metrics_cache_seconds)
-    middleware: list[Any] = [http_metrics, RequestContext(), HttpHygiene(), guard]
+    within = RequestBudget(
+        budget or (lambda _: nullcontext()), options.request_budget_seconds, options.database_slots
+    )
+    middleware: list[Any] = [http_metrics, RequestContext(), HttpHygiene(), guard, within]
     app = falcon.App(middleware=middleware)
     json_handler = falcon.media.JSONHandler(dumps=dumps)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = json_handler

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
 import falcon
@@ -68,3 +71,48 @@ class HttpHygiene:
             req.method = "HEAD"
         resp.set_header("X-Content-Type-Options", "nosniff")
         resp.set_header("Cache-Control", "no-store")
+
+
+# what needs no database: never held back when the database is slow or frozen
+UNGATED_PATHS = frozenset({"/live", "/openapi.json", "/docs", "/docs/init.js"})
+UNGATED_PREFIXES = ("/docs/static/", "/ui/static/")
+
+
+class RequestBudget:
+    """Every request that may touch the database gets a total time budget across all its
+    statements (`API_REQUEST_BUDGET_MS`, kept from the client side too: a frozen server is cut
+    off), and at most `gate` of them run at once in a worker: the worker's last thread stays free
+    for `/live` and the pages that need no database, whatever the database does. A request over
+    the gate is answered 503 at once (Retry-After: 1) instead of waiting behind the others."""
+
+    def __init__(
+        self, budget: Callable[[float], AbstractContextManager[None]], seconds: float, gate: int | None = None
+    ) -> None:
+        self._budget, self._seconds = budget, seconds
+        self._gate = threading.BoundedSemaphore(gate) if gate else None
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.path in UNGATED_PATHS or req.path.startswith(UNGATED_PREFIXES):
+            return
+        if self._gate is not None:
+            if not self._gate.acquire(blocking=False):
+                raise falcon.HTTPServiceUnavailable(
+                    title="Service Unavailable",
+                    description="Every database slot of this worker is busy; try again shortly.",
+                    retry_after=1,
+                )
+            req.context.gated = True
+        budget = self._budget(self._seconds)
+        budget.__enter__()
+        req.context.budget = budget
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        budget = getattr(req.context, "budget", None)
+        if budget is not None:
+            req.context.budget = None
+            budget.__exit__(None, None, None)
+        if getattr(req.context, "gated", False) and self._gate is not None:
+            req.context.gated = False
+            self._gate.release()

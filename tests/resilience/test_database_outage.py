@@ -5,6 +5,7 @@ duplicates nothing once rerun."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import psycopg
 
 from adapters.postgres.embedded import EmbeddedPostgres
 from tests.support.market_csv import market_lines, write_csv
-from tests.support.processes import REPO, environment, get, gunicorn, kaspero
+from tests.support.processes import REPO, children_of, environment, get, gunicorn, kaspero
 
 
 def test_the_api_answers_503_during_an_outage_keeps_live_fast_and_recovers(
@@ -174,3 +175,66 @@ def _count(url: str) -> int:
             return int(connection.execute("SELECT count(*) FROM unified_data").fetchone()[0])  # type: ignore[index]
     except psycopg.OperationalError:
         return 0
+
+
+def _server_processes(embedded: EmbeddedPostgres) -> list[int]:
+    """The postmaster (from its pid file) and every process it started."""
+    pid_file = next(embedded.data_dir.rglob("postmaster.pid"))
+    postmaster = int(pid_file.read_text().splitlines()[0])
+    return [postmaster, *(pid for pid, _ in children_of(postmaster))]
+
+
+def test_a_frozen_database_costs_a_request_its_budget_then_503_and_live_stays_fast(
+    own_server: tuple[EmbeddedPostgres, str], tmp_path: Path
+) -> None:
+    """The server's processes stopped (SIGSTOP: a stuck disk, a paused VM) answer nothing and
+    close nothing: only the client's own budget ends a request waiting on them."""
+    embedded, url = own_server
+    env = environment(
+        DATABASE_URL=url, CSV_SOURCE_PATH=str(write_csv(tmp_path / "prices.csv", list(market_lines(10)))),
+        API_REQUEST_BUDGET_MS="1500", API_STATEMENT_TIMEOUT_MS="1500",
+    )  # fmt: skip
+    assert kaspero("etl", "run", "--once", env=env).returncode == 0
+    with gunicorn(env) as base:
+        for path in ("/data", "/runs", "/assets", "/health"):
+            assert get(f"{base}{path}")[0] == 200  # every worker's pool is warm
+        frozen = _server_processes(embedded)
+        answers: list[tuple[int, float]] = []
+        live: list[float] = []
+        stop = threading.Event()
+
+        def client(path: str) -> None:
+            while not stop.is_set():
+                began = time.monotonic()
+                try:
+                    status = get(f"{base}{path}", timeout=10)[0]
+                except OSError:  # no answer in 10 s: recorded as such, never lost with the thread
+                    status = 0
+                answers.append((status, time.monotonic() - began))
+
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            clients = [
+                threading.Thread(target=client, args=(path,)) for path in ["/data", "/assets", "/runs"] * 4
+            ]
+            for thread in clients:
+                thread.start()
+            for _ in range(15):  # /live probed while twelve clients wait on the frozen database
+                began = time.monotonic()
+                assert get(f"{base}/live", timeout=30)[0] == 200
+                live.append(time.monotonic() - began)
+                stop.wait(0.3)
+            stop.set()
+            for thread in clients:
+                thread.join(timeout=60)
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+        recovered = [get(f"{base}/data", timeout=30)[0] for _ in range(5)]
+    assert max(live) < 1.0, f"/live took {max(live):.2f}s while the database was frozen"
+    assert {status for status, _ in answers} <= {200, 503}, answers
+    assert any(status == 503 for status, _ in answers)
+    slowest = max(seconds for _, seconds in answers)
+    assert slowest < 1.5 + 1.0 + 1.5, f"a request waited {slowest:.1f}s on a frozen database"
+    assert recovered[-1] == 200, recovered  # the cut connections were replaced

@@ -18,7 +18,7 @@ from entrypoints.api.app import ApiOptions, create_app
 
 
 def clock() -> datetime:
-    return datetime(2024, 5, 1, tzinfo=UTC)
+    return datetime(2024, 5, 3, 12, tzinfo=UTC)  # after every observation of the store it fills
 
 
 def coin(i: int, symbol: str, price: str, day: int) -> dict[str, Any]:

@@ -131,7 +131,7 @@ def test_health_reports_the_last_run_and_the_version(client: falcon.testing.Test
     assert body == {
         "status": "healthy",
         "database": True,
-        "etl_last_run": "2024-05-01T00:00:00+00:00",
+        "etl_last_run": "2024-05-03T12:00:00+00:00",
         "etl_last_status": "success",
         "version": "9.9.9",
         "reasons": [],
@@ -200,7 +200,7 @@ def test_stats_checkpoints_and_schema_drifts(client: falcon.testing.TestClient, 
     [stats] = client.simulate_get("/stats").json["data"]
     assert (stats["source"], stats["runs"], stats["records_processed"]) == ("api", 1, 3)
     assert stats["totals"]["inserted"] == 3
-    assert stats["last_success_at"] == "2024-05-01T00:00:00+00:00"
+    assert stats["last_success_at"] == "2024-05-03T12:00:00+00:00"
     [checkpoint] = client.simulate_get("/checkpoints").json["data"]
     assert (checkpoint["source"], checkpoint["cursor"]) == ("api", {"next_page": 1})
     assert checkpoint["age_seconds"] > 0
