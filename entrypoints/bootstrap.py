@@ -28,7 +28,7 @@ from psycopg_pool import ConnectionPool
 from adapters.feeds.crossref import load_crossref
 from adapters.feeds.csv_file import CsvContext, CsvFileSource, NoCsvFiles
 from adapters.feeds.csv_options_file import CsvOptionsError, load_csv_options
-from adapters.feeds.rss import FeedparserRssReader, RssArticleNormalizer
+from adapters.feeds.rss import FeedparserRssReader, RssArticleNormalizer, refuse_cross_host_redirect
 from adapters.http_source import coingecko, coinpaprika
 from adapters.http_source.coingecko import CoinGeckoNormalizer, CoinGeckoPaging, HttpxCoinGeckoReader
 from adapters.http_source.coinpaprika import CoinPaprikaNormalizer, HttpxCoinPaprikaReader
@@ -402,7 +402,8 @@ def tls_context() -> ssl.SSLContext:
 
 
 def feed_client(settings: Settings) -> httpx.Client:
-    """One client for every news feed: timeouts, redirects followed (feeds move), no cookies kept."""
+    """One client for every news feed: timeouts, redirects followed within a feed's host (feeds
+    move to https or another path) and refused to another host, no cookies kept."""
     timeout = settings.http_timeout_seconds
     return httpx.Client(
         headers={
@@ -412,6 +413,7 @@ def feed_client(settings: Settings) -> httpx.Client:
         timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
         follow_redirects=True,
         max_redirects=5,
+        event_hooks={"response": [refuse_cross_host_redirect]},
         verify=tls_context(),
     )
 
@@ -427,7 +429,9 @@ def api_pipeline(settings: Settings, source: str, client: ProviderClient, clock:
             HttpxCoinGeckoReader(client, clock, paging), CoinGeckoNormalizer(), coingecko.CONTRACT
         )
     return SourcePipeline(
-        HttpxCoinPaprikaReader(client, clock), CoinPaprikaNormalizer(), coinpaprika.CONTRACT
+        HttpxCoinPaprikaReader(client, clock, max_tickers=settings.coinpaprika_max_tickers),
+        CoinPaprikaNormalizer(),
+        coinpaprika.CONTRACT,
     )
 
 

@@ -63,6 +63,7 @@ class Settings(pydantic.BaseModel):
     coingecko_api_key: pydantic.SecretStr | None = None
     coinpaprika_rate_limit_per_minute: int | None = pydantic.Field(default=None, ge=1)
     coingecko_rate_limit_per_minute: int = pydantic.Field(default=25, ge=1)
+    coinpaprika_max_tickers: int = pydantic.Field(default=25_000, ge=1, le=1_000_000)
     coingecko_per_page: int = pydantic.Field(default=250, ge=1, le=250)
     coingecko_max_pages: int = pydantic.Field(default=4, ge=1, le=1000)
     coingecko_resume_window_minutes: float = pydantic.Field(default=10, ge=0)

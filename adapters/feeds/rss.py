@@ -142,6 +142,8 @@ class FeedparserRssReader:
                     "etag": response.headers.get("etag"),
                     "last_modified": response.headers.get("last-modified"),
                 }
+        except CrossHostRedirect as ex:
+            raise SourceUnavailable(f"{self.source.name}: {ex}", counters) from ex
         except httpx.HTTPError as ex:
             raise SourceUnavailable(
                 f"{self.source.name}: cannot fetch the feed ({type(ex).__name__})", counters
@@ -253,6 +255,24 @@ def html_to_text(fragment: str | None) -> str | None:
     parser.feed(fragment)
     parser.close()
     return clean_text("".join(parser.parts))
+
+
+class CrossHostRedirect(httpx.HTTPError):
+    """A feed redirected to another host: not followed (a feed's address is configuration, and
+    a hijacked or moved host must be seen by a person), as the API sources follow none."""
+
+
+def refuse_cross_host_redirect(response: httpx.Response) -> None:
+    """An httpx response hook: a redirect within the feed's host is followed (http → https, a
+    moved path), one to another host is refused with both hosts named."""
+    if not response.is_redirect:
+        return
+    target = response.url.join(response.headers.get("location", ""))
+    if target.host != response.url.host:
+        raise CrossHostRedirect(
+            f"the feed redirected from {response.url.host} to {target.host}: another host is not followed; "
+            "set RSS_SOURCE_URL to the new address if the move is genuine"
+        )
 
 
 class RssArticleNormalizer:

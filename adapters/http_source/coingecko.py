@@ -17,7 +17,13 @@ import attrs
 import pydantic
 
 from adapters.boundary import Moment, Money, RequiredMoney, RequiredText, WholeNumber, validated
-from adapters.http_source.paging import PROVIDER_FAULTS, element_batches, source_unavailable
+from adapters.http_source.paging import (
+    ELEMENT_BYTES,
+    PROVIDER_FAULTS,
+    element_batches,
+    over_count,
+    source_unavailable,
+)
 from adapters.http_source.transport import ProviderClient
 from application.ports import Batch
 from domain.drift import Contract, FieldSpec, FieldType
@@ -92,11 +98,16 @@ class HttpxCoinGeckoReader:
                 "page": page,
             }
             try:
-                elements = self._client.get_json("/coins/markets", params)
+                elements = self._client.get_json(
+                    "/coins/markets", params, max_bytes=(self._paging.per_page + 4) * ELEMENT_BYTES
+                )
             except PROVIDER_FAULTS as ex:
                 raise source_unavailable(NAME, ex, self._client) from ex
             if not isinstance(elements, list):
                 raise source_unavailable(NAME, TypeError("expected a JSON array of coins"), self._client)
+            refused = over_count(NAME, elements, self._paging.per_page, self._client)
+            if refused is not None:
+                raise refused
             last = len(elements) < self._paging.per_page or page >= self._paging.max_pages
             raws, rejected = element_batches(NAME, elements, seen, self._clock(), run_id)
             cursor_out = {"page": page, "snapshot_started_at": snapshot_started.isoformat(), "complete": last}

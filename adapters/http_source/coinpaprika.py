@@ -13,7 +13,13 @@ from typing import Any
 import pydantic
 
 from adapters.boundary import Moment, Money, RequiredMoney, RequiredText, WholeNumber, validated
-from adapters.http_source.paging import PROVIDER_FAULTS, element_batches, source_unavailable
+from adapters.http_source.paging import (
+    ELEMENT_BYTES,
+    PROVIDER_FAULTS,
+    element_batches,
+    over_count,
+    source_unavailable,
+)
 from adapters.http_source.transport import ProviderClient
 from application.ports import Batch
 from domain.drift import Contract, FieldSpec, FieldType
@@ -43,19 +49,29 @@ CONTRACT = Contract(
 class HttpxCoinPaprikaReader:
     source = Source(name=NAME, source_type=SourceType.API)
 
-    def __init__(self, client: ProviderClient, clock: Callable[[], datetime], batch_size: int = 1000) -> None:
+    def __init__(
+        self,
+        client: ProviderClient,
+        clock: Callable[[], datetime],
+        batch_size: int = 1000,
+        max_tickers: int = 25_000,
+    ) -> None:
         self._client = client
         self._clock = clock
         self._batch_size = batch_size
+        self._max_tickers = max_tickers  # COINPAPRIKA_MAX_TICKERS
 
     def read(self, cursor: dict[str, Any] | None, run_id: int) -> Iterator[Batch]:
         snapshot_at = self._clock()
         try:
-            elements = self._client.get_json("/tickers")
+            elements = self._client.get_json("/tickers", max_bytes=self._max_tickers * ELEMENT_BYTES)
         except PROVIDER_FAULTS as ex:
             raise source_unavailable(NAME, ex, self._client) from ex
         if not isinstance(elements, list):
             raise source_unavailable(NAME, TypeError("expected a JSON array of tickers"), self._client)
+        refused = over_count(NAME, elements, self._max_tickers, self._client)
+        if refused is not None:
+            raise refused
         seen: set[str] = set()
         for start in range(0, max(len(elements), 1), self._batch_size):
             chunk = elements[start : start + self._batch_size]

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from adapters.http_source.transport import ProviderClient, ProviderError, Unstorable
+from adapters.http_source.transport import ProviderClient, ProviderError, ProviderRefused, Unstorable
 from application.errors import SourceUnavailable
 from domain.checksum import payload_checksum
 from domain.records import QuarantinedRecord, RawRecord
@@ -65,6 +65,26 @@ def element_batches(
             )
         )
     return raws, rejected
+
+
+# a provider's element is a kilobyte or two: a page may hold this much a element it asked for
+ELEMENT_BYTES = 16 * 1024
+
+
+def over_count(
+    source: str, elements: list[Any], asked: int, client: ProviderClient
+) -> SourceUnavailable | None:
+    """A page holding more elements than were asked for is refused whole: the provider is not
+    keeping to the request, and storing a 210,672-coin "page" is not what a 250-coin one costs."""
+    if len(elements) <= asked:
+        return None
+    return source_unavailable(
+        source,
+        ProviderRefused(
+            f"answered {len(elements):,} elements where at most {asked:,} were asked for: refused"
+        ),
+        client,
+    )
 
 
 # what makes a source unavailable: the provider's answers and the network. Anything else raised

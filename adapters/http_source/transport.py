@@ -104,7 +104,11 @@ class ProviderClient:
         self._deadline = deadline_seconds
         self.tally = RequestTally()
 
-    def get_json(self, path: str, params: Mapping[str, str | int] | None = None) -> Any:
+    def get_json(
+        self, path: str, params: Mapping[str, str | int] | None = None, max_bytes: int | None = None
+    ) -> Any:
+        """The answer's JSON; `max_bytes` bounds this answer below the client's own limit (a page
+        of 250 coins has no business being 49 MB)."""
         policy = self._policy
         for attempt in stamina.retry_context(
             on=self._should_retry,
@@ -114,27 +118,27 @@ class ProviderClient:
             wait_max=policy.wait_max,
         ):
             with attempt:
-                return self._get_once(path, params)
+                return self._get_once(path, params, min(max_bytes or self._max_bytes, self._max_bytes))
         raise AssertionError("unreachable: stamina re-raises the last failure")  # pragma: no cover
 
     def close(self) -> None:
         self._client.close()
 
-    def _get_once(self, path: str, params: Mapping[str, str | int] | None) -> Any:
+    def _get_once(self, path: str, params: Mapping[str, str | int] | None, limit: int) -> Any:
         if self._bucket.acquire() > 0:
             self.tally.rate_limit_waits += 1
         self.tally.requests += 1
         try:
-            return self._answer(path, params)
+            return self._answer(path, params, limit)
         except httpx.TransportError:
             self.tally.answered("error")
             raise
 
-    def _answer(self, path: str, params: Mapping[str, str | int] | None) -> Any:
+    def _answer(self, path: str, params: Mapping[str, str | int] | None, limit: int) -> Any:
         started = time.monotonic()
         with self._client.stream("GET", path, params=params) as response:
             self.tally.answered(str(response.status_code))
-            body = self._read_bounded(response, started)
+            body = self._read_bounded(response, started, limit)
             status = response.status_code
             where = f"GET {response.request.url.path}"
             if status == 200:
@@ -146,19 +150,17 @@ class ProviderClient:
                 raise RetryableResponse(f"{where} answered {status}{page}", status, retry_after)
             raise ProviderRefused(f"{where} answered {status}: {_explain(status)}{page}")
 
-    def _read_bounded(self, response: httpx.Response, started: float) -> bytes:
+    def _read_bounded(self, response: httpx.Response, started: float, limit: int) -> bytes:
         """The body, within the size limit and the request's total deadline (connect, headers
         and body together: httpx's timeouts bound each read, not the whole)."""
         declared = response.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self._max_bytes:
-            raise ProviderRefused(
-                f"response of {int(declared):,} bytes exceeds the {self._max_bytes:,}-byte limit"
-            )
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise ProviderRefused(f"response of {int(declared):,} bytes exceeds the {limit:,}-byte limit")
         chunks, size = [], 0
         for chunk in response.iter_bytes():
             size += len(chunk)
-            if size > self._max_bytes:
-                raise ProviderRefused(f"response exceeds the {self._max_bytes:,}-byte limit")
+            if size > limit:
+                raise ProviderRefused(f"response exceeds the {limit:,}-byte limit")
             if time.monotonic() - started > self._deadline:
                 raise SlowResponse(
                     f"GET {response.request.url.path} took longer than {self._deadline:g} s "

@@ -290,3 +290,22 @@ def test_an_entry_without_a_date_is_undated_not_fresh(
         rows = dict(connection.execute("SELECT title, published_at FROM unified_data").fetchall())
     assert rows["No date at all"] is None  # never the fetch time
     assert rows["Dated"].isoformat() == "2024-01-01T10:00:00+00:00"
+
+
+def test_a_feed_redirect_is_followed_within_its_host_and_refused_to_another(
+    clean_database: str, provider: LoopbackProvider
+) -> None:
+    from tests.support.provider import Fault
+
+    feed = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item><title>Moved</title><guid>m1</guid></item></channel></rss>'
+    provider.state.feeds["new"] = feed
+    provider.queue("/feeds/old", Fault(status=301, headers={"Location": "/feeds/new"}))
+    moved = run_feeds(clean_database, [f"{provider.url}/feeds/old"])
+    assert moved.status is RunStatus.SUCCESS  # same host, another path: followed
+    elsewhere = provider.url.replace("127.0.0.1", "localhost")  # the same server under another host name
+    provider.queue("/feeds/hijacked", Fault(status=302, headers={"Location": f"{elsewhere}/feeds/new"}))
+    refused = run_feeds(clean_database, [f"{provider.url}/feeds/hijacked"])
+    [source] = refused.sources
+    assert source.status is RunStatus.FAILED
+    assert "redirected from 127.0.0.1 to localhost: another host is not followed" in source.error
+    assert not provider.requests_to("/feeds/new")[1:]  # the only fetch of /feeds/new was the same-host one

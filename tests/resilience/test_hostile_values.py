@@ -69,3 +69,27 @@ def test_hostile_elements_are_quarantined_one_by_one_and_the_pass_goes_on(clean_
     assert stored[0] < 10**12  # nothing absurd reached the table
     assert stored[1] > 10**-18
     assert stored[2].year < 3000
+
+
+def test_a_page_holding_more_coins_than_asked_for_is_refused_whole(clean_database: str) -> None:
+    with loopback_provider() as provider:
+        flood = json.dumps([coingecko_coin(i) for i in range(600)]).encode()
+        provider.queue(MARKETS, Fault(body=flood, headers={"Content-Type": "application/json"}))
+        app = build(
+            Settings(
+                coingecko_base_url=f"{provider.url}/coingecko", coinpaprika_base_url=f"{provider.url}/coinpaprika",
+                coingecko_rate_limit_per_minute=6000, rate_limit_requests_per_minute=6000, coingecko_per_page=250,
+            ),  # type: ignore[call-arg]
+            clean_database,
+        )  # fmt: skip
+        try:
+            run = app.run_etl(["coingecko", "coinpaprika"])
+        finally:
+            app.close()
+    by_source = {item.source: item for item in run.sources}
+    assert by_source["coingecko"].status is RunStatus.FAILED
+    assert "answered 600 elements where at most 250 were asked for: refused" in by_source["coingecko"].error
+    assert by_source["coinpaprika"].status is RunStatus.SUCCESS
+    with psycopg.connect(clean_database) as connection:
+        stored = connection.execute("SELECT count(*) FROM raw_coingecko").fetchone()[0]
+    assert stored == 0  # nothing of the flood was kept
