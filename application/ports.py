@@ -233,6 +233,12 @@ class RunRequestRepository(Protocol):
 
     def get(self, request_id: int) -> RunRequest | None: ...
 
+    def running_since_before(self, cutoff: datetime) -> list[int]:
+        """Requests claimed before `cutoff` and still running."""
+
+    def fail(self, request_id: int, error: str, finished_at: datetime) -> None:
+        """Close a running request `failed` with the reason (a request already closed stays)."""
+
 
 class ScheduleRepository(Protocol):
     def last_started(self, kind: str) -> datetime | None: ...

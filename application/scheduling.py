@@ -73,13 +73,43 @@ def run_requested(
     kinds = list(request.sources or all_kinds)
     run = None
     try:
-        run = _with_locks(kinds, locks, lambda: run_kinds(kinds, RunTrigger.MANUAL), wait_for_lock)
+        # held while it runs: a scheduler that finds the lock free knows this one died
+        with locks.hold(request_lock_name(request.id)):
+            run = _with_locks(kinds, locks, lambda: run_kinds(kinds, RunTrigger.MANUAL), wait_for_lock)
     finally:
         # closed even when the run could not finish (a database outage), never left `running`
         with uow_factory() as uow:
             uow.requests.complete(request.id, run.id if run else None, clock())
             uow.commit()
     return run
+
+
+def request_lock_name(request_id: int) -> str:
+    return f"kaspero:request:{request_id}"
+
+
+ABANDONED_REQUEST = (
+    "the scheduler running it stopped (killed or lost) before it finished; ask again with POST /runs"
+)
+
+
+def close_abandoned_requests(
+    uow_factory: UnitOfWorkFactory, locks: SourceLocks, clock: Clock, grace: timedelta = timedelta(minutes=1)
+) -> list[int]:
+    """Close `failed` every request still `running` whose lock nobody holds: its scheduler is
+    gone. Requests claimed within `grace` are left alone (the lock is taken just after the claim)."""
+    with uow_factory() as uow:
+        candidates = uow.requests.running_since_before(clock() - grace)
+    closed = []
+    for request_id in candidates:
+        with locks.hold(request_lock_name(request_id)) as free:
+            if not free:
+                continue  # its scheduler is alive and running it
+            with uow_factory() as uow:
+                uow.requests.fail(request_id, ABANDONED_REQUEST, clock())
+                uow.commit()
+            closed.append(request_id)
+    return closed
 
 
 def _with_locks(

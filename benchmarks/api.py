@@ -176,7 +176,7 @@ def main() -> list[dict[str, Any]]:
             cases = {
                 "/health": "/health",
                 "/data first page": "/data",
-                "/data?page=1000": "/data?page=1000",
+                "/data?page=100": "/data?page=100",
                 "/data deep cursor": f"/data?cursor={cursor}",
                 "/data?search=bit": "/data?search=bit",
                 "/data?symbol=BTC&sort_by=observed_at": "/data?symbol=BTC&sort_by=observed_at",

@@ -12,6 +12,7 @@ class RequestStatus(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
+    FAILED = "failed"  # its scheduler died while running it
 
 
 @attrs.frozen
@@ -23,3 +24,4 @@ class RunRequest:
     claimed_at: datetime | None = None
     finished_at: datetime | None = None
     run_id: int | None = None
+    error: str | None = None

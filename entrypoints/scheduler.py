@@ -16,7 +16,7 @@ from datetime import timedelta
 import structlog
 
 from application.errors import StoreUnavailable
-from application.scheduling import run_due_sources, run_requested
+from application.scheduling import close_abandoned_requests, run_due_sources, run_requested
 from domain.runs import EtlRun, RunTrigger
 from entrypoints.bootstrap import AVAILABLE_SOURCE_KINDS, Kaspero
 from entrypoints.healthcheck import GRACE_SECONDS, Heartbeat, heartbeat_path
@@ -66,8 +66,10 @@ def run_scheduler(
                 uow.schedule.mark_started(kind, kaspero.clock())
             uow.commit()
     backoff = backoff or Backoff()
+    request_grace = timedelta(seconds=kaspero.settings.run_abandon_grace_seconds)
     while not stop.is_set():
         try:
+            close_abandoned_requests(kaspero.uow_factory, kaspero.locks, kaspero.clock, request_grace)
             while not stop.is_set() and run_requested(
                 list(intervals), kaspero.locks, kaspero.uow_factory, kaspero.clock, run_kinds
             ):

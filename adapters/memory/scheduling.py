@@ -45,6 +45,20 @@ class InMemoryRunRequestRepository:
     def get(self, request_id: int) -> RunRequest | None:
         return self._state.requests.get(request_id)
 
+    def running_since_before(self, cutoff: datetime) -> list[int]:
+        return sorted(
+            request.id
+            for request in self._state.requests.values()
+            if request.status is RequestStatus.RUNNING and request.claimed_at and request.claimed_at < cutoff
+        )
+
+    def fail(self, request_id: int, error: str, finished_at: datetime) -> None:
+        request = self._state.requests[request_id]
+        if request.status is RequestStatus.RUNNING:
+            self._state.requests[request_id] = attrs.evolve(
+                request, status=RequestStatus.FAILED, error=error, finished_at=finished_at
+            )
+
 
 class InMemoryScheduleRepository:
     def __init__(self, state: State) -> None:

@@ -30,6 +30,13 @@ UPDATE run_requests SET status = 'done', run_id = %(run_id)s, finished_at = %(fi
 WHERE id = %(id)s
 """
 SELECT_REQUEST = "SELECT * FROM run_requests WHERE id = %(id)s"
+SELECT_RUNNING_REQUESTS = (
+    "SELECT id FROM run_requests WHERE status = 'running' AND claimed_at < %(cutoff)s ORDER BY id"
+)
+FAIL_REQUEST = """
+UPDATE run_requests SET status = 'failed', error = %(error)s, finished_at = %(at)s
+WHERE id = %(id)s AND status = 'running'
+"""
 
 SELECT_MARK = "SELECT last_started_at FROM schedule_marks WHERE kind = %(kind)s"
 UPSERT_MARK = """
@@ -58,6 +65,12 @@ class PostgresRunRequestRepository:
     def get(self, request_id: int) -> RunRequest | None:
         return self._one(SELECT_REQUEST, {"id": request_id})
 
+    def running_since_before(self, cutoff: datetime) -> list[int]:
+        return [int(row[0]) for row in self._connection.execute(SELECT_RUNNING_REQUESTS, {"cutoff": cutoff})]
+
+    def fail(self, request_id: int, error: str, finished_at: datetime) -> None:
+        self._connection.execute(FAIL_REQUEST, {"id": request_id, "error": error, "at": finished_at})
+
     def _one(self, query: str, params: dict[str, Any]) -> RunRequest | None:
         row = self._connection.cursor(row_factory=dict_row).execute(query, params).fetchone()
         return run_request_from_row(row) if row else None
@@ -72,6 +85,7 @@ def run_request_from_row(row: dict[str, Any]) -> RunRequest:
         claimed_at=row["claimed_at"],
         finished_at=row["finished_at"],
         run_id=row["run_id"],
+        error=row.get("error"),
     )
 
 

@@ -13,7 +13,9 @@ from application.queries import MAX_PAGE_SIZE, SortField
 from domain.records import RecordKind, SourceType
 
 MAX_TEXT = 200
-MAX_PAGE = 1000  # past it, an offset scan costs seconds: `cursor` pages at any depth
+# past it (10,000 rows at the largest page), an offset scan costs what a request's budget has:
+# `cursor` pages at any depth. The same limit on every list (`/data`, `/quarantine`, `/assets`).
+MAX_PAGE = 100
 MAX_ID = 2**63 - 1
 
 

@@ -8,6 +8,7 @@ import falcon
 
 from domain.drift import DriftKind
 from domain.records import RecordKind, SourceType
+from domain.requests import RequestStatus
 from domain.runs import RunStatus
 from entrypoints.api import declared
 
@@ -390,7 +391,8 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "request_id": {"type": "integer"},
             "sources": {"type": "array", "items": {"type": "string"}},
-            "status": {"enum": ["queued", "running", "done"]},
+            "status": {"enum": [member.value for member in RequestStatus]},
+            "error": _nullable({"type": "string"}),
             "requested_at": MOMENT,
             "claimed_at": _nullable(MOMENT),
             "finished_at": _nullable(MOMENT),
@@ -621,9 +623,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                         "a case-insensitive part of the name, taken literally (`%` and `_` are themselves)",
                     ),
                     _query(
-                        "page",
-                        {"type": "integer", "minimum": 1, "maximum": 10_000_000},
-                        "page number, from 1",
+                        "page", declared.PAGE.schema(), "page number, from 1 (narrow with `search` past it)"
                     ),
                     _query("page_size", {"type": "integer", "minimum": 1, "maximum": 100}, "items per page"),
                 ],

@@ -108,7 +108,7 @@ def data_query(req: falcon.Request) -> DataQuery:
         raise InvalidParameter("start_date", "start_date must not be after end_date")
     sort_by = params.choice("sort_by", SortField, SortField.PUBLISHED_AT) or SortField.PUBLISHED_AT
     sort_order = params.choice("sort_order", SortOrder, SortOrder.DESC) or SortOrder.DESC
-    page = _page(params)
+    page = list_page(params)
     cursor = params.text("cursor")
     if cursor is not None and page != 1:
         raise InvalidParameter("cursor", "give page or cursor, not both")
@@ -137,7 +137,7 @@ QUARANTINE_PARAMETERS = tuple(param.name for param in declared.QUARANTINE)
 
 def quarantine_query(req: falcon.Request) -> QuarantineQuery:
     params = QueryParams(req, QUARANTINE_PARAMETERS)
-    page = _page(params)
+    page = list_page(params)
     cursor = params.text("cursor")
     if cursor is not None and page != 1:
         raise InvalidParameter("cursor", "give page or cursor, not both")
@@ -151,14 +151,17 @@ def quarantine_query(req: falcon.Request) -> QuarantineQuery:
     )
 
 
-def _page(params: QueryParams) -> int:
+def list_page(params: QueryParams, cursor_alternative: bool = True) -> int:
+    """`page`, at most MAX_PAGE on every list; past it the answer says what to use instead."""
     page = params.integer("page", 1, declared.PAGE.low or 1, None)
     if page > MAX_PAGE:
-        raise InvalidParameter(
-            "page",
-            f"page must be at most {MAX_PAGE:,}: deep pages are what `cursor` is for (each answer's "
-            "pagination.next_cursor), as fast on the millionth row as on the first",
+        instead = (
+            "deep pages are what `cursor` is for (each answer's pagination.next_cursor), as fast on the "
+            "millionth row as on the first"
+            if cursor_alternative
+            else "narrow the list with `symbol` or `search` instead"
         )
+        raise InvalidParameter("page", f"page must be at most {MAX_PAGE:,}: {instead}")
     return page
 
 

@@ -270,6 +270,7 @@ def run_request(item: RunRequest) -> dict[str, Any]:
         "claimed_at": item.claimed_at,
         "finished_at": item.finished_at,
         "run_id": item.run_id,
+        "error": item.error,
         "links": {"self": f"/run-requests/{item.id}", "run": f"/runs/{item.run_id}" if item.run_id else None},
     }
 

@@ -28,6 +28,7 @@ from entrypoints.api.params import (
     data_query,
     encode_cursor,
     encode_id_cursor,
+    list_page,
     quarantine_query,
 )
 
@@ -315,7 +316,7 @@ class AssetsResource:
             self._uow_factory,
             symbol=params.text("symbol"),
             search=params.text("search"),
-            page=params.integer("page", 1, 1, 10_000_000),
+            page=list_page(params, cursor_alternative=False),
             page_size=params.integer("page_size", 20, 1, 100),
         )
         resp.media = render.asset_page(result)

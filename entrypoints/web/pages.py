@@ -34,7 +34,7 @@ from domain.runs import EtlRun, RunStatus, SourceRun
 from entrypoints.api.auth import KEY_COOKIE, SESSION_SECONDS, ApiKeyGuard, LoginThrottle
 from entrypoints.api.clients import ClientSide
 from entrypoints.api.errors import InvalidParameter, serialize_problem
-from entrypoints.api.params import QueryParams
+from entrypoints.api.params import QueryParams, list_page
 from entrypoints.web.charts import bar_size, candles, sparkline
 
 HERE = Path(__file__).resolve().parent
@@ -234,7 +234,7 @@ class Dashboard:
     def on_get_assets(self, req: falcon.Request, resp: falcon.Response) -> None:
         params = QueryParams(req, ("q", "page"), form=True)
         text = params.text("q")
-        page = params.integer("page", 1, 1, 1000)
+        page = list_page(params, cursor_alternative=False)
         symbol_hits = find_assets(self._uow_factory, text, None, 1, 50).items if text else []
         name_hits = find_assets(self._uow_factory, None, text, page, 50)
         seen = {asset.id for asset in symbol_hits}
