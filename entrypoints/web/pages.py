@@ -35,6 +35,7 @@ from entrypoints.api.auth import KEY_COOKIE, SESSION_SECONDS, ApiKeyGuard, Login
 from entrypoints.api.clients import ClientSide
 from entrypoints.api.errors import InvalidParameter, serialize_problem
 from entrypoints.api.params import QueryParams, list_page
+from entrypoints.api.resources import read_body
 from entrypoints.web.charts import bar_size, candles, sparkline
 
 HERE = Path(__file__).resolve().parent
@@ -310,7 +311,7 @@ class Dashboard:
                 error=f"Too many failed attempts from {client}: try again in {int(wait) + 1} s.",
             )  # fmt: skip
             return
-        form = parse_qs(req.bounded_stream.read(4096).decode("utf-8", "replace"))
+        form = parse_qs(read_body(req, 4096).decode("utf-8", "replace"))
         key = (form.get("key") or [""])[0]
         target = _local((form.get("next") or ["/"])[0])
         if not self._guard.accepts(key):
