@@ -23,7 +23,7 @@ from benchmarks.harness import REPO, print_table, save, scratch_database, timed
 from tests.support.market_csv import append_lines, market_lines, write_csv
 
 ROWS = int(os.environ.get("BENCH_CSV_ROWS", "1000000"))
-ASSETS = 50
+ASSETS = 1250  # 800 days of daily bars (and 10 % more to append): all of them in the past
 
 
 def etl_pass(database_url: str, path: Path) -> dict[str, Any]:

@@ -18,6 +18,8 @@ import multiprocessing
 import os
 import queue
 import signal
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -139,6 +141,16 @@ def _start_worker(
     kaspero = build(settings, database_url)
     kaspero.observer = _RelayObserver(events)
     _worker.update(kaspero=kaspero, stop=stop, parent=parent)
+    threading.Thread(target=_die_with, args=(parent,), name="kaspero-orphan-watch", daemon=True).start()
+
+
+def _die_with(parent: int, every: float = 0.25) -> None:
+    """End this worker within `every` seconds of its parent's death (a SIGKILLed `etl run`
+    cannot stop its workers; re-parented, they would load on for minutes). Mid-batch is safe:
+    a batch commits whole or not at all, and the rerun loads each row once."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(70)
 
 
 def _stopping() -> bool:

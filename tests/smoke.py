@@ -30,7 +30,7 @@ from tests.support.processes import REPO, environment, get, gunicorn, kaspero
 from tests.support.provider import loopback_provider
 
 COINS = 300
-CSV_ROWS_DAYS, CSV_ASSETS = 8000, 6
+CSV_ROWS_DAYS, CSV_ASSETS = 800, 60
 API_KEY = "smoke-key-" + uuid.uuid4().hex
 
 

@@ -68,7 +68,7 @@ def main() -> int:
     migrate(url)
     work = Path(REPO / ".kaspero" / "soak-files" / uuid.uuid4().hex[:8])
     work.mkdir(parents=True)
-    lines = list(market_lines(days=4000, assets=3))
+    lines = list(market_lines(days=1000, assets=12))
     written = 300
     csv = write_csv(work / "prices.csv", lines[:written])
     statuses: Counter[int] = Counter()

@@ -25,7 +25,7 @@ def scalar(url: str, query: str) -> int:
 def test_sigkill_mid_file_then_resume_loses_nothing_and_duplicates_nothing(
     clean_database: str, tmp_path: Path
 ) -> None:
-    lines = list(market_lines(days=10_000, assets=6))
+    lines = list(market_lines(days=1_000, assets=60))
     path = write_csv(tmp_path / "history.csv", lines)
     size = path.stat().st_size
     env = environment(

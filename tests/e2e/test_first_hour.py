@@ -96,7 +96,7 @@ def test_ctrl_c_during_the_first_pass_stops_it_after_the_batch_in_flight(
     clean_database: str, tmp_path: Path
 ) -> None:
     port = free_port()
-    csv = write_csv(tmp_path / "prices.csv", list(market_lines(20_000)))  # 60,000 rows
+    csv = write_csv(tmp_path / "prices.csv", list(market_lines(1_000, assets=60)))  # 60,000 rows
     env = environment(
         DATABASE_URL=clean_database, API_PORT=str(port), KASPERO_DATA_DIR=str(tmp_path / "state"),
         CSV_SOURCE_PATH=str(csv), CSV_BATCH_SIZE="500",

@@ -30,7 +30,7 @@ def _files(folder: Path, days: int) -> dict[str, int]:
     folder.mkdir()
     lines = {}
     for index in range(FILES):
-        written = list(market_lines(days=days, assets=6, seed=index))
+        written = list(market_lines(days=days, assets=60, seed=index))
         write_csv(folder / f"part{index}.csv", written)
         lines[f"csv:part{index}"] = len(written)
     return lines
@@ -44,7 +44,7 @@ def _two_workers(database_url: str, tmp_path: Path, **more: str) -> dict[str, st
 
 
 def test_files_of_one_glob_load_at_once_each_its_own_source(clean_database: str, tmp_path: Path) -> None:
-    expected = _files(tmp_path / "many", days=2_000)  # 12,000 rows a file
+    expected = _files(tmp_path / "many", days=200)  # 12,000 rows a file
     env = _two_workers(clean_database, tmp_path, CSV_BATCH_SIZE="1000", PROGRESS_LOG_SECONDS="0.2")
     result = kaspero("etl", "run", "--once", "--json", "--source", "csv", env=env, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -75,7 +75,7 @@ def test_files_of_one_glob_load_at_once_each_its_own_source(clean_database: str,
 def test_a_worker_killed_mid_file_fails_its_source_and_a_rerun_loads_each_row_once(
     clean_database: str, tmp_path: Path
 ) -> None:
-    expected = _files(tmp_path / "many", days=6_000)  # 36,000 rows a file
+    expected = _files(tmp_path / "many", days=600)  # 36,000 rows a file
     env = _two_workers(clean_database, tmp_path, CSV_BATCH_SIZE="500")
     command = [sys.executable, "-m", "entrypoints.cli", "etl", "run", "--once", "--json", "--source", "csv"]
     process = subprocess.Popen(
@@ -106,3 +106,41 @@ def test_a_worker_killed_mid_file_fails_its_source_and_a_rerun_loads_each_row_on
     )
     assert rows(clean_database, "SELECT count(*) FROM raw_csv") == [(sum(expected.values()),)]
     assert rows(clean_database, "SELECT count(*) FROM market_history") == [(sum(expected.values()),)]
+
+
+def test_a_killed_run_takes_its_workers_with_it_and_a_rerun_loads_each_row_once(
+    clean_database: str, tmp_path: Path
+) -> None:
+    expected = _files(tmp_path / "many", days=600)
+    env = _two_workers(clean_database, tmp_path, CSV_BATCH_SIZE="500")
+    command = [sys.executable, "-m", "entrypoints.cli", "etl", "run", "--once", "--json", "--source", "csv"]
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    workers: list[int] = []
+    while time.monotonic() < deadline and process.poll() is None:
+        workers = [pid for pid, line in children_of(process.pid) if "spawn_main" in line]
+        if workers and rows(clean_database, "SELECT count(*) FROM unified_data")[0][0] > 2_000:
+            break
+        time.sleep(0.05)
+    assert workers, "the run must have workers loading for this test to mean anything"
+    process.kill()  # SIGKILL: the parent can tell its workers nothing
+    process.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() and "spawn_main" in _cmdline(pid) for pid in workers):
+        assert time.monotonic() < deadline, "the workers outlived their parent"
+        time.sleep(0.1)
+    result = kaspero("etl", "run", "--once", "--json", "--source", "csv", env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert rows(clean_database, "SELECT source, count(*) FROM unified_data GROUP BY 1 ORDER BY 1") == sorted(
+        expected.items()
+    )
+    assert rows(clean_database, "SELECT count(*) FROM raw_csv") == [(sum(expected.values()),)]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""

@@ -44,7 +44,7 @@ def in_a_terminal(command: list[str], env: dict[str, str], timeout: float = 120)
 
 
 def test_a_load_on_a_terminal_shows_a_live_display_and_one_table(clean_database: str, tmp_path: Path) -> None:
-    csv = write_csv(tmp_path / "history.csv", list(market_lines(days=4000, assets=15)))  # 60,000 rows
+    csv = write_csv(tmp_path / "history.csv", list(market_lines(days=1000, assets=60)))  # 60,000 rows
     env = environment(DATABASE_URL=clean_database, CSV_SOURCE_PATH=str(csv), CSV_BATCH_SIZE="2000")
     env.pop("LOG_FORMAT")  # the default: console logs on a terminal
     code, screen = in_a_terminal([sys.executable, "-m", "entrypoints.cli", "etl", "run", "--once"], env)
@@ -63,7 +63,7 @@ def test_a_load_on_a_terminal_shows_a_live_display_and_one_table(clean_database:
 def test_a_load_without_a_terminal_logs_progress_events_and_prints_json_once(
     clean_database: str, tmp_path: Path
 ) -> None:
-    csv = write_csv(tmp_path / "history.csv", list(market_lines(days=4000, assets=15)))
+    csv = write_csv(tmp_path / "history.csv", list(market_lines(days=1000, assets=60)))
     env = environment(
         DATABASE_URL=clean_database,
         CSV_SOURCE_PATH=str(csv),

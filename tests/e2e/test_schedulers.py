@@ -88,7 +88,7 @@ def _finished_runs_per_source(database_url: str) -> int:
 def test_sigterm_stops_after_the_batch_in_flight_and_the_next_run_resumes(
     clean_database: str, tmp_path: Path
 ) -> None:
-    lines = list(market_lines(days=6000, assets=6))
+    lines = list(market_lines(days=600, assets=60))
     csv = write_csv(tmp_path / "big.csv", lines)
     env = environment(
         DATABASE_URL=clean_database,

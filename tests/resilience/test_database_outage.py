@@ -141,7 +141,7 @@ def test_a_load_cut_by_an_outage_loses_and_duplicates_nothing_once_rerun(
     own_server: tuple[EmbeddedPostgres, str], tmp_path: Path
 ) -> None:
     embedded, url = own_server
-    lines = list(market_lines(10_000))  # 30,000 rows
+    lines = list(market_lines(1_000, assets=30))  # 30,000 rows
     csv = write_csv(tmp_path / "prices.csv", lines)
     env = environment(
         DATABASE_URL=url, CSV_SOURCE_PATH=str(csv), CSV_BATCH_SIZE="1000", RUN_ABANDON_GRACE_SECONDS="0"
