@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -146,6 +147,16 @@ class UnifiedRecord:
     bar_seconds: int | None = None
 
 
+_SYMBOL = re.compile(r"^[$]?[^\W_][\w.+\-&$]{0,29}$")
+
+
+def is_symbol(text: str) -> bool:
+    """A ticker as every source must give it: up to 30 letters and digits (any script), with
+    `. + - _ & $` inside (`USDC.E`, `USD+`, `$WIF`); never markup, spaces or punctuation: one
+    rule for the files and the providers alike."""
+    return bool(_SYMBOL.match(text))
+
+
 def market_record(
     raw: RawRecord,
     source_type: SourceType,
@@ -174,6 +185,8 @@ def market_record(
     price = price_usd if price is None else price
     if price is not None and price < 0:
         raise InvalidRecord(f"{price_field}: a price cannot be negative ({price})")
+    if not is_symbol(symbol):
+        raise InvalidRecord(f"symbol: not a symbol: {symbol[:40]!r}")
     upper = symbol.upper()
     return UnifiedRecord(
         source=raw.source,

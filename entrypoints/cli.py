@@ -71,6 +71,13 @@ def _db_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _db_start(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.database_url:
+        print(
+            "kaspero: `kaspero db start` manages only the embedded server, and DATABASE_URL points at "
+            "another one: start that server by its own means (or unset DATABASE_URL for the embedded one)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     url = bootstrap.resolve_database_url(settings, start=True)
     print(url)
     return EXIT_OK

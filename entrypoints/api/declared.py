@@ -13,6 +13,14 @@ from application.queries import MAX_PAGE_SIZE, SortField
 from domain.records import RecordKind, SourceType
 
 MAX_TEXT = 200
+# a text parameter as the API reads it: taken as sent (never trimmed), no NUL (PostgreSQL's text
+# cannot hold one), 1 to MAX_TEXT characters
+TEXT_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_TEXT,
+    "pattern": "^[^\u0000]*$",
+}
 # past it (10,000 rows at the largest page), an offset scan costs what a request's budget has:
 # `cursor` pages at any depth. The same limit on every list (`/data`, `/quarantine`, `/assets`).
 MAX_PAGE = 100
@@ -37,7 +45,7 @@ class Param:
 
     def schema(self) -> dict[str, Any]:
         if self.kind is Kind.TEXT:
-            return {"type": "string", "minLength": 1, "maxLength": MAX_TEXT}
+            return dict(TEXT_SCHEMA)
         if self.kind is Kind.TIMESTAMP:
             return {"type": "string", "format": "date-time"}
         if self.kind is Kind.CHOICE:
@@ -54,10 +62,19 @@ def _choice(name: str, kind: type[enum.StrEnum], description: str) -> Param:
     return Param(name, Kind.CHOICE, description, choices=tuple(member.value for member in kind))
 
 
-PAGE = Param("page", Kind.INTEGER, "page number, from 1; deeper pages with `cursor`", 1, MAX_PAGE)
+PAGE = Param(
+    "page",
+    Kind.INTEGER,
+    f"page number, from 1 to {MAX_PAGE} (10,000 rows at most); deeper with `cursor`",
+    1,
+    MAX_PAGE,
+)
 PAGE_SIZE = Param("page_size", Kind.INTEGER, "items per page", 1, MAX_PAGE_SIZE)
 CURSOR = Param(
-    "cursor", Kind.TEXT, "pagination.next_cursor of the previous page: keyset paging, fast at any depth"
+    "cursor",
+    Kind.TEXT,
+    "pagination.next_cursor of the previous page: keyset paging, fast at any depth. Not with `page` "
+    "(400), and only a cursor this API gave out for the same sort (400 otherwise)",
 )
 
 DATA = (
@@ -70,7 +87,7 @@ DATA = (
     Param("category", Kind.TEXT, "an article category"),
     Param("author", Kind.TEXT, "an article author"),
     Param("search", Kind.TEXT, "a case-insensitive substring of title or description"),
-    Param("start_date", Kind.TIMESTAMP, "published_at on or after"),
+    Param("start_date", Kind.TIMESTAMP, "published_at on or after (not after end_date: 400)"),
     Param("end_date", Kind.TIMESTAMP, "published_at on or before"),
     _choice("sort_by", SortField, "the sort column"),
     Param("sort_order", Kind.CHOICE, "the sort direction", choices=("asc", "desc")),
@@ -85,7 +102,7 @@ QUARANTINE = (
     Param("reason", Kind.TEXT, "a case-insensitive substring of the reason"),
     PAGE,
     PAGE_SIZE,
-    Param("cursor", Kind.TEXT, "pagination.next_cursor of the previous page"),
+    Param("cursor", Kind.TEXT, "pagination.next_cursor of the previous page; not with `page` (400)"),
 )
 
 

@@ -11,6 +11,7 @@ from domain.records import RecordKind, SourceType
 from domain.requests import RequestStatus
 from domain.runs import RunStatus
 from entrypoints.api import declared
+from entrypoints.settings import SOURCE_KINDS
 
 MAX_ID = declared.MAX_ID
 
@@ -55,7 +56,7 @@ def _list_of(name: str) -> dict[str, Any]:
     return _envelope({"type": "array", "items": _ref(name)})
 
 
-TEXT = {"type": "string", "minLength": 1, "maxLength": 200}
+TEXT = declared.TEXT_SCHEMA
 MOMENT = {"type": "string", "format": "date-time"}
 MONEY = _nullable({"type": "string", "pattern": r"^-?\d+(\.\d+)?(E[+-]?\d+)?$"})
 BAD = _problem("a parameter is unknown, repeated, empty or out of range")
@@ -550,7 +551,13 @@ def openapi_document(version: str) -> dict[str, Any]:
                                 "schema": {
                                     "type": "object",
                                     "additionalProperties": False,
-                                    "properties": {"sources": {"type": "array", "items": {"type": "string"}}},
+                                    "properties": {
+                                        "sources": {
+                                            "type": "array",
+                                            "items": {"enum": list(SOURCE_KINDS)},
+                                            "description": "the source kinds to run; none: every kind",
+                                        }
+                                    },
                                 }
                             }
                         },
@@ -592,13 +599,14 @@ def openapi_document(version: str) -> dict[str, Any]:
                 extra={"404": NOT_FOUND},
             ),
             "/compare-runs": _get(
-                "Per-source deltas and anomalies of run B against run A (default: the last two)",
+                "Per-source deltas and anomalies of run B against run A (both or neither: one alone is a "
+                "400; neither: the newest run against the last run of its sources, 404 when there is none)",
                 _json(_envelope(_ref("Comparison")), "the comparison"),
                 [
                     _query(name, {"type": "integer", "minimum": 1, "maximum": MAX_ID}, description)
                     for name, description in (
-                        ("run_a", "the baseline run"),
-                        ("run_b", "the run compared"),
+                        ("run_a", "the baseline run (with run_b)"),
+                        ("run_b", "the run compared (with run_a)"),
                         ("run_id_1", "the original name of run_a"),
                         ("run_id_2", "the original name of run_b"),
                     )
@@ -639,8 +647,16 @@ def openapi_document(version: str) -> dict[str, Any]:
                 _json(_envelope({"type": "array", "items": CANDLE}), "candles, oldest first"),
                 [
                     _path_id("asset_id"),
-                    _query("start", {"type": "string", "format": "date-time"}, "observed on or after"),
-                    _query("end", {"type": "string", "format": "date-time"}, "observed on or before"),
+                    _query(
+                        "start",
+                        {"type": "string", "format": "date-time"},
+                        "observed on or after (not after `end`: 400)",
+                    ),
+                    _query(
+                        "end",
+                        {"type": "string", "format": "date-time"},
+                        "observed on or before (not before `start`: 400)",
+                    ),
                     _query("interval", {"enum": ["5m", "1h", "1d"]}, "bucket width"),
                     _query("source", TEXT, "one source, or `consensus` for every source together"),
                 ],

@@ -27,6 +27,7 @@ _TIME_FIELDS = {SortField.PUBLISHED_AT, SortField.OBSERVED_AT, SortField.CREATED
 _NUMBER_FIELDS = {SortField.PRICE_USD, SortField.MARKET_CAP_USD, SortField.VOLUME_24H_USD}
 _INTEGER_FIELDS = {SortField.RANK, SortField.ID}
 _MAX_TEXT = declared.MAX_TEXT
+_INTEGER = re.compile(r"^-?[0-9]{1,30}$")
 MAX_PAGE = declared.MAX_PAGE
 
 
@@ -34,10 +35,16 @@ class QueryParams:
     """One request's query string, read strictly: unknown and repeated parameters are refused."""
 
     def __init__(self, req: falcon.Request, allowed: Iterable[str], form: bool = False) -> None:
-        """`form`: a page's form sent these, where an empty field means "not given"."""
+        """`form`: a page's form sent these, where a field left empty (or blank) means "not
+        given" and text is trimmed; the API takes text as sent, as its document says."""
         self._params = req.params
+        self._form = form
         if form:
-            self._params = {name: value for name, value in req.params.items() if value != ""}
+            self._params = {
+                name: value
+                for name, value in req.params.items()
+                if not isinstance(value, str) or value.strip()
+            }
         allowed = set(allowed)
         unknown = sorted(name for name in self._params if name not in allowed)
         if unknown:
@@ -51,7 +58,8 @@ class QueryParams:
             return None
         if isinstance(value, list):
             raise InvalidParameter(name, f"{name} was given more than once")
-        value = value.strip()
+        if self._form:
+            value = value.strip()
         if not value:
             raise InvalidParameter(name, f"{name} must not be empty")
         if len(value) > _MAX_TEXT or "\x00" in value:
@@ -67,10 +75,9 @@ class QueryParams:
         text = self.text(name)
         if text is None:
             return default
-        try:
-            value = int(text)
-        except ValueError:
-            raise InvalidParameter(name, f"{name} must be a whole number, got {text!r}") from None
+        if not _INTEGER.match(text):  # int() would also take " 5", "1_000" and "٥"
+            raise InvalidParameter(name, f"{name} must be a whole number, got {text[:40]!r}")
+        value = int(text)
         if value < low or (high is not None and value > high):
             bounds = f"between {low} and {high}" if high is not None else f"{low} or more"
             raise InvalidParameter(name, f"{name} must be {bounds}, got {value}")

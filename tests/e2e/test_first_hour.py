@@ -137,3 +137,11 @@ def test_the_bundled_files_load_with_nothing_quarantined_and_no_drift(clean_data
     with psycopg.connect(clean_database) as connection:
         assert connection.execute("SELECT count(*) FROM schema_drifts").fetchone() == (0,)
         assert connection.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)
+
+
+def test_db_start_with_database_url_set_says_it_manages_only_the_embedded_server(tmp_path: Path) -> None:
+    env = environment(DATABASE_URL="postgresql://kaspero@127.0.0.1:9/kaspero", KASPERO_DATA_DIR=str(tmp_path))
+    done = kaspero("db", "start", env=env, timeout=60)
+    assert done.returncode == 2
+    assert "manages only the embedded server" in done.stderr
+    assert not (tmp_path / "pgdata").exists()  # nothing was started

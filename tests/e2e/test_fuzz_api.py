@@ -7,36 +7,44 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.config import SchemathesisConfig
 
 from entrypoints.api.openapi import openapi_document
 from tests.support.processes import REPO, environment, gunicorn, kaspero
 
-SCHEMA = schemathesis.openapi.from_dict(openapi_document("fuzz"))
+# Rules across parameters that a JSON schema cannot state (each operation's description states
+# them): `page` with `cursor`, a cursor this API never gave out, `start_date` after `end_date`,
+# one run of a pair. Schema-valid data may meet them, and 400 is the right answer there only.
+CROSS_PARAMETER_RULES = ("/data", "/quarantine", "/compare-runs", "/assets/{asset_id}/history")
+CONFIG = SchemathesisConfig.from_dict(
+    {
+        "operations": [
+            {
+                "include-path": path,
+                "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "404", "503"]}},
+            }
+            for path in CROSS_PARAMETER_RULES
+        ]
+    }
+)
+SCHEMA = schemathesis.openapi.from_dict(openapi_document("fuzz"), config=CONFIG)
+load_all_checks()
+EVERY_CHECK = CHECKS.get_all()  # conformance, negative and positive data, auth, methods, headers
+KEY = "fuzz-key"
 
 
 @pytest.fixture(scope="module")
 def fuzzed_api(database_url: str) -> Iterator[str]:
-    env = environment(DATABASE_URL=database_url, CSV_SOURCE_PATH=str(REPO / "data" / "market_history.csv"))
+    env = environment(
+        DATABASE_URL=database_url, CSV_SOURCE_PATH=str(REPO / "data" / "market_history.csv"), API_KEYS=KEY
+    )
     kaspero("etl", "run", "--once", env=env)  # some data to page through; the outcome does not matter here
     with gunicorn(env) as base:
         yield base
 
 
 @SCHEMA.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 def test_fuzzed_requests_never_get_a_5xx_or_an_answer_off_the_document(case, fuzzed_api: str) -> None:  # type: ignore[no-untyped-def]
-    case.call_and_validate(
-        base_url=fuzzed_api,
-        checks=[
-            not_a_server_error,
-            status_code_conformance,
-            content_type_conformance,
-            response_schema_conformance,
-        ],
-    )
+    case.call_and_validate(base_url=fuzzed_api, checks=EVERY_CHECK, headers={"X-API-Key": KEY})

@@ -22,6 +22,7 @@ HOSTILE = [
     ("1" + "0" * 400, "current_price", "price_usd: 1E+400 USD is above 1E+12"),
     ('"9999-12-31T23:59:59Z"', "last_updated", "observed_at: 9999-12-31T23:59:59+00:00 is outside"),
     ("5e-30", "current_price", "price_usd: 5E-30 USD is below 1E-18"),
+    ('"<SCRIPT>ALERT(1)</SCRIPT>"', "symbol", "symbol: not a symbol: '<SCRIPT>ALERT(1)</SCRIPT>'"),
 ]
 
 
@@ -69,6 +70,9 @@ def test_hostile_elements_are_quarantined_one_by_one_and_the_pass_goes_on(clean_
     assert stored[0] < 10**12  # nothing absurd reached the table
     assert stored[1] > 10**-18
     assert stored[2].year < 3000
+    with psycopg.connect(clean_database) as connection:
+        marked = connection.execute("SELECT count(*) FROM assets WHERE symbol LIKE '%<%'").fetchone()[0]
+    assert marked == 0  # a symbol of markup never becomes a canonical asset, from a provider as from a file
 
 
 def test_a_page_holding_more_coins_than_asked_for_is_refused_whole(clean_database: str) -> None:

@@ -53,3 +53,12 @@ def test_magnitudes_no_asset_can_have_are_refused_naming_the_setting() -> None:
 @given(st.decimals(min_value=Decimal("1e-18"), max_value=Decimal("1e12"), allow_nan=False, places=18))
 def test_every_price_within_the_bounds_is_kept(price: Decimal) -> None:
     assert implausible(quote(str(price)), NOW, Bounds()) is None or price == 0
+
+
+def test_one_symbol_rule_for_every_source() -> None:
+    from domain.records import is_symbol
+
+    for good in ("BTC", "usdc.e", "USD+", "$WIF", "1INCH", "WBTC", "a-b_c", "ÉTÉ"):
+        assert is_symbol(good), good
+    for bad in ("<SCRIPT>ALERT(1)</SCRIPT>", "BTC USD", "", "A" * 31, "$", ".BTC", "x\ny", "<b>", "'"):
+        assert not is_symbol(bad), bad
