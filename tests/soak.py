@@ -3,9 +3,12 @@ report. Not part of `make test`.
 
 On loopback, with a PostgreSQL of its own: gunicorn answering 8 connections of steady reads,
 the scheduler ingesting every minute from the loopback provider (which answers 429, 500 and
-truncated bodies now and then) and from a CSV file that grows every 20 s, and the database
-stopped for 10 s twice. Passes when no answer was a 5xx other than 503, no CSV row was lost or
-loaded twice, every provider coin is stored once, and no process's memory kept growing.
+truncated bodies now and then, and pages with values no column can hold: NaN, 1e309, a year
+9999, markup for a symbol) and from a CSV file that grows every 20 s; the database stopped for
+10 s twice and frozen (its processes SIGSTOPped) for 10 s once. Passes when no answer was a 5xx
+other than 503, `/live` always answered within a second, no CSV row was lost or loaded twice,
+every provider coin is stored once, no run was left `running`, and no process's memory kept
+growing.
 """
 
 from __future__ import annotations
@@ -30,8 +33,16 @@ from adapters.postgres.admin import create_database
 from adapters.postgres.embedded import EmbeddedPostgres
 from entrypoints.bootstrap import migrate
 from tests.support.market_csv import append_lines, market_lines, write_csv
-from tests.support.processes import REPO, environment, free_port, gunicorn_command, wait_for
-from tests.support.provider import MARKETS, TICKERS, TRUNCATED, Fault, loopback_provider
+from tests.support.processes import REPO, children_of, environment, free_port, gunicorn_command, wait_for
+from tests.support.provider import (
+    HOSTILE,
+    MARKETS,
+    TICKERS,
+    TRUNCATED,
+    Fault,
+    hostile_page,
+    loopback_provider,
+)
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "600"))
 CONNECTIONS = 8
@@ -60,6 +71,12 @@ def family(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+def server_processes(embedded: EmbeddedPostgres) -> list[int]:
+    """The postmaster and every process it started: what a freeze stops."""
+    postmaster = int(next(embedded.data_dir.rglob("postmaster.pid")).read_text().splitlines()[0])
+    return [postmaster, *(pid for pid, _ in children_of(postmaster))]
 
 
 def main() -> int:
@@ -114,7 +131,22 @@ def main() -> int:
                 slowest = max(slowest, time.monotonic() - started)
                 statuses[status] += 1
 
+        live_slowest = 0.0
+
+        def probe_live() -> None:  # the liveness probe an orchestrator would run, every half second
+            nonlocal live_slowest
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    with urllib.request.urlopen(f"{base}/live", timeout=30) as response:
+                        response.read()
+                except OSError:
+                    live_slowest = max(live_slowest, 30.0)
+                live_slowest = max(live_slowest, time.monotonic() - started)
+                stop.wait(0.5)
+
         threads = [threading.Thread(target=load, daemon=True) for _ in range(CONNECTIONS)]
+        threads.append(threading.Thread(target=probe_live, daemon=True))
         for thread in threads:
             thread.start()
         time.sleep(min(30.0, SECONDS / 10))  # warm up before the first memory reading
@@ -124,6 +156,9 @@ def main() -> int:
         }
         began = time.monotonic()
         restarts = [began + SECONDS / 3, began + 2 * SECONDS / 3]
+        freezes = [began + SECONDS / 2]
+        frozen = 0
+        hostile_pages = 0
         next_append = began
         next_fault = began
         outages = 0
@@ -137,6 +172,17 @@ def main() -> int:
                 embedded.start()
                 outages += 1
                 print(f"soak: database started again at {time.monotonic() - began:.0f}s", flush=True)
+            if freezes and now >= freezes[0]:
+                freezes.pop(0)
+                stopped = server_processes(embedded)
+                for pid in stopped:
+                    os.kill(pid, signal.SIGSTOP)
+                print(f"soak: database frozen at {now - began:.0f}s", flush=True)
+                time.sleep(10)
+                for pid in stopped:
+                    os.kill(pid, signal.SIGCONT)
+                frozen += 1
+                print(f"soak: database thawed at {time.monotonic() - began:.0f}s", flush=True)
             if now >= next_append and written < len(lines):
                 append_lines(csv, lines[written : written + 30])
                 written += 30
@@ -144,6 +190,9 @@ def main() -> int:
             if now >= next_fault:
                 provider.queue(MARKETS, Fault(status=429, headers={"Retry-After": "1"}), TRUNCATED)
                 provider.queue(TICKERS, Fault(status=500))
+                hostile = hostile_page(250 - len(HOSTILE))  # a whole page, some of its coins absurd
+                provider.queue(MARKETS, Fault(body=hostile, headers={"Content-Type": "application/json"}))
+                hostile_pages += 1
                 next_fault = now + 45
             if api.poll() is not None or scheduler.poll() is not None:
                 break
@@ -188,6 +237,9 @@ def main() -> int:
         "answers": dict(sorted(statuses.items())),
         "slowest_answer_s": round(slowest, 2),
         "database_outages": outages,
+        "database_freezes": frozen,
+        "slowest_live_s": round(live_slowest, 2),
+        "hostile_pages": hostile_pages,
         "csv_rows_written": written,
         "csv_rows_stored": csv_rows,
         "api_sources": coins,
@@ -203,6 +255,8 @@ def main() -> int:
         "no CSV row lost or duplicated": csv_rows == (written, written),
         "each provider coin stored once": all(total == distinct == 400 for _, total, distinct in coins),
         "both processes alive throughout": all(alive.values()),
+        "/live always answered within a second": live_slowest < 1.0,
+        "no run left running": runs.get("running", 0) == 0,
         "memory flat (< 40 MB growth per process)": all(value < 40 for value in grown.values()),
     }
     print(json.dumps(report, indent=2, default=str))

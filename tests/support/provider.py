@@ -259,3 +259,26 @@ HTML_BLOCK = Fault(
     headers={"Content-Type": "text/html"},
     body=b"<html><body>error code: 1020 Access denied</body></html>",
 )
+
+
+# the literal the provider writes, the field it goes in, and what the quarantine says of it
+HOSTILE = [
+    ("NaN", "current_price", "current_price: NaN is not a number that can be stored"),
+    ("Infinity", "total_volume", "total_volume: Infinity is not a number that can be stored"),
+    ("1e309", "market_cap", "market_cap: 1e309 is not a number that can be stored"),
+    ("1e-400", "current_price", "current_price: 1e-400 is not a number that can be stored"),
+    ("1" + "0" * 400, "current_price", "price_usd: 1E+400 USD is above 1E+12"),
+    ('"9999-12-31T23:59:59Z"', "last_updated", "observed_at: 9999-12-31T23:59:59+00:00 is outside"),
+    ("5e-30", "current_price", "price_usd: 5E-30 USD is below 1E-18"),
+    ('"<SCRIPT>ALERT(1)</SCRIPT>"', "symbol", "symbol: not a symbol: '<SCRIPT>ALERT(1)</SCRIPT>'"),
+]
+
+
+def hostile_page(good: int) -> bytes:
+    coins = [coingecko_coin(i) for i in range(good + len(HOSTILE))]
+    for index, (_, field, _) in enumerate(HOSTILE):
+        coins[good + index][field] = f"@@{index}@@"
+    text = json.dumps(coins)
+    for index, (literal, _, _) in enumerate(HOSTILE):
+        text = text.replace(f'"@@{index}@@"', literal)
+    return text.encode()
