@@ -7,6 +7,7 @@ cannot be parsed is a clear error for that feed alone.
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
 import feedparser
 import httpx
@@ -86,6 +88,7 @@ class FeedparserRssReader:
         if problem:
             raise SourceUnavailable(f"{self.source.name}: {problem}", counters)
         fetched_at = self._clock()
+        texts = item_texts(body, len(parsed.entries))
         raws = tuple(
             RawRecord.of(
                 source=self.source.name,
@@ -94,7 +97,7 @@ class FeedparserRssReader:
                 fetched_at=fetched_at,
                 run_id=run_id,
             )
-            for payload in (_entry_payload(entry) for entry in parsed.entries)
+            for payload in (_entry_payload(entry, texts[index]) for index, entry in enumerate(parsed.entries))
         )
         yield Batch(raws, cursor, counters=counters)
 
@@ -195,13 +198,48 @@ def _unusable(parsed: Any) -> str | None:
     return None
 
 
-def _entry_payload(entry: Any) -> dict[str, Any]:
-    """The entry's own text fields, JSON-ready (feedparser's parsed dates are left out).
+# the elements an item's text may be in, in the order they are preferred, whatever their order
+# in the item: RSS's own, then the modules' (Atom's summary and content count as the first two)
+TEXT_ELEMENTS = {
+    "description": ("description", "{http://www.w3.org/2005/Atom}summary"),
+    "content:encoded": (
+        "{http://purl.org/rss/1.0/modules/content/}encoded",
+        "{http://www.w3.org/2005/Atom}content",
+    ),
+    "dc:description": ("{http://purl.org/dc/elements/1.1/}description",),
+    "media:description": ("{http://search.yahoo.com/mrss/}description",),
+}
+_ITEMS = ("item", "{http://purl.org/rss/1.0/}item", "{http://www.w3.org/2005/Atom}entry")
+_NAME_OF = {tag: name for name, tags in TEXT_ELEMENTS.items() for tag in tags}
 
-    feedparser files the first description-like element (`description`, `dc:description`,
-    `media:description`) as `summary` and any later one as `content`, beside
-    `content:encoded`: the texts in `content` are kept too, so an empty `<dc:description/>`
-    before the real `<description>` loses nothing."""
+
+def item_texts(body: bytes, entries: int) -> list[dict[str, list[str]] | None]:
+    """Every description-like element of each item, as written (empty ones too), by kind.
+
+    feedparser keeps one `summary` per entry, the last description-like element it met: an
+    empty `<dc:description/>` after the real `<description>` (CoinDesk's feed) wipes the text.
+    The items are read here as XML, element by element, in document order, so none is lost;
+    a document XML cannot read (feedparser recovers from more) gives None for each entry and
+    feedparser's fields are used alone."""
+    found: list[dict[str, list[str]] | None] = []
+    try:
+        for _, element in ElementTree.iterparse(io.BytesIO(body), events=("end",)):
+            if element.tag in _ITEMS:
+                texts: dict[str, list[str]] = {}
+                for child in element.iter():
+                    name = _NAME_OF.get(child.tag)
+                    if name is not None and child is not element:
+                        texts.setdefault(name, []).append("".join(child.itertext()))
+                found.append(texts)
+                element.clear()
+    except ElementTree.ParseError:
+        return [None] * entries
+    return found if len(found) == entries else [None] * entries
+
+
+def _entry_payload(entry: Any, texts: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """The entry's own text fields, JSON-ready (feedparser's parsed dates are left out), with
+    every description-like element as the feed wrote it under `texts` (see `item_texts`)."""
     payload = {
         "id": entry.get("id"),
         "title": entry.get("title"),
@@ -214,6 +252,8 @@ def _entry_payload(entry: Any) -> dict[str, Any]:
     contents = [item.get("value") for item in entry.get("content", []) if item.get("value")]
     if contents:
         payload["content"] = contents
+    if texts is not None:
+        payload["texts"] = texts
     return payload
 
 
@@ -321,8 +361,18 @@ def _web_url(link: object) -> str | None:
 
 
 def _description(payload: dict[str, Any]) -> str | None:
-    """The entry's text: its summary, else the first content (content:encoded, a later
-    description element, media:description) that has any text."""
+    """The entry's text: the first element with any text of `description`, `content:encoded`,
+    `dc:description`, `media:description` (in that order, however many are empty and wherever
+    they stand); without the item's elements (XML it could not read), feedparser's summary,
+    else its first content with text."""
+    texts = payload.get("texts")
+    if isinstance(texts, dict):
+        for name in TEXT_ELEMENTS:
+            for candidate in texts.get(name) or ():
+                text = html_to_text(candidate) if isinstance(candidate, str) else None
+                if text:
+                    return text
+        return None
     for candidate in (payload.get("summary"), *(payload.get("content") or ())):
         text = html_to_text(candidate) if isinstance(candidate, str) else None
         if text:

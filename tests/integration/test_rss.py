@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -309,3 +311,47 @@ def test_a_feed_redirect_is_followed_within_its_host_and_refused_to_another(
     assert source.status is RunStatus.FAILED
     assert "redirected from 127.0.0.1 to localhost: another host is not followed" in source.error
     assert not provider.requests_to("/feeds/new")[1:]  # the only fetch of /feeds/new was the same-host one
+
+
+REAL_FEEDS = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "feeds").glob("*.rss"))
+_TEXT_TAGS = ("description", "content:encoded", "dc:description", "media:description")
+
+
+def _item_texts_read_independently(raw: str) -> list[tuple[str, list[str]]]:
+    """Each item's guid (or link) and the non-empty texts of its description-like elements,
+    read from the file's text with patterns, not with the reader's XML code."""
+    items = []
+    for item in re.findall(r"<item\b.*?</item>", raw, flags=re.S):
+        key = re.search(r"<guid[^>]*>(.*?)</guid>", item, flags=re.S) or re.search(
+            r"<link>(.*?)</link>", item, flags=re.S
+        )
+        texts = []
+        for tag in _TEXT_TAGS:
+            for body in re.findall(rf"<{tag}(?:\s[^>]*)?>(.*?)</{tag}>", item, flags=re.S):
+                body = re.sub(r"^\s*<!\[CDATA\[(.*)\]\]>\s*$", r"\1", body, flags=re.S)
+                text = " ".join(re.sub(r"<[^>]+>", " ", html.unescape(body)).split())
+                if text:
+                    texts.append(text)
+        items.append((html.unescape(key.group(1).strip()) if key else "", texts))
+    return items
+
+
+@pytest.mark.parametrize("feed", REAL_FEEDS, ids=[feed.name for feed in REAL_FEEDS])
+def test_every_item_of_a_real_feed_keeps_its_text(clean_database: str, feed: Path) -> None:
+    expected = _item_texts_read_independently(feed.read_text(encoding="utf-8"))
+    assert expected, "a real feed has items"
+    run = run_feeds(clean_database, [str(feed)])
+    assert run.status is RunStatus.SUCCESS
+    with psycopg.connect(clean_database) as connection:
+        stored = dict(connection.execute("SELECT source_record_id, description FROM unified_data").fetchall())
+        raw_texts = [row[0] for row in connection.execute("SELECT payload->'texts' FROM raw_rss")]
+    assert len(stored) == len(expected)
+    for key, texts in expected:
+        description = stored[key]
+        if not texts:
+            assert description is None, key
+            continue
+        assert description, f"{feed.name}: {key} lost its text"
+        words = " ".join(description.split())
+        assert any(words[:60] in text for text in texts), (feed.name, key, words[:60], texts[0][:60])
+    assert all(isinstance(texts, dict) for texts in raw_texts)  # the raw payload keeps every element
