@@ -215,6 +215,18 @@ class CrossReference:
     ids: Mapping[str, str]  # source → that source's id of the asset
 
 
+def names_to_symbols(crossref: Sequence[CrossReference]) -> dict[str, str]:
+    """Every way a file may name a curated asset, lower case: its name (`ethereum classic`) and
+    its CoinGecko slug (`ethereum-classic`, `ripple` for XRP)."""
+    names: dict[str, str] = {}
+    for entry in crossref:
+        names.setdefault(entry.name.lower(), entry.symbol)
+        slug = entry.ids.get("coingecko")
+        if slug:
+            names.setdefault(slug.lower(), entry.symbol)
+    return names
+
+
 @attrs.frozen
 class Resolution:
     """The asset a candidate is (`asset_id`), or the asset to create for it (`asset_id` None)."""

@@ -1,7 +1,8 @@
 """A bar of a price file as a market record: which numbers may be called USD, and how.
 
 - `price_usd` (and the bar's open, high, low in USD, and the market cap) only when the quote is
-  USD or a USD stablecoin; a price in another asset (ETC/BTC) gets USD values only by
+  USD or a USD stablecoin, or from the file's own USD price column beside a price in another
+  currency (`price_eur;price_usd`); a price in another asset (ETC/BTC) gets USD values only by
   `convert`, through a USD price of the quote asset observed within the same bar.
 - `volume_24h_usd` only from a volume in USD terms: a USD volume column, the quote volume of a
   USD-quoted pair, or base volume × close when only the base volume is given; `extra` says
@@ -40,13 +41,16 @@ def bar_record(raw: RawRecord, bar: Bar, usd: UsdQuotes, price_field: str = "clo
         extra["market_cap"] = str(bar.market_cap)
     if volume_from not in (None, QUOTE_VOLUME):
         extra["volume_usd_from"] = volume_from
+    price_usd = bar.close if in_usd else bar.usd_close
+    if not in_usd and bar.usd_close is not None:
+        extra["price_usd_from"] = "the file's own USD price column"
     return market_record(
         raw,
         SourceType.CSV,
         price_field=price_field,
         symbol=bar.symbol,
         asset_name=bar.asset_name,
-        price_usd=bar.close if in_usd else None,
+        price_usd=price_usd,
         observed_at=bar.observed_at,
         market_cap_usd=bar.market_cap if in_usd else None,
         volume_24h_usd=volume_usd,

@@ -47,9 +47,21 @@ def _unsigned(text: str) -> tuple[str, bool]:
     return body.rstrip("%").replace(" ", "").replace("\u00a0", "").replace("'", ""), negative
 
 
+# Investing.com writes volumes as `1.38M`, `0.22K`, `1.06B`: a magnitude after the digits
+_MAGNITUDE = re.compile(r"^(.*\d)\s*([KMB])$", re.I)
+_MAGNITUDES = {"K": Decimal(1000), "M": Decimal(1_000_000), "B": Decimal(1_000_000_000)}
+
+
+def _magnitude(text: str) -> tuple[str, Decimal | None]:
+    matched = _MAGNITUDE.match(text.strip())
+    if matched is None:
+        return text, None
+    return matched.group(1), _MAGNITUDES[matched.group(2).upper()]
+
+
 def marks_allowed(text: str) -> frozenset[DecimalMark] | None:
     """The decimal marks under which `text` reads as a number; None when it is no number at all."""
-    body, _ = _unsigned(text)
+    body, _ = _unsigned(_magnitude(text)[0])
     if _PLAIN.match(body) and "." not in body:
         return frozenset(DecimalMark)  # an integer (or exponent form): either mark reads it
     if "," not in body:
@@ -98,6 +110,10 @@ def read_number(text: str, mark: DecimalMark | None) -> Decimal | None:
         return Decimal(text)  # the common case first: a plain number
     if is_missing_cell(text):
         return None
+    text, magnitude = _magnitude(text)
+    if magnitude is not None:
+        number = read_number(text, mark)
+        return None if number is None else number * magnitude
     body, negative = _unsigned(text)
     marks = marks_allowed(text)
     if marks is None:

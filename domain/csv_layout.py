@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -36,7 +37,9 @@ from domain.csv_cells import (
 from domain.csv_naming import (
     ALIASES,
     BY_ALIAS,
+    CURRENCIES,
     TIME_COLUMNS,
+    FromName,
     all_numeric,
     header_key,
     one_base,
@@ -60,7 +63,12 @@ BINANCE_KLINE = (
     "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "count",
     "taker_buy_volume", "taker_buy_quote_volume", "ignore",
 )  # fmt: skip
-HEADERLESS_LAYOUTS: Mapping[int, tuple[str, tuple[str, ...]]] = {12: ("binance-kline", BINANCE_KLINE)}
+# Kraken's OHLCVT downloads (`XBTUSD_1440.csv`): Unix seconds, base volume, trade count
+KRAKEN_OHLCVT = ("time", "open", "high", "low", "close", "volume", "trades")
+HEADERLESS_LAYOUTS: Mapping[int, tuple[str, tuple[str, ...]]] = {
+    12: ("binance-kline", BINANCE_KLINE),
+    7: ("kraken-ohlcvt", KRAKEN_OHLCVT),
+}
 
 INTERVALS = {
     "1s": 1, "1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200,
@@ -94,6 +102,11 @@ class Layout:
     date_order_open: bool = False  # the sample left the day/month order undecided
     findings: tuple[DriftFinding, ...] = ()  # a price column found by its name's likeness, not an alias
     extra_columns: tuple[str, ...] = ()
+    time_evidence: str = ""
+    venue: str | None = None  # an exchange or vendor the file name names: kept, never the coin
+    # each row's symbol from its asset name, through these names (a file of several coins by name)
+    names: Mapping[str, str] | None = None
+    volume_evidence: Mapping[str, str] = attrs.field(factory=dict)  # column -> why its unit is what it is
 
     @property
     def interval_seconds(self) -> int | None:
@@ -116,7 +129,44 @@ class Layout:
             "symbol": {"value": self.symbol.value, "from": self.symbol.source},
             "quote": {"value": self.quote.value, "from": self.quote.source},
             "interval": {"value": self.interval.value, "from": self.interval.source},
+            "decisions": self.decisions(),
         }
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """Every inference about the file with what it rests on, as inspect shows them."""
+        made: list[dict[str, Any]] = [
+            {"decision": "time column", "value": self.time_column, "evidence": self.time_evidence},
+            {
+                "decision": "time form",
+                "value": self.moments.form.value,
+                "evidence": f"the values of {self.time_column!r}",
+            },
+            {"decision": "symbol", "value": self.symbol.value or "per row", "evidence": self.symbol.source},
+            {"decision": "quote currency", "value": self.quote.value, "evidence": self.quote.source},
+            {"decision": "bar interval", "value": self.interval.value, "evidence": self.interval.source},
+        ]
+        if self.venue:
+            made.append(
+                {
+                    "decision": "venue",
+                    "value": self.venue,
+                    "evidence": "an exchange or vendor in the file name, never the coin",
+                }
+            )
+        if "usd_close" in self.fields:
+            made.append(
+                {
+                    "decision": "USD price",
+                    "value": self.fields["usd_close"],
+                    "evidence": "a column naming USD beside the quoted price",
+                }
+            )
+        for column, terms in self.volume_terms.items():
+            made.append(
+                {"decision": f"unit of {column!r}", "value": f"{terms} currency" if terms != "usd" else "USD",
+                 "evidence": self.volume_evidence.get(column, f"its name ({column!r})")}
+            )  # fmt: skip
+        return made
 
     def _role(self, column: str) -> str:
         for field, mapped in self.fields.items():
@@ -141,6 +191,7 @@ class Bar:
     quote_volume: Decimal | None = None
     usd_volume: Decimal | None = None
     market_cap: Decimal | None = None
+    usd_close: Decimal | None = None  # the file's own USD price beside a price in another currency
     trades: int | None = None
     asset_name: str | None = None
     interval_seconds: int | None = None
@@ -154,6 +205,7 @@ def detect_layout(
     names_to_symbols: Mapping[str, str] | None = None,
     known_symbols: frozenset[str] = frozenset(),
     auto_map_confidence: float = 0.8,
+    now: datetime | None = None,
 ) -> Layout:
     """Decide how to read a file from its first `lines` (decoded, BOM removed), its name, the
     per-file options and the cross-reference of asset names; raise `LayoutRefused` if it cannot."""
@@ -166,7 +218,7 @@ def detect_layout(
         if known is None:
             raise LayoutRefused(
                 f"no header: the first row holds numbers and dates, and its {width} columns match no "
-                "known headerless layout (Binance klines: 12); add a header line naming the columns"
+                "known headerless layout (Binance klines: 12, Kraken OHLCVT: 7); add a header line naming the columns"
             )
         headerless: str | None = known[0]
         header = list(known[1])
@@ -177,21 +229,27 @@ def detect_layout(
         data = rows[1:]
     data = [row for row in data if any(cell.strip() for cell in row)][:SAMPLE_ROWS]
     columns = {name: [row[i] if i < len(row) else "" for row in data] for i, name in enumerate(header)}
-    fields, time_column = _map_fields(header, columns)
+    fields, time_column, time_evidence = _map_fields(header, columns, options, headerless)
     time_reader, order_open = _time_reader(time_column, columns[time_column], options)
+    _check_unix_range(time_column, time_reader, columns[time_column], now or datetime.now(UTC))
 
-    symbol, quote, asset_name = _symbol_and_quote(
-        file_name, header, fields, columns, options, names_to_symbols or {}, known_symbols
+    from_name = pair_from_file_name(file_name, names_to_symbols or {}, known_symbols)
+    symbol, quote, asset_name, by_name = _symbol_and_quote(
+        file_name, header, fields, columns, options, from_name, known_symbols
     )
+    fields, quote = _price_currencies(header, fields, quote, options)
     base = symbol.value or one_base(columns.get(fields.get("symbol", ""), []), known_symbols)
     terms_of = volume_terms(header, fields, base, quote, headerless)
+    volume_evidence = _plain_volume(header, fields, columns, terms_of, options)
     fields = {field: column for field, column in fields.items() if field != "volume"}
     for column, terms in terms_of.items():
         fields.setdefault(f"{terms}_volume", column)
     findings: tuple[DriftFinding, ...] = ()
     if "close" not in fields:
         fields, findings = _renamed_price(header, fields, columns, auto_map_confidence)
-    number_columns = [fields[f] for f in ("open", "high", "low", "close", "market_cap") if f in fields]
+    number_columns = [
+        fields[f] for f in ("open", "high", "low", "close", "market_cap", "usd_close") if f in fields
+    ]
     number_columns += list(terms_of)
     marks = _marks(number_columns, columns, options)
     interval = _interval(options, time_reader, columns[time_column])
@@ -215,6 +273,10 @@ def detect_layout(
         interval=interval,
         date_order_open=order_open,
         extra_columns=extra,
+        time_evidence=time_evidence,
+        venue=from_name.venue if from_name else None,
+        names=dict(names_to_symbols or {}) if by_name else None,
+        volume_evidence=volume_evidence,
     )
 
 
@@ -265,7 +327,17 @@ def read_bar(layout: Layout, row: Mapping[str, str]) -> Bar:
     except InvalidValue as ex:
         problems.append(f"{layout.time_column}: {ex}")
     symbol, quote = layout.symbol.value, layout.quote.value
-    if symbol is None:
+    if symbol is None and layout.names is not None:
+        written = cell("asset_name").strip()
+        symbol = layout.names.get(written.lower()) or layout.names.get(written.lower().replace(" ", "-"))
+        if symbol is None:
+            problems.append(
+                f"{fields['asset_name']}: {written!r} is no asset the cross-reference knows "
+                "(add it to data/reference/asset_crossref.csv)"
+                if written
+                else f"{fields['asset_name']}: required value is missing"
+            )
+    elif symbol is None:
         pair = split_pair(cell("symbol")) if cell("symbol").strip() else None
         if pair is None:
             text = cell("symbol").strip()
@@ -279,7 +351,7 @@ def read_bar(layout: Layout, row: Mapping[str, str]) -> Bar:
         problems.append(f"{fields['close']}: required value is missing")
     if close is not None and close < 0:
         problems.append(f"{fields['close']}: a price cannot be negative ({close})")
-    values = {field: number(field) for field in ("open", "high", "low", "market_cap")}
+    values = {field: number(field) for field in ("open", "high", "low", "market_cap", "usd_close")}
     volumes = {terms: number(f"{terms}_volume") for terms in ("base", "quote", "usd")}
     trades = None
     if "trades" in fields:
@@ -297,6 +369,8 @@ def read_bar(layout: Layout, row: Mapping[str, str]) -> Bar:
         for column, value in row.items()
         if column not in mapped and column in layout.extra_columns and value not in ("", None)
     }
+    if layout.venue:
+        extra["venue"] = layout.venue
     return Bar(
         symbol=symbol.upper(),
         quote=quote.upper() if quote else None,
@@ -309,6 +383,7 @@ def read_bar(layout: Layout, row: Mapping[str, str]) -> Bar:
         quote_volume=volumes["quote"],
         usd_volume=volumes["usd"],
         market_cap=values["market_cap"],
+        usd_close=values["usd_close"],
         trades=trades,
         asset_name=name,
         interval_seconds=layout.interval_seconds,
@@ -387,25 +462,48 @@ def _looks_like_data(row: Sequence[str]) -> bool:
     return bool(cells) and data * 2 > len(cells)
 
 
-def _map_fields(header: Sequence[str], columns: Mapping[str, list[str]]) -> tuple[dict[str, str], str]:
+GENESIS = datetime(2009, 1, 3, tzinfo=UTC)  # no crypto price is older than the first block
+
+
+def _map_fields(
+    header: Sequence[str], columns: Mapping[str, list[str]], options: FileOptions, headerless: str | None
+) -> tuple[dict[str, str], str, str]:
+    """The column of each field, the time column, and what the time column rests on.
+
+    The time column is the `time_column` option, else the first column named as a time, else
+    the first whose values read as dates in a written form (ISO, day/month numbers, month
+    names): a column of bare numbers is a time only when named as one (or a known headerless
+    layout says so), never because its numbers could be read as seconds."""
     keys = {column: header_key(column) for column in header}
     fields: dict[str, str] = {}
     by_key = {key: column for column, key in reversed(list(keys.items()))}
-    time_column = next((by_key[name] for name in TIME_COLUMNS if name in by_key), None)
-    if time_column is None:
-        time_column = next(
+    if options.time_column is not None:
+        if options.time_column not in header:
+            raise LayoutRefused(
+                f"time_column {options.time_column!r} (csv_options.toml) is not a column: {', '.join(header)}"
+            )
+        time_column, evidence = options.time_column, "option time_column"
+    elif (named := next((by_key[name] for name in TIME_COLUMNS if name in by_key), None)) is not None:
+        time_column = named
+        evidence = f"the known headerless layout {headerless}" if headerless else f"named {named!r}"
+    else:
+        written = (MomentForm.ISO, MomentForm.NUMERIC, MomentForm.MONTH_NAME)
+        found = next(
             (
                 c
                 for c in header
-                if columns[c] and all(moment_form(v) or is_missing_cell(v) for v in columns[c][:50])
+                if any(not is_missing_cell(v) for v in columns[c][:50])
+                and all(moment_form(v) in written or is_missing_cell(v) for v in columns[c][:50])
             ),
             None,
         )
-    if time_column is None:
-        raise LayoutRefused(
-            f"no date column: none of {', '.join(header)} holds dates "
-            f"(names read as one: {', '.join(TIME_COLUMNS[:8])}, …)"
-        )
+        if found is None:
+            raise LayoutRefused(
+                f"no time column: none of {', '.join(header)} is named as a time "
+                f"({', '.join(TIME_COLUMNS[:8])}, …) or holds written dates; a column of plain numbers "
+                "is not taken for Unix time on its looks. Set time_column for this file in csv_options.toml"
+            )
+        time_column, evidence = found, f"its values read as dates ({found!r})"
     fields["observed_at"] = time_column
     for column in header:
         field = BY_ALIAS.get(keys[column])
@@ -414,7 +512,28 @@ def _map_fields(header: Sequence[str], columns: Mapping[str, list[str]]) -> tupl
         if field == "asset_name" and all_numeric(columns[column]):
             continue  # CoinMarketCap's id of the quote currency, not a name
         fields[field] = column
-    return fields, time_column
+    return fields, time_column, evidence
+
+
+def _check_unix_range(column: str, reader: MomentReader, values: Sequence[str], now: datetime) -> None:
+    """A numeric time column must hold Unix times of this data's era, or it is no time at all
+    (market caps around 1e9–1e11 read as seconds fall between 1973 and the year 5134)."""
+    if reader.form is not MomentForm.EPOCH:
+        return
+    latest = now + timedelta(days=1)
+    for value in values:
+        if is_missing_cell(value):
+            continue
+        try:
+            moment = reader.read(value)
+        except InvalidValue:
+            continue
+        if moment is not None and not GENESIS <= moment <= latest:
+            raise LayoutRefused(
+                f"the numbers in {column!r} are not Unix times between 2009-01-03 and tomorrow "
+                f"({value.strip()!r} would be {moment:%Y-%m-%d}): not a time column. Set time_column "
+                "for this file in csv_options.toml"
+            )
 
 
 def _renamed_price(
@@ -524,10 +643,11 @@ def _symbol_and_quote(
     fields: Mapping[str, str],
     columns: Mapping[str, list[str]],
     options: FileOptions,
-    names_to_symbols: Mapping[str, str],
+    from_name: FromName | None,
     known_symbols: frozenset[str],
-) -> tuple[Origin, Origin, str | None]:
-    from_name = pair_from_file_name(file_name, names_to_symbols, known_symbols)
+) -> tuple[Origin, Origin, str | None, bool]:
+    """The symbol and quote and what each rests on; the asset name; whether each row's symbol
+    comes from its asset name (a file of several coins by name)."""
     asset_name = options.name
     if "symbol" in fields:
         symbol = Origin(None, f"column {fields['symbol']!r}")
@@ -536,22 +656,226 @@ def _symbol_and_quote(
         row_quotes = {pair.quote for pair in pairs if pair is not None and pair.quote}
         if len(row_quotes) == 1 and all(p is not None and p.quote for p in pairs):
             in_rows = Origin(row_quotes.pop(), f"column {fields['symbol']!r}")
-            return symbol, option_quote(options) or in_rows, asset_name
+            return symbol, option_quote(options) or in_rows, asset_name, False
         base_only: Pair | None = None
     elif options.symbol:
         pair = split_pair(options.symbol, known_symbols) or Pair(options.symbol.upper())
         symbol, base_only = Origin(pair.base, "option"), pair
-    elif from_name is not None:
-        pair, how = from_name
-        symbol, base_only = Origin(pair.base, how), pair
+    elif from_name is not None and from_name.pair.base:
+        if from_name.order_open and not options.quote:
+            raise LayoutRefused(
+                f"the file name pairs two crypto assets ({from_name.pair.base} and {from_name.pair.quote}) and "
+                "nothing in the file shows which is priced in which (Poloniex writes QUOTE_BASE, most "
+                "exporters BASE_QUOTE); set symbol and quote for this file in csv_options.toml"
+            )
+        symbol, base_only = Origin(from_name.pair.base, from_name.how), from_name.pair
+    elif "asset_name" in fields and _names_several(columns[fields["asset_name"]]):
+        symbol = Origin(
+            None, f"each row's name in column {fields['asset_name']!r}, through the cross-reference"
+        )
+        quote = option_quote(options) or (
+            Origin(from_name.pair.quote, from_name.how) if from_name and from_name.pair.quote else None
+        )
+        return symbol, quote or quote_from_columns(header, columns, None), asset_name, True
+    elif (counted := _counted_base(header, from_name.pair.quote if from_name else None)) is not None:
+        symbol, base_only = counted, None
     else:
+        venue = f" ({from_name.venue} is an exchange, not a coin)" if from_name and from_name.venue else ""
         raise LayoutRefused(
-            f"no symbol: not in a column, not in the file name {file_name!r}; "
+            f"no symbol: not in a column, not in the file name {file_name!r}{venue}; "
             "set symbol for it in csv_options.toml"
         )
     quote = option_quote(options)
     if quote is None and base_only is not None and base_only.quote:
         quote = Origin(base_only.quote, symbol.source)
-    if quote is None and from_name is not None and from_name[0].quote:
-        quote = Origin(from_name[0].quote, from_name[1])
-    return symbol, quote or quote_from_columns(header, columns, symbol.value), asset_name
+    if quote is None and from_name is not None and from_name.pair.quote:
+        quote = Origin(from_name.pair.quote, from_name.how)
+    return symbol, quote or quote_from_columns(header, columns, symbol.value), asset_name, False
+
+
+def _names_several(values: Sequence[str]) -> bool:
+    """A column of asset names naming more than one asset (`Bitcoin`, `Ripple`, `Ardor`)."""
+    names = {value.strip().lower() for value in values if value.strip()}
+    return len(names) > 1 and not all_numeric(list(names))
+
+
+def _counted_base(header: Sequence[str], quote: str | None) -> Origin | None:
+    """The base asset a volume column counts units of (`Volume_(BTC)` beside a USD pair): the
+    file's own word for what is traded."""
+    for column in header:
+        named = re.fullmatch(r"vol(?:ume)?_([a-z0-9]{2,10})", header_key(column))
+        if named is None:
+            continue
+        currency = named.group(1).upper()
+        if (
+            currency not in CURRENCIES
+            and currency != (quote or "")
+            and currency not in ("CURRENCY", "QUOTE", "BASE")
+        ):
+            return Origin(
+                {"XBT": "BTC"}.get(currency, currency), f"column {column!r} counts units of {currency}"
+            )
+    return None
+
+
+_PRICE_IN = (
+    re.compile(r"^(price|close|open|high|low|rate)_([a-z]{3,5})$"),
+    re.compile(r"^([a-z]{3,5})_(price|close|open|high|low|rate)$"),
+)
+_PRICE_FIELD = {
+    "price": "close",
+    "rate": "close",
+    "close": "close",
+    "open": "open",
+    "high": "high",
+    "low": "low",
+}
+
+
+def _price_currencies(
+    header: Sequence[str], fields: dict[str, str], quote: Origin, options: FileOptions
+) -> tuple[dict[str, str], Origin]:
+    """Price columns that name their currency (`price_eur`, `price_usd`, `usd_close`) are in
+    that currency, whatever the file name says. One currency: it is the quote. Several: the one
+    the options or the file name quote is the price, and the USD one beside it the USD price."""
+    by_currency: dict[str, dict[str, str]] = {}
+    for column in header:
+        key = header_key(column)
+        for pattern in _PRICE_IN:
+            matched = pattern.match(key)
+            if matched is None:
+                continue
+            kind, currency = (
+                (matched.group(1), matched.group(2))
+                if pattern is _PRICE_IN[0]
+                else (matched.group(2), matched.group(1))
+            )
+            currency = currency.upper()
+            if currency in CURRENCIES or currency in ("BTC", "ETH"):
+                by_currency.setdefault(currency, {}).setdefault(_PRICE_FIELD[kind], column)
+            break
+    if not by_currency:
+        return fields, quote
+    named = (options.quote or "").upper() or (quote.value if quote.source not in ("assumed",) else None)
+    if len(by_currency) == 1:
+        chosen = next(iter(by_currency))
+    elif named in by_currency:
+        chosen = named
+    elif "USD" in by_currency:
+        chosen = "USD"
+    else:
+        raise LayoutRefused(
+            f"prices in several currencies ({', '.join(sorted(by_currency))}) and nothing says which the file "
+            "quotes; set quote for this file in csv_options.toml"
+        )
+    chosen_columns = by_currency[chosen]
+    updated = {
+        field: column for field, column in fields.items() if field not in ("close", "open", "high", "low")
+    }
+    updated.update(chosen_columns)
+    for field in ("open", "high", "low"):
+        if (
+            field not in chosen_columns
+            and field in fields
+            and fields[field] not in {c for columns in by_currency.values() for c in columns.values()}
+        ):
+            updated[field] = fields[field]
+    if chosen != "USD" and "close" in by_currency.get("USD", {}):
+        updated["usd_close"] = by_currency["USD"]["close"]
+    if "close" not in updated:
+        return fields, quote
+    return updated, Origin(
+        chosen,
+        f"column {chosen_columns.get('close', next(iter(chosen_columns.values())))!r} names its currency",
+    )
+
+
+# a plain volume column read in the quote currency by who exported the file: their header shows it
+_QUOTE_VOLUME_EXPORTERS = {
+    "yahoo finance (Adj Close)": ("adj_close",),
+    "CoinMarketCap (timeOpen, marketCap)": ("timeopen", "marketcap"),
+    "CoinGecko (snapped_at, total_volume)": ("snapped_at", "total_volume"),
+}
+
+
+def _plain_volume(
+    header: Sequence[str],
+    fields: Mapping[str, str],
+    columns: Mapping[str, list[str]],
+    terms_of: dict[str, str],
+    options: FileOptions,
+) -> dict[str, str]:
+    """The unit of a volume column whose name names no currency, from evidence: the `volume`
+    option; an exporter whose header shows it (Yahoo, CoinMarketCap, CoinGecko count their
+    volume in the quote currency); or, beside a market cap, what the magnitudes allow (as base
+    units the day's volume would be many times the market cap). Without evidence it counts base
+    units, never USD. Rewrites `terms_of` and says why, per column."""
+    evidence = {column: f"its name ({column!r})" for column in terms_of}
+    column = fields.get("volume")
+    if (
+        column is None
+        or column not in terms_of
+        or (terms_of[column] != "quote" and "quote" in terms_of.values())
+    ):
+        return evidence
+    if "quote" in terms_of.values() and terms_of[column] == "base":
+        evidence[column] = f"beside a quote volume, {column!r} counts base units"
+        return evidence
+    keys = {header_key(name) for name in header}
+    if options.volume:
+        terms_of[column] = options.volume
+        evidence[column] = "option volume"
+        return evidence
+    exporter = next((name for name, marks in _QUOTE_VOLUME_EXPORTERS.items() if set(marks) <= keys), None)
+    if exporter is not None:
+        terms_of[column] = "quote"
+        evidence[column] = f"the exporter's header ({exporter}) counts it in the quote currency"
+        return evidence
+    ratio = _volume_to_cap(columns, fields, column)
+    if ratio is not None:
+        as_quote, as_base = ratio
+        if as_quote <= 5:
+            # market caps come from aggregators (CoinMarketCap, CoinGecko), whose volumes are in the
+            # quote currency; exchanges' exports, in base units, have no market cap. The values agree.
+            terms_of[column] = "quote"
+            evidence[column] = (
+                f"beside market caps (an aggregator's export): in the quote currency a day's volume is "
+                f"{as_quote:.2f}× the market cap (as base units: {as_base:,.2f}×)"
+            )
+            return evidence
+        evidence_note = f"; as the quote currency it would be {as_quote:,.0f}× the market cap"
+    else:
+        evidence_note = ""
+    terms_of[column] = "base"
+    evidence[column] = (
+        f"no currency in its name and nothing in the file says otherwise{evidence_note}: base units, never "
+        'USD (set volume = "quote" or "usd" for this file in csv_options.toml if it is not)'
+    )
+    return evidence
+
+
+def _volume_to_cap(
+    columns: Mapping[str, list[str]], fields: Mapping[str, str], volume: str
+) -> tuple[float, float] | None:
+    """Median volume/market cap and volume × close/market cap over the sample, when both exist."""
+    cap, close = fields.get("market_cap"), fields.get("close")
+    if cap is None or close is None:
+        return None
+    quotients, products = [], []
+    for v, m, c in zip(columns[volume], columns[cap], columns[close], strict=False):
+        try:
+            volume_value, cap_value, close_value = (
+                read_number(v, None),
+                read_number(m, None),
+                read_number(c, None),
+            )
+        except InvalidValue:
+            continue
+        if volume_value and cap_value and close_value and cap_value > 0:
+            quotients.append(float(volume_value / cap_value))
+            products.append(float(volume_value * close_value / cap_value))
+    if len(quotients) < 3:
+        return None
+    quotients.sort()
+    products.sort()
+    return quotients[len(quotients) // 2], products[len(products) // 2]

@@ -7,6 +7,8 @@ import itertools
 import re
 from collections.abc import Mapping, Sequence
 
+import attrs
+
 from domain.csv_options import FileOptions, Origin
 from domain.pairs import KNOWN_QUOTES, Pair, split_pair
 
@@ -17,13 +19,22 @@ TIME_COLUMNS = (
 )  # fmt: skip
 ALIASES: Mapping[str, tuple[str, ...]] = {
     "symbol": ("symbol", "ticker", "coin", "asset_symbol", "code", "pair", "ticker_symbol", "market"),
-    "asset_name": ("name", "asset", "asset_name", "coin_name", "currency_name"),
+    "asset_name": ("name", "asset", "asset_name", "coin_name", "currency_name", "currency"),
     "open": ("open", "open_usd", "opening_price", "open_price"),
     "high": ("high", "high_usd", "high_price"),
     "low": ("low", "low_usd", "low_price"),
-    "close": ("close", "close_usd", "price", "price_usd", "closing_price", "close_price", "last"),
+    "close": ("close", "close_usd", "price", "price_usd", "closing_price", "close_price", "last", "value"),
     "volume": ("volume", "vol", "volume_24h", "total_volume"),
-    "quote_volume": ("quote_volume", "quote_asset_volume", "volume_quote", "quote_av"),
+    # CryptoCompare's `volumeto` and Bitstamp's `Volume (Currency)` count the quote currency
+    "quote_volume": (
+        "quote_volume",
+        "quote_asset_volume",
+        "volume_quote",
+        "quote_av",
+        "volumeto",
+        "volume_currency",
+    ),
+    "base_volume": ("volumefrom", "base_volume", "volume_base"),
     "usd_volume": ("volume_usd", "volume_24h_usd", "usd_volume"),
     "market_cap": ("market_cap", "marketcap", "market_cap_usd", "mkt_cap", "mcap"),
     "trades": ("tradecount", "trade_count", "count", "trades", "number_of_trades", "num_trades"),
@@ -34,13 +45,31 @@ _VOLUME_IN = re.compile(r"^volume_([a-z0-9]{2,10})$")
 # CoinMarketCap exports put the numeric id of the quote currency in `name`
 CMC_QUOTE_IDS = {"2781": "USD", "1": "BTC", "1027": "ETH", "825": "USDT", "3408": "USDC", "2790": "EUR"}
 
-FILE_NAME_NOISE = frozenset(
+# exchanges and data vendors: a venue a file comes from, never the coin it prices
+VENUES = frozenset(
     {
-        "binance", "binanceus", "coinbase", "kraken", "bitstamp", "gemini", "bitfinex", "kucoin", "okx",
-        "okex", "huobi", "bybit", "gateio", "poloniex", "bittrex", "ftx", "max", "all", "daily", "hourly",
+        "binance", "binanceus", "coinbase", "coinbasepro", "gdax", "kraken", "bitstamp", "gemini", "bitfinex",
+        "kucoin", "okx", "okex", "huobi", "htx", "bybit", "gateio", "gate", "poloniex", "bittrex", "ftx",
+        "bitmex", "deribit", "bithumb", "upbit", "bitflyer", "mexc", "bitget", "cryptocom", "hitbtc",
+        "investing", "tradingview", "cryptocompare", "cryptodatadownload", "coinmarketcap", "coingecko",
+        "yahoo", "kaggle", "coinapi", "messari", "glassnode", "nasdaq",
+    }
+)  # fmt: skip
+# fiat money and stablecoins: in a pair of two names, such a currency is the quote wherever it stands
+CURRENCIES = frozenset(
+    {
+        "USD", "EUR", "GBP", "JPY", "KRW", "TRY", "BRL", "AUD", "CAD", "CHF", "RUB", "UAH", "NGN", "ZAR",
+        "IDR", "BIDR", "MXN", "PLN", "ARS", "INR", "CNY", "HKD", "SGD", "USDT", "USDC", "BUSD", "DAI",
+        "TUSD", "FDUSD", "USDP", "UST", "PAX", "USDD", "EURT", "EURC",
+    }
+)  # fmt: skip
+FILE_NAME_NOISE = VENUES | frozenset(
+    {
+        "max", "all", "daily", "hourly",
         "minute", "weekly", "monthly", "d", "h", "m", "w", "1d", "1h", "1m", "5m", "15m", "30m", "4h",
         "historical", "history", "data", "prices", "price", "export", "klines", "kline", "ohlc", "ohlcv",
-        "usd_max", "coinmarketcap", "coingecko", "yahoo", "spot", "futures", "um", "cm", "candles",
+        "usd_max", "spot", "futures", "um", "cm", "candles", "com", "csv", "chart", "ohlcvt", "histo",
+        "histoday", "histohour", "histominute", "value", "values", "series",
     }
 )  # fmt: skip
 
@@ -91,6 +120,8 @@ def volume_terms(
         terms[fields["usd_volume"]] = "usd"
     if "quote_volume" in fields:
         terms[fields["quote_volume"]] = "quote"
+    if "base_volume" in fields:
+        terms[fields["base_volume"]] = "base"
     if "volume" in fields:
         # a plain `volume` beside a quote volume (klines) counts base units; alone it is the
         # exporters' volume in the quote currency (CoinGecko, Yahoo, CoinMarketCap)
@@ -123,32 +154,97 @@ def quote_from_columns(header: Sequence[str], columns: Mapping[str, list[str]], 
     )
 
 
+@attrs.frozen
+class FromName:
+    """What a file's name says of its pair, and how (the evidence `inspect` shows)."""
+
+    pair: Pair
+    how: str
+    order_open: bool = False  # two crypto assets side by side: which is priced in which is not shown
+    venue: str | None = None  # an exchange or vendor named beside the pair (kept, never a coin)
+
+
 def pair_from_file_name(
     file_name: str, names_to_symbols: Mapping[str, str], known_symbols: frozenset[str] = frozenset()
-) -> tuple[Pair, str] | None:
-    """The pair or symbol a file's name gives: `btc-usd-max.csv`, `BTC-USD.csv`,
-    `Binance_BTCUSDT_d.csv`, `BTCUSDT-1m-2021-01.csv`; else an asset name the cross-reference
-    knows (`Bitcoin_…_coinmarketcap.csv` → BTC)."""
+) -> FromName | None:
+    """The pair or symbol a file's name gives, from a whole match only: a pair of two names
+    (`btc-usd-max.csv`, `investing_BTC_GBP_Historical Data.csv`), a run-together exchange symbol
+    (`Binance_BTCUSDT_d.csv`, `BITSTAMP_BTCUSD, 1D.csv`, `XBTUSD_1440.csv`), an asset's whole name,
+    longest first (`ethereum_classic_price.csv` is ETC, never ETH), or a known symbol. Venues
+    (`bitstamp`, `kraken`, …) are venues, never coins: `bitstampUSD.csv` names a quote alone."""
     stem = re.sub(r"\.(csv|txt|tsv)$", "", file_name.rsplit("/", 1)[-1], flags=re.I)
-    tokens = [token for token in re.split(r"[-_ .]+", stem) if token]
+    tokens = [token for token in re.split(r"[-_ .,()\[\]]+", stem) if token]
+    stripped = [_without_venue(token) for token in tokens]
+    venue = next((found for _, found in stripped if found), None)
+    tokens = [rest for rest, _ in stripped if rest]
     words = [
         t for t in tokens if t.lower() not in FILE_NAME_NOISE and not t.isdigit() and not _is_interval(t)
     ]
-
     for first, second in itertools.pairwise(tokens):
-        if second.upper() in KNOWN_QUOTES and _symbol_like(first) and first.lower() not in FILE_NAME_NOISE:
-            return Pair(first.upper(), second.upper()), f"file name ({first}-{second})"
+        a, b = first.upper(), second.upper()
+        if (
+            not (_symbol_like(first) and _symbol_like(second))
+            or {first.lower(), second.lower()} & FILE_NAME_NOISE
+        ):
+            continue
+        if b in CURRENCIES and a not in CURRENCIES:
+            return FromName(
+                Pair(_alias(a), b), f"file name ({first}-{second}: {b} is a currency)", venue=venue
+            )
+        if a in CURRENCIES and b not in CURRENCIES:
+            return FromName(
+                Pair(_alias(b), a), f"file name ({first}-{second}: {a} is a currency, the quote)", venue=venue
+            )
+        if b in KNOWN_QUOTES and a not in CURRENCIES:
+            return FromName(
+                Pair(_alias(a), _alias(b)), f"file name ({first}-{second})", order_open=True, venue=venue
+            )
     for word in words:
         pair = split_pair(word, known_symbols)
         if pair is not None and pair.quote and _symbol_like(pair.base):
-            return pair, f"file name ({word})"
+            return FromName(pair, f"file name ({word}, an exchange symbol: base then quote)", venue=venue)
+    named = _asset_name(words, names_to_symbols)
+    if named is not None:
+        symbol, name = named
+        return FromName(
+            Pair(symbol), f"asset name {name!r} in the file name, through the cross-reference", venue=venue
+        )
     for word in words:
-        symbol = names_to_symbols.get(word.lower())
-        if symbol:
-            return Pair(symbol), f"asset name {word!r} in the file name, through the cross-reference"
-    for word in words:
-        if word.upper() in known_symbols:
-            return Pair(word.upper()), f"file name ({word})"
+        if word.upper() in known_symbols or _alias(word.upper()) != word.upper():
+            return FromName(Pair(_alias(word.upper())), f"file name ({word})", venue=venue)
+    quote = next((word.upper() for word in words if word.upper() in CURRENCIES), None)
+    if quote is not None:
+        return FromName(Pair("", quote), f"file name ({quote})", venue=venue)
+    return None
+
+
+def _alias(symbol: str) -> str:
+    return {"XBT": "BTC"}.get(symbol, symbol)
+
+
+_VENUES_LONGEST_FIRST = tuple(sorted(VENUES, key=len, reverse=True))
+
+
+def _without_venue(token: str) -> tuple[str, str | None]:
+    """`bitstampUSD` → (`USD`, bitstamp); `BITSTAMP` → (``, bitstamp): a venue's name, alone or
+    run into a pair, is where the prices come from, not the coin."""
+    lower = token.lower()
+    for venue in _VENUES_LONGEST_FIRST:
+        if lower.startswith(venue) and (len(lower) == len(venue) or token[len(venue) :].isupper()):
+            return token[len(venue) :], venue
+    return token, None
+
+
+def _asset_name(words: Sequence[str], names_to_symbols: Mapping[str, str]) -> tuple[str, str] | None:
+    """The longest run of words that is an asset's whole name (`ethereum classic` before
+    `ethereum`), and its symbol."""
+    lowered = [word.lower() for word in words]
+    for length in range(min(4, len(lowered)), 0, -1):
+        for start in range(len(lowered) - length + 1):
+            name = " ".join(lowered[start : start + length])
+            symbol = names_to_symbols.get(name) or names_to_symbols.get(name.replace(" ", "-"))
+            if symbol:
+                return symbol, name
     return None
 
 

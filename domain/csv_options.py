@@ -24,6 +24,8 @@ class FileOptions:
     timezone_name: str | None = None
     interval: str | None = None
     skip_lines: int | None = None
+    time_column: str | None = None  # the column holding the time, when nothing in the file shows it
+    volume: str | None = None  # what a volume column without a currency in its name counts: base|quote|usd
 
 
 @attrs.frozen

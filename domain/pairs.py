@@ -64,14 +64,21 @@ def split_pair(text: str, known_symbols: frozenset[str] = frozenset()) -> Pair |
         return None
     if word in known_symbols or word in KNOWN_QUOTES:
         return Pair(_ALIASES.get(word, word))
+    splits = []
     for quote in KNOWN_QUOTES:
         base = word[: -len(quote)]
         if not word.endswith(quote) or not base.isalnum():
             continue
         shortest = 3 if quote in _CRYPTO_QUOTES else 2
         if len(base) >= shortest and not base.isdigit():
-            return Pair(_ALIASES.get(base, base), _ALIASES.get(quote, quote))
-    return Pair(word)
+            splits.append(Pair(_ALIASES.get(base, base), _ALIASES.get(quote, quote)))
+    # a split whose base is a known asset (`XBT`+`USD`, not `XB`+`TUSD`), else the longest quote
+    known = next(
+        (pair for pair in splits if pair.base in known_symbols or pair.base in _ALIASES.values()), None
+    )
+    if known is not None:
+        return known
+    return splits[0] if splits else Pair(word)
 
 
 @attrs.frozen

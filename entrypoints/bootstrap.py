@@ -64,6 +64,7 @@ from application.ports import (
     SourceRunLedger,
     UnitOfWorkFactory,
 )
+from domain.assets import names_to_symbols
 from domain.bars import FileInspection
 from domain.pairs import UsdQuotes
 from domain.plausibility import Bounds
@@ -224,7 +225,7 @@ class Kaspero:
             raise SettingsError(f"CSV_OPTIONS_PATH: {ex}") from None
         crossref = load_crossref(self.settings.asset_crossref_path)
         context = CsvContext(
-            names_to_symbols={entry.name.lower(): entry.symbol for entry in crossref},
+            names_to_symbols=names_to_symbols(crossref),
             known_symbols=frozenset(entry.symbol for entry in crossref),
             usd=UsdQuotes.of(self.settings.usd_quotes),
             auto_map_confidence=self.settings.drift_auto_map_confidence,

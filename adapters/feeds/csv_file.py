@@ -161,6 +161,7 @@ class CsvFileSource:
             self._context.names_to_symbols,
             self._context.known_symbols,
             self._context.auto_map_confidence,
+            self._clock(),
         )
 
     def _date_evidence(self, handle: IO[bytes], layout: Layout) -> OrderEvidence:

@@ -38,6 +38,8 @@ KNOWN = (
     "timezone",
     "interval",
     "skip_lines",
+    "time_column",
+    "volume",
 )
 
 
@@ -115,6 +117,10 @@ def _checked(path: Path, pattern: str, values: Mapping[str, Any]) -> dict[str, A
                     f"{where}: unknown timezone {value!r} (e.g. UTC, Europe/Berlin)"
                 ) from None
             checked["timezone_name"] = text
+        elif key == "volume":
+            if text.lower() not in ("base", "quote", "usd"):
+                raise CsvOptionsError(f'{where}: volume must be "base", "quote" or "usd", got {value!r}')
+            checked[key] = text.lower()
         elif key == "interval":
             if text not in INTERVALS:
                 raise CsvOptionsError(

@@ -58,7 +58,7 @@ def test_messy_export_cells_are_read_and_bad_rows_are_quarantined_with_a_reason(
     btc = by_symbol["BTC"]
     assert btc.source_record_id == "BTC@2024-01-01"
     assert btc.price_usd == Decimal("42500.50")
-    assert btc.volume_24h_usd == Decimal(1234567)
+    assert btc.volume_24h_usd == Decimal(1234567)  # beside market caps: an aggregator's quote volume
     assert btc.market_cap_usd is None
     assert btc.observed_at == datetime(2024, 1, 1, tzinfo=UTC)
     assert (btc.quote_currency, btc.price, btc.open_usd) == ("USD", Decimal("42500.50"), Decimal("42000.00"))
@@ -69,7 +69,7 @@ def test_messy_export_cells_are_read_and_bad_rows_are_quarantined_with_a_reason(
         "Exchange": "Binance",
     }
     assert reader.layout is not None
-    assert reader.layout.quote.source == "column name 'Close (USD)'"
+    assert reader.layout.quote.source == "column 'Close (USD)' names its currency"
     assert by_symbol["SOL"].asset_name == "Solana, the chain"
     assert by_symbol["SOL"].extra["Exchange"] == "multi\r\nline"
 

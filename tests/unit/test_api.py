@@ -386,3 +386,13 @@ def test_metrics_read_the_database_once_per_interval_in_one_unit_of_work(
     scrapes = [client.simulate_get("/metrics").text for _ in range(3)]
     assert len(opened) == reads  # one unit of work (one connection) a read, not three
     assert all('kaspero_etl_records_total{outcome="inserted",source="api"} 3.0' in text for text in scrapes)
+
+
+@pytest.mark.parametrize("path", ["/data", "/quarantine", "/assets"])
+def test_every_list_stops_its_offset_pages_at_the_same_depth(
+    client: falcon.testing.TestClient, path: str
+) -> None:
+    assert client.simulate_get(path, params={"page": "100", "page_size": "100"}).status_code == 200
+    deep = client.simulate_get(path, params={"page": "101"})
+    assert deep.status_code == 400
+    assert deep.json["detail"].startswith("page must be at most 100")

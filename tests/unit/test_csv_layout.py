@@ -88,11 +88,13 @@ def test_semicolons_with_decimal_commas_are_read_as_numbers_never_as_a_rename() 
     assert layout.marks["Close"] is DecimalMark.COMMA
     assert layout.findings == ()
     first, second = bars(layout, text)
-    assert (first.open, first.close, first.quote_volume) == (
+    assert (first.open, first.close, first.base_volume, first.quote_volume) == (
         Decimal("1234.50"),
         Decimal("1300.25"),
-        Decimal("12.5"),
+        Decimal("12.5"),  # a plain volume with nothing to say its currency counts base units
+        None,
     )
+    assert "base units, never USD" in layout.volume_evidence["Volume"]
     assert (second.open, second.close) == (Decimal("1.5"), Decimal("2.25"))
 
 
@@ -161,7 +163,9 @@ def test_pairs_split_against_known_quotes_and_symbols_that_end_in_one_stay_whole
 
 
 def test_a_file_without_a_date_column_is_refused_naming_it() -> None:
-    with pytest.raises(LayoutRefused, match=r"no date column: none of symbol, close holds dates"):
+    with pytest.raises(
+        LayoutRefused, match=r"no time column: none of symbol, close is named as a time .*Set time_column"
+    ):
         detect_layout("prices.csv", lines("symbol,close", "BTC,1", "ETH,2"))
 
 
