@@ -54,6 +54,8 @@ def inspection_text(item: FileInspection) -> str:
         f"  symbol: {layout['symbol']['value'] or '(per row)'} (from {layout['symbol']['from']})",
         f"  quote: {layout['quote']['value']} (from {layout['quote']['from']})",
         f"  bar interval: {layout['interval']['value'] or '-'} ({layout['interval']['from']})",
+        "  decisions and what each rests on:",
+        *(f"    {made['decision']}: {made['value']}  ← {made['evidence']}" for made in layout["decisions"]),
     ]
     if item.records:
         lines.append("  first rows as they would be stored:")
