@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -133,40 +134,41 @@ def test_sigterm_stops_after_the_batch_in_flight_and_the_next_run_resumes(
     assert raw == (len(lines),)
 
 
-def test_a_request_whose_scheduler_was_killed_is_closed_failed_by_the_next_one(clean_database: str) -> None:
-    from tests.support.provider import MARKETS, Fault
-
+def test_a_request_whose_scheduler_was_killed_is_closed_failed_by_the_next_one(
+    clean_database: str, tmp_path: Path
+) -> None:
     def request_state() -> tuple[str, str | None]:
         with psycopg.connect(clean_database) as connection:
             return connection.execute("SELECT status, error FROM run_requests WHERE id = 1").fetchone()
 
-    def until(wanted: str, timeout: float = 60) -> tuple[str, str | None]:
-        deadline = time.monotonic() + timeout
-        while (state := request_state())[0] != wanted and time.monotonic() < deadline:
-            time.sleep(0.2)
-        return state
+    def loaded() -> int:
+        with psycopg.connect(clean_database) as connection:
+            return connection.execute("SELECT count(*) FROM unified_data").fetchone()[0]
 
-    with loopback_provider() as provider:
-        provider.queue(MARKETS, Fault(delay=60))  # the run hangs on its first page
-        env = environment(
-            DATABASE_URL=clean_database, ETL_SOURCES="coingecko", ETL_SCHEDULE_MINUTES="600",
-            COINGECKO_BASE_URL=f"{provider.url}/coingecko", RUN_ABANDON_GRACE_SECONDS="1",
-            HTTP_DEADLINE_SECONDS="120", HTTP_TIMEOUT_SECONDS="120",
-        )  # fmt: skip
-        with psycopg.connect(clean_database, autocommit=True) as connection:
-            connection.execute(
-                "INSERT INTO run_requests (sources, requested_at) VALUES ('{coingecko}', now())"
-            )
-        first = scheduler(env)
-        assert until("running")[0] == "running"
-        first.kill()  # SIGKILL: nothing of it closes anything
-        first.wait(timeout=30)
-        assert request_state()[0] == "running"
-        second = scheduler(env)
-        try:
-            status, error = until("failed")
-        finally:
-            stop([second])
+    def until(wanted: Callable[[], bool], timeout: float = 180) -> bool:
+        deadline = time.monotonic() + timeout
+        while not wanted() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return wanted()
+
+    csv = write_csv(tmp_path / "prices.csv", list(market_lines(days=1000, assets=60)))  # a run of seconds
+    env = environment(
+        DATABASE_URL=clean_database, CSV_SOURCE_PATH=str(csv), ETL_SOURCES="csv", ETL_SCHEDULE_MINUTES="600",
+        CSV_BATCH_SIZE="500", RUN_ABANDON_GRACE_SECONDS="1",
+    )  # fmt: skip
+    with psycopg.connect(clean_database, autocommit=True) as connection:
+        connection.execute("INSERT INTO run_requests (sources, requested_at) VALUES ('{csv}', now())")
+    first = scheduler(env)
+    assert until(lambda: request_state()[0] == "running" and loaded() > 0)  # mid-run
+    first.kill()  # SIGKILL: nothing of it closes anything
+    first.wait(timeout=30)
+    assert request_state()[0] == "running"
+    second = scheduler(env)
+    try:
+        assert until(lambda: request_state()[0] == "failed")
+    finally:
+        stop([second])
+    status, error = request_state()
     assert status == "failed"
     assert error is not None
     assert "the scheduler running it stopped" in error
