@@ -19,12 +19,14 @@ import attrs
 from application.assets import assign_assets
 from application.conversion import convert_to_usd
 from application.errors import (
+    FileRefused,
     InjectedFailure,
     Interrupted,
     SourceSkipped,
     SourceUnavailable,
     StoreUnavailable,
 )
+from application.known_prices import compared_with_known
 from application.ports import (
     Batch,
     Clock,
@@ -128,6 +130,9 @@ class _SourceProgress:
     started: float = attrs.Factory(time.monotonic)
     quarantined: int = 0
     first_reason: str | None = None
+    other_sources: dict[int, tuple[str, ...]] = attrs.Factory(
+        dict
+    )  # asset -> the other sources of its prices
 
     def saw(self, records: Sequence[UnifiedRecord]) -> None:
         for record in records:
@@ -324,6 +329,11 @@ def _prepare_batch(
         records = convert_to_usd(records, uow, options.usd)
         records, refused = _plausible(records, latest, now, options.bounds)
         quarantined += refused
+        records, refusal = compared_with_known(
+            records, uow, pipeline.name, progress.other_sources, options.bounds
+        )
+        if refusal is not None:  # before anything of the batch commits: the file is refused whole
+            raise FileRefused(f"{pipeline.name}: {refusal}")
         uow.commit()
         encoded = uow.records.encode_batch(run_id, records, quarantined)
     progress.saw(records)

@@ -21,6 +21,7 @@ from domain.comparison import DataDelta, PriceQuote
 from domain.drift import DriftFinding, DriftKind, StoredDrift
 from domain.health import SourceRunState
 from domain.mentions import KnownAsset
+from domain.plausibility import Reference
 from domain.records import (
     QuarantinedRecord,
     RawRecord,
@@ -277,11 +278,26 @@ class AssetRepository(Protocol):
 
 
 class UsdRateRepository(Protocol):
+    """What the sources observed of assets' USD prices: for conversions and for checking a file
+    against what is already known."""
+
     def usd_rates(
         self, symbol: str, bars: Sequence[tuple[datetime, int]]
     ) -> dict[tuple[datetime, int], UsdRate]:
-        """For each bar (its start and length in seconds), the last USD price of the asset
-        `symbol` that any source observed within it; bars with none are left out."""
+        """For each bar (its start and length in seconds), the median of the sources' last USD
+        prices of the asset `symbol` within it (never one outlier); bars with none are left out."""
+        ...
+
+    def other_sources(self, asset_ids: Sequence[int], source: str) -> dict[int, tuple[str, ...]]:
+        """The sources other than `source` that hold USD prices of each asset (assets with none
+        are left out)."""
+        ...
+
+    def reference_prices(
+        self, bars: Sequence[tuple[int, datetime, int]], sources: Mapping[int, Sequence[str]]
+    ) -> dict[tuple[int, datetime, int], Reference]:
+        """For each bar (asset, start, seconds), the median of the last USD price each of the
+        asset's `sources` observed within it; bars none observed are left out."""
         ...
 
 

@@ -79,7 +79,8 @@ def _usd_volume(bar: Bar, in_usd: bool) -> tuple[Decimal | None, str | None]:
 
 @attrs.frozen
 class UsdRate:
-    """A USD price of a quote asset, observed within a bar: what converts a price quoted in it."""
+    """A USD price of a quote asset within a bar: the median of the prices the sources observed
+    there (never one outlier), and which sources (`source`: their names, comma-separated)."""
 
     asset: str
     price_usd: Decimal
@@ -100,9 +101,10 @@ def convert(record: UnifiedRecord, rate: UsdRate) -> UnifiedRecord:
     extra = dict(record.extra)
     extra["price_usd_converted"] = {
         "via": rate.asset,
-        "rate": str(rate.price_usd),
+        "rate": str(rate.price_usd),  # the median of the sources' prices within the bar
         "observed_at": rate.observed_at.isoformat(),
-        "source": rate.source,
+        "source": rate.source,  # the sources it is the median of, comma-separated
+        "sources": rate.source.split(","),
     }
     volume = record.volume_24h_usd
     quote_volume = extra.get("quote_volume")

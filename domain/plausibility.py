@@ -25,6 +25,61 @@ class Bounds:
     min_price_usd: Decimal = Decimal("1e-18")  # a positive price below this is an underflow
     max_market_cap_usd: Decimal = Decimal("1e15")  # ten times the world's yearly output
     max_volume_usd: Decimal = Decimal("1e16")
+    # against what other sources observed: a file off by more than this (median) is another coin
+    # or another currency; a single bar off by more than `bar_deviation` is stored as suspect
+    file_deviation: Decimal = Decimal("0.5")
+    bar_deviation: Decimal = Decimal("0.25")
+
+
+@attrs.frozen
+class Reference:
+    """What other sources observed of an asset within a bar: the median of their USD prices."""
+
+    price_usd: Decimal
+    sources: tuple[str, ...]
+
+
+def deviation(price: Decimal, reference: Reference) -> Decimal:
+    """How far `price` is from the reference, as a share (−0.94: 94 % below)."""
+    return price / reference.price_usd - 1
+
+
+def file_refusal(compared: list[tuple[UnifiedRecord, Reference]], bounds: Bounds) -> str | None:
+    """Why a file's prices cannot be this asset's (the median of their deviations from the other
+    sources beyond `file_deviation`), with the figures; None when they agree."""
+    usable = [
+        (record, reference) for record, reference in compared if reference.price_usd > 0 and record.price_usd
+    ]
+    if not usable:
+        return None
+    shares = sorted(deviation(record.price_usd, reference) for record, reference in usable)  # type: ignore[arg-type]
+    median = shares[len(shares) // 2]
+    if abs(median) <= bounds.file_deviation:
+        return None
+    symbols = sorted({record.symbol or "?" for record, _ in usable})
+    sources = sorted({source for _, reference in usable for source in reference.sources})
+    return (
+        f"prices differ from {len(sources)} other source{'s' if len(sources) != 1 else ''} of "
+        f"{', '.join(symbols)} ({', '.join(sources)}) by {median * 100:+.0f} % (median of {len(usable):,} bars): "
+        "a different coin or currency? set symbol (or quote) for this file in csv_options.toml "
+        "(PLAUSIBLE_FILE_DEVIATION allows more)"
+    )
+
+
+def marked_suspect(record: UnifiedRecord, reference: Reference, bounds: Bounds) -> UnifiedRecord:
+    """`record`, marked `suspect` in `extra` with the figure when it is far off the others."""
+    if record.price_usd is None or reference.price_usd <= 0:
+        return record
+    share = deviation(record.price_usd, reference)
+    if abs(share) <= bounds.bar_deviation:
+        return record
+    extra = dict(record.extra)
+    extra["suspect"] = {
+        "deviation_pct": str(round(share * 100, 2)),
+        "reference_usd": str(reference.price_usd),
+        "sources": list(reference.sources),
+    }
+    return attrs.evolve(record, extra=extra)
 
 
 def implausible(record: UnifiedRecord, now: datetime, bounds: Bounds) -> str | None:

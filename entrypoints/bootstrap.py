@@ -290,6 +290,8 @@ class Kaspero:
                 min_price_usd=self.settings.plausible_min_price_usd,
                 max_market_cap_usd=self.settings.plausible_max_market_cap_usd,
                 max_volume_usd=self.settings.plausible_max_volume_usd,
+                file_deviation=self.settings.plausible_file_deviation,
+                bar_deviation=self.settings.plausible_bar_deviation,
             ),
             history_retention=(
                 timedelta(days=self.settings.history_retention_days)

@@ -45,6 +45,8 @@ class Settings(pydantic.BaseModel):
     plausible_min_price_usd: Decimal = pydantic.Field(default=Decimal("1e-18"), ge=0)
     plausible_max_market_cap_usd: Decimal = pydantic.Field(default=Decimal("1e15"), gt=0)
     plausible_max_volume_usd: Decimal = pydantic.Field(default=Decimal("1e16"), gt=0)
+    plausible_file_deviation: Decimal = pydantic.Field(default=Decimal("0.5"), gt=0)
+    plausible_bar_deviation: Decimal = pydantic.Field(default=Decimal("0.25"), gt=0)
     history_retention_days: int | None = pydantic.Field(default=None, ge=1, le=100_000)
     etl_sources: tuple[str, ...] | None = None
     etl_schedule_minutes: float = pydantic.Field(default=5.0, gt=0)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from adapters.memory.state import State
 from application.queries import Page
@@ -18,6 +19,7 @@ from domain.assets import (
     candle_of,
 )
 from domain.bars import UsdRate
+from domain.plausibility import Reference
 from domain.records import RecordKind
 
 
@@ -117,13 +119,48 @@ class InMemoryUsdRateRepository:
         assets = {asset.id for asset in self._state.assets.values() if asset.symbol == symbol.upper()}
         rates = {}
         for start, seconds in bars:
-            end = start + timedelta(seconds=seconds)
-            inside = [
-                (observed, source, point)
-                for (asset, source, observed), point in self._state.history.items()
-                if asset in assets and start <= observed < end
-            ]
-            if inside:
-                observed, source, point = max(inside, key=lambda item: item[0])
-                rates[(start, seconds)] = UsdRate(symbol.upper(), point.close, observed, source)
+            latest = self._latest_per_source(assets, start, seconds)
+            if latest:
+                prices = sorted(point.close for _, point in latest.values())
+                median = prices[(len(prices) - 1) // 2]  # the lower middle, as percentile_disc
+                observed = max(moment for moment, _ in latest.values())
+                rates[(start, seconds)] = UsdRate(symbol.upper(), median, observed, ",".join(sorted(latest)))
         return rates
+
+    def other_sources(self, asset_ids: Sequence[int], source: str) -> dict[int, tuple[str, ...]]:
+        found: dict[int, set[str]] = {}
+        for asset, name, _ in self._state.history:
+            if asset in asset_ids and name != source:
+                found.setdefault(asset, set()).add(name)
+        return {asset: tuple(sorted(names)) for asset, names in found.items()}
+
+    def reference_prices(
+        self, bars: Sequence[tuple[int, datetime, int]], sources: Mapping[int, Sequence[str]]
+    ) -> dict[tuple[int, datetime, int], Reference]:
+        references = {}
+        for asset, start, seconds in bars:
+            latest = {
+                name: value
+                for name, value in self._latest_per_source({asset}, start, seconds).items()
+                if name in sources.get(asset, ())
+            }
+            if latest:
+                prices = sorted(point.close for _, point in latest.values())
+                references[(asset, start, seconds)] = Reference(
+                    prices[(len(prices) - 1) // 2], tuple(sorted(latest))
+                )
+        return references
+
+    def _latest_per_source(
+        self, assets: set[int], start: datetime, seconds: int
+    ) -> dict[str, tuple[datetime, Any]]:
+        end = start + timedelta(seconds=seconds)
+        latest: dict[str, tuple[datetime, Any]] = {}
+        for (asset, source, observed), point in self._state.history.items():
+            if (
+                asset in assets
+                and start <= observed < end
+                and (source not in latest or observed > latest[source][0])
+            ):
+                latest[source] = (observed, point)
+        return latest

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from domain.assets import (
     whole_buckets,
 )
 from domain.bars import UsdRate
+from domain.plausibility import Reference
 
 SELECT_ALIASES = """
 SELECT a.source, a.source_asset_id, a.asset_id
@@ -169,15 +170,46 @@ class PostgresAssetRepository:
 
 
 # the last USD price of the asset within each bar, from any source's history
+# per bar, each source's last USD price within it, and their median (an observed price, exact)
 SELECT_USD_RATES = """
-SELECT b.start, b.seconds, h.price_usd, h.observed_at, h.source
+SELECT b.start, b.seconds,
+       percentile_disc(0.5) WITHIN GROUP (ORDER BY h.price_usd), max(h.observed_at),
+       string_agg(h.source, ',' ORDER BY h.source)
 FROM unnest(%(starts)s::timestamptz[], %(seconds)s::int[]) AS b (start, seconds)
 CROSS JOIN LATERAL (
-    SELECT m.price_usd, m.observed_at, m.source FROM market_history m
+    SELECT DISTINCT ON (m.source) m.price_usd, m.observed_at, m.source FROM market_history m
     WHERE m.asset_id = ANY(%(assets)s)
       AND m.observed_at >= b.start AND m.observed_at < b.start + make_interval(secs => b.seconds)
-    ORDER BY m.observed_at DESC LIMIT 1
+    ORDER BY m.source, m.observed_at DESC
 ) h
+GROUP BY b.start, b.seconds
+"""
+# each asset's sources other than one, by a skip scan over the (asset_id, source, observed_at)
+# key: one index probe a source, whatever the number of rows
+SELECT_OTHER_SOURCES = """
+WITH RECURSIVE found AS (
+    SELECT a.asset_id, (SELECT min(m.source) FROM market_history m WHERE m.asset_id = a.asset_id) AS source
+    FROM unnest(%(assets)s::bigint[]) AS a (asset_id)
+    UNION ALL
+    SELECT f.asset_id,
+           (SELECT min(m.source) FROM market_history m WHERE m.asset_id = f.asset_id AND m.source > f.source)
+    FROM found f WHERE f.source IS NOT NULL
+)
+SELECT asset_id, source FROM found WHERE source IS NOT NULL AND source <> %(source)s ORDER BY 1, 2
+"""
+# per (bar, source): the source's last USD price within the bar; the median across sources
+SELECT_REFERENCE_PRICES = """
+SELECT b.asset_id, b.start, b.seconds,
+       percentile_disc(0.5) WITHIN GROUP (ORDER BY p.price_usd), array_agg(b.source ORDER BY b.source)
+FROM unnest(%(assets)s::bigint[], %(starts)s::timestamptz[], %(seconds)s::int[], %(sources)s::text[])
+     AS b (asset_id, start, seconds, source)
+CROSS JOIN LATERAL (
+    SELECT m.price_usd FROM market_history m
+    WHERE m.asset_id = b.asset_id AND m.source = b.source
+      AND m.observed_at >= b.start AND m.observed_at < b.start + make_interval(secs => b.seconds)
+    ORDER BY m.observed_at DESC LIMIT 1
+) p
+GROUP BY b.asset_id, b.start, b.seconds
 """
 SELECT_ASSETS_OF_SYMBOL = "SELECT id FROM assets WHERE symbol = %(symbol)s"
 
@@ -203,6 +235,37 @@ class PostgresUsdRateRepository:
             (start, seconds): UsdRate(symbol.upper(), price, observed_at, source)
             for start, seconds, price, observed_at, source in self._connection.execute(
                 SELECT_USD_RATES, params
+            )
+        }
+
+    def other_sources(self, asset_ids: Sequence[int], source: str) -> dict[int, tuple[str, ...]]:
+        if not asset_ids:
+            return {}
+        found: dict[int, list[str]] = {}
+        for asset_id, other in self._connection.execute(
+            SELECT_OTHER_SOURCES, {"assets": sorted(set(asset_ids)), "source": source}
+        ):
+            found.setdefault(int(asset_id), []).append(other)
+        return {asset_id: tuple(names) for asset_id, names in found.items()}
+
+    def reference_prices(
+        self, bars: Sequence[tuple[int, datetime, int]], sources: Mapping[int, Sequence[str]]
+    ) -> dict[tuple[int, datetime, int], Reference]:
+        rows = [
+            (asset, start, seconds, name) for asset, start, seconds in bars for name in sources.get(asset, ())
+        ]
+        if not rows:
+            return {}
+        params = {
+            "assets": [row[0] for row in rows],
+            "starts": [row[1] for row in rows],
+            "seconds": [row[2] for row in rows],
+            "sources": [row[3] for row in rows],
+        }
+        return {
+            (int(asset), start, seconds): Reference(price, tuple(names))
+            for asset, start, seconds, price, names in self._connection.execute(
+                SELECT_REFERENCE_PRICES, params
             )
         }
 

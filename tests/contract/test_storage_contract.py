@@ -565,3 +565,33 @@ def test_asset_search_takes_its_text_literally(storage: Storage) -> None:
         "\\": ["Back\\slash"],
         "coin": ["100% Coin", "1000 Coin"],
     }
+
+
+def test_prices_the_sources_observed_give_medians_and_the_other_sources(storage: Storage) -> None:
+    """Conversions and the check of a file against known prices read the same observations: the
+    median of each source's last price in a bar (an observed price), never one outlier."""
+
+    run_id = start_run(storage)
+    with storage.uow() as uow:
+        [asset_id] = uow.assets.create([Asset(0, "BTC", "Bitcoin")])
+        uow.commit()
+    day = datetime(2024, 1, 1, tzinfo=UTC)
+    for source, price in (("csv:a", "100"), ("csv:b", "110"), ("csv:c", "500")):
+        item = raw(f"BTC@{source}", source=source, price=price)
+        observed = day + timedelta(hours=1)
+        load(
+            storage,
+            run_id,
+            [item],
+            [market(item, asset_id=asset_id, observed_at=observed, bar_seconds=86400)],
+        )
+    with storage.uow() as uow:
+        rate = uow.rates.usd_rates("BTC", [(day, 86400)])[(day, 86400)]
+        others = uow.rates.other_sources([asset_id], "csv:a")
+        references = uow.rates.reference_prices([(asset_id, day, 86400)], others)
+        none = uow.rates.other_sources([asset_id + 1000], "csv:a")
+    assert (rate.price_usd, rate.source) == (Decimal("110"), "csv:a,csv:b,csv:c")  # not 500, not the last
+    assert others == {asset_id: ("csv:b", "csv:c")}
+    assert references[(asset_id, day, 86400)].price_usd == Decimal("110")  # the lower middle of 110, 500
+    assert references[(asset_id, day, 86400)].sources == ("csv:b", "csv:c")
+    assert none == {}

@@ -1,0 +1,66 @@
+"""A file's prices against what the database already knows of the same assets near the same
+times: a file far off the other sources is refused whole with the figures (another coin, another
+currency); a single bar far off is stored, marked `suspect` with the figure."""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from datetime import datetime
+
+from application.ports import UnitOfWork
+from domain.plausibility import Bounds, file_refusal, marked_suspect
+from domain.records import SourceType, UnifiedRecord
+
+# a bar's own length, but at least an hour: a minute's close compared with others' last price
+# within the hour moves far less than the bounds allow
+SHORTEST_WINDOW = 3600
+DAY = 86400
+
+
+def compared_with_known(
+    records: list[UnifiedRecord],
+    uow: UnitOfWork,
+    source: str,
+    others: MutableMapping[int, tuple[str, ...]],
+    bounds: Bounds,
+) -> tuple[list[UnifiedRecord], str | None]:
+    """`records` with the suspect ones marked, and why the file is refused (None: it is not).
+
+    `others` remembers each asset's other sources across a source's batches: asked once per
+    asset and run, so a file of one asset asks once, and a file no other source knows costs one
+    cheap query a batch at most."""
+    priced = [
+        (record, record.asset_id, record.observed_at)
+        for record in records
+        if record.source_type is SourceType.CSV
+        and record.asset_id is not None
+        and record.price_usd is not None
+        and record.observed_at is not None
+    ]
+    if not priced:
+        return records, None
+    unknown = sorted({asset_id for _, asset_id, _ in priced if asset_id not in others})
+    if unknown:
+        found = uow.rates.other_sources(unknown, source)
+        for asset_id in unknown:
+            others[asset_id] = found.get(asset_id, ())
+    keyed: dict[int, tuple[int, datetime, int]] = {
+        id(record): (asset_id, moment, max(record.bar_seconds or DAY, SHORTEST_WINDOW))
+        for record, asset_id, moment in priced
+        if others.get(asset_id)
+    }
+    if not keyed:
+        return records, None
+    references = uow.rates.reference_prices(
+        sorted(set(keyed.values())), {asset_id: others[asset_id] for asset_id, _, _ in keyed.values()}
+    )
+    compared = [
+        (record, references[keyed[id(record)]])
+        for record, _, _ in priced
+        if id(record) in keyed and keyed[id(record)] in references
+    ]
+    refusal = file_refusal(compared, bounds)
+    if refusal is not None:
+        return records, refusal
+    marked = {id(record): marked_suspect(record, reference, bounds) for record, reference in compared}
+    return [marked.get(id(record), record) for record in records], None
