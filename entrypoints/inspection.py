@@ -54,6 +54,8 @@ def inspection_text(item: FileInspection) -> str:
         f"  symbol: {layout['symbol']['value'] or '(per row)'} (from {layout['symbol']['from']})",
         f"  quote: {layout['quote']['value']} (from {layout['quote']['from']})",
         f"  bar interval: {layout['interval']['value'] or '-'} ({layout['interval']['from']})",
+        "  known prices: a dry run compares with nothing; a load compares each bar with the USD prices other"
+        " sources observed of the asset in that bar (PLAUSIBLE_FILE_DEVIATION, PLAUSIBLE_BAR_DEVIATION)",
         "  decisions and what each rests on:",
         *(f"    {made['decision']}: {made['value']}  ← {made['evidence']}" for made in layout["decisions"]),
     ]

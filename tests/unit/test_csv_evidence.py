@@ -177,3 +177,12 @@ def test_several_coins_by_name_are_mapped_row_by_row_and_an_unknown_name_is_the_
     assert [read_bar(layout, row).symbol for row in rows[:2]] == ["BTC", "XRP"]
     with pytest.raises(InvalidRecord, match=r"Currency: 'ardor' is no asset the cross-reference knows"):
         read_bar(layout, rows[2])
+
+
+def test_a_date_value_series_loads_when_its_name_names_the_coin_and_is_refused_when_nothing_does() -> None:
+    series = lines("Date,Value", "2021-01-01,29374.15", "2021-01-02,32127.27")
+    layout = detect("bitcoin_price_series.csv", series)
+    assert (layout.symbol.value, layout.fields["close"]) == ("BTC", "Value")
+    assert [bar.close for bar in bars(layout, series)] == [Decimal("29374.15"), Decimal("32127.27")]
+    with pytest.raises(LayoutRefused, match=r"no symbol: .*set symbol"):
+        detect("series.csv", series)
