@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck contracts pytest smoke bench install clean db-stop up down logs lock soak browser
+.PHONY: run test lint typecheck contracts pytest smoke bench install clean db-stop up down logs lock soak browser monitoring
 
 $(STAMP): pyproject.toml
 	@echo "kaspero: creating the virtual environment in $(VENV)"
@@ -23,7 +23,7 @@ run: $(STAMP)
 	$(BIN)/kaspero run
 
 ## test: lint, types, layering contracts, the whole pytest suite (browser tests included), and the smoke run
-test: lint typecheck contracts browser pytest smoke
+test: lint typecheck contracts browser monitoring pytest smoke
 
 ## browser: Debian's Chromium for the browser tests, installed with apt-get where this machine allows it
 browser:
@@ -34,6 +34,16 @@ browser:
 	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; } || \
 	    echo "kaspero: could not install chromium; the browser tests will say what to install"; \
 	  else echo "kaspero: no chromium here; the browser tests will stop and say what to install"; fi; }
+
+## monitoring: Debian's prometheus package for promtool (the alert rules' checks and tests), with apt-get where this machine allows it
+monitoring:
+	@command -v promtool >/dev/null 2>&1 || \
+	{ if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "kaspero: installing Debian's prometheus for promtool (apt-get)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1; } || \
+	    echo "kaspero: could not install prometheus; the monitoring tests will say what to install"; \
+	  else echo "kaspero: no promtool here; the monitoring tests will stop and say what to install"; fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -87,11 +87,14 @@ def create_app(
     }
     history = ledger or _NoHistory()
 
+    guard = ApiKeyGuard(options.api_keys, options.reads_need_key)
+
     def health() -> HealthReport:
         return check_health(probe, uow_factory, history, schedules, now())
 
-    guard = ApiKeyGuard(options.api_keys, options.reads_need_key)
-    http_metrics, metrics = metrics_setup(uow_factory, options.metrics_dir, options.metrics_cache_seconds)
+    http_metrics, metrics = metrics_setup(
+        uow_factory, options.metrics_dir, options.metrics_cache_seconds, health
+    )
     within = RequestBudget(
         budget or (lambda _: nullcontext()), options.request_budget_seconds, options.database_slots
     )

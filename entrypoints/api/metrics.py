@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 
 from application.operations import EtlFigures, etl_figures
 from application.ports import UnitOfWorkFactory
+from application.status import Health, HealthReport
 
 OUTCOMES = ("fetched", "inserted", "updated", "unchanged", "quarantined")
 LABELLED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -145,8 +146,54 @@ class MetricsResource:
         resp.data = generate_latest(self._registry())
 
 
+class HealthCollector(Collector):
+    """`/health`'s verdict per enabled source kind as gauges, for alerts: healthy, stale, and the
+    newest run's status; read at most once per `cache_seconds` like the ETL figures."""
+
+    def __init__(self, health: Callable[[], HealthReport], cache_seconds: float = 15.0) -> None:
+        self._health = health
+        self._cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._cached: tuple[float, list[Metric]] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is None or now - self._cached[0] >= self._cache_seconds:
+                self._cached = (now, self._families(self._health()))
+            families = self._cached[1]
+        yield from families
+
+    @staticmethod
+    def _families(report: HealthReport) -> list[Metric]:
+        healthy = GaugeMetricFamily(
+            "kaspero_health_kind_healthy",
+            "1 when the kind's newest run succeeded and is fresh",
+            labels=["kind"],
+        )
+        stale = GaugeMetricFamily(
+            "kaspero_health_kind_stale", "1 when the kind's newest run is older than its schedule allows",
+            labels=["kind"],
+        )  # fmt: skip
+        status = GaugeMetricFamily(
+            "kaspero_health_kind_last_status", "1 for the status of the kind's newest finished run",
+            labels=["kind", "status"],
+        )  # fmt: skip
+        database = GaugeMetricFamily("kaspero_health_database_up", "1 when the database answers")
+        database.add_metric([], 1.0 if report.database else 0.0)
+        for kind in report.sources:
+            healthy.add_metric([kind.kind], 1.0 if kind.status is Health.HEALTHY else 0.0)
+            stale.add_metric([kind.kind], 1.0 if kind.stale else 0.0)
+            if kind.last_status is not None:
+                status.add_metric([kind.kind, kind.last_status.value], 1.0)
+        return [healthy, stale, status, database]
+
+
 def metrics_setup(
-    uow_factory: UnitOfWorkFactory, multiprocess_dir: Path | None, cache_seconds: float = 15.0
+    uow_factory: UnitOfWorkFactory,
+    multiprocess_dir: Path | None,
+    cache_seconds: float = 15.0,
+    health: Callable[[], HealthReport] | None = None,
 ) -> tuple[HttpMetrics, MetricsResource]:
     """The middleware recording HTTP figures and the resource serving everything.
 
@@ -154,15 +201,20 @@ def metrics_setup(
     one (a single process, the tests), one registry holds the HTTP metrics.
     """
     etl = EtlCollector(uow_factory, cache_seconds)
+    kinds = HealthCollector(health, cache_seconds) if health is not None else None
     if multiprocess_dir is not None:
 
         def scrape_registry() -> CollectorRegistry:
             registry = CollectorRegistry()
             MultiProcessCollector(registry, path=str(multiprocess_dir))  # type: ignore[no-untyped-call]
             registry.register(etl)
+            if kinds is not None:
+                registry.register(kinds)
             return registry
 
         return HttpMetrics(registry=None), MetricsResource(scrape_registry)
     own = CollectorRegistry()
     own.register(etl)
+    if kinds is not None:
+        own.register(kinds)
     return HttpMetrics(registry=own), MetricsResource(lambda: own)
