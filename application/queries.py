@@ -48,14 +48,28 @@ class SortKey:
     id: int
 
 
+def several(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """A filter of one value or several: `"BTC"`, `("BTC", "ETH")`, or none (`()`)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+MAX_FILTER_VALUES = 50  # per multi-value filter: `symbol=BTC,ETH,…`
+
+
 @attrs.frozen
 class DataQuery:
+    """`source`, `symbol` and `quote_currency` match any of their values (none: no filter)."""
+
     source_type: SourceType | None = None
-    source: str | None = None
+    source: tuple[str, ...] = attrs.field(default=(), converter=several)
     kind: RecordKind | None = None
-    symbol: str | None = None
+    symbol: tuple[str, ...] = attrs.field(default=(), converter=several)
     asset_id: int | None = None
-    quote_currency: str | None = None
+    quote_currency: tuple[str, ...] = attrs.field(default=(), converter=several)
     category: str | None = None
     author: str | None = None
     search: str | None = None

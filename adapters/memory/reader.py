@@ -63,16 +63,19 @@ def _is_after(item: StoredRecord, query: DataQuery) -> bool:
 def _matches(record: UnifiedRecord, query: DataQuery, assets: dict[int, Asset]) -> bool:
     checks = [
         (query.source_type, record.source_type),
-        (query.source, record.source),
         (query.kind, record.kind),
         (query.asset_id, record.asset_id),
-        (query.quote_currency, record.quote_currency),
         (query.category, record.category),
         (query.author, record.author),
     ]
     if any(wanted is not None and wanted != actual for wanted, actual in checks):
         return False
-    if query.symbol and query.symbol.upper() != record.symbol and query.symbol.upper() not in record.mentions:
+    if query.source and record.source not in query.source:
+        return False
+    if query.quote_currency and record.quote_currency not in query.quote_currency:
+        return False
+    wanted = {symbol.upper() for symbol in query.symbol}
+    if wanted and record.symbol not in wanted and not wanted & set(record.mentions):
         return False
     if query.search:
         needle = query.search.lower()

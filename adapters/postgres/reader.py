@@ -166,19 +166,31 @@ def _where(query: DataQuery, assets: list[int] | None = None) -> tuple[sql.Compo
             conditions.append(sql.SQL("{} = %({})s").format(sql.Identifier(column), sql.SQL(column)))
             params[column] = value.value if hasattr(value, "value") else value
 
+    def any_of(column: str, values: tuple[str, ...]) -> None:
+        if len(values) == 1:
+            equal(column, values[0])
+        elif values:
+            conditions.append(sql.SQL("{} = ANY(%({})s)").format(sql.Identifier(column), sql.SQL(column)))
+            params[column] = list(values)
+
     equal("source_type", query.source_type)
-    equal("source", query.source)
+    any_of("source", query.source)
     equal("kind", query.kind)
-    if query.symbol:
+    if len(query.symbol) == 1:
         # a quote of the asset, or news that mentions it
         conditions.append(
             sql.SQL("(symbol = %(symbol)s OR ({} AND mentions @> ARRAY[%(symbol)s]::text[]))").format(
                 articles
             )
         )
-        params["symbol"] = query.symbol.upper()
+        params["symbol"] = query.symbol[0].upper()
+    elif query.symbol:
+        conditions.append(
+            sql.SQL("(symbol = ANY(%(symbol)s) OR ({} AND mentions && %(symbol)s::text[]))").format(articles)
+        )
+        params["symbol"] = [symbol.upper() for symbol in query.symbol]
     equal("asset_id", query.asset_id)
-    equal("quote_currency", query.quote_currency)
+    any_of("quote_currency", query.quote_currency)
     for column in ("category", "author"):
         value = getattr(query, column)
         if value is not None:

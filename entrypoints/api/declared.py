@@ -25,6 +25,19 @@ TEXT_SCHEMA: dict[str, Any] = {
 # `cursor` pages at any depth. The same limit on every list (`/data`, `/quarantine`, `/assets`).
 MAX_PAGE = 100
 MAX_ID = 2**63 - 1
+MAX_REPEATS = 50
+# one or several values: repeated (`symbol=BTC&symbol=ETH`) or comma-separated (`symbol=BTC,ETH`),
+# each value non-empty
+SEVERAL_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "maxItems": MAX_REPEATS,
+    "items": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_TEXT,
+        "pattern": "^[^,\u0000]+(,[^,\u0000]+)*$",
+    },
+}
 
 
 class Kind(enum.Enum):
@@ -32,6 +45,7 @@ class Kind(enum.Enum):
     INTEGER = "integer"
     CHOICE = "choice"
     TIMESTAMP = "timestamp"
+    SEVERAL = "several"  # one or more texts
 
 
 @attrs.frozen
@@ -46,6 +60,8 @@ class Param:
     def schema(self) -> dict[str, Any]:
         if self.kind is Kind.TEXT:
             return dict(TEXT_SCHEMA)
+        if self.kind is Kind.SEVERAL:
+            return dict(SEVERAL_SCHEMA)
         if self.kind is Kind.TIMESTAMP:
             return {"type": "string", "format": "date-time"}
         if self.kind is Kind.CHOICE:
@@ -79,11 +95,21 @@ CURSOR = Param(
 
 DATA = (
     _choice("source_type", SourceType, "api, csv or rss"),
-    Param("source", Kind.TEXT, "a source name, e.g. csv:market_history"),
+    Param(
+        "source", Kind.SEVERAL, "source names, e.g. csv:market_history; several: repeated or comma-separated"
+    ),
     _choice("kind", RecordKind, "market or article"),
-    Param("symbol", Kind.TEXT, "an asset symbol, any case: its quotes, and news that mentions it"),
+    Param(
+        "symbol",
+        Kind.SEVERAL,
+        "asset symbols, any case: their quotes, and news that mentions them; several: `symbol=BTC,ETH` or repeated",
+    ),  # fmt: skip
     Param("asset", Kind.INTEGER, "a canonical asset id (see /assets)", 1, MAX_ID),
-    Param("quote_currency", Kind.TEXT, "market records quoted in this currency (USD, USDT, BTC…), any case"),
+    Param(
+        "quote_currency",
+        Kind.SEVERAL,
+        "market records quoted in these currencies (USD, USDT, BTC…), any case; several: comma-separated or repeated",
+    ),  # fmt: skip
     Param("category", Kind.TEXT, "an article category"),
     Param("author", Kind.TEXT, "an article author"),
     Param("search", Kind.TEXT, "a case-insensitive substring of title or description"),

@@ -52,6 +52,28 @@ class QueryParams:
                 unknown[0], f"unknown query parameter {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}"
             )
 
+    def several(self, name: str) -> tuple[str, ...]:
+        """A filter of one value or several: repeated, or comma-separated, each value non-empty."""
+        given = self._params.get(name)
+        if given is None:
+            return ()
+        texts = given if isinstance(given, list) else [given]
+        if len(texts) > declared.MAX_REPEATS:
+            raise InvalidParameter(name, f"{name} may be given at most {declared.MAX_REPEATS} times")
+        values: list[str] = []
+        for text in texts:
+            if self._form:
+                text = text.strip()
+            if len(text) > _MAX_TEXT or "\x00" in text:
+                raise InvalidParameter(name, f"{name} must be at most {_MAX_TEXT} printable characters")
+            parts = text.split(",")
+            if not text or any(part == "" for part in parts):
+                raise InvalidParameter(
+                    name, f"{name} must not be empty (values are separated by single commas)"
+                )
+            values.extend(parts)
+        return tuple(dict.fromkeys(values))
+
     def text(self, name: str) -> str | None:
         value = self._params.get(name)
         if value is None:
@@ -121,11 +143,11 @@ def data_query(req: falcon.Request) -> DataQuery:
         raise InvalidParameter("cursor", "give page or cursor, not both")
     return DataQuery(
         source_type=params.choice("source_type", SourceType),
-        source=params.text("source"),
+        source=params.several("source"),
         kind=params.choice("kind", RecordKind),
-        symbol=params.text("symbol"),
+        symbol=params.several("symbol"),
         asset_id=params.declared(_DATA["asset"]) or None,
-        quote_currency=(params.text("quote_currency") or "").upper() or None,
+        quote_currency=tuple(value.upper() for value in params.several("quote_currency")),
         category=params.text("category"),
         author=params.text("author"),
         search=params.text("search"),

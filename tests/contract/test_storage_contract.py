@@ -595,3 +595,26 @@ def test_prices_the_sources_observed_give_medians_and_the_other_sources(storage:
     assert references[(asset_id, day, 86400)].price_usd == Decimal("110")  # the lower middle of 110, 500
     assert references[(asset_id, day, 86400)].sources == ("csv:b", "csv:c")
     assert none == {}
+
+
+def test_filters_of_several_values_match_any_of_them_alike(storage: Storage) -> None:
+    run_id = start_run(storage)
+    items = [raw(f"{symbol}-{source}", source=source, symbol=symbol) for symbol in ("BTC", "ETH", "SOL")
+             for source in ("csv:a", "csv:b")]  # fmt: skip
+    for source in ("csv:a", "csv:b"):
+        own = [item for item in items if item.source == source]
+        load(
+            storage,
+            run_id,
+            own,
+            [market(item, quote_currency="USDT" if source == "csv:b" else "USD") for item in own],
+        )
+
+    def found(**filters: Any) -> list[str]:
+        page = storage.reader.find(DataQuery(page_size=100, **filters))
+        return sorted(item.record.source_record_id for item in page.items)
+
+    assert found(symbol=("btc", "SOL")) == ["BTC-csv:a", "BTC-csv:b", "SOL-csv:a", "SOL-csv:b"]
+    assert found(symbol="ETH", source=("csv:b", "csv:z")) == ["ETH-csv:b"]
+    assert found(quote_currency=("USDT",), symbol=("ETH", "SOL")) == ["ETH-csv:b", "SOL-csv:b"]
+    assert found(source=()) == sorted(item.source_record_id for item in items)
