@@ -103,13 +103,13 @@ DATA = (
         "symbol",
         Kind.SEVERAL,
         "asset symbols, any case: their quotes, and news that mentions them; several: `symbol=BTC,ETH` or repeated",
-    ),  # fmt: skip
+    ),
     Param("asset", Kind.INTEGER, "a canonical asset id (see /assets)", 1, MAX_ID),
     Param(
         "quote_currency",
         Kind.SEVERAL,
         "market records quoted in these currencies (USD, USDT, BTC…), any case; several: comma-separated or repeated",
-    ),  # fmt: skip
+    ),
     Param("category", Kind.TEXT, "an article category"),
     Param("author", Kind.TEXT, "an article author"),
     Param("search", Kind.TEXT, "a case-insensitive substring of title or description"),
