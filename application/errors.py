@@ -53,3 +53,8 @@ class StoreUnavailable(ApplicationError):
 
 class StoreTooSlow(StoreUnavailable):
     """A query ran past the statement timeout and was cancelled."""
+
+
+class StoreConflict(ApplicationError):
+    """The database aborted a transaction that conflicted with another one (a deadlock, a
+    serialization failure): the database is there; the work may simply be tried again."""

@@ -24,6 +24,7 @@ from application.errors import (
     Interrupted,
     SourceSkipped,
     SourceUnavailable,
+    StoreConflict,
     StoreUnavailable,
 )
 from application.known_prices import compared_with_known
@@ -194,9 +195,7 @@ def ingest_source(
         with _BatchWriter() as writer:
             cursor = checkpoint.cursor if checkpoint else None
             for batch in pipeline.reader.read(cursor, run_id):
-                prepared = _prepare_batch(
-                    pipeline, batch, run_id, uow_factory, options, injector, progress, clock()
-                )
+                prepared = _prepared(pipeline, batch, run_id, uow_factory, options, injector, progress, clock)
                 # the batch before this one is committed once submit returns
                 writer.submit(_write_batch, pipeline, prepared, run_id, uow_factory, clock, options, progress)
                 if options.should_stop():
@@ -291,6 +290,31 @@ class _PreparedBatch:
     drift: DriftReport
     first_reason: str | None = None
     started: float = attrs.Factory(time.monotonic)
+
+
+CONFLICT_RETRIES = 3
+
+
+def _prepared(
+    pipeline: SourcePipeline,
+    batch: Batch,
+    run_id: int,
+    uow_factory: UnitOfWorkFactory,
+    options: IngestOptions,
+    injector: FailureInjector | None,
+    progress: _SourceProgress,
+    clock: Clock,
+) -> _PreparedBatch:
+    """The batch prepared, tried again when the database aborted it for another transaction's
+    sake (a deadlock): what it wrote was rolled back, and preparing is idempotent."""
+    for attempt in range(CONFLICT_RETRIES):
+        try:
+            return _prepare_batch(pipeline, batch, run_id, uow_factory, options, injector, progress, clock())
+        except StoreConflict:
+            if attempt == CONFLICT_RETRIES - 1:
+                raise
+            time.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _prepare_batch(

@@ -29,6 +29,9 @@ class Bounds:
     # or another currency; a single bar off by more than `bar_deviation` is stored as suspect
     file_deviation: Decimal = Decimal("0.5")
     bar_deviation: Decimal = Decimal("0.25")
+    # a file is judged whole only on this many bars compared, or more: fewer are single bars,
+    # each marked suspect when far off, never a verdict on the file
+    file_evidence: int = 5
 
 
 @attrs.frozen
@@ -45,25 +48,29 @@ def deviation(price: Decimal, reference: Reference) -> Decimal:
 
 
 def file_refusal(compared: list[tuple[UnifiedRecord, Reference]], bounds: Bounds) -> str | None:
-    """Why a file's prices cannot be this asset's (the median of their deviations from the other
-    sources beyond `file_deviation`), with the figures; None when they agree."""
-    usable = [
-        (record, reference) for record, reference in compared if reference.price_usd > 0 and record.price_usd
-    ]
-    if not usable:
-        return None
-    shares = sorted(deviation(record.price_usd, reference) for record, reference in usable)  # type: ignore[arg-type]
-    median = shares[len(shares) // 2]
-    if abs(median) <= bounds.file_deviation:
-        return None
-    symbols = sorted({record.symbol or "?" for record, _ in usable})
-    sources = sorted({source for _, reference in usable for source in reference.sources})
-    return (
-        f"prices differ from {len(sources)} other source{'s' if len(sources) != 1 else ''} of "
-        f"{', '.join(symbols)} ({', '.join(sources)}) by {median * 100:+.0f} % (median of {len(usable):,} bars): "
-        "a different coin or currency? set symbol (or quote) for this file in csv_options.toml "
-        "(PLAUSIBLE_FILE_DEVIATION allows more)"
-    )
+    """Why a file's prices cannot be what it says (for an asset with `file_evidence` bars or more
+    compared, the median of their deviations from the other sources beyond `file_deviation`),
+    with the figures; None when they agree. Each asset of a file is judged on its own bars."""
+    by_asset: dict[int | None, list[tuple[UnifiedRecord, Reference]]] = {}
+    for record, reference in compared:
+        if reference.price_usd > 0 and record.price_usd:
+            by_asset.setdefault(record.asset_id, []).append((record, reference))
+    for usable in by_asset.values():
+        if len(usable) < bounds.file_evidence:
+            continue
+        shares = sorted(deviation(record.price_usd, reference) for record, reference in usable)  # type: ignore[arg-type]
+        median = shares[len(shares) // 2]
+        if abs(median) <= bounds.file_deviation:
+            continue
+        symbol = usable[0][0].symbol or "?"
+        sources = sorted({source for _, reference in usable for source in reference.sources})
+        return (
+            f"prices differ from {len(sources)} other source{'s' if len(sources) != 1 else ''} of {symbol} "
+            f"({', '.join(sources)}) by {median * 100:+.0f} % (median of {len(usable):,} bars): a different coin "
+            "or currency? set symbol (or quote) for this file in csv_options.toml (PLAUSIBLE_FILE_DEVIATION "
+            "allows more)"
+        )
+    return None
 
 
 def marked_suspect(record: UnifiedRecord, reference: Reference, bounds: Bounds) -> UnifiedRecord:

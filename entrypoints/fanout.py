@@ -20,12 +20,15 @@ import queue
 import signal
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from application.errors import InjectedFailure, Interrupted
 from application.ingest import RunTotals, SourcePipeline, ingest_source
@@ -34,6 +37,8 @@ from domain.runs import RunStatus
 from entrypoints.settings import Settings
 
 RELAY_SECONDS = 0.2  # how often the parent passes on the workers' events and its stop
+
+logger = structlog.get_logger("kaspero.fanout")
 
 
 class ProcessFanOut:
@@ -95,6 +100,10 @@ def _outcome_of(future: Future[SourceOutcome], source: str) -> SourceOutcome:
             lost=True,
         )  # fmt: skip
     except Exception as ex:  # a fault the worker could not even report: say so, never lose the run
+        logger.error(
+            "csv_worker_failed", source=source, error=f"{type(ex).__name__}: {ex}",
+            traceback="".join(traceback.format_exception(ex)),
+        )  # fmt: skip
         return SourceOutcome(source, RunStatus.FAILED, f"{source}: {type(ex).__name__}: {ex}", lost=True)
 
 

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from application.errors import StoreTooSlow, StoreUnavailable
+from application.errors import StoreConflict, StoreTooSlow, StoreUnavailable
 
 P = ParamSpec("P")
 
@@ -174,6 +174,10 @@ def store_errors() -> Iterator[None]:
         yield
     except psycopg.errors.QueryCanceled as ex:
         raise StoreTooSlow(f"the database cancelled a query that ran too long ({ex.sqlstate})") from ex
+    except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as ex:
+        raise StoreConflict(
+            f"the database aborted a transaction that conflicted with another ({ex.sqlstate}): {_first_line(ex)}"
+        ) from ex
     except PoolTimeout as ex:
         SUSPICION.mark()
         raise StoreUnavailable(f"the database is unreachable: {_first_line(ex)}") from ex

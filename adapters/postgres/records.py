@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 
 from adapters.postgres import copy_text
 from adapters.postgres.partitions import PROCESS_PARTITIONS, drop_before
@@ -285,6 +286,13 @@ class PostgresRecordRepository:
             for row, record in zip(rows, records, strict=True)
             if record.asset_id is not None and record.observed_at is not None and record.price_usd is not None
         ]
+        years = frozenset(observed.astimezone(UTC).year for _, observed in history)
+        if self._connection.info.transaction_status is TransactionStatus.IDLE:
+            # the batch's new yearly partitions made now, each in a transaction of its own that
+            # holds nothing else: made inside the write's transaction (after its COPYs), two
+            # loaders each adding a year deadlocked, each holding the table the other's DDL needs
+            with self._connection.transaction():  # top level here: committed on leaving
+                self._partitions.ensure(self._connection.cursor(), years)
         return EncodedBatch(
             source=_one_source(sources) if sources else None,
             content=_Copies(
@@ -292,7 +300,7 @@ class PostgresRecordRepository:
                 quarantine=copy_text.encode(_quarantine_row(item) for item in quarantined),
                 records=len(records),
                 quarantined=len(quarantined),
-                history_years=frozenset(observed.astimezone(UTC).year for _, observed in history),
+                history_years=years,
                 history=copy_text.encode(tuple(row[i] for i in _HISTORY_FIELDS) for row, _ in history)
                 if direct
                 else None,

@@ -7,7 +7,7 @@ from typing import Any
 import falcon
 import structlog
 
-from application.errors import NotFound, StoreTooSlow, StoreUnavailable
+from application.errors import NotFound, StoreConflict, StoreTooSlow, StoreUnavailable
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -72,8 +72,21 @@ def handle_unexpected(
     )
 
 
+def handle_store_conflict(
+    req: falcon.Request, resp: falcon.Response, ex: StoreConflict, params: dict[str, Any]
+) -> None:
+    """The database aborted the request's transaction for another's sake: try again, shortly."""
+    logger.warning("database_conflict", path=req.path, error=str(ex))
+    raise falcon.HTTPServiceUnavailable(
+        title="Service Unavailable",
+        description="The request conflicted with other work; try again.",
+        retry_after=1,
+    )
+
+
 def install(app: falcon.App[falcon.Request, falcon.Response]) -> None:
     app.set_error_serializer(serialize_problem)
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(NotFound, handle_not_found)
     app.add_error_handler(StoreUnavailable, handle_store_unavailable)
+    app.add_error_handler(StoreConflict, handle_store_conflict)

@@ -80,7 +80,8 @@ def site(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             COINGECKO_BASE_URL=f"{provider.url}/coingecko", COINPAPRIKA_BASE_URL=f"{provider.url}/coinpaprika",
             COINGECKO_RATE_LIMIT_PER_MINUTE="6000", RATE_LIMIT_REQUESTS_PER_MINUTE="6000",
         )  # fmt: skip
-        assert kaspero("etl", "run", "--once", env=env).returncode == 0
+        first = kaspero("etl", "run", "--once", env=env)
+        assert first.returncode == 0, first.stderr[-3000:]
         provider.state.renamed = {"current_price": PLANTED_FIELD}
         provider.state.price_factor = 3.0  # values no longer agree either: the rename is not mapped
         assert kaspero("etl", "run", "--once", env=env).returncode == 1  # coingecko failed

@@ -62,3 +62,16 @@ def test_one_symbol_rule_for_every_source() -> None:
         assert is_symbol(good), good
     for bad in ("<SCRIPT>ALERT(1)</SCRIPT>", "BTC USD", "", "A" * 31, "$", ".BTC", "x\ny", "<b>", "'"):
         assert not is_symbol(bad), bad
+
+
+def test_a_file_is_judged_whole_only_on_enough_bars() -> None:
+    from domain.plausibility import Reference, file_refusal
+
+    reference = Reference(Decimal("100"), ("coingecko",))
+    far = [(quote("900"), reference)] * 4
+    assert file_refusal(far, Bounds()) is None  # four bars: each may be suspect, the file is not judged
+    refusal = file_refusal([*far, (quote("900"), reference)], Bounds())
+    assert refusal is not None
+    assert refusal.startswith(
+        "prices differ from 1 other source of BTC (coingecko) by +800 % (median of 5 bars)"
+    )
