@@ -359,6 +359,17 @@ class RecordReader(Protocol):
     def get(self, record_id: int) -> StoredRecord | None: ...
 
 
+class RecordExporter(Protocol):
+    """The read side behind exports: a batch of records at a time in the query's order, from its
+    `after` key (keyset), with no totals and no page-size limit of the API's pages."""
+
+    def export_batch(self, query: DataQuery, limit: int) -> Sequence[StoredRecord]: ...
+
+
+class Records(RecordReader, RecordExporter, Protocol):
+    """Both read sides of the records, as `/data` uses them (pages, and files by export)."""
+
+
 class QuarantineReader(Protocol):
     """The read side behind `/quarantine`."""
 

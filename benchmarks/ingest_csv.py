@@ -47,6 +47,38 @@ _PEAK_RSS_WRAPPER = (
 )
 
 
+def export_pass(database_url: str, tmp: Path, format_: str) -> dict[str, Any]:
+    """`kaspero export` of every record to a file: seconds, rows written, the process's peak RSS
+    (flat whatever the row count: one batch of records and one chunk of bytes at a time)."""
+    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
+    output = tmp / f"export.{format_}"
+    command = [
+        sys.executable,
+        "-m",
+        "entrypoints.cli",
+        "export",
+        "--format",
+        format_,
+        "--output",
+        str(output),
+    ]
+    with timed() as clock:
+        done = subprocess.run(
+            [sys.executable, "-c", _PEAK_RSS_WRAPPER, *command], cwd=REPO, env=env, capture_output=True, text=True,
+            check=True,
+        )  # fmt: skip
+    with output.open("rb") as handle:
+        lines = sum(1 for _ in handle) - (1 if format_ == "csv" else 0)
+    size_mb = output.stat().st_size / 2**20
+    output.unlink()
+    return {
+        "seconds": clock["seconds"],
+        "rows": lines,
+        "mb": size_mb,
+        "peak_rss_mb": float(done.stdout.strip()),
+    }
+
+
 def bare_copy(database_url: str, path: Path) -> float:
     with psycopg.connect(database_url) as connection:
         connection.execute(
@@ -212,6 +244,11 @@ def main() -> list[dict[str, Any]]:
         for item in rows:
             if item.get("rows_per_s") and item["case"] not in ("reference: bare COPY",):
                 item["vs_parsed"] = item["rows_per_s"] / parsed_rate
+        for format_ in ("csv", "ndjson"):
+            done = export_pass(url, Path(tmp), format_)
+            rows.append({"case": f"export {format_} (every record, {done['mb']:,.0f} MB)", "rows": done["rows"],
+                         "seconds": done["seconds"], "rows_per_s": done["rows"] / done["seconds"],
+                         "peak_rss_mb": done["peak_rss_mb"]})  # fmt: skip
     print_table(f"ingest-csv ({len(first):,} rows, {ASSETS} assets)", rows)
     save("ingest_csv", rows)
     return rows

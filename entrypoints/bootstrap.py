@@ -59,7 +59,7 @@ from application.ports import (
     EtlObserver,
     HealthProbe,
     QuarantineReader,
-    RecordReader,
+    Records,
     SourceLocks,
     SourceRunLedger,
     UnitOfWorkFactory,
@@ -151,7 +151,7 @@ class Kaspero:
 
     settings: Settings
     uow_factory: UnitOfWorkFactory
-    reader: RecordReader
+    reader: Records
     quarantine: QuarantineReader
     probe: HealthProbe
     ledger: SourceRunLedger

@@ -2,6 +2,7 @@
 
 kaspero db migrate | db start | db stop
 kaspero etl run [--source NAME]... [--once]
+kaspero export [--format csv|ndjson] [--output FILE] [--symbol S]... [--source S]...
 kaspero serve
 kaspero scheduler
 kaspero run          database, migrations, one ETL pass, scheduler and API, until Ctrl-C
@@ -15,20 +16,24 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
 
-from application.browse import find_quarantined
+from application.browse import export_records, find_quarantined
 from application.comparison import compare
 from application.errors import NotFound, StoreUnavailable
-from application.queries import QuarantineQuery
+from application.queries import DataQuery, QuarantineQuery
 from application.runs import list_runs
+from domain.records import RecordKind
 from domain.runs import EtlRun, RunStatus, RunTrigger
 from entrypoints import bootstrap
 from entrypoints.api.render import quarantined as render_quarantined
 from entrypoints.command_line import build_parser
+from entrypoints.exports import chunks
 from entrypoints.inspection import inspection_json, inspection_text
 from entrypoints.logs import configure_logging, redact
 from entrypoints.observers import TerminalProgress
@@ -133,6 +138,64 @@ def _quarantine_list(settings: Settings, args: argparse.Namespace) -> int:
         print(f"      reason: {item.reason}")
         print(f"      payload: {json.dumps(item.payload, default=str)[:300]}")
     return EXIT_OK
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        start, end = (_timestamp(text, name) for text, name in ((args.start, "--start"), (args.end, "--end")))
+        query = DataQuery(
+            kind=RecordKind(args.kind) if args.kind else None,
+            symbol=tuple(args.symbol),
+            source=tuple(args.source),
+            quote_currency=tuple(value.upper() for value in args.quote_currency),
+            start_date=start,
+            end_date=end,
+        )  # in /data's default order: newest first
+    except ValueError as ex:
+        print(f"kaspero: {ex}", file=sys.stderr)
+        return EXIT_CONFIG
+    kaspero = _build(settings)
+    try:
+        written = export_to(chunks(export_records(kaspero.reader, query), args.format), args.output)
+    finally:
+        kaspero.close()
+    logger.info("exported", bytes=written, output=args.output or "stdout", format=args.format)
+    return EXIT_OK
+
+
+def _timestamp(text: str | None, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{name}: {text!r} is not an ISO 8601 time (e.g. 2024-01-31 or 2024-01-31T12:00:00Z)"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def export_to(parts: Iterable[bytes], output: str | None) -> int:
+    """Writes the chunks to `output` (beside it first, renamed when complete: a file under that
+    name is always whole) or to standard output; the bytes written."""
+    written = 0
+    if output is None:
+        for part in parts:
+            sys.stdout.buffer.write(part)
+            written += len(part)
+        sys.stdout.buffer.flush()
+        return written
+    target = Path(output)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with partial.open("wb") as handle:
+            for part in parts:
+                handle.write(part)
+                written += len(part)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return written
 
 
 def _scheduler(settings: Settings, args: argparse.Namespace) -> int:
@@ -315,6 +378,7 @@ HANDLERS = {
     "quarantine list": _quarantine_list,
     "runs list": _runs_list,
     "runs compare": _runs_compare,
+    "export": _export,
     "serve": _serve,
     "scheduler": _scheduler,
     "run": _run_all,

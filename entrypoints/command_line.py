@@ -143,6 +143,26 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
     comparing.add_argument("run_a", type=positive, nargs="?", metavar="A", help="the earlier run's id")
     comparing.add_argument("run_b", type=positive, nargs="?", metavar="B", help="the later run's id")
 
+    exporting = command(
+        commands, "export", "export",
+        "every record matching the filters as one CSV or NDJSON file (the columns of GET /data?format=csv)",
+        DATABASE,
+        description="Streams the records a batch at a time (memory stays flat whatever the size); "
+        "the file appears under its name only once complete (written beside it, then renamed).",
+    )  # fmt: skip
+    exporting.add_argument(
+        "--format", choices=("csv", "ndjson"), default="csv", help="the file format (default csv)"
+    )
+    exporting.add_argument("--output", "-o", metavar="FILE", help="where to write (default: standard output)")
+    for name, text in (
+        ("--symbol", "asset symbols (repeat, or comma-separated)"),
+        ("--source", "source names, e.g. csv:prices (repeat, or comma-separated)"),
+        ("--quote-currency", "quote currencies (repeat, or comma-separated)"),
+    ):
+        exporting.add_argument(name, action="append", default=[], help=text)
+    exporting.add_argument("--kind", choices=("market", "article"), help="only this kind of record")
+    exporting.add_argument("--start", metavar="TIME", help="published_at on or after (ISO 8601)")
+    exporting.add_argument("--end", metavar="TIME", help="published_at on or before (ISO 8601)")
     command(
         commands, "serve", "serve", "serve the API with gunicorn (gthread workers)",
         f"{DATABASE}, API_HOST, API_PORT, WEB_CONCURRENCY, API_THREADS, API_KEYS, API_READ_REQUIRES_KEY",

@@ -20,6 +20,21 @@ class InMemoryRecordReader:
         self._store = store
 
     def find(self, query: DataQuery) -> Page[StoredRecord]:
+        matches, ordered = self._ordered(query)
+        window = ordered[query.offset : query.offset + query.page_size]
+        return Page(
+            items=window,
+            page=query.page,
+            page_size=query.page_size,
+            total_items=len(matches),
+            next_after=next_key(window, query),
+        )
+
+    def export_batch(self, query: DataQuery, limit: int) -> list[StoredRecord]:
+        return self._ordered(query)[1][query.offset : query.offset + limit]
+
+    def _ordered(self, query: DataQuery) -> tuple[list[StoredRecord], list[StoredRecord]]:
+        """The records matching the query's filters, and those of them in its order past its key."""
         assets = self._store.state.assets
         matches = [
             item for item in self._store.state.records.values() if _matches(item.record, query, assets)
@@ -34,14 +49,7 @@ class InMemoryRecordReader:
         ordered = present + absent
         if query.after is not None:
             ordered = [item for item in ordered if _is_after(item, query)]
-        window = ordered[query.offset : query.offset + query.page_size]
-        return Page(
-            items=window,
-            page=query.page,
-            page_size=query.page_size,
-            total_items=len(matches),
-            next_after=next_key(window, query),
-        )
+        return matches, ordered
 
     def get(self, record_id: int) -> StoredRecord | None:
         return next((item for item in self._store.state.records.values() if item.id == record_id), None)

@@ -70,15 +70,16 @@ class PostgresRecordReader:
         query: DataQuery,
         where: sql.Composable,
         params: dict[str, Any],
+        limit: int | None = None,
     ) -> list[tuple[Any, ...]]:
         """An offset page, or a keyset page: first the rows with a sort value past the key, then
-        (NULLS LAST) the rows without one; each part a range scan of the sort index."""
+        (NULLS LAST) the rows without one; each part a range scan of the sort index. `limit`:
+        this many rows instead of the query's page size (an export's batch)."""
         column, direction = sql.Identifier(query.sort_by.value), _direction(query)
+        size = limit or query.page_size
         if query.after is None:
             select = sql.SQL(SELECT_RECORDS).format(where=where, sort=column, direction=direction)
-            return cursor.execute(
-                select, {**params, "limit": query.page_size, "offset": query.offset}
-            ).fetchall()
+            return cursor.execute(select, {**params, "limit": size, "offset": query.offset}).fetchall()
         comparison = sql.SQL(">" if query.sort_order is SortOrder.ASC else "<")
         rows: list[tuple[Any, ...]] = []
         if query.after.value is not None:
@@ -89,8 +90,8 @@ class PostgresRecordReader:
                 where=where + sql.SQL(" AND ") + past, sort=column, direction=direction
             )
             args = {**params, "after_value": query.after.value, "after_id": query.after.id}
-            rows = cursor.execute(select, {**args, "limit": query.page_size, "offset": 0}).fetchall()
-        if len(rows) < query.page_size:
+            rows = cursor.execute(select, {**args, "limit": size, "offset": 0}).fetchall()
+        if len(rows) < size:
             nulls = sql.SQL("{col} IS NULL").format(col=column)
             if query.after.value is None:
                 nulls = sql.SQL("({col} IS NULL AND id {cmp} %(after_id)s)").format(
@@ -99,7 +100,7 @@ class PostgresRecordReader:
             select = sql.SQL(SELECT_RECORDS).format(
                 where=where + sql.SQL(" AND ") + nulls, sort=column, direction=direction
             )
-            args = {**params, "after_id": query.after.id, "limit": query.page_size - len(rows), "offset": 0}
+            args = {**params, "after_id": query.after.id, "limit": size - len(rows), "offset": 0}
             rows += cursor.execute(select, args).fetchall()
         return rows
 
@@ -131,6 +132,14 @@ class PostgresRecordReader:
         if count > EXACT_COUNT_LIMIT:  # the statistics were wrong: serve the estimate
             return max(estimate, count), True
         return count, False
+
+    @retried_once
+    def export_batch(self, query: DataQuery, limit: int) -> list[StoredRecord]:
+        with reading(self._pool) as connection:
+            assets = _assets_named(connection, query.search) if query.search else []
+            where, params = _where(query, assets)
+            rows = self._rows(connection.cursor(), query, where, params, limit)
+        return [stored_record_from_row(row) for row in rows]
 
     @retried_once
     def get(self, record_id: int) -> StoredRecord | None:

@@ -17,7 +17,7 @@ from application.ports import (
     Clock,
     HealthProbe,
     QuarantineReader,
-    RecordReader,
+    Records,
     SourceRunLedger,
     UnitOfWorkFactory,
 )
@@ -67,7 +67,7 @@ class ApiOptions:
 
 
 def create_app(
-    reader: RecordReader,
+    reader: Records,
     probe: HealthProbe,
     uow_factory: UnitOfWorkFactory,
     options: ApiOptions | None = None,
@@ -107,7 +107,7 @@ def create_app(
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
 
-    data = DataResource(reader)
+    data = DataResource(reader, reader, budget, options.request_budget_seconds)
     app.add_route("/data", data)
     app.add_route("/data/{record_id:int(min=1, max=9223372036854775807)}", data, suffix="item")
     if quarantine is not None:

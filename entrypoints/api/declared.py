@@ -48,6 +48,14 @@ class Kind(enum.Enum):
     SEVERAL = "several"  # one or more texts
 
 
+class FileFormat(enum.StrEnum):
+    """What `/data` answers in: a JSON page, or every match as one file."""
+
+    JSON = "json"
+    CSV = "csv"
+    NDJSON = "ndjson"
+
+
 @attrs.frozen
 class Param:
     name: str
@@ -120,7 +128,14 @@ DATA = (
     PAGE,
     PAGE_SIZE,
     CURSOR,
+    _choice(
+        "format",
+        FileFormat,
+        "json (a page, the default), csv or ndjson: every matching record as one streamed file, "
+        "no page or page_size; also asked for by `Accept: text/csv` or `application/x-ndjson`",
+    ),
 )
+
 
 QUARANTINE = (
     Param("source", Kind.TEXT, "only this source, e.g. csv:prices"),

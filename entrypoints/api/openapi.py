@@ -41,6 +41,17 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _with_files(answer: dict[str, Any]) -> dict[str, Any]:
+    """An answer that is also a file: CSV (a header line, then a record a line) or NDJSON (one
+    record object a line)."""
+    content = {
+        **answer["content"],
+        "text/csv": {"schema": {"type": "string"}},
+        "application/x-ndjson": {"schema": {"type": "string"}},
+    }
+    return {**answer, "content": content}
+
+
 def _problem(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/problem+json": {"schema": _ref("Problem")}}}
 
@@ -498,9 +509,12 @@ def openapi_document(version: str) -> dict[str, Any]:
         "info": {"title": "Kaspero", "version": version, "description": "Crypto market data, unified."},
         "paths": {
             "/data": _get(
-                "Unified records, filtered, sorted and paged",
-                _json(
-                    _envelope({"type": "array", "items": _ref("Record")}, paginated=True), "a page of records"
+                "Unified records, filtered, sorted and paged; or every match as a CSV or NDJSON file",
+                _with_files(
+                    _json(
+                        _envelope({"type": "array", "items": _ref("Record")}, paginated=True),
+                        "a page of records; with format=csv or ndjson, every matching record streamed",
+                    )
                 ),
                 DATA_PARAMETERS,
             ),

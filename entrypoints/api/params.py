@@ -16,6 +16,7 @@ import falcon
 from application.queries import DataQuery, QuarantineQuery, SortField, SortKey, SortOrder
 from domain.records import RecordKind, SourceType
 from entrypoints.api import declared
+from entrypoints.api.declared import FileFormat
 from entrypoints.api.errors import InvalidParameter
 
 E = TypeVar("E", bound=StrEnum)
@@ -128,6 +129,11 @@ class QueryParams:
                 f"(2024-01-31 or 2024-01-31T12:00:00Z), got {text!r}",
             ) from None
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def data_format(req: falcon.Request) -> FileFormat | None:
+    """`/data`'s `format`, when given."""
+    return QueryParams(req, DATA_PARAMETERS).choice("format", FileFormat)
 
 
 def data_query(req: falcon.Request) -> DataQuery:

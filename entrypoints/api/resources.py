@@ -2,35 +2,51 @@
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import falcon
+import structlog
 
 from application.assets import asset_history, asset_view, find_assets
-from application.browse import find_quarantined, find_records, get_record
+from application.browse import EXPORT_BATCH, export_records, find_quarantined, find_records, get_record
 from application.comparison import anomalies, compare
 from application.operations import list_checkpoints, list_drift_findings, source_stats
-from application.ports import Clock, HealthProbe, QuarantineReader, RecordReader, UnitOfWorkFactory
+from application.ports import (
+    Clock,
+    HealthProbe,
+    QuarantineReader,
+    RecordExporter,
+    RecordReader,
+    UnitOfWorkFactory,
+)
+from application.queries import DataQuery
 from application.runs import get_run, get_run_request, list_runs
 from application.scheduling import request_run
 from application.status import Health, HealthReport, check_readiness
 from domain.assets import HistoryQuery, Interval
 from domain.drift import DriftKind
+from domain.records import StoredRecord
 from domain.runs import RunStatus
 from entrypoints.api import render
 from entrypoints.api.auth import ApiKeyGuard, require_key
 from entrypoints.api.errors import InvalidParameter
 from entrypoints.api.params import (
     QueryParams,
+    data_format,
     data_query,
     encode_cursor,
     encode_id_cursor,
     list_page,
     quarantine_query,
 )
+from entrypoints.exports import ACCEPTED, MEDIA_TYPES, chunks
+
+log = structlog.get_logger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 16
@@ -91,12 +107,48 @@ def _nesting(data: bytes) -> int:
     return deepest
 
 
+def export_format(req: falcon.Request) -> str:
+    """`format` when given, else a file format the `Accept` header names without naming JSON."""
+    given = data_format(req)
+    if given is not None:
+        return given.value
+    accepted = {part.split(";")[0].strip().lower() for part in (req.accept or "").split(",")}
+    if "application/json" in accepted:
+        return "json"
+    return next((ACCEPTED[media] for media in sorted(accepted) if media in ACCEPTED), "json")
+
+
 class DataResource:
-    def __init__(self, reader: RecordReader) -> None:
-        self._reader = reader
+    """`/data`: a JSON page, or with `format=csv|ndjson` (or their `Accept`) every matching record
+    as one streamed file: the first batch is read within the request (a failure is still an
+    answer), each later one within a time budget of its own (a database that stops answering
+    cuts the stream: the chunked body ends without its last chunk, never looking complete)."""
+
+    def __init__(
+        self,
+        reader: RecordReader,
+        exporter: RecordExporter,
+        budget: Callable[[float], AbstractContextManager[None]] | None = None,
+        budget_seconds: float = 5.0,
+    ) -> None:
+        self._reader, self._exporter = reader, exporter
+        self._budget = budget or (lambda _: nullcontext())
+        self._seconds = budget_seconds
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = data_query(req)
+        format_ = export_format(req)
+        if format_ != "json":
+            for name in ("page", "page_size"):
+                if req.get_param(name) is not None:
+                    raise InvalidParameter(
+                        name,
+                        f"an export (format={format_}) streams every matching record: no {name} (cursor starts after a key)",
+                    )
+            resp.content_type = MEDIA_TYPES[format_]
+            resp.downloadable_as = f"kaspero-data.{format_}"
+            resp.stream = chunks(self._records(query), format_)
+            return
         result = find_records(self._reader, query)
         after = result.next_after
         resp.media = render.page(
@@ -106,6 +158,27 @@ class DataResource:
     def on_get_item(self, req: falcon.Request, resp: falcon.Response, record_id: int) -> None:
         QueryParams(req, ())
         resp.media = {"data": render.record(get_record(self._reader, record_id))}
+
+    def _records(self, query: DataQuery) -> Iterator[StoredRecord]:
+        records = export_records(self._exporter, query)
+        first = list(itertools.islice(records, EXPORT_BATCH))  # within the request's own budget
+
+        def rest() -> Iterator[StoredRecord]:
+            yield from first
+            written = len(first)
+            while written and written % EXPORT_BATCH == 0:
+                try:
+                    with self._budget(self._seconds):
+                        block = list(itertools.islice(records, EXPORT_BATCH))
+                except Exception as error:
+                    log.warning("export_cut", records=written, error=str(error))
+                    raise
+                yield from block
+                if len(block) < EXPORT_BATCH:
+                    return
+                written += len(block)
+
+        return rest()
 
 
 class QuarantineResource:

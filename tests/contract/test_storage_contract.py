@@ -18,7 +18,8 @@ from adapters.memory.state import InMemoryStore
 from adapters.memory.store import InMemoryUnitOfWork
 from adapters.postgres.reader import PostgresRecordReader
 from adapters.postgres.uow import PostgresUnitOfWork
-from application.ports import RecordReader, UnitOfWork
+from application.browse import export_records
+from application.ports import Records, UnitOfWork
 from application.queries import DataQuery, SortField, SortOrder
 from domain.assets import Asset
 from domain.checkpoints import Checkpoint
@@ -31,7 +32,7 @@ NOW = datetime(2024, 3, 1, tzinfo=UTC)
 @attrs.frozen
 class Storage:
     uow: Callable[[], UnitOfWork]
-    reader: RecordReader
+    reader: Records
 
 
 @pytest.fixture(params=["memory", "postgres"])
@@ -618,3 +619,46 @@ def test_filters_of_several_values_match_any_of_them_alike(storage: Storage) -> 
     assert found(symbol="ETH", source=("csv:b", "csv:z")) == ["ETH-csv:b"]
     assert found(quote_currency=("USDT",), symbol=("ETH", "SOL")) == ["ETH-csv:b", "SOL-csv:b"]
     assert found(source=()) == sorted(item.source_record_id for item in items)
+
+
+@pytest.mark.parametrize(
+    ("sort_by", "sort_order"),
+    [
+        (SortField.PUBLISHED_AT, SortOrder.DESC),
+        (SortField.PRICE_USD, SortOrder.ASC),
+        (SortField.RANK, SortOrder.DESC),
+        (SortField.SYMBOL, SortOrder.ASC),
+        (SortField.ID, SortOrder.DESC),
+    ],
+)
+def test_exports_walk_every_match_in_the_pages_order_a_batch_at_a_time(
+    storage: Storage, sort_by: SortField, sort_order: SortOrder
+) -> None:
+    run_id = start_run(storage)
+    items = [raw(str(i), symbol=f"S{i % 4}", price=str(i % 5)) for i in range(23)]
+    records = [
+        market(
+            item,
+            rank=None if i % 3 == 0 else i % 7,  # missing values and ties: NULLS LAST, then by id
+            published_at=NOW + timedelta(hours=i % 6),
+            price_usd=None if i % 4 == 0 else Decimal(i % 5),
+        )
+        for i, item in enumerate(items)
+    ]
+    load(storage, run_id, items, records)
+    pages = [
+        item.id
+        for page in range(1, 4)
+        for item in storage.reader.find(
+            DataQuery(sort_by=sort_by, sort_order=sort_order, page=page, page_size=10)
+        ).items
+    ]
+    query = DataQuery(sort_by=sort_by, sort_order=sort_order)
+    for batch in (1, 4, 23, 50):  # batches dividing the total or not, one bigger than it
+        assert [item.id for item in export_records(storage.reader, query, batch=batch)] == pages
+    filtered = DataQuery(sort_by=sort_by, sort_order=sort_order, symbol=("S1", "s2"), page=3, page_size=1)
+    exported = list(export_records(storage.reader, filtered, batch=3))  # the page is not the export's
+    assert [item.id for item in exported] == [
+        item.id for item in storage.reader.find(attrs.evolve(filtered, page=1, page_size=100)).items
+    ]
+    assert len(exported) == 12

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,3 +111,100 @@ def test_metrics_sum_every_worker_and_show_the_etl_runs(api: str) -> None:
     assert 'kaspero_etl_checkpoint_age_seconds{source="csv:market_history"}' in text
     assert "kaspero_http_request_duration_seconds_bucket{" in text
     assert "# TYPE kaspero_etl_provider_responses_total counter" in text
+
+
+def _raw(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as ex:
+        return ex.code, ex.headers, ex.read()
+
+
+def _every_record(api: str) -> list[dict[str, Any]]:
+    """The JSON pages walked by cursor: what the files must hold, in the same order."""
+    records, url = [], f"{api}/data?page_size=100"
+    while url:
+        status, _, body = get(url)
+        assert status == 200
+        records += body["data"]
+        cursor = body["pagination"].get("next_cursor")
+        url = f"{api}/data?page_size=100&cursor={cursor}" if cursor else ""
+    return records
+
+
+def test_data_exports_as_csv_hold_the_file_and_the_json_value_by_value(
+    api: str, database_url: str, tmp_path: Path
+) -> None:
+    status, headers, body = _raw(f"{api}/data?format=csv")
+    assert status == 200
+    assert headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert headers["Transfer-Encoding"] == "chunked"  # streamed, not held
+    assert "attachment" in headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8"))))
+    records = _every_record(api)
+    assert len(rows) == len(records) == 540
+    for row, record in zip(rows, records, strict=True):
+        assert row["id"] == str(record["id"])
+        for column in ("symbol", "source", "quote_currency", "price", "price_usd", "open_usd", "high_usd",
+                       "low_usd", "volume_24h_usd", "market_cap_usd"):  # fmt: skip
+            assert row[column] == (record[column] or ""), column
+        for column in ("observed_at", "published_at", "created_at"):
+            assert record[column] is not None
+            assert datetime.fromisoformat(row[column]) == datetime.fromisoformat(record[column])
+        assert (row["raw_id"], row["checksum"]) == (
+            str(record["lineage"]["raw_id"]),
+            record["lineage"]["checksum"],
+        )
+        assert json.loads(row["extra"]) == record["extra"]
+    # and the file the rows came from: its ISO-dated lines (the others write dates three other
+    # ways), prices as written there with their "$" and thousands separators taken off
+    def number(text: str) -> Decimal:
+        return Decimal(text.replace("$", "").replace(",", ""))
+
+    def clean(line: dict[str, str]) -> bool:  # the 4 bad rows are quarantined, not exported
+        try:
+            return line["date"][:2] == "20" and number(line["close"]) > 0
+        except ArithmeticError:
+            return False
+
+    lines = csv.DictReader(io.StringIO(SAMPLE.read_text(encoding="utf-8-sig")))
+    written = {(line["date"], line["symbol"]): line for line in lines if clean(line)}
+
+    compared = 0
+    for row in rows:
+        line = written.get((row["observed_at"][:10], row["symbol"]))
+        if line is not None:
+            compared += 1
+            assert Decimal(row["price"]) == number(line["close"])
+            assert Decimal(row["open_usd"]) == number(line["open"])
+            if line["volume"]:
+                assert Decimal(row["volume_24h_usd"]) == number(line["volume"])
+            else:  # none in the file, none exported
+                assert row["volume_24h_usd"] == ""
+    assert compared > 250
+    # the command line writes the same file
+    output = tmp_path / "export.csv"
+    done = kaspero(
+        "export", "--format", "csv", "--output", str(output), env=environment(DATABASE_URL=database_url)
+    )
+    assert done.returncode == 0, done.stderr
+    assert output.read_bytes() == body
+    assert [path.name for path in tmp_path.iterdir()] == ["export.csv"]  # nothing partial left beside it
+
+
+def test_data_exports_as_ndjson_by_accept_and_refuses_pages(api: str) -> None:
+    status, headers, body = _raw(f"{api}/data", headers={"Accept": "application/x-ndjson"})
+    assert (status, headers["Content-Type"]) == (200, "application/x-ndjson")
+    lines = [json.loads(line) for line in body.decode("utf-8").splitlines()]
+    assert lines == _every_record(api)
+    status, _, body = _raw(f"{api}/data?symbol=BTC&format=ndjson")
+    assert {json.loads(line)["symbol"] for line in body.splitlines()} == {"BTC"}
+    status, headers, body = _raw(f"{api}/data?format=csv&page=2")
+    assert (status, headers["Content-Type"]) == (400, "application/problem+json")
+    assert "streams every matching record" in json.loads(body)["detail"]
+    status, headers, _ = _raw(
+        f"{api}/data?page_size=3", headers={"Accept": "text/html,application/json;q=0.9,*/*"}
+    )
+    assert headers["Content-Type"].startswith("application/json")  # a browser gets its page

@@ -1,0 +1,79 @@
+"""The export files as a reader of them sees them: CSV read back by the csv module, NDJSON line
+by line, across chunk boundaries, with hostile text and money past a float's precision."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from domain.records import RecordKind, SourceType, StoredRecord, UnifiedRecord
+from entrypoints.api.render import record as rendered
+from entrypoints.exports import CHUNK_BYTES, CSV_COLUMNS, chunks
+
+AT = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
+
+
+def _stored(i: int) -> StoredRecord:
+    record = UnifiedRecord(
+        source="rss:news",
+        source_type=SourceType.RSS if i % 2 else SourceType.CSV,
+        source_record_id=f"r{i}",
+        kind=RecordKind.ARTICLE if i % 2 else RecordKind.MARKET,
+        checksum=f"{i:064x}",
+        title=f'=HYPERLINK("x"), "quoted", line\nbreak, ünïcode {i}' if i % 2 else None,
+        tags=("a,b", 'c"d'),
+        published_at=AT,
+        symbol=None if i % 2 else "BTC",
+        price_usd=None if i % 2 else Decimal("12345678901234567890.123456789012345678"),
+        volume_24h_usd=None if i % 2 else Decimal("1E-18"),
+        extra={"nested": {"x": [1, "2"]}, "big": 2**70},
+        mentions=("BTC",) if i % 2 else (),
+    )
+    return StoredRecord(
+        id=i, record=record, raw_id=1000 + i, first_run_id=1, last_run_id=2, created_at=AT, updated_at=AT
+    )
+
+
+RECORDS = [_stored(i) for i in range(1, 2001)]
+
+
+def test_csv_reads_back_value_by_value_across_chunks() -> None:
+    parts = list(chunks(iter(RECORDS), "csv"))
+    assert len(parts) > 3  # chunked, not one body
+    assert all(len(part) < 2 * CHUNK_BYTES for part in parts)
+    rows = list(csv.reader(io.StringIO(b"".join(parts).decode("utf-8"), newline="")))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert len(rows) == 1 + len(RECORDS)
+    for row, item in zip(rows[1:], RECORDS, strict=True):
+        cells = dict(zip(CSV_COLUMNS, row, strict=True))
+        assert cells["id"] == str(item.id)
+        assert cells["title"] == (item.record.title or "")  # as stored: quotes, commas, a line break
+        assert cells["price_usd"] == (
+            "" if item.record.price_usd is None else "12345678901234567890.123456789012345678"
+        )
+        assert cells["volume_24h_usd"] == (
+            "" if item.record.volume_24h_usd is None else "0.000000000000000001"
+        )
+        assert json.loads(cells["tags"]) == ["a,b", 'c"d']
+        assert json.loads(cells["extra"]) == {"nested": {"x": [1, "2"]}, "big": 2**70}
+        assert datetime.fromisoformat(cells["published_at"]) == AT
+        assert cells["raw_id"] == str(item.raw_id)
+
+
+def test_ndjson_is_the_json_record_a_line() -> None:
+    body = b"".join(chunks(iter(RECORDS), "ndjson"))
+    lines = body.decode("utf-8").split("\n")
+    assert lines[-1] == ""  # every line ends
+    parsed = [json.loads(line) for line in lines[:-1]]
+    expected = json.loads(json.dumps([rendered(item) for item in RECORDS], default=str))
+    assert [line["id"] for line in parsed] == [item.id for item in RECORDS]
+    assert parsed[1]["price_usd"] == expected[1]["price_usd"] == "12345678901234567890.123456789012345678"
+    assert [line["title"] for line in parsed] == [item["title"] for item in expected]
+
+
+def test_an_empty_export_is_a_header_or_nothing() -> None:
+    assert b"".join(chunks(iter([]), "csv")).decode() == ",".join(CSV_COLUMNS) + "\r\n"
+    assert b"".join(chunks(iter([]), "ndjson")) == b""
