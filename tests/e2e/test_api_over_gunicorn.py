@@ -158,6 +158,7 @@ def test_data_exports_as_csv_hold_the_file_and_the_json_value_by_value(
             record["lineage"]["checksum"],
         )
         assert json.loads(row["extra"]) == record["extra"]
+
     # and the file the rows came from: its ISO-dated lines (the others write dates three other
     # ways), prices as written there with their "$" and thousands separators taken off
     def number(text: str) -> Decimal:
