@@ -112,7 +112,7 @@ class SourceCard:
     quarantined: int = 0
 
     @property
-    def stale(self) -> bool:
+    def old_data(self) -> bool:
         """A live source (API, feed) whose newest data is older than two of its intervals."""
         if kind_of(self.source) == "csv" or self.last is None or self.last.freshness_seconds is None:
             return False

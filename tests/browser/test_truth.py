@@ -51,6 +51,11 @@ def test_the_headline_is_the_health_answer_with_its_reasons(site: str, page: Any
     shown = page.locator("#health-reasons li").all_inner_texts()
     assert shown == health["reasons"]
     assert set(health["sources"]) == {"coingecko", "coinpaprika", "csv", "rss"}  # every enabled kind judged
+    # a card never says "stale" under a headline that judged its kind fresh: old *data* from
+    # runs on schedule is its own, named badge
+    badges = page.locator(".card h2 .status").all_inner_texts()
+    assert "stale" not in badges
+    assert "old data" in badges  # the fixtures' feeds and provider payloads are years old
     screenshot(page, "overview-health")
 
 
