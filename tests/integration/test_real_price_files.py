@@ -106,7 +106,21 @@ def tradingview(path: Path) -> list[Expected]:
     ]  # fmt: skip
 
 
+def investing(path: Path) -> list[Expected]:
+    """An Investing.com export: `MM/DD/YYYY`, quoted thousands, `Vol.` in bitcoin with K/M/B."""
+    scale = {"K": Decimal(1000), "M": Decimal(10**6), "B": Decimal(10**9)}
+    rows = list(csv.DictReader(path.open(encoding="utf-8-sig")))
+    expected = []
+    for r in rows:
+        close = Decimal(r["Price"].replace(",", ""))
+        volume = Decimal(r["Vol."][:-1]) * scale[r["Vol."][-1]]
+        day = datetime.strptime(r["Date"], "%m/%d/%Y").replace(tzinfo=UTC)
+        expected.append(("BTC", "USD", day, close, volume * close))
+    return expected
+
+
 FILES = {
+    "Bitcoin Historical Data.csv": investing,
     "ethereum_classic_price.csv": coinmarketcap_scrape,
     "XBTUSD_1440.csv": kraken_ohlcvt,
     "BITSTAMP_BTCUSD, 1D.csv": tradingview,
@@ -120,7 +134,7 @@ FILES = {
 
 def _decimal(value: object) -> Decimal | None:
     try:
-        return Decimal(str(value))
+        return Decimal(str(value).replace(",", ""))
     except ArithmeticError:
         return None
 
