@@ -2,7 +2,7 @@
 
 kaspero db migrate | db start | db stop
 kaspero etl run [--source NAME]... [--once]
-kaspero export [--format csv|ndjson] [--output FILE] [--symbol S]... [--source S]...
+kaspero export [--format csv|ndjson|parquet] [--output FILE] [--symbol S]... [--source S]...
 kaspero serve
 kaspero scheduler
 kaspero run          database, migrations, one ETL pass, scheduler and API, until Ctrl-C
@@ -33,7 +33,7 @@ from domain.runs import EtlRun, RunStatus, RunTrigger
 from entrypoints import bootstrap
 from entrypoints.api.render import quarantined as render_quarantined
 from entrypoints.command_line import build_parser
-from entrypoints.exports import chunks
+from entrypoints.exports import ExportStopped, chunks
 from entrypoints.inspection import inspection_json, inspection_text
 from entrypoints.logs import configure_logging, redact
 from entrypoints.observers import TerminalProgress
@@ -157,6 +157,10 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     kaspero = _build(settings)
     try:
         written = export_to(chunks(export_records(kaspero.reader, query), args.format), args.output)
+    except ExportStopped as ex:
+        left = f" (nothing left at {args.output})" if args.output else ""
+        print(f"kaspero: export stopped{left}: {ex}", file=sys.stderr)
+        return EXIT_RUN_NOT_SUCCESSFUL
     finally:
         kaspero.close()
     logger.info("exported", bytes=written, output=args.output or "stdout", format=args.format)

@@ -145,7 +145,7 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
 
     exporting = command(
         commands, "export", "export",
-        "every record matching the filters as one CSV or NDJSON file (the columns of GET /data?format=csv)",
+        "every record matching the filters as one CSV, NDJSON or Parquet file (the columns of GET /data?format=csv)",
         DATABASE,
         description="Streams the records a batch at a time (memory stays flat whatever the size); "
         "the file appears under its name only once complete (written beside it, then renamed).",

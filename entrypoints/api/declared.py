@@ -54,6 +54,7 @@ class FileFormat(enum.StrEnum):
     JSON = "json"
     CSV = "csv"
     NDJSON = "ndjson"
+    PARQUET = "parquet"
 
 
 @attrs.frozen
@@ -131,8 +132,9 @@ DATA = (
     _choice(
         "format",
         FileFormat,
-        "json (a page, the default), csv or ndjson: every matching record as one streamed file, "
-        "no page or page_size; also asked for by `Accept: text/csv` or `application/x-ndjson`",
+        "json (a page, the default), csv, ndjson or parquet: every matching record as one streamed "
+        "file, no page or page_size; also asked for by `Accept: text/csv`, `application/x-ndjson` "
+        "or `application/vnd.apache.parquet`",
     ),
 )
 

@@ -42,12 +42,15 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def _with_files(answer: dict[str, Any]) -> dict[str, Any]:
-    """An answer that is also a file: CSV (a header line, then a record a line) or NDJSON (one
-    record object a line)."""
+    """An answer that is also a file: CSV (a header line, then a record a line), NDJSON (one
+    record object a line) or Parquet."""
     content = {
         **answer["content"],
         "text/csv": {"schema": {"type": "string"}},
         "application/x-ndjson": {"schema": {"type": "string"}},
+        "application/vnd.apache.parquet": {
+            "schema": {"type": "string", "contentMediaType": "application/vnd.apache.parquet"}
+        },
     }
     return {**answer, "content": content}
 
@@ -509,11 +512,11 @@ def openapi_document(version: str) -> dict[str, Any]:
         "info": {"title": "Kaspero", "version": version, "description": "Crypto market data, unified."},
         "paths": {
             "/data": _get(
-                "Unified records, filtered, sorted and paged; or every match as a CSV or NDJSON file",
+                "Unified records, filtered, sorted and paged; or every match as a CSV, NDJSON or Parquet file",
                 _with_files(
                     _json(
                         _envelope({"type": "array", "items": _ref("Record")}, paginated=True),
-                        "a page of records; with format=csv or ndjson, every matching record streamed",
+                        "a page of records; with format=csv, ndjson or parquet, every matching record streamed",
                     )
                 ),
                 DATA_PARAMETERS,

@@ -209,3 +209,29 @@ def test_data_exports_as_ndjson_by_accept_and_refuses_pages(api: str) -> None:
         f"{api}/data?page_size=3", headers={"Accept": "text/html,application/json;q=0.9,*/*"}
     )
     assert headers["Content-Type"].startswith("application/json")  # a browser gets its page
+
+
+def test_data_exports_as_parquet_read_back_by_pyarrow_equal_the_json(api: str) -> None:
+    import pyarrow.parquet as pq
+
+    status, headers, body = _raw(f"{api}/data?format=parquet&symbol=BTC,ETH")
+    assert (status, headers["Content-Type"]) == (200, "application/vnd.apache.parquet")
+    rows = pq.read_table(io.BytesIO(body)).to_pylist()
+    records = [record for record in _every_record(api) if record["symbol"] in ("BTC", "ETH")]
+    assert len(rows) == len(records) > 100
+    for row, record in zip(rows, records, strict=True):
+        assert row["id"] == record["id"]
+        for column in (
+            "price",
+            "price_usd",
+            "open_usd",
+            "high_usd",
+            "low_usd",
+            "volume_24h_usd",
+            "market_cap_usd",
+        ):
+            assert (None if row[column] is None else Decimal(row[column])) == (
+                None if record[column] is None else Decimal(record[column])
+            ), column
+        assert row["observed_at"] == datetime.fromisoformat(record["observed_at"])
+        assert (row["symbol"], row["raw_id"]) == (record["symbol"], record["lineage"]["raw_id"])

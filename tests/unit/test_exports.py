@@ -9,6 +9,8 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import attrs
+
 from domain.records import RecordKind, SourceType, StoredRecord, UnifiedRecord
 from entrypoints.api.render import record as rendered
 from entrypoints.exports import CHUNK_BYTES, CSV_COLUMNS, chunks
@@ -77,3 +79,38 @@ def test_ndjson_is_the_json_record_a_line() -> None:
 def test_an_empty_export_is_a_header_or_nothing() -> None:
     assert b"".join(chunks(iter([]), "csv")).decode() == ",".join(CSV_COLUMNS) + "\r\n"
     assert b"".join(chunks(iter([]), "ndjson")) == b""
+
+
+def test_parquet_reads_back_with_exact_decimals_and_real_types() -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    many = [_stored(i) for i in range(1, 25_001)]  # three row groups
+    parts = list(chunks(iter(many), "parquet"))
+    assert len(parts) >= 3
+    table = pq.read_table(io.BytesIO(b"".join(parts)))
+    assert pq.ParquetFile(io.BytesIO(b"".join(parts))).num_row_groups == 3
+    assert table.column_names == list(CSV_COLUMNS)
+    assert table.schema.field("price_usd").type == pa.decimal128(38, 18)
+    assert table.schema.field("published_at").type == pa.timestamp("us", tz="UTC")
+    rows = table.to_pylist()
+    assert [row["id"] for row in rows] == [item.id for item in many]
+    btc = rows[1]
+    assert btc["price_usd"] == Decimal("12345678901234567890.123456789012345678")
+    assert btc["volume_24h_usd"] == Decimal("1E-18")
+    assert btc["published_at"] == AT
+    assert rows[0]["title"] == RECORDS[0].record.title
+    assert rows[0]["tags"] == ["a,b", 'c"d']
+    assert json.loads(rows[0]["extra"]) == {"nested": {"x": [1, "2"]}, "big": 2**70}
+
+
+def test_parquet_stops_rather_than_round_a_value_it_cannot_hold() -> None:
+    import pytest
+
+    from entrypoints.exports import ExportStopped
+
+    odd = attrs.evolve(
+        RECORDS[1], record=attrs.evolve(RECORDS[1].record, price=Decimal("0.1234567890123456789"))
+    )
+    with pytest.raises(ExportStopped, match=r"record 2: price 0\.1234567890123456789 does not fit"):
+        b"".join(chunks(iter([RECORDS[0], odd]), "parquet"))
