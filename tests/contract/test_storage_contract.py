@@ -419,7 +419,7 @@ def test_observations_of_snapshot_sources_give_data_deltas_and_are_pruned(storag
         assert uow.records.observation_delta("coingecko", first, second, threshold_pct=10) is None
 
 
-@pytest.mark.parametrize(
+SORTS = pytest.mark.parametrize(
     ("sort_by", "sort_order"),
     [
         (SortField.PUBLISHED_AT, SortOrder.DESC),
@@ -429,9 +429,10 @@ def test_observations_of_snapshot_sources_give_data_deltas_and_are_pruned(storag
         (SortField.ID, SortOrder.DESC),
     ],
 )
-def test_keyset_pages_walk_the_same_order_as_offset_pages(
-    storage: Storage, sort_by: SortField, sort_order: SortOrder
-) -> None:
+
+
+def _sortable_records(storage: Storage) -> None:
+    """23 market records with missing values and ties in every sortable column."""
     run_id = start_run(storage)
     items = [raw(str(i), symbol=f"S{i % 4}", price=str(i % 5)) for i in range(23)]
     records = [
@@ -444,6 +445,13 @@ def test_keyset_pages_walk_the_same_order_as_offset_pages(
         for i, item in enumerate(items)
     ]
     load(storage, run_id, items, records)
+
+
+@SORTS
+def test_keyset_pages_walk_the_same_order_as_offset_pages(
+    storage: Storage, sort_by: SortField, sort_order: SortOrder
+) -> None:
+    _sortable_records(storage)
     by_offset = [
         item.id
         for page in range(1, 6)
@@ -621,31 +629,11 @@ def test_filters_of_several_values_match_any_of_them_alike(storage: Storage) -> 
     assert found(source=()) == sorted(item.source_record_id for item in items)
 
 
-@pytest.mark.parametrize(
-    ("sort_by", "sort_order"),
-    [
-        (SortField.PUBLISHED_AT, SortOrder.DESC),
-        (SortField.PRICE_USD, SortOrder.ASC),
-        (SortField.RANK, SortOrder.DESC),
-        (SortField.SYMBOL, SortOrder.ASC),
-        (SortField.ID, SortOrder.DESC),
-    ],
-)
+@SORTS
 def test_exports_walk_every_match_in_the_pages_order_a_batch_at_a_time(
     storage: Storage, sort_by: SortField, sort_order: SortOrder
 ) -> None:
-    run_id = start_run(storage)
-    items = [raw(str(i), symbol=f"S{i % 4}", price=str(i % 5)) for i in range(23)]
-    records = [
-        market(
-            item,
-            rank=None if i % 3 == 0 else i % 7,  # missing values and ties: NULLS LAST, then by id
-            published_at=NOW + timedelta(hours=i % 6),
-            price_usd=None if i % 4 == 0 else Decimal(i % 5),
-        )
-        for i, item in enumerate(items)
-    ]
-    load(storage, run_id, items, records)
+    _sortable_records(storage)
     pages = [
         item.id
         for page in range(1, 4)

@@ -5,6 +5,7 @@ left `running` (issue: one NaN once ended the whole pass with a traceback)."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import psycopg
 
@@ -14,22 +15,27 @@ from entrypoints.settings import Settings
 from tests.support.provider import HOSTILE, MARKETS, Fault, coingecko_coin, hostile_page, loopback_provider
 
 
+def _both_providers(url: str, database_url: str, **more: Any) -> Any:
+    """One pass of CoinGecko then CoinPaprika, both served by the loopback provider at `url`."""
+    app = build(
+        Settings(
+            coingecko_base_url=f"{url}/coingecko", coinpaprika_base_url=f"{url}/coinpaprika",
+            coingecko_rate_limit_per_minute=6000, rate_limit_requests_per_minute=6000, **more,
+        ),  # type: ignore[call-arg]
+        database_url,
+    )  # fmt: skip
+    try:
+        return app.run_etl(["coingecko", "coinpaprika"])
+    finally:
+        app.close()
+
+
 def test_hostile_elements_are_quarantined_one_by_one_and_the_pass_goes_on(clean_database: str) -> None:
     good = 20
     with loopback_provider() as provider:
         provider.state.coins = good + len(HOSTILE)
         provider.queue(MARKETS, Fault(body=hostile_page(good), headers={"Content-Type": "application/json"}))
-        app = build(
-            Settings(
-                coingecko_base_url=f"{provider.url}/coingecko", coinpaprika_base_url=f"{provider.url}/coinpaprika",
-                coingecko_rate_limit_per_minute=6000, rate_limit_requests_per_minute=6000,
-            ),  # type: ignore[call-arg]
-            clean_database,
-        )  # fmt: skip
-        try:
-            run = app.run_etl(["coingecko", "coinpaprika"])
-        finally:
-            app.close()
+        run = _both_providers(provider.url, clean_database)
     by_source = {item.source: item for item in run.sources}
     assert by_source["coingecko"].status is RunStatus.SUCCESS
     assert by_source["coingecko"].counters.quarantined == len(HOSTILE)
@@ -57,17 +63,7 @@ def test_a_page_holding_more_coins_than_asked_for_is_refused_whole(clean_databas
     with loopback_provider() as provider:
         flood = json.dumps([coingecko_coin(i) for i in range(600)]).encode()
         provider.queue(MARKETS, Fault(body=flood, headers={"Content-Type": "application/json"}))
-        app = build(
-            Settings(
-                coingecko_base_url=f"{provider.url}/coingecko", coinpaprika_base_url=f"{provider.url}/coinpaprika",
-                coingecko_rate_limit_per_minute=6000, rate_limit_requests_per_minute=6000, coingecko_per_page=250,
-            ),  # type: ignore[call-arg]
-            clean_database,
-        )  # fmt: skip
-        try:
-            run = app.run_etl(["coingecko", "coinpaprika"])
-        finally:
-            app.close()
+        run = _both_providers(provider.url, clean_database, coingecko_per_page=250)
     by_source = {item.source: item for item in run.sources}
     assert by_source["coingecko"].status is RunStatus.FAILED
     assert "answered 600 elements where at most 250 were asked for: refused" in by_source["coingecko"].error
