@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import attrs
 
 from application.errors import NotFound
-from application.ports import QuarantineReader, RecordExporter, RecordReader
+from application.ports import QuarantineExporter, QuarantineReader, RecordExporter, RecordReader
 from application.queries import DataQuery, Page, QuarantineQuery, SortKey, sort_value
 from domain.records import StoredQuarantine, StoredRecord
 
@@ -34,6 +34,19 @@ def export_records(
             return
         last = items[-1]
         after = SortKey(value=sort_value(last, query.sort_by), id=last.id)
+
+
+def export_quarantined(
+    exporter: QuarantineExporter, query: QuarantineQuery, batch: int = EXPORT_BATCH
+) -> Iterator[StoredQuarantine]:
+    """Every quarantined entry matching `query`'s filters, newest first, a batch at a time by id."""
+    after = query.after_id
+    while True:
+        items = exporter.export_batch(attrs.evolve(query, page=1, after_id=after), batch)
+        yield from items
+        if len(items) < batch:
+            return
+        after = items[-1].id
 
 
 def find_quarantined(reader: QuarantineReader, query: QuarantineQuery) -> Page[StoredQuarantine]:

@@ -376,6 +376,17 @@ class QuarantineReader(Protocol):
     def find(self, query: QuarantineQuery) -> Page[StoredQuarantine]: ...
 
 
+class QuarantineExporter(Protocol):
+    """Quarantined entries for exports: a batch at a time, newest first, from the query's
+    `after_id` (entries older than it), with no count and no page-size limit."""
+
+    def export_batch(self, query: QuarantineQuery, limit: int) -> Sequence[StoredQuarantine]: ...
+
+
+class QuarantineRecords(QuarantineReader, QuarantineExporter, Protocol):
+    """Both read sides of the quarantine, as `/quarantine` uses them."""
+
+
 class SourceRunLedger(Protocol):
     """What health needs of the run history: each source's newest finished run."""
 

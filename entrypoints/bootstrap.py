@@ -58,7 +58,7 @@ from application.ports import (
     Clock,
     EtlObserver,
     HealthProbe,
-    QuarantineReader,
+    QuarantineRecords,
     Records,
     SourceLocks,
     SourceRunLedger,
@@ -152,7 +152,7 @@ class Kaspero:
     settings: Settings
     uow_factory: UnitOfWorkFactory
     reader: Records
-    quarantine: QuarantineReader
+    quarantine: QuarantineRecords
     probe: HealthProbe
     ledger: SourceRunLedger
     locks: SourceLocks

@@ -33,6 +33,7 @@ from domain.runs import EtlRun, RunStatus, RunTrigger
 from entrypoints import bootstrap
 from entrypoints.api.render import quarantined as render_quarantined
 from entrypoints.command_line import build_parser
+from entrypoints.exports import RECORDS as RECORD_FILE
 from entrypoints.exports import ExportStopped, chunks
 from entrypoints.inspection import inspection_json, inspection_text
 from entrypoints.logs import configure_logging, redact
@@ -156,7 +157,9 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     kaspero = _build(settings)
     try:
-        written = export_to(chunks(export_records(kaspero.reader, query), args.format), args.output)
+        written = export_to(
+            chunks(export_records(kaspero.reader, query), args.format, RECORD_FILE), args.output
+        )
     except ExportStopped as ex:
         left = f" (nothing left at {args.output})" if args.output else ""
         print(f"kaspero: export stopped{left}: {ex}", file=sys.stderr)

@@ -1,7 +1,8 @@
-"""Records as files: CSV, NDJSON and Parquet, written a chunk at a time from an iterator of
-records, so an export of any size holds one batch of records and one chunk of bytes (Parquet: one
-row group). Shared by `GET /data` with `format=csv|ndjson|parquet` (or their `Accept`) and
-`kaspero export`.
+"""Records and quarantined entries as files: CSV, NDJSON and Parquet, written a chunk at a time
+from an iterator, so an export of any size holds one batch and one chunk of bytes (Parquet: one
+row group). Shared by `GET /data` and `GET /quarantine` with `format=csv|ndjson|parquet` (or
+their `Accept`) and `kaspero export`. Each kind of item has a `Shape`: its columns, its typed
+values, its JSON object.
 
 Parquet holds money as `decimal(38, 18)`, which every reader of Parquet takes (pandas, polars,
 DuckDB, Spark); a stored value with more than 18 decimal places or 20 integer digits cannot be
@@ -17,13 +18,17 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from domain.records import StoredRecord
-from entrypoints.api.render import dumps, record
+import attrs
+
+from domain.records import StoredQuarantine, StoredRecord
+from entrypoints.api.render import dumps, quarantined, record
+
+T = TypeVar("T")
 
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 MEDIA_TYPES = {
@@ -38,7 +43,7 @@ ACCEPTED = {
     "application/ndjson": "ndjson",
     PARQUET_MEDIA_TYPE: "parquet",
 }
-ROW_GROUP = 10_000  # records a Parquet row group holds: a few megabytes in memory
+ROW_GROUP = 10_000  # items a Parquet row group holds: a few megabytes in memory
 CHUNK_BYTES = 64 * 1024
 
 CSV_COLUMNS = (
@@ -80,14 +85,89 @@ CSV_COLUMNS = (
 )
 
 
-def chunks(records: Iterable[StoredRecord], format_: str) -> Iterator[bytes]:
-    """The file of `records` in `format_` ("csv" or "ndjson"), in chunks of about CHUNK_BYTES."""
+@attrs.frozen
+class Shape(Generic[T]):
+    """A kind of item as a file: its columns in order, an item's typed values by column
+    (Decimal, datetime, int, str, lists, dicts), its JSON object (NDJSON, the API's own), and the
+    kind of each column that is not text (money, integer, time, list)."""
+
+    columns: tuple[str, ...]
+    values: Callable[[T], dict[str, Any]]
+    json: Callable[[T], dict[str, Any]]
+    kinds: dict[str, str]
+
+
+def _record_values(item: StoredRecord) -> dict[str, Any]:
+    rec = item.record
+    return {
+        **{column: getattr(rec, column) for column in CSV_COLUMNS if hasattr(rec, column)},
+        "source_type": rec.source_type.value,
+        "kind": rec.kind.value,
+        "tags": list(rec.tags),
+        "mentions": list(rec.mentions),
+        "id": item.id,
+        "raw_id": item.raw_id,
+        "first_run_id": item.first_run_id,
+        "last_run_id": item.last_run_id,
+        "created_at": item.created_at,
+        "updated_at": item.updated_at,
+    }
+
+
+MONEY = (
+    "price",
+    "price_usd",
+    "open_usd",
+    "high_usd",
+    "low_usd",
+    "market_cap_usd",
+    "volume_24h_usd",
+    "pct_change_24h",
+)
+RECORDS: Shape[StoredRecord] = Shape(
+    CSV_COLUMNS,
+    _record_values,
+    record,
+    {
+        **dict.fromkeys(MONEY, "money"),
+        **dict.fromkeys(
+            ("id", "asset_id", "bar_seconds", "rank", "raw_id", "first_run_id", "last_run_id"), "integer"
+        ),
+        **dict.fromkeys(("observed_at", "published_at", "created_at", "updated_at"), "time"),
+        **dict.fromkeys(("tags", "mentions"), "list"),
+    },
+)
+
+QUARANTINE_COLUMNS = (
+    "id",
+    "source",
+    "source_record_id",
+    "reason",
+    "first_run_id",
+    "last_run_id",
+    "created_at",
+    "updated_at",
+    "payload",
+)
+QUARANTINED: Shape[StoredQuarantine] = Shape(
+    QUARANTINE_COLUMNS,
+    lambda item: {column: getattr(item, column) for column in QUARANTINE_COLUMNS},
+    quarantined,
+    {
+        **dict.fromkeys(("id", "first_run_id", "last_run_id"), "integer"),
+        **dict.fromkeys(("created_at", "updated_at"), "time"),
+    },
+)
+
+
+def chunks(items: Iterable[T], format_: str, shape: Shape[T]) -> Iterator[bytes]:
+    """The file of `items` in `format_` (csv, ndjson, parquet), in chunks of about CHUNK_BYTES."""
     if format_ == "csv":
-        return _csv_chunks(records)
+        return _csv_chunks(items, shape)
     if format_ == "ndjson":
-        return _ndjson_chunks(records)
+        return _ndjson_chunks(items, shape)
     if format_ == "parquet":
-        return _parquet_chunks(records)
+        return _parquet_chunks(items, shape)
     raise ValueError(f"no export format {format_!r}: one of csv, ndjson, parquet")
 
 
@@ -103,19 +183,13 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def csv_row(item: StoredRecord) -> list[str]:
-    flat = record(item)
-    lineage = flat.pop("lineage")
-    flat.update(lineage)
-    return [_cell(flat[column]) for column in CSV_COLUMNS]
-
-
-def _csv_chunks(records: Iterable[StoredRecord]) -> Iterator[bytes]:
+def _csv_chunks(items: Iterable[T], shape: Shape[T]) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180
-    writer.writerow(CSV_COLUMNS)
-    for item in records:
-        writer.writerow(csv_row(item))
+    writer.writerow(shape.columns)
+    for item in items:
+        values = shape.values(item)
+        writer.writerow([_cell(values[column]) for column in shape.columns])
         if buffer.tell() >= CHUNK_BYTES:
             yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)
@@ -123,11 +197,11 @@ def _csv_chunks(records: Iterable[StoredRecord]) -> Iterator[bytes]:
     yield buffer.getvalue().encode("utf-8")
 
 
-def _ndjson_chunks(records: Iterable[StoredRecord]) -> Iterator[bytes]:
+def _ndjson_chunks(items: Iterable[T], shape: Shape[T]) -> Iterator[bytes]:
     lines: list[bytes] = []
     size = 0
-    for item in records:
-        line = dumps(record(item))
+    for item in items:
+        line = dumps(shape.json(item))
         lines.append(line)
         size += len(line) + 1
         if size >= CHUNK_BYTES:
@@ -141,36 +215,18 @@ class ExportStopped(Exception):
     """A value the chosen format cannot hold exactly: the export stops rather than alter it."""
 
 
-_MONEY = (
-    "price",
-    "price_usd",
-    "open_usd",
-    "high_usd",
-    "low_usd",
-    "market_cap_usd",
-    "volume_24h_usd",
-    "pct_change_24h",
-)
-_INTEGERS = ("id", "asset_id", "bar_seconds", "rank", "raw_id", "first_run_id", "last_run_id")
-_TIMES = ("observed_at", "published_at", "created_at", "updated_at")
-_LISTS = ("tags", "mentions")
-
-
-def _parquet_schema() -> Any:
+def _parquet_schema(shape: Shape[Any]) -> Any:
     import pyarrow as pa
 
-    def kind(column: str) -> Any:
-        if column in _MONEY:
-            return pa.decimal128(38, 18)
-        if column in _INTEGERS:
-            return pa.int64()
-        if column in _TIMES:
-            return pa.timestamp("us", tz="UTC")
-        if column in _LISTS:
-            return pa.list_(pa.string())
-        return pa.string()
-
-    return pa.schema([(column, kind(column)) for column in CSV_COLUMNS])
+    types = {
+        "money": pa.decimal128(38, 18),
+        "integer": pa.int64(),
+        "time": pa.timestamp("us", tz="UTC"),
+        "list": pa.list_(pa.string()),
+    }
+    return pa.schema(
+        [(column, types.get(shape.kinds.get(column, ""), pa.string())) for column in shape.columns]
+    )
 
 
 class _Pending:
@@ -200,50 +256,40 @@ class _Pending:
         return data
 
 
-def _parquet_columns(items: list[StoredRecord]) -> dict[str, list[Any]]:
-    columns: dict[str, list[Any]] = {column: [] for column in CSV_COLUMNS}
+def _parquet_columns(items: list[T], shape: Shape[T]) -> dict[str, list[Any]]:
+    """Each column's values; a dict or list in a text column is its JSON (`extra`, `payload`)."""
+    columns: dict[str, list[Any]] = {column: [] for column in shape.columns}
     for item in items:
-        rec = item.record
-        values = {
-            **{column: getattr(rec, column) for column in CSV_COLUMNS if hasattr(rec, column)},
-            "source_type": rec.source_type.value,
-            "kind": rec.kind.value,
-            "tags": list(rec.tags),
-            "mentions": list(rec.mentions),
-            "extra": dumps(rec.extra).decode("utf-8"),
-            "id": item.id,
-            "raw_id": item.raw_id,
-            "first_run_id": item.first_run_id,
-            "last_run_id": item.last_run_id,
-            "created_at": item.created_at,
-            "updated_at": item.updated_at,
-        }
-        for column in CSV_COLUMNS:
-            columns[column].append(values[column])
+        values = shape.values(item)
+        for column in shape.columns:
+            value = values[column]
+            if isinstance(value, (dict, list)) and shape.kinds.get(column) != "list":
+                value = dumps(value).decode("utf-8")
+            columns[column].append(value)
     return columns
 
 
-def _parquet_chunks(records: Iterable[StoredRecord]) -> Iterator[bytes]:
+def _parquet_chunks(items: Iterable[T], shape: Shape[T]) -> Iterator[bytes]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = _parquet_schema()
+    schema = _parquet_schema(shape)
     sink = _Pending()
     writer = pq.ParquetWriter(sink, schema, compression="zstd")
-    group: list[StoredRecord] = []
+    group: list[T] = []
 
-    def written(items: list[StoredRecord]) -> bytes:
-        columns = _parquet_columns(items)
+    def written(batch: list[T]) -> bytes:
+        columns = _parquet_columns(batch, shape)
         arrays = []
         for field in schema:
             try:
                 arrays.append(pa.array(columns[field.name], type=field.type))
             except (pa.ArrowInvalid, pa.ArrowTypeError):
-                raise ExportStopped(_unholdable(items, columns[field.name], field.name)) from None
+                raise ExportStopped(_unholdable(batch, columns[field.name], field.name)) from None
         writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
         return sink.take()
 
-    for item in records:
+    for item in items:
         group.append(item)
         if len(group) >= ROW_GROUP:
             yield written(group)
@@ -254,7 +300,7 @@ def _parquet_chunks(records: Iterable[StoredRecord]) -> Iterator[bytes]:
     yield sink.take()
 
 
-def _unholdable(items: list[StoredRecord], values: list[Any], column: str) -> str:
+def _unholdable(items: list[Any], values: list[Any], column: str) -> str:
     for item, value in zip(items, values, strict=True):
         if isinstance(value, Decimal):
             _sign, digits, exponent = value.as_tuple()

@@ -121,6 +121,19 @@ class InMemoryQuarantineReader:
         self._store = store
 
     def find(self, query: QuarantineQuery) -> Page[StoredQuarantine]:
+        matches, after = self._matching(query)
+        return Page(
+            items=after[query.offset : query.offset + query.page_size],
+            page=query.page,
+            page_size=query.page_size,
+            total_items=len(matches),
+        )
+
+    def export_batch(self, query: QuarantineQuery, limit: int) -> list[StoredQuarantine]:
+        return self._matching(query)[1][:limit]
+
+    def _matching(self, query: QuarantineQuery) -> tuple[list[StoredQuarantine], list[StoredQuarantine]]:
+        """The entries matching the filters, newest first, and those of them past `after_id`."""
         entries = [
             StoredQuarantine(
                 id=number,
@@ -143,12 +156,7 @@ class InMemoryQuarantineReader:
             and (query.reason is None or query.reason.lower() in entry.reason.lower())
         ]
         after = [entry for entry in matches if query.after_id is None or entry.id < query.after_id]
-        return Page(
-            items=after[query.offset : query.offset + query.page_size],
-            page=query.page,
-            page_size=query.page_size,
-            total_items=len(matches),
-        )
+        return matches, after
 
 
 class InMemorySourceRunLedger:

@@ -29,18 +29,7 @@ class PostgresQuarantineReader:
 
     @retried_once
     def find(self, query: QuarantineQuery) -> Page[StoredQuarantine]:
-        conditions: list[sql.Composable] = [sql.SQL("TRUE")]
-        params: dict[str, Any] = {}
-        if query.source is not None:
-            conditions.append(sql.SQL("source = %(source)s"))
-            params["source"] = query.source
-        if query.run_id is not None:
-            conditions.append(sql.SQL("%(run_id)s BETWEEN first_run_id AND last_run_id"))
-            params["run_id"] = query.run_id
-        if query.reason is not None:
-            conditions.append(sql.SQL("reason ILIKE %(reason)s"))
-            params["reason"] = contains_pattern(query.reason)
-        where = sql.SQL("WHERE ") + sql.SQL(" AND ").join(conditions)
+        where, params = _where(query)
         paged = where
         if query.after_id is not None:
             paged = where + sql.SQL(" AND id < %(after_id)s")
@@ -62,6 +51,34 @@ class PostgresQuarantineReader:
             total_items=total,
             total_is_estimate=total >= COUNT_CAP,
         )
+
+    @retried_once
+    def export_batch(self, query: QuarantineQuery, limit: int) -> list[StoredQuarantine]:
+        where, params = _where(query)
+        if query.after_id is not None:
+            where = where + sql.SQL(" AND id < %(after_id)s")
+            params["after_id"] = query.after_id
+        with reading(self._pool) as connection:
+            rows = connection.execute(
+                sql.SQL(SELECT_QUARANTINE).format(where=where), {**params, "limit": limit, "offset": 0}
+            ).fetchall()
+        return [quarantine_from_row(row) for row in rows]
+
+
+def _where(query: QuarantineQuery) -> tuple[sql.Composable, dict[str, Any]]:
+    conditions: list[sql.Composable] = [sql.SQL("TRUE")]
+    params: dict[str, Any] = {}
+    if query.source is not None:
+        conditions.append(sql.SQL("source = %(source)s"))
+        params["source"] = query.source
+    if query.run_id is not None:
+        conditions.append(sql.SQL("%(run_id)s BETWEEN first_run_id AND last_run_id"))
+        params["run_id"] = query.run_id
+    if query.reason is not None:
+        conditions.append(sql.SQL("reason ILIKE %(reason)s"))
+        params["reason"] = contains_pattern(query.reason)
+    where = sql.SQL("WHERE ") + sql.SQL(" AND ").join(conditions)
+    return where, params
 
 
 def quarantine_from_row(row: tuple[Any, ...]) -> StoredQuarantine:

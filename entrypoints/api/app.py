@@ -16,7 +16,7 @@ import falcon.media
 from application.ports import (
     Clock,
     HealthProbe,
-    QuarantineReader,
+    QuarantineRecords,
     Records,
     SourceRunLedger,
     UnitOfWorkFactory,
@@ -72,7 +72,7 @@ def create_app(
     uow_factory: UnitOfWorkFactory,
     options: ApiOptions | None = None,
     clock: Clock | None = None,
-    quarantine: QuarantineReader | None = None,
+    quarantine: QuarantineRecords | None = None,
     ledger: SourceRunLedger | None = None,
     budget: Callable[[float], AbstractContextManager[None]] | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
@@ -111,7 +111,7 @@ def create_app(
     app.add_route("/data", data)
     app.add_route("/data/{record_id:int(min=1, max=9223372036854775807)}", data, suffix="item")
     if quarantine is not None:
-        app.add_route("/quarantine", QuarantineResource(quarantine))
+        app.add_route("/quarantine", QuarantineResource(quarantine, budget, options.request_budget_seconds))
     runs = RunsResource(
         uow_factory, options.source_kinds, now, guard, options.divergence_pct, options.consensus_window
     )

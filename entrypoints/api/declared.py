@@ -102,6 +102,14 @@ CURSOR = Param(
     "(400), and only a cursor this API gave out for the same sort (400 otherwise)",
 )
 
+FORMAT = _choice(
+    "format",
+    FileFormat,
+    "json (a page, the default), csv, ndjson or parquet: every match as one streamed file, no page "
+    "or page_size; also asked for by `Accept: text/csv`, `application/x-ndjson` or "
+    "`application/vnd.apache.parquet`",
+)
+
 DATA = (
     _choice("source_type", SourceType, "api, csv or rss"),
     Param(
@@ -129,13 +137,7 @@ DATA = (
     PAGE,
     PAGE_SIZE,
     CURSOR,
-    _choice(
-        "format",
-        FileFormat,
-        "json (a page, the default), csv, ndjson or parquet: every matching record as one streamed "
-        "file, no page or page_size; also asked for by `Accept: text/csv`, `application/x-ndjson` "
-        "or `application/vnd.apache.parquet`",
-    ),
+    FORMAT,
 )
 
 
@@ -146,6 +148,7 @@ QUARANTINE = (
     PAGE,
     PAGE_SIZE,
     Param("cursor", Kind.TEXT, "pagination.next_cursor of the previous page; not with `page` (400)"),
+    FORMAT,
 )
 
 

@@ -522,10 +522,12 @@ def openapi_document(version: str) -> dict[str, Any]:
                 DATA_PARAMETERS,
             ),
             "/quarantine": _get(
-                "Quarantined records, newest first, with the reason and the payload as received",
-                _json(
-                    _envelope({"type": "array", "items": _ref("Quarantined")}, paginated=True),
-                    "a page of quarantined records",
+                "Quarantined records, newest first, with the reason and the payload as received; or all of them as a file",
+                _with_files(
+                    _json(
+                        _envelope({"type": "array", "items": _ref("Quarantined")}, paginated=True),
+                        "a page of quarantined records; with format=csv, ndjson or parquet, every match streamed",
+                    )
                 ),
                 QUARANTINE_PARAMETERS,
             ),

@@ -136,6 +136,11 @@ def data_format(req: falcon.Request) -> FileFormat | None:
     return QueryParams(req, DATA_PARAMETERS).choice("format", FileFormat)
 
 
+def quarantine_format(req: falcon.Request) -> FileFormat | None:
+    """`/quarantine`'s `format`, when given."""
+    return QueryParams(req, QUARANTINE_PARAMETERS).choice("format", FileFormat)
+
+
 def data_query(req: falcon.Request) -> DataQuery:
     params = QueryParams(req, DATA_PARAMETERS)
     start, end = params.timestamp("start_date"), params.timestamp("end_date")

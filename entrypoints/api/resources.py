@@ -8,32 +8,39 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 import falcon
 import structlog
 
 from application.assets import asset_history, asset_view, find_assets
-from application.browse import EXPORT_BATCH, export_records, find_quarantined, find_records, get_record
+from application.browse import (
+    EXPORT_BATCH,
+    export_quarantined,
+    export_records,
+    find_quarantined,
+    find_records,
+    get_record,
+)
 from application.comparison import anomalies, compare
 from application.operations import list_checkpoints, list_drift_findings, source_stats
 from application.ports import (
     Clock,
     HealthProbe,
-    QuarantineReader,
+    QuarantineRecords,
     RecordExporter,
     RecordReader,
     UnitOfWorkFactory,
 )
-from application.queries import DataQuery
 from application.runs import get_run, get_run_request, list_runs
 from application.scheduling import request_run
 from application.status import Health, HealthReport, check_readiness
 from domain.assets import HistoryQuery, Interval
 from domain.drift import DriftKind
-from domain.records import StoredRecord
 from domain.runs import RunStatus
 from entrypoints.api import render
 from entrypoints.api.auth import ApiKeyGuard, require_key
+from entrypoints.api.declared import FileFormat
 from entrypoints.api.errors import InvalidParameter
 from entrypoints.api.params import (
     QueryParams,
@@ -42,11 +49,13 @@ from entrypoints.api.params import (
     encode_cursor,
     encode_id_cursor,
     list_page,
+    quarantine_format,
     quarantine_query,
 )
-from entrypoints.exports import ACCEPTED, MEDIA_TYPES, chunks
+from entrypoints.exports import ACCEPTED, MEDIA_TYPES, QUARANTINED, RECORDS, Shape, chunks
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 16
@@ -107,9 +116,8 @@ def _nesting(data: bytes) -> int:
     return deepest
 
 
-def export_format(req: falcon.Request) -> str:
+def export_format(req: falcon.Request, given: FileFormat | None) -> str:
     """`format` when given, else a file format the `Accept` header names without naming JSON."""
-    given = data_format(req)
     if given is not None:
         return given.value
     accepted = {part.split(";")[0].strip().lower() for part in (req.accept or "").split(",")}
@@ -118,11 +126,55 @@ def export_format(req: falcon.Request) -> str:
     return next((ACCEPTED[media] for media in sorted(accepted) if media in ACCEPTED), "json")
 
 
+class Streamer:
+    """A list endpoint's export: every match as one file streamed in batches. The first batch is
+    read within the request (a failure is still an answer); each later one within a time budget
+    of its own (a database that stops answering cuts the stream: the chunked body ends without
+    its last chunk, never looking complete)."""
+
+    def __init__(
+        self, budget: Callable[[float], AbstractContextManager[None]] | None, seconds: float, name: str
+    ) -> None:
+        self._budget = budget or (lambda _: nullcontext())
+        self._seconds, self._name = seconds, name
+
+    def answer(
+        self, req: falcon.Request, resp: falcon.Response, format_: str, items: Iterator[T], shape: Shape[T]
+    ) -> None:
+        for name in ("page", "page_size"):
+            if req.get_param(name) is not None:
+                raise InvalidParameter(
+                    name,
+                    f"an export (format={format_}) streams every matching record: no {name} (cursor starts after a key)",
+                )
+        resp.content_type = MEDIA_TYPES[format_]
+        resp.downloadable_as = f"kaspero-{self._name}.{format_}"
+        resp.stream = chunks(self._batched(items), format_, shape)
+
+    def _batched(self, items: Iterator[T]) -> Iterator[T]:
+        first = list(itertools.islice(items, EXPORT_BATCH))  # within the request's own budget
+
+        def rest() -> Iterator[T]:
+            yield from first
+            written = len(first)
+            while written and written % EXPORT_BATCH == 0:
+                try:
+                    with self._budget(self._seconds):
+                        block = list(itertools.islice(items, EXPORT_BATCH))
+                except Exception as error:
+                    log.warning("export_cut", export=self._name, items=written, error=str(error))
+                    raise
+                yield from block
+                if len(block) < EXPORT_BATCH:
+                    return
+                written += len(block)
+
+        return rest()
+
+
 class DataResource:
-    """`/data`: a JSON page, or with `format=csv|ndjson` (or their `Accept`) every matching record
-    as one streamed file: the first batch is read within the request (a failure is still an
-    answer), each later one within a time budget of its own (a database that stops answering
-    cuts the stream: the chunked body ends without its last chunk, never looking complete)."""
+    """`/data`: a JSON page, or with `format=csv|ndjson|parquet` (or their `Accept`) every
+    matching record as one streamed file (`Streamer`)."""
 
     def __init__(
         self,
@@ -132,22 +184,13 @@ class DataResource:
         budget_seconds: float = 5.0,
     ) -> None:
         self._reader, self._exporter = reader, exporter
-        self._budget = budget or (lambda _: nullcontext())
-        self._seconds = budget_seconds
+        self._streamer = Streamer(budget, budget_seconds, "data")
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = data_query(req)
-        format_ = export_format(req)
+        format_ = export_format(req, data_format(req))
         if format_ != "json":
-            for name in ("page", "page_size"):
-                if req.get_param(name) is not None:
-                    raise InvalidParameter(
-                        name,
-                        f"an export (format={format_}) streams every matching record: no {name} (cursor starts after a key)",
-                    )
-            resp.content_type = MEDIA_TYPES[format_]
-            resp.downloadable_as = f"kaspero-data.{format_}"
-            resp.stream = chunks(self._records(query), format_)
+            self._streamer.answer(req, resp, format_, export_records(self._exporter, query), RECORDS)
             return
         result = find_records(self._reader, query)
         after = result.next_after
@@ -159,37 +202,26 @@ class DataResource:
         QueryParams(req, ())
         resp.media = {"data": render.record(get_record(self._reader, record_id))}
 
-    def _records(self, query: DataQuery) -> Iterator[StoredRecord]:
-        records = export_records(self._exporter, query)
-        first = list(itertools.islice(records, EXPORT_BATCH))  # within the request's own budget
-
-        def rest() -> Iterator[StoredRecord]:
-            yield from first
-            written = len(first)
-            while written and written % EXPORT_BATCH == 0:
-                try:
-                    with self._budget(self._seconds):
-                        block = list(itertools.islice(records, EXPORT_BATCH))
-                except Exception as error:
-                    log.warning("export_cut", records=written, error=str(error))
-                    raise
-                yield from block
-                if len(block) < EXPORT_BATCH:
-                    return
-                written += len(block)
-
-        return rest()
-
 
 class QuarantineResource:
     """`/quarantine`: quarantined records, newest first; `source`, `run_id`, `reason`; paged by
     `page` or by `cursor` (the previous page's `next_cursor`)."""
 
-    def __init__(self, reader: QuarantineReader) -> None:
+    def __init__(
+        self,
+        reader: QuarantineRecords,
+        budget: Callable[[float], AbstractContextManager[None]] | None = None,
+        budget_seconds: float = 5.0,
+    ) -> None:
         self._reader = reader
+        self._streamer = Streamer(budget, budget_seconds, "quarantine")
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = quarantine_query(req)
+        format_ = export_format(req, quarantine_format(req))
+        if format_ != "json":
+            self._streamer.answer(req, resp, format_, export_quarantined(self._reader, query), QUARANTINED)
+            return
         result = find_quarantined(self._reader, query)
         full = len(result.items) == query.page_size
         cursor = encode_id_cursor(result.items[-1].id) if full and result.items else None

@@ -13,14 +13,15 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from adapters.memory.reader import InMemoryRecordReader
+from adapters.memory.reader import InMemoryQuarantineReader, InMemoryRecordReader
 from adapters.memory.state import InMemoryStore
 from adapters.memory.store import InMemoryUnitOfWork
+from adapters.postgres.quarantine import PostgresQuarantineReader
 from adapters.postgres.reader import PostgresRecordReader
 from adapters.postgres.uow import PostgresUnitOfWork
-from application.browse import export_records
-from application.ports import Records, UnitOfWork
-from application.queries import DataQuery, SortField, SortOrder
+from application.browse import export_quarantined, export_records
+from application.ports import QuarantineRecords, Records, UnitOfWork
+from application.queries import DataQuery, QuarantineQuery, SortField, SortOrder
 from domain.assets import Asset
 from domain.checkpoints import Checkpoint
 from domain.records import QuarantinedRecord, RawRecord, RecordKind, SourceType, UnifiedRecord
@@ -33,15 +34,20 @@ NOW = datetime(2024, 3, 1, tzinfo=UTC)
 class Storage:
     uow: Callable[[], UnitOfWork]
     reader: Records
+    quarantine: QuarantineRecords
 
 
 @pytest.fixture(params=["memory", "postgres"])
 def storage(request: pytest.FixtureRequest) -> Storage:
     if request.param == "memory":
         store = InMemoryStore()
-        return Storage(lambda: InMemoryUnitOfWork(store), InMemoryRecordReader(store))
+        return Storage(
+            lambda: InMemoryUnitOfWork(store), InMemoryRecordReader(store), InMemoryQuarantineReader(store)
+        )
     pool: ConnectionPool = request.getfixturevalue("pg_pool")
-    return Storage(lambda: PostgresUnitOfWork(pool), PostgresRecordReader(pool))
+    return Storage(
+        lambda: PostgresUnitOfWork(pool), PostgresRecordReader(pool), PostgresQuarantineReader(pool)
+    )
 
 
 def raw(record_id: str, source: str = "csv:prices", **payload: Any) -> RawRecord:
@@ -650,3 +656,27 @@ def test_exports_walk_every_match_in_the_pages_order_a_batch_at_a_time(
         item.id for item in storage.reader.find(attrs.evolve(filtered, page=1, page_size=100)).items
     ]
     assert len(exported) == 12
+
+
+def test_quarantine_exports_walk_every_match_newest_first_a_batch_at_a_time(storage: Storage) -> None:
+    run_id = start_run(storage)
+    bad = [raw(f"q{i}", source=f"csv:{'a' if i % 3 else 'b'}", price=f"oops{i}") for i in range(11)]
+    for source in ("csv:a", "csv:b"):  # a batch holds one source
+        own = [(i, item) for i, item in enumerate(bad) if item.source == source]
+        load(storage, run_id, [item for _, item in own], [],
+             [QuarantinedRecord(item, f"price: bad {i % 2}") for i, item in own])  # fmt: skip
+    paged = [item.id for item in storage.quarantine.find(QuarantineQuery(page_size=100)).items]
+    assert len(paged) == 11
+    assert paged == sorted(paged, reverse=True)
+    for batch in (1, 4, 11, 50):
+        assert [
+            item.id for item in export_quarantined(storage.quarantine, QuarantineQuery(), batch=batch)
+        ] == paged
+    only = QuarantineQuery(
+        source="csv:a", reason="BAD 1", page=2, page_size=1
+    )  # the page is not the export's
+    expected = storage.quarantine.find(attrs.evolve(only, page=1, page_size=100)).items
+    assert [item.id for item in export_quarantined(storage.quarantine, only, batch=2)] == [
+        item.id for item in expected
+    ]
+    assert len(expected) == 3  # csv:a holds q1, q5 and q7 of the odd reasons

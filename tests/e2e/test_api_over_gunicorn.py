@@ -235,3 +235,19 @@ def test_data_exports_as_parquet_read_back_by_pyarrow_equal_the_json(api: str) -
             ), column
         assert row["observed_at"] == datetime.fromisoformat(record["observed_at"])
         assert (row["symbol"], row["raw_id"]) == (record["symbol"], record["lineage"]["raw_id"])
+
+
+def test_quarantine_exports_hold_what_its_pages_hold(api: str) -> None:
+    status, _, page = get(f"{api}/quarantine?page_size=100")
+    assert status == 200
+    entries = page["data"]
+    assert len(entries) == 4  # the sample's four bad rows
+    status, headers, body = _raw(f"{api}/quarantine?format=csv")
+    assert (status, headers["Content-Type"]) == (200, "text/csv; charset=utf-8")
+    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8"))))
+    assert [int(row["id"]) for row in rows] == [entry["id"] for entry in entries]
+    for row, entry in zip(rows, entries, strict=True):
+        assert (row["source"], row["reason"]) == (entry["source"], entry["reason"])
+        assert json.loads(row["payload"]) == entry["payload"]  # the line as received, whole
+    status, _, body = _raw(f"{api}/quarantine", headers={"Accept": "application/x-ndjson"})
+    assert [json.loads(line) for line in body.splitlines()] == entries

@@ -14,6 +14,7 @@ import attrs
 from domain.records import RecordKind, SourceType, StoredRecord, UnifiedRecord
 from entrypoints.api.render import record as rendered
 from entrypoints.exports import CHUNK_BYTES, CSV_COLUMNS, chunks
+from entrypoints.exports import RECORDS as SHAPE
 
 AT = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
 
@@ -43,7 +44,7 @@ RECORDS = [_stored(i) for i in range(1, 2001)]
 
 
 def test_csv_reads_back_value_by_value_across_chunks() -> None:
-    parts = list(chunks(iter(RECORDS), "csv"))
+    parts = list(chunks(iter(RECORDS), "csv", SHAPE))
     assert len(parts) > 3  # chunked, not one body
     assert all(len(part) < 2 * CHUNK_BYTES for part in parts)
     rows = list(csv.reader(io.StringIO(b"".join(parts).decode("utf-8"), newline="")))
@@ -66,7 +67,7 @@ def test_csv_reads_back_value_by_value_across_chunks() -> None:
 
 
 def test_ndjson_is_the_json_record_a_line() -> None:
-    body = b"".join(chunks(iter(RECORDS), "ndjson"))
+    body = b"".join(chunks(iter(RECORDS), "ndjson", SHAPE))
     lines = body.decode("utf-8").split("\n")
     assert lines[-1] == ""  # every line ends
     parsed = [json.loads(line) for line in lines[:-1]]
@@ -77,8 +78,8 @@ def test_ndjson_is_the_json_record_a_line() -> None:
 
 
 def test_an_empty_export_is_a_header_or_nothing() -> None:
-    assert b"".join(chunks(iter([]), "csv")).decode() == ",".join(CSV_COLUMNS) + "\r\n"
-    assert b"".join(chunks(iter([]), "ndjson")) == b""
+    assert b"".join(chunks(iter([]), "csv", SHAPE)).decode() == ",".join(CSV_COLUMNS) + "\r\n"
+    assert b"".join(chunks(iter([]), "ndjson", SHAPE)) == b""
 
 
 def test_parquet_reads_back_with_exact_decimals_and_real_types() -> None:
@@ -86,7 +87,7 @@ def test_parquet_reads_back_with_exact_decimals_and_real_types() -> None:
     import pyarrow.parquet as pq
 
     many = [_stored(i) for i in range(1, 25_001)]  # three row groups
-    parts = list(chunks(iter(many), "parquet"))
+    parts = list(chunks(iter(many), "parquet", SHAPE))
     assert len(parts) >= 3
     table = pq.read_table(io.BytesIO(b"".join(parts)))
     assert pq.ParquetFile(io.BytesIO(b"".join(parts))).num_row_groups == 3
@@ -113,4 +114,4 @@ def test_parquet_stops_rather_than_round_a_value_it_cannot_hold() -> None:
         RECORDS[1], record=attrs.evolve(RECORDS[1].record, price=Decimal("0.1234567890123456789"))
     )
     with pytest.raises(ExportStopped, match=r"record 2: price 0\.1234567890123456789 does not fit"):
-        b"".join(chunks(iter([RECORDS[0], odd]), "parquet"))
+        b"".join(chunks(iter([RECORDS[0], odd]), "parquet", SHAPE))
