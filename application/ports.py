@@ -252,7 +252,11 @@ class AssetRepository(Protocol):
         """The canonical asset of each known (source, source asset id)."""
         ...
 
-    def with_symbols(self, symbols: Sequence[str]) -> list[Asset]: ...
+    def with_symbols(self, symbols: Sequence[str]) -> list[Asset]:
+        """The assets of these symbols, read for creating what is missing: until the unit of work
+        ends, no other one reads them for the same purpose, so two loads that meet a new coin at
+        once make one asset of it, never two."""
+        ...
 
     def ranks(self, asset_ids: Sequence[int]) -> dict[int, int]:
         """The best rank any source gives each asset, as evidence for resolution."""

@@ -30,6 +30,13 @@ FROM asset_aliases a
 JOIN unnest(%(sources)s::text[], %(ids)s::text[]) AS k(source, source_asset_id) USING (source, source_asset_id)
 """
 SELECT_ASSETS = "SELECT id, symbol, name, needs_review FROM assets WHERE symbol = ANY(%(symbols)s)"
+# a lock per symbol until the transaction ends, taken in one order (sorted) so that two batches
+# wanting overlapping symbols wait for each other instead of deadlocking; the SELECT after it
+# then sees the assets another batch made and committed meanwhile
+LOCK_SYMBOLS = """
+SELECT count(pg_advisory_xact_lock(hashtextextended('kaspero.asset:' || symbol, 0)))
+FROM (SELECT DISTINCT unnest(%(symbols)s::text[]) AS symbol ORDER BY 1) sorted
+"""
 SELECT_RANKS = """
 SELECT asset_id, min(rank) FROM unified_data WHERE asset_id = ANY(%(ids)s) AND rank IS NOT NULL GROUP BY asset_id
 """
@@ -102,6 +109,7 @@ class PostgresAssetRepository:
         }
 
     def with_symbols(self, symbols: Sequence[str]) -> list[Asset]:
+        self._connection.execute(LOCK_SYMBOLS, {"symbols": list(symbols)})
         rows = self._connection.execute(SELECT_ASSETS, {"symbols": list(symbols)})
         return [Asset(int(i), symbol, name, review) for i, symbol, name, review in rows]
 

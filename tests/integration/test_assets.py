@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import falcon.testing
 import psycopg
@@ -186,3 +187,47 @@ def test_hourly_ohlc_matches_buckets_computed_independently(clean_database: str)
     assert actual(per_source) == expected(points, None)
     assert actual(together) == expected(points, "consensus")
     assert len(per_source) == 6  # three hours, two sources
+
+
+def test_two_loads_meeting_a_new_coin_at_once_make_one_asset_of_it(pg_pool: Any, clean_database: str) -> None:
+    """Two units of work resolve the same new symbol from two sources at the same time: the
+    second waits for the first to commit, then finds its asset (without the wait, each made one)."""
+    import threading
+
+    from adapters.postgres.uow import PostgresUnitOfWork
+    from application.assets import assign_assets
+    from domain.records import RecordKind, SourceType, UnifiedRecord
+
+    def record(source: str) -> UnifiedRecord:
+        return UnifiedRecord(
+            source=source, source_type=SourceType.CSV, source_record_id="NEWCOIN@1", kind=RecordKind.MARKET,
+            checksum="0" * 64, symbol="NEWCOIN", asset_name="Brand New Coin", price_usd=Decimal(1),
+        )  # fmt: skip
+
+    second_done: list[int | None] = []
+
+    def second() -> None:
+        with PostgresUnitOfWork(pg_pool) as uow:
+            [found] = assign_assets([record("csv:b")], uow, [])
+            uow.commit()
+        second_done.append(found.asset_id)
+
+    thread = threading.Thread(target=second)
+    with PostgresUnitOfWork(pg_pool) as first:
+        [made] = assign_assets([record("csv:a")], first, [])
+        thread.start()
+        with psycopg.connect(clean_database, autocommit=True) as watcher:
+            for _ in range(400):  # until the second is seen waiting for the symbol's lock
+                waiting = watcher.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                ).fetchone()
+                if waiting and waiting[0]:
+                    break
+                thread.join(0.025)
+            else:
+                raise AssertionError("the second load did not wait for the first one's new asset")
+        first.commit()
+    thread.join(30)
+    assert second_done == [made.asset_id]
+    with psycopg.connect(clean_database) as connection:
+        assert connection.execute("SELECT count(*) FROM assets WHERE symbol = 'NEWCOIN'").fetchone() == (1,)
