@@ -146,9 +146,9 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
         start, end = (_timestamp(text, name) for text, name in ((args.start, "--start"), (args.end, "--end")))
         query = DataQuery(
             kind=RecordKind(args.kind) if args.kind else None,
-            symbol=tuple(args.symbol),
-            source=tuple(args.source),
-            quote_currency=tuple(value.upper() for value in args.quote_currency),
+            symbol=_values(args.symbol),
+            source=_values(args.source),
+            quote_currency=tuple(value.upper() for value in _values(args.quote_currency)),
             start_date=start,
             end_date=end,
         )  # in /data's default order: newest first
@@ -168,6 +168,11 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
         kaspero.close()
     logger.info("exported", bytes=written, output=args.output or "stdout", format=args.format)
     return EXIT_OK
+
+
+def _values(given: list[str]) -> tuple[str, ...]:
+    """A filter's values, repeated or comma-separated, as `GET /data` takes them."""
+    return tuple(part.strip() for value in given for part in value.split(",") if part.strip())
 
 
 def _timestamp(text: str | None, name: str) -> datetime | None:

@@ -151,7 +151,7 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
         "the file appears under its name only once complete (written beside it, then renamed).",
     )  # fmt: skip
     exporting.add_argument(
-        "--format", choices=("csv", "ndjson"), default="csv", help="the file format (default csv)"
+        "--format", choices=("csv", "ndjson", "parquet"), default="csv", help="the file format (default csv)"
     )
     exporting.add_argument("--output", "-o", metavar="FILE", help="where to write (default: standard output)")
     for name, text in (

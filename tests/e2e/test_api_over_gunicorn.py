@@ -211,7 +211,9 @@ def test_data_exports_as_ndjson_by_accept_and_refuses_pages(api: str) -> None:
     assert headers["Content-Type"].startswith("application/json")  # a browser gets its page
 
 
-def test_data_exports_as_parquet_read_back_by_pyarrow_equal_the_json(api: str) -> None:
+def test_data_exports_as_parquet_read_back_by_pyarrow_equal_the_json(
+    api: str, database_url: str, tmp_path: Path
+) -> None:
     import pyarrow.parquet as pq
 
     status, headers, body = _raw(f"{api}/data?format=parquet&symbol=BTC,ETH")
@@ -235,6 +237,12 @@ def test_data_exports_as_parquet_read_back_by_pyarrow_equal_the_json(api: str) -
             ), column
         assert row["observed_at"] == datetime.fromisoformat(record["observed_at"])
         assert (row["symbol"], row["raw_id"]) == (record["symbol"], record["lineage"]["raw_id"])
+    # the command line, with the filter's values comma-separated as the API takes them
+    output = tmp_path / "btc-eth.parquet"
+    done = kaspero("export", "--format", "parquet", "--symbol", "btc,ETH", "--output", str(output),
+                   env=environment(DATABASE_URL=database_url))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert pq.read_table(output).to_pylist() == rows
 
 
 def test_quarantine_exports_hold_what_its_pages_hold(api: str) -> None:
