@@ -8,6 +8,7 @@ batch changes nothing.
 from __future__ import annotations
 
 import contextvars
+import functools
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -131,9 +132,8 @@ class _SourceProgress:
     started: float = attrs.Factory(time.monotonic)
     quarantined: int = 0
     first_reason: str | None = None
-    other_sources: dict[int, tuple[str, ...]] = attrs.Factory(
-        dict
-    )  # asset -> the other sources of its prices
+    # each asset's other sources of prices, asked once a run (application.known_prices)
+    other_sources: dict[int, tuple[str, ...]] = attrs.Factory(dict)
 
     def saw(self, records: Sequence[UnifiedRecord]) -> None:
         for record in records:
@@ -195,7 +195,10 @@ def ingest_source(
         with _BatchWriter() as writer:
             cursor = checkpoint.cursor if checkpoint else None
             for batch in pipeline.reader.read(cursor, run_id):
-                prepared = _prepared(pipeline, batch, run_id, uow_factory, options, injector, progress, clock)
+                prepare = functools.partial(
+                    _prepare_batch, pipeline, batch, run_id, uow_factory, options, injector, progress
+                )
+                prepared = _retried_on_conflict(prepare, clock)
                 # the batch before this one is committed once submit returns
                 writer.submit(_write_batch, pipeline, prepared, run_id, uow_factory, clock, options, progress)
                 if options.should_stop():
@@ -295,21 +298,12 @@ class _PreparedBatch:
 CONFLICT_RETRIES = 3
 
 
-def _prepared(
-    pipeline: SourcePipeline,
-    batch: Batch,
-    run_id: int,
-    uow_factory: UnitOfWorkFactory,
-    options: IngestOptions,
-    injector: FailureInjector | None,
-    progress: _SourceProgress,
-    clock: Clock,
-) -> _PreparedBatch:
+def _retried_on_conflict(prepare: Callable[[datetime], _PreparedBatch], clock: Clock) -> _PreparedBatch:
     """The batch prepared, tried again when the database aborted it for another transaction's
     sake (a deadlock): what it wrote was rolled back, and preparing is idempotent."""
     for attempt in range(CONFLICT_RETRIES):
         try:
-            return _prepare_batch(pipeline, batch, run_id, uow_factory, options, injector, progress, clock())
+            return prepare(clock())
         except StoreConflict:
             if attempt == CONFLICT_RETRIES - 1:
                 raise

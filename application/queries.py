@@ -57,6 +57,18 @@ def several(value: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(value)
 
 
+def split_values(texts: Sequence[str]) -> tuple[str, ...]:
+    """A filter's values given repeated or comma-separated (`BTC,ETH`), in order, each once;
+    an empty one (an empty text, or `BTC,,ETH`) is a ValueError."""
+    values: list[str] = []
+    for text in texts:
+        parts = text.split(",")
+        if not text or "" in parts:
+            raise ValueError("must not be empty (values are separated by single commas)")
+        values.extend(parts)
+    return tuple(dict.fromkeys(values))
+
+
 MAX_FILTER_VALUES = 50  # per multi-value filter: `symbol=BTC,ETH,…`
 
 

@@ -26,7 +26,7 @@ import structlog
 from application.browse import export_records, find_quarantined
 from application.comparison import compare
 from application.errors import NotFound, StoreUnavailable
-from application.queries import DataQuery, QuarantineQuery
+from application.queries import DataQuery, QuarantineQuery, split_values
 from application.runs import list_runs
 from domain.records import RecordKind
 from domain.runs import EtlRun, RunStatus, RunTrigger
@@ -146,9 +146,9 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
         start, end = (_timestamp(text, name) for text, name in ((args.start, "--start"), (args.end, "--end")))
         query = DataQuery(
             kind=RecordKind(args.kind) if args.kind else None,
-            symbol=_values(args.symbol),
-            source=_values(args.source),
-            quote_currency=tuple(value.upper() for value in _values(args.quote_currency)),
+            symbol=_values(args.symbol, "--symbol"),
+            source=_values(args.source, "--source"),
+            quote_currency=tuple(value.upper() for value in _values(args.quote_currency, "--quote-currency")),
             start_date=start,
             end_date=end,
         )  # in /data's default order: newest first
@@ -170,9 +170,12 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _values(given: list[str]) -> tuple[str, ...]:
-    """A filter's values, repeated or comma-separated, as `GET /data` takes them."""
-    return tuple(part.strip() for value in given for part in value.split(",") if part.strip())
+def _values(given: list[str], option: str) -> tuple[str, ...]:
+    """A filter's values, repeated or comma-separated, by `GET /data`'s own rule."""
+    try:
+        return split_values(given)
+    except ValueError as ex:
+        raise ValueError(f"{option} {ex}") from None
 
 
 def _timestamp(text: str | None, name: str) -> datetime | None:

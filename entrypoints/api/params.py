@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import falcon
 
-from application.queries import DataQuery, QuarantineQuery, SortField, SortKey, SortOrder
+from application.queries import DataQuery, QuarantineQuery, SortField, SortKey, SortOrder, split_values
 from domain.records import RecordKind, SourceType
 from entrypoints.api import declared
 from entrypoints.api.declared import FileFormat
@@ -61,19 +61,15 @@ class QueryParams:
         texts = given if isinstance(given, list) else [given]
         if len(texts) > declared.MAX_REPEATS:
             raise InvalidParameter(name, f"{name} may be given at most {declared.MAX_REPEATS} times")
-        values: list[str] = []
+        if self._form:
+            texts = [text.strip() for text in texts]
         for text in texts:
-            if self._form:
-                text = text.strip()
             if len(text) > _MAX_TEXT or "\x00" in text:
                 raise InvalidParameter(name, f"{name} must be at most {_MAX_TEXT} printable characters")
-            parts = text.split(",")
-            if not text or any(part == "" for part in parts):
-                raise InvalidParameter(
-                    name, f"{name} must not be empty (values are separated by single commas)"
-                )
-            values.extend(parts)
-        return tuple(dict.fromkeys(values))
+        try:
+            return split_values(texts)
+        except ValueError as ex:
+            raise InvalidParameter(name, f"{name} {ex}") from None
 
     def text(self, name: str) -> str | None:
         value = self._params.get(name)
@@ -131,14 +127,9 @@ class QueryParams:
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def data_format(req: falcon.Request) -> FileFormat | None:
-    """`/data`'s `format`, when given."""
-    return QueryParams(req, DATA_PARAMETERS).choice("format", FileFormat)
-
-
-def quarantine_format(req: falcon.Request) -> FileFormat | None:
-    """`/quarantine`'s `format`, when given."""
-    return QueryParams(req, QUARANTINE_PARAMETERS).choice("format", FileFormat)
+def file_format(req: falcon.Request, parameters: Iterable[str]) -> FileFormat | None:
+    """A list endpoint's `format` (among its `parameters`), when given."""
+    return QueryParams(req, parameters).choice("format", FileFormat)
 
 
 def data_query(req: falcon.Request) -> DataQuery:

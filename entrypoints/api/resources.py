@@ -43,13 +43,14 @@ from entrypoints.api.auth import ApiKeyGuard, require_key
 from entrypoints.api.declared import FileFormat
 from entrypoints.api.errors import InvalidParameter
 from entrypoints.api.params import (
+    DATA_PARAMETERS,
+    QUARANTINE_PARAMETERS,
     QueryParams,
-    data_format,
     data_query,
     encode_cursor,
     encode_id_cursor,
+    file_format,
     list_page,
-    quarantine_format,
     quarantine_query,
 )
 from entrypoints.exports import ACCEPTED, MEDIA_TYPES, QUARANTINED, RECORDS, Shape, chunks
@@ -155,19 +156,18 @@ class Streamer:
         first = list(itertools.islice(items, EXPORT_BATCH))  # within the request's own budget
 
         def rest() -> Iterator[T]:
-            yield from first
-            written = len(first)
-            while written and written % EXPORT_BATCH == 0:
+            block, written = first, 0
+            while True:
+                yield from block
+                written += len(block)
+                if len(block) < EXPORT_BATCH:  # a short batch is the last
+                    return
                 try:
                     with self._budget(self._seconds):
                         block = list(itertools.islice(items, EXPORT_BATCH))
                 except Exception as error:
                     log.warning("export_cut", export=self._name, items=written, error=str(error))
                     raise
-                yield from block
-                if len(block) < EXPORT_BATCH:
-                    return
-                written += len(block)
 
         return rest()
 
@@ -188,7 +188,7 @@ class DataResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = data_query(req)
-        format_ = export_format(req, data_format(req))
+        format_ = export_format(req, file_format(req, DATA_PARAMETERS))
         if format_ != "json":
             self._streamer.answer(req, resp, format_, export_records(self._exporter, query), RECORDS)
             return
@@ -218,7 +218,7 @@ class QuarantineResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = quarantine_query(req)
-        format_ = export_format(req, quarantine_format(req))
+        format_ = export_format(req, file_format(req, QUARANTINE_PARAMETERS))
         if format_ != "json":
             self._streamer.answer(req, resp, format_, export_quarantined(self._reader, query), QUARANTINED)
             return
