@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 
 import attrs
 
-from application.errors import NotFound
+from application.errors import InvalidQuery, NotFound
 from application.ports import UnitOfWork, UnitOfWorkFactory
 from application.queries import Page
 from domain.assets import (
+    RESOLUTION,
     Alias,
     Asset,
     AssetView,
@@ -19,6 +20,7 @@ from domain.assets import (
     CrossReference,
     HistoryQuery,
     Method,
+    history_page,
     resolve,
 )
 from domain.records import RecordKind, SourceType, UnifiedRecord
@@ -113,8 +115,74 @@ def asset_view(uow_factory: UnitOfWorkFactory, asset_id: int, window: timedelta 
         )
 
 
-def asset_history(uow_factory: UnitOfWorkFactory, asset_id: int, query: HistoryQuery) -> list[Candle]:
+MAX_HISTORY_ASSETS = 50  # assets one history request or export names
+
+
+@attrs.frozen
+class HistoryPage:
+    """A page of the candles of one or more assets, the bucket the next page starts at (None:
+    the range is done), and each asset's symbol."""
+
+    candles: tuple[Candle, ...]
+    next_start: datetime | None
+    symbols: Mapping[int, str]
+
+
+def history_assets(
+    uow_factory: UnitOfWorkFactory, asset_ids: Sequence[int] = (), symbols: Sequence[str] = ()
+) -> dict[int, str]:
+    """The assets a history names, by id and by symbol (every asset of the symbol), each with its
+    symbol; NotFound names the first id or symbol no asset has."""
+    found: dict[int, str] = {}
     with uow_factory() as uow:
-        if uow.assets.get(asset_id) is None:
-            raise NotFound(f"no asset with id {asset_id}")
-        return uow.assets.history(asset_id, query)
+        for asset_id in asset_ids:
+            asset = uow.assets.get(asset_id)
+            if asset is None:
+                raise NotFound(f"no asset with id {asset_id}")
+            found[asset.id] = asset.symbol
+        for symbol in symbols:
+            page = uow.assets.find(symbol.upper(), None, 1, MAX_HISTORY_ASSETS + 1)
+            if not page.items:
+                raise NotFound(f"no asset with symbol {symbol.upper()}")
+            found |= {asset.id: asset.symbol for asset in page.items}
+    if len(found) > MAX_HISTORY_ASSETS:
+        raise InvalidQuery(f"a history names at most {MAX_HISTORY_ASSETS} assets; these name {len(found)}")
+    return dict(sorted(found.items()))
+
+
+def asset_history(
+    uow_factory: UnitOfWorkFactory, assets: Mapping[int, str], query: HistoryQuery
+) -> HistoryPage:
+    """One page of the assets' candles (`query.limit` of them at most, whole buckets), oldest
+    first; `next_start` is where the next page starts (the same query with that start)."""
+    ids = list(assets)
+    with uow_factory() as uow:
+        if query.limit is None:
+            return HistoryPage(tuple(uow.assets.history(ids, query)), None, assets)
+        candles, next_start = history_page(
+            uow.assets.history(ids, attrs.evolve(query, limit=query.limit + 1)), query.limit
+        )
+        if not candles and next_start is not None:  # one bucket holds more than a page: it whole
+            whole = HistoryQuery(
+                query.interval, next_start, next_start + query.interval.step - RESOLUTION, query.source
+            )
+            candles = uow.assets.history(ids, whole)
+            following = next_start + query.interval.step
+            after = attrs.evolve(query, start=following, limit=1)
+            more = (query.end is None or following <= query.end) and uow.assets.history(ids, after)
+            next_start = following if more else None
+    return HistoryPage(tuple(candles), next_start, assets)
+
+
+def export_history(
+    uow_factory: UnitOfWorkFactory, assets: Mapping[int, str], query: HistoryQuery, batch: int = 5000
+) -> Iterator[Candle]:
+    """Every candle of the assets over the query's range, a page at a time (by `next_start`),
+    so an export of any length holds one page."""
+    page_query = attrs.evolve(query, limit=batch)
+    while True:
+        page = asset_history(uow_factory, assets, page_query)
+        yield from page.candles
+        if page.next_start is None:
+            return
+        page_query = attrs.evolve(page_query, start=page.next_start)

@@ -36,6 +36,11 @@ class NotFound(ApplicationError):
     """The thing asked for does not exist."""
 
 
+class InvalidQuery(ApplicationError):
+    """A query asks for more than a use case answers (too many assets at once): answered 400 by
+    the API and exit code 2 by the command line, with this message."""
+
+
 class FileRefused(SourceUnavailable):
     """A file the reader cannot understand is refused whole: the message says what is missing
     and how to supply it; no row of it is read or quarantined."""

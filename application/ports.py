@@ -278,7 +278,9 @@ class AssetRepository(Protocol):
         """Each source's latest price of the asset."""
         ...
 
-    def history(self, asset_id: int, query: HistoryQuery) -> list[Candle]: ...
+    def history(self, asset_ids: Sequence[int], query: HistoryQuery) -> list[Candle]:
+        """The assets' candles in (bucket, asset, series) order, at most `query.limit` of them."""
+        ...
 
 
 class UsdRateRepository(Protocol):

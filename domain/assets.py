@@ -67,6 +67,7 @@ class Candle:
     low: Decimal
     close: Decimal
     observations: int
+    asset_id: int = attrs.field(kw_only=True)
 
 
 class Interval(enum.StrEnum):
@@ -115,7 +116,7 @@ class HistoryPoint:
     low: Decimal | None = None
 
 
-def candle_of(bucket: datetime, series: str, points: Sequence[HistoryPoint]) -> Candle:
+def candle_of(asset_id: int, bucket: datetime, series: str, points: Sequence[HistoryPoint]) -> Candle:
     """The candle of a bucket from the bars in it: the first one's open, the highest high, the
     lowest low, the last one's close. A snapshot counts its price as all four."""
     ordered = sorted(points, key=lambda point: point.observed_at)
@@ -128,6 +129,7 @@ def candle_of(bucket: datetime, series: str, points: Sequence[HistoryPoint]) -> 
         low=min(point.close if point.low is None else point.low for point in ordered),
         close=last.close,
         observations=len(ordered),
+        asset_id=asset_id,
     )
 
 
@@ -137,6 +139,20 @@ class HistoryQuery:
     start: datetime | None = None
     end: datetime | None = None
     source: str | None = None  # None: per source; "consensus": every source's observations together
+    # the most candles to answer, the first ones in (bucket, asset, series) order; None: all
+    limit: int | None = None
+
+
+def history_page(candles: Sequence[Candle], limit: int) -> tuple[list[Candle], datetime | None]:
+    """A page of at most `limit` candles out of the first `limit + 1` of a history in bucket
+    order, cut between buckets so a bucket's candles (one per asset and series) come together,
+    and the bucket the next page starts at (None: no more). A page never splits a bucket: when
+    the first bucket alone holds more than `limit` candles, the page is empty and says so by
+    starting the next page where it started (the caller asks that bucket whole)."""
+    if len(candles) <= limit:
+        return list(candles), None
+    cut = candles[limit].bucket
+    return [candle for candle in candles[:limit] if candle.bucket < cut], cut
 
 
 @attrs.frozen

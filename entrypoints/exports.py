@@ -1,6 +1,6 @@
-"""Records and quarantined entries as files: CSV, NDJSON and Parquet, written a chunk at a time
+"""Records, quarantined entries and candles as files: CSV, NDJSON and Parquet, written a chunk at a time
 from an iterator, so an export of any size holds one batch and one chunk of bytes (Parquet: one
-row group). Shared by `GET /data` and `GET /quarantine` with `format=csv|ndjson|parquet` (or
+row group). Shared by `GET /data`, `GET /quarantine` and the histories with `format=csv|ndjson|parquet` (or
 their `Accept`) and `kaspero export`. Each kind of item has a `Shape`: its columns, its typed
 values, its JSON object.
 
@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 import attrs
 
+from domain.assets import Candle
 from domain.records import StoredQuarantine, StoredRecord
-from entrypoints.api.render import dumps, quarantined, record
+from entrypoints.api.render import candle, dumps, quarantined, record
 
 T = TypeVar("T")
 
@@ -158,6 +159,29 @@ QUARANTINED: Shape[StoredQuarantine] = Shape(
         **dict.fromkeys(("created_at", "updated_at"), "time"),
     },
 )
+
+
+CANDLE_COLUMNS = ("bucket", "asset_id", "symbol", "source", "open", "high", "low", "close", "observations")
+
+
+def candle_shape(symbols: Mapping[int, str]) -> Shape[Candle]:
+    """Candles as a file: a row per bucket, asset and series, the asset's symbol beside its id."""
+
+    def values(item: Candle) -> dict[str, Any]:
+        return {column: getattr(item, column) for column in CANDLE_COLUMNS if column != "symbol"} | {
+            "symbol": symbols.get(item.asset_id)
+        }
+
+    return Shape(
+        CANDLE_COLUMNS,
+        values,
+        lambda item: candle(item, symbols),
+        {
+            **dict.fromkeys(("open", "high", "low", "close"), "money"),
+            **dict.fromkeys(("asset_id", "observations"), "integer"),
+            "bucket": "time",
+        },
+    )
 
 
 def chunks(items: Iterable[T], format_: str, shape: Shape[T]) -> Iterator[bytes]:
@@ -303,11 +327,12 @@ def _parquet_chunks(items: Iterable[T], shape: Shape[T]) -> Iterator[bytes]:
 def _unholdable(items: list[Any], values: list[Any], column: str) -> str:
     for item, value in zip(items, values, strict=True):
         if isinstance(value, Decimal):
+            which = f"record {item.id}" if hasattr(item, "id") else f"the candle of {item.bucket.isoformat()}"
             _sign, digits, exponent = value.as_tuple()
             places = -int(exponent) if isinstance(exponent, int) and exponent < 0 else 0
             if places > 18 or len(digits) - places > 20:
                 return (
-                    f"record {item.id}: {column} {format(value, 'f')} does not fit Parquet's decimal(38, 18) "
+                    f"{which}: {column} {format(value, 'f')} does not fit Parquet's decimal(38, 18) "
                     "exactly; export it as csv or ndjson, which write every value whole"
                 )
     return f"a value of {column} cannot be written to Parquet; export as csv or ndjson"

@@ -91,13 +91,13 @@ class InMemoryAssetRepository:
                 latest[record.source] = SourceQuote(record.source, record.price_usd, record.observed_at)
         return [latest[source] for source in sorted(latest)]
 
-    def history(self, asset_id: int, query: HistoryQuery) -> list[Candle]:
+    def history(self, asset_ids: Sequence[int], query: HistoryQuery) -> list[Candle]:
         step = query.interval.step
         consensus = query.source == "consensus"
-        series: dict[tuple[datetime, str], list[HistoryPoint]] = {}
+        series: dict[tuple[datetime, int, str], list[HistoryPoint]] = {}
         for (asset, source, observed), point in self._state.history.items():
             if (
-                asset != asset_id
+                asset not in asset_ids
                 or (query.start and observed < query.start)
                 or (query.end and observed > query.end)
             ):
@@ -105,8 +105,11 @@ class InMemoryAssetRepository:
             if not consensus and query.source is not None and source != query.source:
                 continue
             bucket = bucket_of(observed, step)
-            series.setdefault((bucket, "consensus" if consensus else source), []).append(point)
-        return [candle_of(bucket, name, points) for (bucket, name), points in sorted(series.items())]
+            series.setdefault((bucket, asset, "consensus" if consensus else source), []).append(point)
+        candles = [
+            candle_of(asset, bucket, name, points) for (bucket, asset, name), points in sorted(series.items())
+        ]
+        return candles if query.limit is None else candles[: query.limit]
 
 
 class InMemoryUsdRateRepository:

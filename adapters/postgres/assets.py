@@ -73,21 +73,21 @@ ORDER BY source, observed_at DESC NULLS LAST
 # close, and how many bars. Range conditions are plain comparisons on observed_at or bucket, written
 # only when given, so the planner prunes the yearly partitions a range does not touch.
 SELECT_HISTORY = """
-SELECT date_bin(%(step)s, at, %(origin)s) AS bucket, {series} AS series,
+SELECT date_bin(%(step)s, at, %(origin)s) AS bucket, asset_id, {series} AS series,
        (array_agg(open ORDER BY open_at))[1], max(high), min(low),
        (array_agg(close ORDER BY close_at DESC))[1], sum(bars)
 FROM ({pieces}) AS pieces
-GROUP BY 1, 2 ORDER BY 1, 2
-LIMIT 5000
+GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+{limit}
 """
 BARS = """
-SELECT observed_at AS at, source, observed_at AS open_at, coalesce(open_usd, price_usd) AS open,
+SELECT observed_at AS at, asset_id, source, observed_at AS open_at, coalesce(open_usd, price_usd) AS open,
        coalesce(high_usd, price_usd) AS high, coalesce(low_usd, price_usd) AS low,
        observed_at AS close_at, price_usd AS close, 1 AS bars
 FROM market_history WHERE {where}
 """
 CANDLES = """
-SELECT bucket AS at, source, open_at, open, high, low, close_at, close, bars
+SELECT bucket AS at, asset_id, source, open_at, open, high, low, close_at, close, bars
 FROM market_candles WHERE {where}
 """
 # the candle lengths migration 0011 keeps; a candle folds only the bars shorter than it, and the
@@ -168,12 +168,12 @@ class PostgresAssetRepository:
         rows = self._connection.execute(SELECT_LATEST_QUOTES, {"id": asset_id})
         return [SourceQuote(source, price, observed) for source, price, observed in rows]
 
-    def history(self, asset_id: int, query: HistoryQuery) -> list[Candle]:
-        statement, params = history_statement(asset_id, query)
+    def history(self, asset_ids: Sequence[int], query: HistoryQuery) -> list[Candle]:
+        statement, params = history_statement(asset_ids, query)
         rows = self._connection.execute(statement, params).fetchall()
         return [
-            Candle(bucket, series, opening, high, low, closing, int(count))
-            for bucket, series, opening, high, low, closing, count in rows
+            Candle(bucket, series, opening, high, low, closing, int(count), asset_id=int(asset))
+            for bucket, asset, series, opening, high, low, closing, count in rows
         ]
 
 
@@ -278,13 +278,13 @@ class PostgresUsdRateRepository:
         }
 
 
-def history_statement(asset_id: int, query: HistoryQuery) -> tuple[sql.Composed, dict[str, Any]]:
+def history_statement(asset_ids: Sequence[int], query: HistoryQuery) -> tuple[sql.Composed, dict[str, Any]]:
     """SELECT_HISTORY over the pieces that answer the query: stored candles for the whole buckets
     inside its range when its interval is a stored length, the bars themselves for the rest."""
     consensus = query.source == "consensus"
     step = query.interval.step
-    params: dict[str, Any] = {"id": asset_id, "step": step, "origin": BUCKET_ORIGIN}
-    common = [sql.SQL("asset_id = %(id)s")]
+    params: dict[str, Any] = {"ids": list(asset_ids), "step": step, "origin": BUCKET_ORIGIN}
+    common = [sql.SQL("asset_id = ANY(%(ids)s)")]
     if query.source is not None and not consensus:
         common.append(sql.SQL("source = %(source)s"))
         params["source"] = query.source
@@ -319,5 +319,10 @@ def history_statement(asset_id: int, query: HistoryQuery) -> tuple[sql.Composed,
         where = sql.SQL(" AND ").join([*common, *map(sql.SQL, bounds)])
         pieces.append(sql.SQL(BARS).format(where=where))
     series = sql.SQL("'consensus'") if consensus else sql.SQL("source")
-    statement = sql.SQL(SELECT_HISTORY).format(series=series, pieces=sql.SQL(" UNION ALL ").join(pieces))
+    limit = sql.SQL("")
+    if query.limit is not None:
+        limit, params["limit"] = sql.SQL("LIMIT %(limit)s"), query.limit
+    statement = sql.SQL(SELECT_HISTORY).format(
+        series=series, pieces=sql.SQL(" UNION ALL ").join(pieces), limit=limit
+    )
     return statement, params

@@ -37,6 +37,7 @@ from entrypoints.api.resources import (
     CompareRunsResource,
     DataResource,
     HealthResource,
+    HistoryResource,
     LiveResource,
     QuarantineResource,
     ReadyResource,
@@ -124,7 +125,9 @@ def create_app(
         RunRequestsResource(uow_factory),
         suffix="item",
     )
-    assets = AssetsResource(uow_factory, options.divergence_pct, options.consensus_window, now)
+    candles = HistoryResource(uow_factory, budget, options.request_budget_seconds)
+    app.add_route("/history", candles)
+    assets = AssetsResource(uow_factory, options.divergence_pct, options.consensus_window, now, candles)
     app.add_route("/assets", assets)
     app.add_route("/assets/{asset_id:int(min=1, max=9223372036854775807)}", assets, suffix="item")
     app.add_route("/assets/{asset_id:int(min=1, max=9223372036854775807)}/history", assets, suffix="history")

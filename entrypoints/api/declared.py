@@ -1,4 +1,4 @@
-"""Each query parameter of `/data` and `/quarantine` declared once: its name, type, limits and
+"""Each query parameter of `/data`, `/quarantine` and the histories declared once: its name, type, limits and
 meaning. The parser (`params.py`) reads requests by these declarations and the OpenAPI document
 (`openapi.py`) describes them from the same ones, so the two cannot disagree."""
 
@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 
 from application.queries import MAX_PAGE_SIZE, SortField
+from domain.assets import Interval
 from domain.records import RecordKind, SourceType
 
 MAX_TEXT = 200
@@ -40,12 +41,17 @@ SEVERAL_SCHEMA: dict[str, Any] = {
 }
 
 
+# ids up to 18 digits, comma-separated (the parser takes any up to 2**63 - 1)
+IDS_PATTERN = "^[1-9][0-9]{0,17}(,[1-9][0-9]{0,17})*$"
+
+
 class Kind(enum.Enum):
     TEXT = "text"
     INTEGER = "integer"
     CHOICE = "choice"
     TIMESTAMP = "timestamp"
     SEVERAL = "several"  # one or more texts
+    IDS = "ids"  # one or more ids (whole numbers from 1)
 
 
 class FileFormat(enum.StrEnum):
@@ -71,6 +77,8 @@ class Param:
             return dict(TEXT_SCHEMA)
         if self.kind is Kind.SEVERAL:
             return dict(SEVERAL_SCHEMA)
+        if self.kind is Kind.IDS:
+            return {**SEVERAL_SCHEMA, "items": {"type": "string", "pattern": IDS_PATTERN}}
         if self.kind is Kind.TIMESTAMP:
             return {"type": "string", "format": "date-time"}
         if self.kind is Kind.CHOICE:
@@ -149,6 +157,46 @@ QUARANTINE = (
     PAGE_SIZE,
     Param("cursor", Kind.TEXT, "pagination.next_cursor of the previous page; not with `page` (400)"),
     FORMAT,
+)
+
+
+MAX_HISTORY_LIMIT = 10_000
+HISTORY_RANGE = (
+    Param(
+        "start",
+        Kind.TIMESTAMP,
+        "observed on or after (not after `end`: 400); a page's `next_start` goes here",
+    ),
+    Param("end", Kind.TIMESTAMP, "observed on or before (not before `start`: 400)"),
+    _choice("interval", Interval, "bucket width (default 1d)"),
+    Param("source", Kind.TEXT, "one source, or `consensus` for every source together"),
+    Param(
+        "limit",
+        Kind.INTEGER,
+        "candles per page (default 1000); a page holds whole buckets and gives the next one's "
+        "`next_start`. Not with a file `format`, which streams the whole range",
+        1,
+        MAX_HISTORY_LIMIT,
+    ),
+    _choice(
+        "format",
+        FileFormat,
+        "json (a page, the default), csv, ndjson or parquet: every candle of the range as one "
+        "streamed file; also asked for by `Accept`",
+    ),
+)
+HISTORY = (
+    Param(
+        "asset_id",
+        Kind.IDS,
+        "canonical asset ids (see /assets); several: `asset_id=1,2` or repeated",
+    ),
+    Param(
+        "symbol",
+        Kind.SEVERAL,
+        "asset symbols, any case (every asset of each); several: `symbol=BTC,ETH` or repeated",
+    ),
+    *HISTORY_RANGE,
 )
 
 

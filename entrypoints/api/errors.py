@@ -7,7 +7,7 @@ from typing import Any
 import falcon
 import structlog
 
-from application.errors import NotFound, StoreConflict, StoreTooSlow, StoreUnavailable
+from application.errors import InvalidQuery, NotFound, StoreConflict, StoreTooSlow, StoreUnavailable
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -44,6 +44,12 @@ def handle_not_found(
 
 
 RETRY_AFTER_SECONDS = 5
+
+
+def handle_invalid_query(
+    req: falcon.Request, resp: falcon.Response, ex: InvalidQuery, params: dict[str, Any]
+) -> None:
+    raise falcon.HTTPBadRequest(title="Invalid query", description=str(ex))
 
 
 def handle_store_unavailable(
@@ -88,5 +94,6 @@ def install(app: falcon.App[falcon.Request, falcon.Response]) -> None:
     app.set_error_serializer(serialize_problem)
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(NotFound, handle_not_found)
+    app.add_error_handler(InvalidQuery, handle_invalid_query)
     app.add_error_handler(StoreUnavailable, handle_store_unavailable)
     app.add_error_handler(StoreConflict, handle_store_conflict)

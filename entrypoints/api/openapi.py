@@ -176,9 +176,11 @@ ASSET_VIEW = {
 }
 CANDLE = {
     "type": "object",
-    "required": ["bucket", "source", "open", "high", "low", "close", "observations"],
+    "required": ["bucket", "asset_id", "symbol", "source", "open", "high", "low", "close", "observations"],
     "properties": {
         "bucket": MOMENT,
+        "asset_id": {"type": "integer"},
+        "symbol": {"type": "string"},
         "source": {"type": "string"},
         **dict.fromkeys(("open", "high", "low", "close"), MONEY),
         "observations": {"type": "integer"},
@@ -491,6 +493,29 @@ SCHEMAS: dict[str, Any] = {
 
 DATA_PARAMETERS = [_query(param.name, param.schema(), param.description) for param in declared.DATA]
 
+HISTORY_PARAMETERS = [_query(param.name, param.schema(), param.description) for param in declared.HISTORY]
+HISTORY_RANGE_PARAMETERS = [
+    _query(param.name, param.schema(), param.description) for param in declared.HISTORY_RANGE
+]
+HISTORY_ANSWER = _with_files(
+    _json(
+        {
+            "type": "object",
+            "required": ["data", "next_start", "meta"],
+            "properties": {
+                "data": {"type": "array", "items": CANDLE},
+                "next_start": {
+                    **_nullable(MOMENT),
+                    "description": "the next page's `start` (the same query otherwise); null: the range is done",
+                },
+                "meta": _ref("Meta"),
+            },
+        },
+        "candles oldest first, by (bucket, asset, series), whole buckets a page; with format=csv, "
+        "ndjson or parquet, every candle of the range streamed",
+    )
+)
+
 QUARANTINE_PARAMETERS = [
     _query(param.name, param.schema(), param.description) for param in declared.QUARANTINE
 ]
@@ -663,23 +688,16 @@ def openapi_document(version: str) -> dict[str, Any]:
             ),
             "/assets/{asset_id}/history": _get(
                 "OHLC of the asset's observations per time bucket, per source or all together",
-                _json(_envelope({"type": "array", "items": CANDLE}), "candles, oldest first"),
-                [
-                    _path_id("asset_id"),
-                    _query(
-                        "start",
-                        {"type": "string", "format": "date-time"},
-                        "observed on or after (not after `end`: 400)",
-                    ),
-                    _query(
-                        "end",
-                        {"type": "string", "format": "date-time"},
-                        "observed on or before (not before `start`: 400)",
-                    ),
-                    _query("interval", {"enum": ["5m", "1h", "1d"]}, "bucket width"),
-                    _query("source", TEXT, "one source, or `consensus` for every source together"),
-                ],
+                HISTORY_ANSWER,
+                [_path_id("asset_id"), *HISTORY_RANGE_PARAMETERS],
                 extra={"404": NOT_FOUND},
+            ),
+            "/history": _get(
+                "OHLC of several assets at once over a range, a page at a time or as a file. Name the "
+                "assets by `symbol` or `asset_id` (or both): none named, or more than 50 assets, is a 400",
+                HISTORY_ANSWER,
+                HISTORY_PARAMETERS,
+                extra={"404": _problem("a symbol or asset id no asset has")},
             ),
             "/stats": _get("Per-source statistics over every run", _json(_list_of("Stats"), "statistics")),
             "/checkpoints": _get("Each source's checkpoint", _json(_list_of("Checkpoint"), "checkpoints")),

@@ -14,6 +14,7 @@ from typing import TypeVar
 import falcon
 
 from application.queries import DataQuery, QuarantineQuery, SortField, SortKey, SortOrder, split_values
+from domain.assets import HistoryQuery, Interval
 from domain.records import RecordKind, SourceType
 from entrypoints.api import declared
 from entrypoints.api.declared import FileFormat
@@ -130,6 +131,42 @@ class QueryParams:
 def file_format(req: falcon.Request, parameters: Iterable[str]) -> FileFormat | None:
     """A list endpoint's `format` (among its `parameters`), when given."""
     return QueryParams(req, parameters).choice("format", FileFormat)
+
+
+HISTORY_RANGE_PARAMETERS = tuple(param.name for param in declared.HISTORY_RANGE)
+HISTORY_PARAMETERS = tuple(param.name for param in declared.HISTORY)
+DEFAULT_HISTORY_LIMIT = 1000
+
+
+def history_query(params: QueryParams, format_: str) -> HistoryQuery:
+    """The range, interval, series and page size of a history (`/assets/{id}/history`, `/history`)."""
+    start, end = params.timestamp("start"), params.timestamp("end")
+    if start and end and start > end:
+        raise InvalidParameter("start", "start must not be after end")
+    limit: int | None = params.integer("limit", DEFAULT_HISTORY_LIMIT, 1, declared.MAX_HISTORY_LIMIT)
+    if format_ != "json":
+        if params.text("limit") is not None:
+            raise InvalidParameter("limit", f"an export (format={format_}) streams the whole range: no limit")
+        limit = None
+    return HistoryQuery(
+        interval=params.choice("interval", Interval, Interval.DAY) or Interval.DAY,
+        start=start,
+        end=end,
+        source=params.text("source"),
+        limit=limit,
+    )
+
+
+def asset_ids(params: QueryParams) -> tuple[int, ...]:
+    """`asset_id` values, each a whole number from 1."""
+    found = []
+    for text in params.several("asset_id"):
+        if not _INTEGER.match(text) or not 1 <= int(text) <= declared.MAX_ID:
+            raise InvalidParameter(
+                "asset_id", f"asset_id values must be asset ids (whole numbers from 1), got {text[:40]!r}"
+            )
+        found.append(int(text))
+    return tuple(found)
 
 
 def data_query(req: falcon.Request) -> DataQuery:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import attrs
 import orjson
 
+from application.assets import HistoryPage
 from application.queries import Page
 from application.status import HealthReport, ReadinessReport
 from domain.assets import Asset, AssetView, Candle
@@ -325,9 +327,18 @@ def asset_view(view: AssetView, divergence_pct: Decimal, now: datetime | None = 
     }
 
 
-def candle(item: Candle) -> dict[str, Any]:
+def history_page(page: HistoryPage) -> dict[str, Any]:
+    return {
+        "data": [candle(item, page.symbols) for item in page.candles],
+        "next_start": page.next_start,
+    }
+
+
+def candle(item: Candle, symbols: Mapping[int, str]) -> dict[str, Any]:
     return {
         "bucket": item.bucket,
+        "asset_id": item.asset_id,
+        "symbol": symbols.get(item.asset_id),
         "source": item.source,
         "open": _money(item.open),
         "high": _money(item.high),

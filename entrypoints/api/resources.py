@@ -13,7 +13,7 @@ from typing import TypeVar
 import falcon
 import structlog
 
-from application.assets import asset_history, asset_view, find_assets
+from application.assets import asset_history, asset_view, export_history, find_assets, history_assets
 from application.browse import (
     EXPORT_BATCH,
     export_quarantined,
@@ -35,7 +35,6 @@ from application.ports import (
 from application.runs import get_run, get_run_request, list_runs
 from application.scheduling import request_run
 from application.status import Health, HealthReport, check_readiness
-from domain.assets import HistoryQuery, Interval
 from domain.drift import DriftKind
 from domain.runs import RunStatus
 from entrypoints.api import render
@@ -44,16 +43,20 @@ from entrypoints.api.declared import FileFormat
 from entrypoints.api.errors import InvalidParameter
 from entrypoints.api.params import (
     DATA_PARAMETERS,
+    HISTORY_PARAMETERS,
+    HISTORY_RANGE_PARAMETERS,
     QUARANTINE_PARAMETERS,
     QueryParams,
+    asset_ids,
     data_query,
     encode_cursor,
     encode_id_cursor,
     file_format,
+    history_query,
     list_page,
     quarantine_query,
 )
-from entrypoints.exports import ACCEPTED, MEDIA_TYPES, QUARANTINED, RECORDS, Shape, chunks
+from entrypoints.exports import ACCEPTED, MEDIA_TYPES, QUARANTINED, RECORDS, Shape, candle_shape, chunks
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -420,8 +423,10 @@ class AssetsResource:
         divergence_pct: float = 5.0,
         window: timedelta | None = None,
         clock: Clock | None = None,
+        history: HistoryResource | None = None,
     ) -> None:
         self._uow_factory = uow_factory
+        self._history = history or HistoryResource(uow_factory)
         self._divergence_pct = Decimal(str(divergence_pct))  # sources further apart: `divergent`
         self._window = window  # prices further apart in time are not compared
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -443,16 +448,43 @@ class AssetsResource:
         resp.media = {"data": render.asset_view(view, self._divergence_pct, self._clock())}
 
     def on_get_history(self, req: falcon.Request, resp: falcon.Response, asset_id: int) -> None:
-        params = QueryParams(req, ("start", "end", "interval", "source"))
-        start, end = params.timestamp("start"), params.timestamp("end")
-        if start and end and start > end:
-            raise InvalidParameter("start", "start must not be after end")
-        query = HistoryQuery(
-            interval=params.choice("interval", Interval, Interval.DAY) or Interval.DAY,
-            start=start,
-            end=end,
-            source=params.text("source"),
-        )
-        resp.media = {
-            "data": [render.candle(item) for item in asset_history(self._uow_factory, asset_id, query)]
-        }
+        self._history.answer(req, resp, HISTORY_RANGE_PARAMETERS, asset_ids=(asset_id,))
+
+
+class HistoryResource:
+    """`/history` (and `/assets/{id}/history`): the candles of one or more assets over a range,
+    a JSON page at a time (`next_start`), or the whole range as one streamed file."""
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        budget: Callable[[float], AbstractContextManager[None]] | None = None,
+        budget_seconds: float = 30.0,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._streamer = Streamer(budget, budget_seconds, "history")
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        params = QueryParams(req, HISTORY_PARAMETERS)
+        ids, symbols = asset_ids(params), params.several("symbol")
+        if not ids and not symbols:
+            raise InvalidParameter("symbol", "name the assets: symbol=BTC,ETH or asset_id=1,2")
+        self.answer(req, resp, HISTORY_PARAMETERS, asset_ids=ids, symbols=symbols)
+
+    def answer(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        allowed: tuple[str, ...],
+        asset_ids: tuple[int, ...] = (),
+        symbols: tuple[str, ...] = (),
+    ) -> None:
+        params = QueryParams(req, allowed)
+        format_ = export_format(req, params.choice("format", FileFormat))
+        query = history_query(params, format_)
+        assets = history_assets(self._uow_factory, asset_ids, symbols)
+        if format_ != "json":
+            items = export_history(self._uow_factory, assets, query)
+            self._streamer.answer(req, resp, format_, items, candle_shape(assets))
+            return
+        resp.media = render.history_page(asset_history(self._uow_factory, assets, query))

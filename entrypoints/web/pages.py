@@ -260,14 +260,19 @@ class Dashboard:
             )
 
         def history_of(name: str) -> list[Candle]:
-            # the range ends at this series' own newest observation, not at any source's
+            # the range ends at this series' own newest observation, not at any source's; the
+            # chart draws MAX_CANDLES at most, so "all" reads one more than that (the caption
+            # then says older ones were left out)
             end, span = newest.get(name), RANGES[chosen]
-            start = end - span if end is not None and span is not None else None
-            return asset_history(
+            if end is None:
+                return []
+            start = end - (span if span is not None else interval.step * (MAX_CANDLES + 1))
+            page = asset_history(
                 self._uow_factory,
-                asset_id,
+                {asset_id: view.asset.symbol},
                 HistoryQuery(interval=interval, start=start, end=None, source=name),
             )
+            return list(page.candles)
 
         if asked is not None:
             series, history = asked, history_of(asked)

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
@@ -243,6 +244,66 @@ def test_data_exports_as_parquet_read_back_by_pyarrow_equal_the_json(
                    env=environment(DATABASE_URL=database_url))  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert pq.read_table(output).to_pylist() == rows
+
+
+def test_history_of_several_assets_pages_by_next_start_and_streams_the_same_as_files(api: str) -> None:
+    import pyarrow.parquet as pq
+
+    # a file's daily bar is its day's candle: what /data holds (checked against the file by
+    # the tests above) is what the history must answer, value by value
+    records = [record for record in _every_record(api) if record["symbol"] in ("BTC", "ETH")]
+    expected = {
+        (datetime.fromisoformat(r["observed_at"]), r["symbol"], r["source"]): tuple(
+            Decimal(r[column]) for column in ("open_usd", "high_usd", "low_usd", "price_usd")
+        )
+        for r in records
+    }
+    pages: list[list[dict[str, Any]]] = []
+    query = f"{api}/history?symbol=btc,ETH&interval=1d&limit=7"
+    url = query
+    while url:
+        status, _, body = get(url)
+        assert status == 200, body
+        pages.append(body["data"])
+        url = f"{query}&start={urllib.parse.quote(body['next_start'])}" if body["next_start"] else ""
+    assert len(pages) > 20
+    assert all(1 <= len(page) <= 7 for page in pages)
+    buckets = [{candle["bucket"] for candle in page} for page in pages]
+    assert sum(len(page) for page in buckets) == len(set().union(*buckets))  # no bucket split
+    candles = [candle for page in pages for candle in page]
+    found = {
+        (datetime.fromisoformat(c["bucket"]), c["symbol"], c["source"]): tuple(
+            Decimal(c[column]) for column in ("open", "high", "low", "close")
+        )
+        for c in candles
+    }
+    assert len(found) == len(candles)
+    assert found == expected
+    # the whole range as files, in the pages' order, values as the JSON has them
+    status, headers, body = _raw(f"{api}/history?symbol=ETH,btc&interval=1d&format=csv")
+    assert (status, headers["Content-Type"]) == (200, "text/csv; charset=utf-8")
+    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8"))))
+    assert [(r["bucket"], r["symbol"], r["close"]) for r in rows] == [
+        (datetime.fromisoformat(c["bucket"]).isoformat(), c["symbol"], c["close"]) for c in candles
+    ]
+    status, _, body = _raw(
+        f"{api}/history?symbol=BTC,ETH", headers={"Accept": "application/vnd.apache.parquet"}
+    )
+    table = pq.read_table(io.BytesIO(body)).to_pylist()
+    assert [(row["bucket"], row["asset_id"], row["high"]) for row in table] == [
+        (datetime.fromisoformat(c["bucket"]), c["asset_id"], Decimal(c["high"])) for c in candles
+    ]
+    # one asset's history pages the same way
+    btc = candles[0]["asset_id"] if candles[0]["symbol"] == "BTC" else candles[1]["asset_id"]
+    status, _, body = get(f"{api}/assets/{btc}/history?limit=5")
+    assert (status, len(body["data"]), {c["symbol"] for c in body["data"]}) == (200, 5, {"BTC"})
+    assert body["next_start"] == candles[10]["bucket"]  # the sixth day: two candles a day above
+    # what a history cannot answer is a 400 or a 404 that says why
+    assert get(f"{api}/history?interval=1d")[0] == 400
+    assert get(f"{api}/history?symbol=BTC&format=csv&limit=5")[0] == 400
+    status, _, problem = get(f"{api}/history?symbol=BTC,NOSUCHCOIN")
+    assert (status, problem["detail"]) == (404, "no asset with symbol NOSUCHCOIN")
+    assert get(f"{api}/history?asset_id=0")[0] == 400
 
 
 def test_quarantine_exports_hold_what_its_pages_hold(api: str) -> None:

@@ -119,7 +119,7 @@ def _expected(stored: list[tuple[str, HistoryPoint]], query: HistoryQuery) -> li
             continue
         key = (bucket_of(point.observed_at, query.interval.step), "consensus" if consensus else source)
         series.setdefault(key, []).append(point)
-    return [candle_of(bucket, name, points) for (bucket, name), points in sorted(series.items())]
+    return [candle_of(1, bucket, name, points) for (bucket, name), points in sorted(series.items())]
 
 
 moments = st.integers(min_value=-3600, max_value=int(SPAN.total_seconds()) + 3600).map(
@@ -144,15 +144,16 @@ def test_history_from_candles_is_history_from_every_bar(
 ) -> None:
     query = HistoryQuery(interval=interval, start=start, end=end, source=source)
     with psycopg.connect(database_url) as connection:
-        found = PostgresAssetRepository(connection).history(1, query)
+        found = PostgresAssetRepository(connection).history([1], query)
     expected = _expected(stored, query)
     # ties between sources at one moment (consensus) may open or close with either bar
     if source == "consensus":
         found = [
-            Candle(c.bucket, c.source, Decimal(0), c.high, c.low, Decimal(0), c.observations) for c in found
+            Candle(c.bucket, c.source, Decimal(0), c.high, c.low, Decimal(0), c.observations, asset_id=1)
+            for c in found
         ]
         expected = [
-            Candle(c.bucket, c.source, Decimal(0), c.high, c.low, Decimal(0), c.observations)
+            Candle(c.bucket, c.source, Decimal(0), c.high, c.low, Decimal(0), c.observations, asset_id=1)
             for c in expected
         ]
     assert found == expected
@@ -182,7 +183,7 @@ def test_a_stored_candle_is_the_fold_of_its_bars(
             and (_length(name, point.observed_at) or 0) < seconds  # a bar as long is no candle's
         ]
         assert (opening, high, low, closing, bars) == (
-            (c := candle_of(bucket, source, points)).open,
+            (c := candle_of(1, bucket, source, points)).open,
             c.high,
             c.low,
             c.close,
@@ -196,7 +197,7 @@ def test_daily_history_reads_stored_candles_and_only_the_edges_bars(database_url
         start=datetime(2024, 12, 31, 6, tzinfo=UTC),
         end=datetime(2025, 1, 2, 6, tzinfo=UTC),
     )
-    statement, params = history_statement(1, query)
+    statement, params = history_statement([1], query)
     with psycopg.connect(database_url) as connection:
         shown = "\n".join(
             row[0] for row in connection.execute(psycopg.sql.SQL("EXPLAIN ") + statement, params)

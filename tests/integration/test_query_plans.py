@@ -114,14 +114,14 @@ def test_history_ranges_read_only_the_partitions_they_touch(clean_database: str)
     ranged = HistoryQuery(
         interval=Interval.HOUR, start=datetime(2024, 3, 1, tzinfo=UTC), end=datetime(2024, 3, 31, tzinfo=UTC)
     )
-    shown = plan(clean_database, *history_statement(7, ranged))
+    shown = plan(clean_database, *history_statement([7], ranged))
     assert "market_history_y2024" in shown
     assert "market_history_y2023" not in shown
     assert "market_history_y2025" not in shown
     assert "market_history_y2024_pkey" in shown  # the key (asset, source, time) serves the range
     # without a range, days come from the stored candles and the bars a day long or longer (their
     # own partial index), no other bar is read; 5-minute buckets read every year's bars
-    daily = plan(clean_database, *history_statement(7, HistoryQuery(interval=Interval.DAY)))
+    daily = plan(clean_database, *history_statement([7], HistoryQuery(interval=Interval.DAY)))
     assert "market_candles" in daily
     read = [line for line in daily.splitlines() if " on market_history_y" in line]
     assert read, daily
@@ -129,7 +129,7 @@ def test_history_ranges_read_only_the_partitions_they_touch(clean_database: str)
     scans = [line for line in daily.splitlines() if "Index Scan" in line and "market_history_y" in line]
     assert scans, daily
     assert all("_asset_id_observed_at_idx" in line for line in scans), daily  # the long bars' partial index
-    everything = plan(clean_database, *history_statement(7, HistoryQuery(interval=Interval.FIVE_MINUTES)))
+    everything = plan(clean_database, *history_statement([7], HistoryQuery(interval=Interval.FIVE_MINUTES)))
     assert {"market_history_y2023", "market_history_y2024", "market_history_y2025"} <= {
         word.strip(",")
         for word in everything.split()

@@ -50,6 +50,7 @@ def test_candles_draw_one_group_per_candle_with_its_values() -> None:
             Decimal(95 + i),
             Decimal(105 - i),
             1,
+            asset_id=1,
         )
         for i in range(7)
     ]
@@ -66,7 +67,11 @@ def test_candles_draw_one_group_per_candle_with_its_values() -> None:
 def test_candles_sit_on_a_time_axis_with_gaps_marked_and_their_real_bar_size() -> None:
     def day(number: int) -> Candle:
         return Candle(
-            datetime(2020, 1, 1, tzinfo=UTC) + timedelta(days=number), "csv:x", *[Decimal(1)] * 4, 1
+            datetime(2020, 1, 1, tzinfo=UTC) + timedelta(days=number),
+            "csv:x",
+            *[Decimal(1)] * 4,
+            1,
+            asset_id=1,
         )
 
     series = [day(0), day(1), day(2), day(1000), day(1001)]  # 997 days missing in the middle
