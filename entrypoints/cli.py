@@ -2,7 +2,7 @@
 
 kaspero db migrate | db start | db stop
 kaspero etl run [--source NAME]... [--once]
-kaspero export [--format csv|ndjson|parquet] [--output FILE] [--symbol S]... [--source S]...
+kaspero export [--of records|history|quarantine] [--format csv|ndjson|parquet] [--output FILE] [filters]
 kaspero serve
 kaspero scheduler
 kaspero run          database, migrations, one ETL pass, scheduler and API, until Ctrl-C
@@ -23,18 +23,21 @@ from typing import Any
 
 import structlog
 
-from application.browse import export_records, find_quarantined
+from application.assets import export_history, history_assets
+from application.browse import export_quarantined, export_records, find_quarantined
 from application.comparison import compare
-from application.errors import NotFound, StoreUnavailable
+from application.errors import InvalidQuery, NotFound, StoreUnavailable
 from application.queries import DataQuery, QuarantineQuery, split_values
 from application.runs import list_runs
+from domain.assets import HistoryQuery, Interval
 from domain.records import RecordKind
 from domain.runs import EtlRun, RunStatus, RunTrigger
 from entrypoints import bootstrap
 from entrypoints.api.render import quarantined as render_quarantined
 from entrypoints.command_line import build_parser
+from entrypoints.exports import QUARANTINED as QUARANTINE_FILE
 from entrypoints.exports import RECORDS as RECORD_FILE
-from entrypoints.exports import ExportStopped, chunks
+from entrypoints.exports import ExportStopped, candle_shape, chunks
 from entrypoints.inspection import inspection_json, inspection_text
 from entrypoints.logs import configure_logging, redact
 from entrypoints.observers import TerminalProgress
@@ -142,31 +145,55 @@ def _quarantine_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:
+    """`kaspero export --of records|history|quarantine`: the filters of the matching endpoint."""
     try:
         start, end = (_timestamp(text, name) for text, name in ((args.start, "--start"), (args.end, "--end")))
-        query = DataQuery(
-            kind=RecordKind(args.kind) if args.kind else None,
-            symbol=_values(args.symbol, "--symbol"),
-            source=_values(args.source, "--source"),
-            quote_currency=tuple(value.upper() for value in _values(args.quote_currency, "--quote-currency")),
-            start_date=start,
-            end_date=end,
-        )  # in /data's default order: newest first
+        if start and end and start > end:
+            raise ValueError("--start must not be after --end")
+        symbols, sources = _values(args.symbol, "--symbol"), _values(args.source, "--source")
+        if args.of == "history" and len(sources) > 1:
+            raise ValueError("a history is of one source (or consensus): give --source once")
+        if args.of != "history" and (args.interval or args.asset_id):
+            raise ValueError("--interval and --asset-id are for --of history")
     except ValueError as ex:
         print(f"kaspero: {ex}", file=sys.stderr)
         return EXIT_CONFIG
     kaspero = _build(settings)
     try:
-        written = export_to(
-            chunks(export_records(kaspero.reader, query), args.format, RECORD_FILE), args.output
-        )
+        if args.of == "quarantine":
+            query = QuarantineQuery(source=sources[0] if sources else None, reason=args.reason)
+            parts = chunks(export_quarantined(kaspero.quarantine, query), args.format, QUARANTINE_FILE)
+        elif args.of == "history":
+            assets = history_assets(kaspero.uow_factory, tuple(args.asset_id), symbols)
+            history = HistoryQuery(
+                Interval(args.interval or "1d"), start, end, sources[0] if sources else None
+            )
+            parts = chunks(
+                export_history(kaspero.uow_factory, assets, history), args.format, candle_shape(assets)
+            )
+        else:
+            records = DataQuery(
+                kind=RecordKind(args.kind) if args.kind else None,
+                symbol=symbols,
+                source=sources,
+                quote_currency=tuple(
+                    value.upper() for value in _values(args.quote_currency, "--quote-currency")
+                ),
+                start_date=start,
+                end_date=end,
+            )  # in /data's default order: newest first
+            parts = chunks(export_records(kaspero.reader, records), args.format, RECORD_FILE)
+        written = export_to(parts, args.output)
+    except (NotFound, InvalidQuery) as ex:
+        print(f"kaspero: {ex}", file=sys.stderr)
+        return EXIT_CONFIG
     except ExportStopped as ex:
         left = f" (nothing left at {args.output})" if args.output else ""
         print(f"kaspero: export stopped{left}: {ex}", file=sys.stderr)
         return EXIT_RUN_NOT_SUCCESSFUL
     finally:
         kaspero.close()
-    logger.info("exported", bytes=written, output=args.output or "stdout", format=args.format)
+    logger.info("exported", of=args.of, bytes=written, output=args.output or "stdout", format=args.format)
     return EXIT_OK
 
 

@@ -145,24 +145,48 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
 
     exporting = command(
         commands, "export", "export",
-        "every record matching the filters as one CSV, NDJSON or Parquet file (the columns of GET /data?format=csv)",
+        "records (GET /data's columns), candles (GET /history's) or quarantined entries matching the "
+        "filters, as one CSV, NDJSON or Parquet file",
         DATABASE,
-        description="Streams the records a batch at a time (memory stays flat whatever the size); "
-        "the file appears under its name only once complete (written beside it, then renamed).",
+        description="Streams a batch at a time (memory stays flat whatever the size); the file appears "
+        "under its name only once complete (written beside it, then renamed).",
     )  # fmt: skip
+    exporting.add_argument(
+        "--of",
+        choices=("records", "history", "quarantine"),
+        default="records",
+        help="what to export (default records)",
+    )
     exporting.add_argument(
         "--format", choices=("csv", "ndjson", "parquet"), default="csv", help="the file format (default csv)"
     )
     exporting.add_argument("--output", "-o", metavar="FILE", help="where to write (default: standard output)")
     for name, text in (
-        ("--symbol", "asset symbols (repeat, or comma-separated)"),
-        ("--source", "source names, e.g. csv:prices (repeat, or comma-separated)"),
-        ("--quote-currency", "quote currencies (repeat, or comma-separated)"),
+        ("--symbol", "asset symbols (repeat, or comma-separated); history: every asset of each"),
+        (
+            "--source",
+            "source names, e.g. csv:prices (repeat, or comma-separated); history and quarantine: one",
+        ),
+        ("--quote-currency", "records: quote currencies (repeat, or comma-separated)"),
     ):
         exporting.add_argument(name, action="append", default=[], help=text)
-    exporting.add_argument("--kind", choices=("market", "article"), help="only this kind of record")
-    exporting.add_argument("--start", metavar="TIME", help="published_at on or after (ISO 8601)")
-    exporting.add_argument("--end", metavar="TIME", help="published_at on or before (ISO 8601)")
+    exporting.add_argument("--kind", choices=("market", "article"), help="records: only this kind")
+    exporting.add_argument(
+        "--start", metavar="TIME", help="records: published_at, history: observed on or after (ISO 8601)"
+    )
+    exporting.add_argument("--end", metavar="TIME", help="on or before (ISO 8601); not before --start")
+    exporting.add_argument(
+        "--asset-id",
+        type=positive,
+        action="append",
+        default=[],
+        metavar="ID",
+        help="history: an asset by id (repeat)",
+    )
+    exporting.add_argument(
+        "--interval", choices=("5m", "1h", "1d"), help="history: bucket width (default 1d)"
+    )
+    exporting.add_argument("--reason", help="quarantine: a case-insensitive substring of the reason")
     command(
         commands, "serve", "serve", "serve the API with gunicorn (gthread workers)",
         f"{DATABASE}, API_HOST, API_PORT, WEB_CONCURRENCY, API_THREADS, API_KEYS, API_READ_REQUIRES_KEY",

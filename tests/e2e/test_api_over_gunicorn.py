@@ -246,7 +246,9 @@ def test_data_exports_as_parquet_read_back_by_pyarrow_equal_the_json(
     assert pq.read_table(output).to_pylist() == rows
 
 
-def test_history_of_several_assets_pages_by_next_start_and_streams_the_same_as_files(api: str) -> None:
+def test_history_of_several_assets_pages_by_next_start_and_streams_the_same_as_files(
+    api: str, database_url: str, tmp_path: Path
+) -> None:
     import pyarrow.parquet as pq
 
     # a file's daily bar is its day's candle: what /data holds (checked against the file by
@@ -282,6 +284,11 @@ def test_history_of_several_assets_pages_by_next_start_and_streams_the_same_as_f
     # the whole range as files, in the pages' order, values as the JSON has them
     status, headers, body = _raw(f"{api}/history?symbol=ETH,btc&interval=1d&format=csv")
     assert (status, headers["Content-Type"]) == (200, "text/csv; charset=utf-8")
+    output = tmp_path / "history.csv"
+    done = kaspero("export", "--of", "history", "--symbol", "eth", "--symbol", "BTC", "--output", str(output),
+                   env=environment(DATABASE_URL=database_url))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert output.read_bytes() == body  # the command line writes what the API streams
     rows = list(csv.DictReader(io.StringIO(body.decode("utf-8"))))
     assert [(r["bucket"], r["symbol"], r["close"]) for r in rows] == [
         (datetime.fromisoformat(c["bucket"]).isoformat(), c["symbol"], c["close"]) for c in candles
@@ -306,7 +313,7 @@ def test_history_of_several_assets_pages_by_next_start_and_streams_the_same_as_f
     assert get(f"{api}/history?asset_id=0")[0] == 400
 
 
-def test_quarantine_exports_hold_what_its_pages_hold(api: str) -> None:
+def test_quarantine_exports_hold_what_its_pages_hold(api: str, database_url: str, tmp_path: Path) -> None:
     status, _, page = get(f"{api}/quarantine?page_size=100")
     assert status == 200
     entries = page["data"]
@@ -320,3 +327,8 @@ def test_quarantine_exports_hold_what_its_pages_hold(api: str) -> None:
         assert json.loads(row["payload"]) == entry["payload"]  # the line as received, whole
     status, _, body = _raw(f"{api}/quarantine", headers={"Accept": "application/x-ndjson"})
     assert [json.loads(line) for line in body.splitlines()] == entries
+    output = tmp_path / "quarantine.ndjson"
+    done = kaspero("export", "--of", "quarantine", "--format", "ndjson", "--output", str(output),
+                   env=environment(DATABASE_URL=database_url))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert output.read_bytes() == body
