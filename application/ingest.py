@@ -418,9 +418,10 @@ def _write_batch(
         ]
         if drift.findings:
             uow.drifts.record(pipeline.name, run_id, drift.findings, clock())
-        uow.checkpoints.save(
-            Checkpoint(source=pipeline.name, cursor=batch.cursor, run_id=run_id, updated_at=clock())
-        )
+        if batch.cursor is not None:
+            uow.checkpoints.save(
+                Checkpoint(source=pipeline.name, cursor=batch.cursor, run_id=run_id, updated_at=clock())
+            )
         counters = batch.counters + SourceCounters(
             fetched=prepared.fetched,
             inserted=counts.inserted,

@@ -45,7 +45,7 @@ class Batch:
     """
 
     raws: tuple[RawRecord, ...]
-    cursor: dict[str, Any]
+    cursor: dict[str, Any] | None  # None: no position in the source (a replay): no checkpoint saved
     rejected: tuple[QuarantinedRecord, ...] = ()
     counters: SourceCounters = attrs.Factory(SourceCounters)
     responses: Mapping[str, int] = attrs.Factory(dict)  # provider answers by HTTP status ("error": none)
@@ -224,7 +224,13 @@ class DriftRepository(Protocol):
 
 
 class RunRequestRepository(Protocol):
-    def add(self, sources: Sequence[str], requested_at: datetime) -> RunRequest: ...
+    def add(
+        self,
+        sources: Sequence[str],
+        requested_at: datetime,
+        replay: bool = False,
+        replay_reason: str | None = None,
+    ) -> RunRequest: ...
 
     def claim_next(self, claimed_at: datetime) -> RunRequest | None:
         """The oldest queued request, now `running`; none if the queue is empty or all are claimed."""
@@ -374,6 +380,19 @@ class RecordExporter(Protocol):
 
 class Records(RecordReader, RecordExporter, Protocol):
     """Both read sides of the records, as `/data` uses them (pages, and files by export)."""
+
+
+class QuarantineBacklog(Protocol):
+    """Quarantined records to read again (`kaspero quarantine replay`)."""
+
+    def replayable(
+        self, source: str, reason: str | None, after_id: int, limit: int
+    ) -> list[tuple[int, RawRecord]]:
+        """The source's quarantined entries after id `after_id` (by id, `limit` at most) whose
+        reason holds `reason` (any case), each as the raw record it was: its payload, checksum
+        and fetch time. An entry whose record a later run stored (a newer version) is left out:
+        reading it again would put older data over newer."""
+        ...
 
 
 class QuarantineReader(Protocol):

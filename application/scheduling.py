@@ -11,10 +11,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
+from application.errors import NotFound
 from application.ports import Clock, SourceLocks, UnitOfWorkFactory
 from domain.runs import EtlRun, RunTrigger
 
 RunKinds = Callable[[Sequence[str], RunTrigger], EtlRun]
+# a replay of the quarantine: of one source (None: every enabled one), of the entries whose reason
+# holds a text (None: every entry); raises NotFound for a source that is not enabled
+Replay = Callable[[str | None, str | None], EtlRun]
 
 
 def lock_name(kind: str) -> str:
@@ -56,6 +60,16 @@ def request_run(uow_factory: UnitOfWorkFactory, clock: Clock, sources: Sequence[
     return request.id
 
 
+def request_replay(
+    uow_factory: UnitOfWorkFactory, clock: Clock, source: str | None, reason: str | None
+) -> int:
+    """Queue a replay of the quarantine (one source's, or every enabled one's) for the schedulers."""
+    with uow_factory() as uow:
+        request = uow.requests.add([source] if source else [], clock(), replay=True, replay_reason=reason)
+        uow.commit()
+    return request.id
+
+
 def run_requested(
     all_kinds: Sequence[str],
     locks: SourceLocks,
@@ -63,25 +77,46 @@ def run_requested(
     clock: Clock,
     run_kinds: RunKinds,
     wait_for_lock: float = 600.0,
+    replay: Replay | None = None,
 ) -> EtlRun | None:
-    """Claim the oldest queued request and run it, waiting for its sources' locks; None if none queued."""
+    """Claim the oldest queued request and run it, waiting for its sources' locks; None if none
+    queued. A replay holds the lock of its source's kind (every kind's without a source), so it
+    never reads a source's quarantine while that source loads."""
     with uow_factory() as uow:
         request = uow.requests.claim_next(clock())
         uow.commit()
     if request is None:
         return None
-    kinds = list(request.sources or all_kinds)
-    run = None
+    if request.replay:
+        source = request.sources[0] if request.sources else None
+        kinds = sorted({source.partition(":")[0]} if source else set(all_kinds))
+        action: Callable[[], EtlRun] = (
+            (lambda: replay(source, request.replay_reason)) if replay is not None else _no_replay
+        )
+    else:
+        kinds = list(request.sources or all_kinds)
+        action = lambda: run_kinds(kinds, RunTrigger.MANUAL)  # noqa: E731
+    run, refused = None, None
     try:
         # held while it runs: a scheduler that finds the lock free knows this one died
         with locks.hold(request_lock_name(request.id)):
-            run = _with_locks(kinds, locks, lambda: run_kinds(kinds, RunTrigger.MANUAL), wait_for_lock)
+            try:
+                run = _with_locks(kinds, locks, action, wait_for_lock)
+            except NotFound as ex:  # a replay of a source no longer enabled: the request says so
+                refused = str(ex)
     finally:
         # closed even when the run could not finish (a database outage), never left `running`
         with uow_factory() as uow:
-            uow.requests.complete(request.id, run.id if run else None, clock())
+            if refused is not None:
+                uow.requests.fail(request.id, refused, clock())
+            else:
+                uow.requests.complete(request.id, run.id if run else None, clock())
             uow.commit()
     return run
+
+
+def _no_replay() -> EtlRun:
+    raise NotFound("this scheduler cannot replay the quarantine")
 
 
 def request_lock_name(request_id: int) -> str:

@@ -25,3 +25,7 @@ class RunRequest:
     finished_at: datetime | None = None
     run_id: int | None = None
     error: str | None = None
+    # a replay of the quarantine (`sources` then names sources, e.g. csv:prices, not kinds), of
+    # the entries whose reason holds `replay_reason` (None: every entry)
+    replay: bool = False
+    replay_reason: str | None = None

@@ -20,6 +20,7 @@ class RunTrigger(enum.StrEnum):
     SCHEDULE = "schedule"
     MANUAL = "manual"
     CLI = "cli"
+    REPLAY = "replay"  # quarantined records read again through the current rules
 
 
 @attrs.frozen

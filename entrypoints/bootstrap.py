@@ -53,17 +53,20 @@ from adapters.postgres.quarantine import PostgresQuarantineReader
 from adapters.postgres.reader import PostgresRecordReader
 from adapters.postgres.scheduling import PostgresSourceLocks
 from adapters.postgres.uow import PostgresUnitOfWork
+from application.errors import NotFound
 from application.ingest import IngestOptions, SourcePipeline, close_abandoned_runs, run_etl
 from application.ports import (
     Clock,
     EtlObserver,
     HealthProbe,
+    QuarantineBacklog,
     QuarantineRecords,
     Records,
     SourceLocks,
     SourceRunLedger,
     UnitOfWorkFactory,
 )
+from application.replay import replay_quarantine
 from domain.assets import names_to_symbols
 from domain.bars import FileInspection
 from domain.pairs import UsdQuotes
@@ -153,6 +156,7 @@ class Kaspero:
     uow_factory: UnitOfWorkFactory
     reader: Records
     quarantine: QuarantineRecords
+    backlog: QuarantineBacklog
     probe: HealthProbe
     ledger: SourceRunLedger
     locks: SourceLocks
@@ -300,6 +304,23 @@ class Kaspero:
             ),
         )
 
+    def replay_quarantine(self, source: str | None = None, reason: str | None = None) -> EtlRun:
+        """Read quarantined records again through the current rules and options (the enabled
+        sources', or one source's), storing those that pass: `kaspero quarantine replay`."""
+        with self.pipelines() as pipelines:
+            chosen = [pipeline for pipeline in pipelines if source is None or pipeline.name == source]
+            if not chosen:
+                names = ", ".join(pipeline.name for pipeline in pipelines) or "none"
+                raise NotFound(
+                    f"no enabled source is named {source!r} (enabled: {names}); a file's quarantined "
+                    "rows are read again only while CSV_SOURCE_PATH names the file and ETL_SOURCES its kind"
+                )
+            grace = timedelta(seconds=self.settings.run_abandon_grace_seconds)
+            close_abandoned_runs(self.uow_factory, self.locks, self.clock, grace)
+            return replay_quarantine(
+                chosen, self.backlog, self.uow_factory, self.clock, self.ingest_options(), self.locks, reason
+            )
+
     def ingest(self, source: str, trigger: RunTrigger = RunTrigger.MANUAL) -> EtlRun:
         """Run one source kind (`csv`, ...) now: the notebook's entry point."""
         return self.run_etl([source], trigger)
@@ -346,6 +367,7 @@ def build(
         uow_factory=cast(UnitOfWorkFactory, container.uow_factory),
         reader=container.reader(),
         quarantine=container.quarantine(),
+        backlog=container.quarantine(),
         probe=container.probe(),
         ledger=container.ledger(),
         locks=container.locks(),

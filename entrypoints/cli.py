@@ -144,6 +144,32 @@ def _quarantine_list(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _quarantine_replay(settings: Settings, args: argparse.Namespace) -> int:
+    """Quarantined records read again through the current rules and options: a `replay` run."""
+    kaspero = _build(settings)
+    try:
+        before = find_quarantined(kaspero.quarantine, QuarantineQuery(source=args.source, page_size=1))
+        if sys.stderr.isatty():
+            with TerminalProgress() as display:
+                kaspero.observer = display
+                run = kaspero.replay_quarantine(args.source, args.reason)
+        else:
+            run = kaspero.replay_quarantine(args.source, args.reason)
+        after = find_quarantined(kaspero.quarantine, QuarantineQuery(source=args.source, page_size=1))
+    except NotFound as ex:
+        print(f"kaspero: {ex}", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        kaspero.close()
+    _report(run, args.json or not sys.stdout.isatty())
+    print(
+        f"quarantine{' of ' + args.source if args.source else ''}: {before.total_items} entries before, "
+        f"{after.total_items} after",
+        file=sys.stderr,
+    )
+    return EXIT_OK if run.status is RunStatus.SUCCESS else EXIT_RUN_NOT_SUCCESSFUL
+
+
 def _export(settings: Settings, args: argparse.Namespace) -> int:
     """`kaspero export --of records|history|quarantine`: the filters of the matching endpoint."""
     try:
@@ -360,6 +386,7 @@ def _report(run: EtlRun, as_json: bool) -> None:
     a table for people."""
     summary = {
         "run_id": run.id,
+        "trigger": run.trigger.value,
         "status": run.status.value,
         "error": run.error,
         "sources": {
@@ -421,6 +448,7 @@ HANDLERS = {
     "runs list": _runs_list,
     "runs compare": _runs_compare,
     "export": _export,
+    "quarantine replay": _quarantine_replay,
     "serve": _serve,
     "scheduler": _scheduler,
     "run": _run_all,

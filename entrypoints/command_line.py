@@ -127,6 +127,21 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
     q_list.add_argument("--limit", type=positive, default=20, help="how many (default 20, at most 100)")
     q_list.add_argument("--json", action="store_true", help="print JSON, for scripts")
 
+    replaying = command(
+        quarantine, "replay", "quarantine replay",
+        "read quarantined records again through the current rules and options (CSV_OPTIONS_PATH, "
+        "PLAUSIBLE_*, USD_QUOTES...): those that pass now are stored, with their lineage to the raw row "
+        "they were read from, and leave the quarantine; the others stay with the reason they fail for now",
+        f"{DATABASE}, ETL_SOURCES, CSV_SOURCE_PATH, CSV_OPTIONS_PATH and the settings of the rules",
+        description="A run of its own (trigger replay) in the run history; checkpoints are not touched. "
+        "An entry whose record a later run stored (a newer version) is not read again.",
+    )  # fmt: skip
+    replaying.add_argument(
+        "--source", help="only this source, e.g. csv:prices (default: every enabled source)"
+    )
+    replaying.add_argument("--reason", help="only entries whose reason holds this text (any case)")
+    replaying.add_argument("--json", action="store_true", help="print the run as JSON, for scripts")
+
     runs = commands.add_parser("runs", help="run history").add_subparsers(required=True, metavar="ACTION")
     listing = command(
         runs, "list", "runs list", "recent runs, newest first, with per-source counters", DATABASE

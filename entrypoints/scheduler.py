@@ -53,6 +53,11 @@ def run_scheduler(
         heartbeat.working()  # asked between batches: a long run is a cycle going on
         return stop.is_set()
 
+    def replay(source: str | None, reason: str | None) -> EtlRun:
+        run = kaspero.replay_quarantine(source, reason)
+        logger.info("replay_finished", run_id=run.id, source=source, status=run.status.value, error=run.error)
+        return run
+
     def run_kinds(kinds: Sequence[str], trigger: RunTrigger) -> EtlRun:
         run = kaspero.run_etl(list(kinds), trigger, should_stop=should_stop)
         logger.info(
@@ -71,7 +76,7 @@ def run_scheduler(
         try:
             close_abandoned_requests(kaspero.uow_factory, kaspero.locks, kaspero.clock, request_grace)
             while not stop.is_set() and run_requested(
-                list(intervals), kaspero.locks, kaspero.uow_factory, kaspero.clock, run_kinds
+                list(intervals), kaspero.locks, kaspero.uow_factory, kaspero.clock, run_kinds, replay=replay
             ):
                 pass
             if stop.wait(random.uniform(0, jitter)):  # spreads replicas' attempts

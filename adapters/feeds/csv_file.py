@@ -237,6 +237,18 @@ class CsvFileSource:
 
     # ---- Normalizer ---------------------------------------------------------------------------
 
+    def understand(self) -> None:
+        """The file's layout read now, under the current options, without reading its rows: what
+        normalizing its quarantined rows again needs (`kaspero quarantine replay`)."""
+        try:
+            handle = self.path.open("rb")
+        except OSError as ex:
+            raise SourceUnavailable(
+                f"{self.source.name}: cannot open {self.path} to read its quarantined rows again: {ex.strerror}"
+            ) from ex
+        with handle:
+            self.layout = self._understand(handle)
+
     def normalize(self, raw: RawRecord) -> UnifiedRecord:
         layout = self.layout
         if layout is None:  # pragma: no cover - read() always runs first

@@ -9,8 +9,8 @@ from adapters.memory.state import InMemoryStore
 from application.queries import DataQuery, Page, QuarantineQuery, SortOrder, next_key, sort_value
 from domain.assets import Asset
 from domain.health import SourceRunState
-from domain.records import RecordKind, StoredQuarantine, StoredRecord, UnifiedRecord
-from domain.runs import RunStatus
+from domain.records import RawRecord, RecordKind, StoredQuarantine, StoredRecord, UnifiedRecord
+from domain.runs import RunStatus, RunTrigger
 
 
 class InMemoryRecordReader:
@@ -132,11 +132,27 @@ class InMemoryQuarantineReader:
     def export_batch(self, query: QuarantineQuery, limit: int) -> list[StoredQuarantine]:
         return self._matching(query)[1][:limit]
 
+    def replayable(
+        self, source: str, reason: str | None, after_id: int, limit: int
+    ) -> list[tuple[int, RawRecord]]:
+        state = self._store.state
+        found = []
+        for item in sorted(state.quarantine.values(), key=lambda item: item.id):
+            stored = state.records.get((item.raw.source, item.raw.source_record_id))
+            if (
+                item.raw.source == source
+                and item.id > after_id
+                and (reason is None or reason.lower() in item.reason.lower())
+                and (stored is None or stored.last_run_id <= item.last_run_id)
+            ):
+                found.append((item.id, item.raw))
+        return found[:limit]
+
     def _matching(self, query: QuarantineQuery) -> tuple[list[StoredQuarantine], list[StoredQuarantine]]:
         """The entries matching the filters, newest first, and those of them past `after_id`."""
         entries = [
             StoredQuarantine(
-                id=number,
+                id=item.id,
                 source=item.raw.source,
                 source_record_id=item.raw.source_record_id,
                 reason=item.reason,
@@ -146,7 +162,7 @@ class InMemoryQuarantineReader:
                 created_at=item.raw.fetched_at,
                 updated_at=item.raw.fetched_at,
             )
-            for number, item in enumerate(self._store.state.quarantine.values(), start=1)
+            for item in sorted(self._store.state.quarantine.values(), key=lambda item: item.id)
         ]
         matches = [
             entry
@@ -172,6 +188,8 @@ class InMemorySourceRunLedger:
                 continue
             started, finished = self._store.state.source_times.get((run_id, source), (None, None))
             run = self._store.state.runs[run_id]
+            if run.trigger is RunTrigger.REPLAY:
+                continue
             newest[source] = SourceRunState(
                 source,
                 run_id,

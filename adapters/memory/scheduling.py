@@ -17,9 +17,20 @@ class InMemoryRunRequestRepository:
     def __init__(self, state: State) -> None:
         self._state = state
 
-    def add(self, sources: Sequence[str], requested_at: datetime) -> RunRequest:
+    def add(
+        self,
+        sources: Sequence[str],
+        requested_at: datetime,
+        replay: bool = False,
+        replay_reason: str | None = None,
+    ) -> RunRequest:
         request = RunRequest(
-            max(self._state.requests, default=0) + 1, tuple(sources), RequestStatus.QUEUED, requested_at
+            max(self._state.requests, default=0) + 1,
+            tuple(sources),
+            RequestStatus.QUEUED,
+            requested_at,
+            replay=replay,
+            replay_reason=replay_reason,
         )
         self._state.requests[request.id] = request
         return request

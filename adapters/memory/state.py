@@ -29,6 +29,7 @@ class Quarantined:
     reason: str
     first_run_id: int
     last_run_id: int
+    id: int = 0  # kept while the entry is, as the table's identity
 
 
 @attrs.define

@@ -100,11 +100,14 @@ class InMemoryRecordRepository:
             if record.source_type is SourceType.API:
                 seen = state.observations.setdefault((record.source, run_id), {})
                 seen.setdefault(record.source_record_id, record)
+        for record in records:  # a quarantined payload that loads now leaves the quarantine
+            state.quarantine.pop((record.source, record.source_record_id, record.checksum), None)
         for item in quarantined:
             content_key = (item.raw.source, item.raw.source_record_id, item.raw.checksum)
             previous = state.quarantine.get(content_key)
             first = previous.first_run_id if previous else run_id
-            state.quarantine[content_key] = Quarantined(item.raw, item.reason, first, run_id)
+            number = previous.id if previous else next(state.ids)
+            state.quarantine[content_key] = Quarantined(item.raw, item.reason, first, run_id, number)
         return LoadCounts(inserted, updated, len(records) - inserted - updated, len(quarantined))
 
     def known_assets(self, max_rank: int) -> list[KnownAsset]:

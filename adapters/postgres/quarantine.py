@@ -1,4 +1,5 @@
-"""The read side of `/quarantine`: quarantined records, newest first, filtered and paged."""
+"""The read side of `/quarantine`: quarantined records, newest first, filtered and paged; and
+the entries a replay reads again, as the raw records they were."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from psycopg_pool import ConnectionPool
 
 from adapters.postgres.pooling import reading, retried_once
 from adapters.postgres.reader import contains_pattern
+from adapters.postgres.records import raw_table_for
 from application.queries import Page, QuarantineQuery
-from domain.records import StoredQuarantine
+from domain.records import RawRecord, StoredQuarantine
 
 SELECT_QUARANTINE = """
 SELECT id, source, source_record_id, reason, payload, first_run_id, last_run_id, created_at, updated_at
@@ -19,6 +21,20 @@ ORDER BY id DESC
 LIMIT %(limit)s OFFSET %(offset)s
 """
 COUNT_QUARANTINE = "SELECT count(*) FROM (SELECT 1 FROM quarantine {where} LIMIT %(cap)s) capped"
+# oldest first after a key; the fetch time of the raw row the entry came from (kept once per
+# content in the source's raw table); an entry whose record a later run stored is left out
+SELECT_REPLAYABLE = """
+SELECT q.id, q.source_record_id, q.checksum, q.payload, coalesce(r.fetched_at, q.created_at), q.last_run_id
+FROM quarantine q
+LEFT JOIN {raw} r ON (r.source, r.source_record_id, r.checksum) = (q.source, q.source_record_id, q.checksum)
+WHERE q.source = %(source)s AND q.id > %(after)s {reason}
+  AND NOT EXISTS (
+      SELECT 1 FROM unified_data u
+      WHERE u.source = q.source AND u.source_record_id = q.source_record_id AND u.last_run_id > q.last_run_id
+  )
+ORDER BY q.id
+LIMIT %(limit)s
+"""
 # a count past this is not worth its scan: the page says "at least"
 COUNT_CAP = 100_000
 
@@ -63,6 +79,34 @@ class PostgresQuarantineReader:
                 sql.SQL(SELECT_QUARANTINE).format(where=where), {**params, "limit": limit, "offset": 0}
             ).fetchall()
         return [quarantine_from_row(row) for row in rows]
+
+    @retried_once
+    def replayable(
+        self, source: str, reason: str | None, after_id: int, limit: int
+    ) -> list[tuple[int, RawRecord]]:
+        params: dict[str, Any] = {"source": source, "after": after_id, "limit": limit}
+        matching = sql.SQL("")
+        if reason is not None:
+            matching, params["reason"] = sql.SQL("AND q.reason ILIKE %(reason)s"), contains_pattern(reason)
+        statement = sql.SQL(SELECT_REPLAYABLE).format(
+            raw=sql.Identifier(raw_table_for(source)), reason=matching
+        )
+        with reading(self._pool) as connection:
+            rows = connection.execute(statement, params).fetchall()
+        return [
+            (
+                int(entry),
+                RawRecord(
+                    source=source,
+                    source_record_id=record_id,
+                    payload=dict(payload),
+                    checksum=checksum,
+                    fetched_at=fetched_at,
+                    run_id=int(run_id),
+                ),
+            )
+            for entry, record_id, checksum, payload, fetched_at, run_id in rows
+        ]
 
 
 def _where(query: QuarantineQuery) -> tuple[sql.Composable, dict[str, Any]]:

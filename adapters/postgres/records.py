@@ -128,6 +128,14 @@ ON CONFLICT (source, source_record_id, checksum) DO UPDATE SET
 """
 
 
+# a quarantined payload that loads now (a replay, a full refresh under new options) leaves the
+# quarantine: one probe of its content key per staged record, only when the source has entries
+RELEASE_QUARANTINED = """
+DELETE FROM quarantine q USING staging_unified s
+WHERE q.source = s.source AND q.source_record_id = s.source_record_id AND q.checksum = s.checksum
+"""
+ANY_QUARANTINED = "SELECT EXISTS (SELECT 1 FROM quarantine WHERE source = %(source)s)"
+
 INSERT_HISTORY = """
 INSERT INTO market_history (asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, run_id,
                             open_usd, high_usd, low_usd, bar_seconds)
@@ -323,6 +331,8 @@ class PostgresRecordRepository:
                 copy.write(copies.unified)
             cursor.execute(_upsert_statement(raw_table), params)
             inserted, updated = cursor.fetchone() or (0, 0)
+            if (cursor.execute(ANY_QUARANTINED, {"source": encoded.source}).fetchone() or (False,))[0]:
+                cursor.execute(RELEASE_QUARANTINED)
             cursor.execute(INSERT_OBSERVATIONS, params)
             self._insert_history(cursor, copies.history_years, params)
         if copies.quarantined:

@@ -15,7 +15,8 @@ from adapters.postgres.pooling import store_errors
 from domain.requests import RequestStatus, RunRequest
 
 INSERT_REQUEST = """
-INSERT INTO run_requests (sources, requested_at) VALUES (%(sources)s, %(requested_at)s)
+INSERT INTO run_requests (sources, requested_at, replay, replay_reason)
+VALUES (%(sources)s, %(requested_at)s, %(replay)s, %(replay_reason)s)
 RETURNING *
 """
 CLAIM_NEXT_REQUEST = """
@@ -51,8 +52,20 @@ class PostgresRunRequestRepository:
     def __init__(self, connection: psycopg.Connection) -> None:
         self._connection = connection
 
-    def add(self, sources: Sequence[str], requested_at: datetime) -> RunRequest:
-        return self._one(INSERT_REQUEST, {"sources": list(sources), "requested_at": requested_at})  # type: ignore[return-value]
+    def add(
+        self,
+        sources: Sequence[str],
+        requested_at: datetime,
+        replay: bool = False,
+        replay_reason: str | None = None,
+    ) -> RunRequest:
+        params = {
+            "sources": list(sources),
+            "requested_at": requested_at,
+            "replay": replay,
+            "replay_reason": replay_reason,
+        }
+        return self._one(INSERT_REQUEST, params)  # type: ignore[return-value]
 
     def claim_next(self, claimed_at: datetime) -> RunRequest | None:
         return self._one(CLAIM_NEXT_REQUEST, {"claimed_at": claimed_at})
@@ -86,6 +99,8 @@ def run_request_from_row(row: dict[str, Any]) -> RunRequest:
         finished_at=row["finished_at"],
         run_id=row["run_id"],
         error=row.get("error"),
+        replay=bool(row.get("replay")),
+        replay_reason=row.get("replay_reason"),
     )
 
 

@@ -39,6 +39,7 @@ from entrypoints.api.resources import (
     HealthResource,
     HistoryResource,
     LiveResource,
+    QuarantineReplayResource,
     QuarantineResource,
     ReadyResource,
     RunRequestsResource,
@@ -113,6 +114,9 @@ def create_app(
     app.add_route("/data/{record_id:int(min=1, max=9223372036854775807)}", data, suffix="item")
     if quarantine is not None:
         app.add_route("/quarantine", QuarantineResource(quarantine, budget, options.request_budget_seconds))
+    app.add_route(
+        "/quarantine/replay", QuarantineReplayResource(uow_factory, options.source_kinds, now, guard)
+    )
     runs = RunsResource(
         uow_factory, options.source_kinds, now, guard, options.divergence_pct, options.consensus_window
     )

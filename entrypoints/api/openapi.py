@@ -414,6 +414,13 @@ SCHEMAS: dict[str, Any] = {
             "claimed_at": _nullable(MOMENT),
             "finished_at": _nullable(MOMENT),
             "run_id": _nullable({"type": "integer"}),
+            "replay": _nullable(
+                {
+                    "type": "object",
+                    "description": "a replay of the quarantine: `sources` names sources, not kinds",
+                    "properties": {"reason": _nullable({"type": "string"})},
+                }
+            ),
             "links": {"type": "object"},
         },
     },
@@ -608,6 +615,46 @@ def openapi_document(version: str) -> dict[str, Any]:
                     },
                     "responses": {
                         "202": _json(_envelope(_ref("RunRequest")), "queued"),
+                        "400": BAD,
+                        "401": _problem("no valid X-API-Key"),
+                        "403": _problem("no API key is configured on the server"),
+                        "413": _problem("the body is larger than 64 KiB"),
+                        "414": TOO_LONG,
+                        **SERVER_ANSWERS,
+                    },
+                },
+            },
+            "/quarantine/replay": {
+                "post": {
+                    "summary": (
+                        "Queue a replay of the quarantine for the schedulers (needs X-API-Key): quarantined "
+                        "records read again through the current rules and options; those that pass are "
+                        "stored with their lineage and leave the quarantine (`kaspero quarantine replay`)"
+                    ),
+                    "security": [{"ApiKey": []}],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "source": {
+                                            **TEXT,
+                                            "description": "one source, e.g. csv:prices; none: every enabled source",
+                                        },
+                                        "reason": {
+                                            **TEXT,
+                                            "description": "only entries whose reason holds this text (any case)",
+                                        },
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": _json(_envelope(_ref("RunRequest")), "queued; follow it at its Location"),
                         "400": BAD,
                         "401": _problem("no valid X-API-Key"),
                         "403": _problem("no API key is configured on the server"),

@@ -273,6 +273,7 @@ def run_request(item: RunRequest) -> dict[str, Any]:
         "finished_at": item.finished_at,
         "run_id": item.run_id,
         "error": item.error,
+        "replay": {"reason": item.replay_reason} if item.replay else None,
         "links": {"self": f"/run-requests/{item.id}", "run": f"/runs/{item.run_id}" if item.run_id else None},
     }
 

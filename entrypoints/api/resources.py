@@ -33,7 +33,7 @@ from application.ports import (
     UnitOfWorkFactory,
 )
 from application.runs import get_run, get_run_request, list_runs
-from application.scheduling import request_run
+from application.scheduling import request_replay, request_run
 from application.status import Health, HealthReport, check_readiness
 from domain.drift import DriftKind
 from domain.runs import RunStatus
@@ -232,6 +232,40 @@ class QuarantineResource:
             "data": [render.quarantined(item) for item in result.items],
             "pagination": render.pagination(result, cursor),
         }
+
+
+class QuarantineReplayResource:
+    """`POST /quarantine/replay` (key): queue a replay of the quarantine for the schedulers, as
+    `kaspero quarantine replay` runs one; 202 with the request to follow."""
+
+    def __init__(
+        self, uow_factory: UnitOfWorkFactory, source_kinds: Sequence[str], clock: Clock, guard: ApiKeyGuard
+    ) -> None:
+        self._uow_factory, self._clock, self.guard = uow_factory, clock, guard
+        self._source_kinds = tuple(source_kinds)
+
+    @falcon.before(require_key)
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        QueryParams(req, ())
+        body = bounded_json(req)
+        if not isinstance(body, dict) or set(body) - {"source", "reason"}:
+            raise InvalidParameter(
+                "body", 'the body is optional; when given it is {"source": "csv:prices", "reason": "text"}'
+            )
+        source, reason = body.get("source"), body.get("reason")
+        for name, value in (("source", source), ("reason", reason)):
+            if value is not None and (
+                not isinstance(value, str) or not 0 < len(value) <= 200 or "\x00" in value
+            ):
+                raise InvalidParameter(name, f"{name} must be a text of 1 to 200 characters")
+        if source is not None and source.partition(":")[0] not in self._source_kinds:
+            raise InvalidParameter(
+                "source", f"{source!r} is of no source kind; known: {', '.join(self._source_kinds)}"
+            )
+        request_id = request_replay(self._uow_factory, self._clock, source, reason)
+        resp.status = falcon.HTTP_202
+        resp.location = f"/run-requests/{request_id}"
+        resp.media = {"data": render.run_request(get_run_request(self._uow_factory, request_id))}
 
 
 class HealthResource:

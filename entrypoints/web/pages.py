@@ -8,6 +8,7 @@ feed titles, CSV cells and drift field names are untrusted text.
 from __future__ import annotations
 
 import json
+import shlex
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -70,6 +71,7 @@ def templates() -> jinja2.Environment:
     environment.filters["money"] = money
     # JSON to read in a <pre>: the text as sent (autoescape makes it safe), not tojson's \u003c
     environment.filters["pretty"] = lambda value: json.dumps(value, indent=1, ensure_ascii=False, default=str)
+    environment.filters["shell"] = shlex.quote  # a value as one word of a shell command
     environment.filters["number"] = lambda value: "—" if value is None else f"{value:,}"
     return environment
 

@@ -4,7 +4,10 @@ works, and with reads keyed the pages ask for the key."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import shlex
 import urllib.request
 from typing import Any
 
@@ -96,6 +99,25 @@ def test_untrusted_text_from_sources_stays_text(site: str, page: Any) -> None:
     assert page.get_by_text(PLANTED_TITLE).count() == 1
     assert page.locator("script").count() == 0  # not one script element on a page made of sources' text
     assert page.problems == []  # and no dialog opened
+
+
+def test_the_quarantine_page_gives_the_replay_command_and_the_file_of_each_reason(
+    site: str, page: Any
+) -> None:
+    page.goto(f"{site}/ui/quarantine?source=coingecko")
+    group = page.locator("section.group").first
+    heading = group.locator("h2").inner_text()
+    words = shlex.split(group.locator("code.replay-command").inner_text())
+    assert words[:6] == ["kaspero", "quarantine", "replay", "--source", "coingecko", "--reason"]
+    reason = words[6]
+    assert heading.startswith(reason)  # the group's own reason, quoted for a shell
+    shown = int(heading.rsplit("(", 1)[1].rstrip(")"))
+    link = group.get_by_role("link", name="Download these as CSV").get_attribute("href")
+    with urllib.request.urlopen(f"{site}{link}", timeout=10) as response:
+        rows = list(csv.DictReader(io.StringIO(response.read().decode("utf-8"))))
+    assert len(rows) >= shown
+    assert {(row["source"], row["reason"]) for row in rows} == {("coingecko", reason)}
+    assert page.problems == []
 
 
 def test_pages_work_with_the_keyboard(site: str, page: Any) -> None:
