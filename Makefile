@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	@echo "kaspero: installing Kaspero and its dependencies (about a minute on a fresh machine)"
 	$(BIN)/python -m pip install --quiet --progress-bar off --upgrade pip
-	$(BIN)/python -m pip install --progress-bar off -e '.[dev,embedded]' | grep -E '^(Successfully installed|ERROR)' || true
+	$(BIN)/python -m pip install --progress-bar off -e '.[dev,embedded,notebook]' | grep -E '^(Successfully installed|ERROR)' || true
 	$(BIN)/python -c "import entrypoints.cli" || (echo "kaspero: the install failed; see above" && exit 1)
 	touch $(STAMP)
 	@echo "kaspero: installed"

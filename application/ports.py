@@ -382,6 +382,20 @@ class Records(RecordReader, RecordExporter, Protocol):
     """Both read sides of the records, as `/data` uses them (pages, and files by export)."""
 
 
+class Tables(Protocol):
+    """Results as CSV text in the columns `application.tables` declares, a chunk at a time:
+    what DataFrames are read from, with no object per row on the way."""
+
+    def history_csv(self, asset_ids: Sequence[int], query: HistoryQuery) -> Iterator[bytes]:
+        """HISTORY_TABLE's columns: every candle of the assets over the query's range (no limit),
+        in (bucket, asset, series) order."""
+        ...
+
+    def records_csv(self, query: DataQuery) -> Iterator[bytes]:
+        """RECORD_TABLE's columns: every record matching the query's filters, by id."""
+        ...
+
+
 class QuarantineBacklog(Protocol):
     """Quarantined records to read again (`kaspero quarantine replay`)."""
 

@@ -14,10 +14,10 @@ import glob
 import ssl
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, closing, contextmanager, nullcontext
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import attrs
@@ -43,6 +43,7 @@ from adapters.memory.reader import (
 from adapters.memory.scheduling import InMemorySourceLocks
 from adapters.memory.state import InMemoryStore
 from adapters.memory.store import InMemoryUnitOfWork
+from adapters.memory.tables import InMemoryTables
 from adapters.postgres.admin import check_reachable, create_database
 from adapters.postgres.embedded import EmbeddedPostgres
 from adapters.postgres.health import PostgresHealthProbe, PostgresSourceRunLedger
@@ -52,7 +53,9 @@ from adapters.postgres.pooling import configure as configure_connection
 from adapters.postgres.quarantine import PostgresQuarantineReader
 from adapters.postgres.reader import PostgresRecordReader
 from adapters.postgres.scheduling import PostgresSourceLocks
+from adapters.postgres.tables import PostgresTables
 from adapters.postgres.uow import PostgresUnitOfWork
+from application.assets import history_assets
 from application.errors import NotFound
 from application.ingest import IngestOptions, SourcePipeline, close_abandoned_runs, run_etl
 from application.ports import (
@@ -64,15 +67,20 @@ from application.ports import (
     Records,
     SourceLocks,
     SourceRunLedger,
+    Tables,
     UnitOfWorkFactory,
 )
+from application.queries import DataQuery
 from application.replay import replay_quarantine
-from domain.assets import names_to_symbols
+from application.tables import HISTORY_TABLE, RECORD_TABLE, history_table, records_table
+from domain.assets import HistoryQuery, Interval, names_to_symbols
 from domain.bars import FileInspection
 from domain.pairs import UsdQuotes
 from domain.plausibility import Bounds
+from domain.records import RecordKind
 from domain.runs import EtlRun, RunTrigger
 from entrypoints.fanout import ProcessFanOut
+from entrypoints.frames import arrow_table, as_frame, moment, with_symbols
 from entrypoints.observers import LoggingObserver
 from entrypoints.settings import Settings, SettingsError
 from entrypoints.version import kaspero_version
@@ -143,6 +151,7 @@ class Container(containers.DeclarativeContainer):
     uow_factory = providers.Factory(PostgresUnitOfWork, pool, pool_timeout)
     reader = providers.Singleton(PostgresRecordReader, pool)
     quarantine = providers.Singleton(PostgresQuarantineReader, pool)
+    tables = providers.Singleton(PostgresTables, pool)
     locks = providers.Resource(locks_resource, database_url)
     probe = providers.Singleton(PostgresHealthProbe, pool, providers.Callable(migration_ids, MIGRATIONS_DIR))
     ledger = providers.Singleton(PostgresSourceRunLedger, pool)
@@ -157,6 +166,7 @@ class Kaspero:
     reader: Records
     quarantine: QuarantineRecords
     backlog: QuarantineBacklog
+    tables: Tables
     probe: HealthProbe
     ledger: SourceRunLedger
     locks: SourceLocks
@@ -321,6 +331,52 @@ class Kaspero:
                 chosen, self.backlog, self.uow_factory, self.clock, self.ingest_options(), self.locks, reason
             )
 
+    def prices(
+        self,
+        *symbols: str,
+        asset_ids: Sequence[int] = (),
+        interval: str = "1d",
+        start: str | date | datetime | None = None,
+        end: str | date | datetime | None = None,
+        source: str | None = None,
+        frame: str = "polars",
+    ) -> Any:
+        """The candles of the assets (every asset of each symbol, and `asset_ids`) over a range,
+        one row per bucket, asset and source (`source="consensus"`: all sources together), as a
+        polars DataFrame (`frame="pandas"` or `"arrow"` for those): bucket (UTC), asset_id,
+        symbol, source, open, high, low, close (exact decimals), observations."""
+        assets = history_assets(self.uow_factory, tuple(asset_ids), symbols)
+        query = HistoryQuery(Interval(interval), moment(start, "start"), moment(end, "end"), source)
+        if query.start and query.end and query.start > query.end:
+            raise ValueError("start must not be after end")
+        table = arrow_table(history_table(self.tables, assets, query), HISTORY_TABLE)
+        return as_frame(with_symbols(table, assets), frame)
+
+    def records(
+        self,
+        *symbols: str,
+        source: Sequence[str] = (),
+        kind: str | None = None,
+        quote_currency: Sequence[str] = (),
+        start: str | date | datetime | None = None,
+        end: str | date | datetime | None = None,
+        search: str | None = None,
+        frame: str = "polars",
+    ) -> Any:
+        """The unified records matching the filters of `GET /data` (a quote of the symbols, or news
+        mentioning them; `start`/`end` on published_at), by id, as a polars DataFrame (or
+        `frame="pandas"`, `"arrow"`), with their lineage columns (raw_id, first/last run)."""
+        query = DataQuery(
+            symbol=tuple(symbols),
+            source=tuple(source),
+            kind=RecordKind(kind) if kind else None,
+            quote_currency=tuple(value.upper() for value in quote_currency),
+            start_date=moment(start, "start"),
+            end_date=moment(end, "end"),
+            search=search,
+        )
+        return as_frame(arrow_table(records_table(self.tables, query), RECORD_TABLE), frame)
+
     def ingest(self, source: str, trigger: RunTrigger = RunTrigger.MANUAL) -> EtlRun:
         """Run one source kind (`csv`, ...) now: the notebook's entry point."""
         return self.run_etl([source], trigger)
@@ -355,6 +411,7 @@ def build(
         container.uow_factory.override(providers.Factory(InMemoryUnitOfWork, store))
         container.reader.override(providers.Object(InMemoryRecordReader(store)))
         container.quarantine.override(providers.Object(InMemoryQuarantineReader(store)))
+        container.tables.override(providers.Object(InMemoryTables(store)))
         container.probe.override(providers.Object(InMemoryHealthProbe()))
         container.ledger.override(providers.Object(InMemorySourceRunLedger(store)))
         container.locks.override(providers.Object(InMemorySourceLocks()))
@@ -368,6 +425,7 @@ def build(
         reader=container.reader(),
         quarantine=container.quarantine(),
         backlog=container.quarantine(),
+        tables=container.tables(),
         probe=container.probe(),
         ledger=container.ledger(),
         locks=container.locks(),

@@ -49,8 +49,8 @@ class PostgresRecordReader:
     @retried_once
     def find(self, query: DataQuery) -> Page[StoredRecord]:
         with reading(self._pool) as connection:
-            assets = _assets_named(connection, query.search) if query.search else []
-            where, params = _where(query, assets)
+            assets = assets_named(connection, query.search) if query.search else []
+            where, params = records_where(query, assets)
             cursor = connection.cursor()
             rows = self._rows(cursor, query, where, params)
             total, estimated = self._total(connection, query, where, params, len(rows))
@@ -136,8 +136,8 @@ class PostgresRecordReader:
     @retried_once
     def export_batch(self, query: DataQuery, limit: int) -> list[StoredRecord]:
         with reading(self._pool) as connection:
-            assets = _assets_named(connection, query.search) if query.search else []
-            where, params = _where(query, assets)
+            assets = assets_named(connection, query.search) if query.search else []
+            where, params = records_where(query, assets)
             rows = self._rows(connection.cursor(), query, where, params, limit)
         return [stored_record_from_row(row) for row in rows]
 
@@ -158,12 +158,12 @@ SELECT_ASSETS_NAMED = (
 )
 
 
-def _assets_named(connection: psycopg.Connection[Any], search: str) -> list[int]:
+def assets_named(connection: psycopg.Connection[Any], search: str) -> list[int]:
     rows = connection.execute(SELECT_ASSETS_NAMED, {"search": contains_pattern(search)})
     return [int(row[0]) for row in rows]
 
 
-def _where(query: DataQuery, assets: list[int] | None = None) -> tuple[sql.Composable, dict[str, Any]]:
+def records_where(query: DataQuery, assets: list[int] | None = None) -> tuple[sql.Composable, dict[str, Any]]:
     """The filters as SQL. Conditions on article-only columns say `kind = 'article'`, so the
     partial indexes that hold articles alone serve them."""
     conditions: list[sql.Composable] = []

@@ -642,7 +642,8 @@ def openapi_document(version: str) -> dict[str, Any]:
                                     "properties": {
                                         "source": {
                                             **TEXT,
-                                            "description": "one source, e.g. csv:prices; none: every enabled source",
+                                            "pattern": f"^({'|'.join(SOURCE_KINDS)})(:[^\u0000]*)?$",
+                                            "description": "one source, e.g. csv:prices or coingecko; none: every enabled source",
                                         },
                                         "reason": {
                                             **TEXT,

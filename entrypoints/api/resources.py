@@ -252,12 +252,10 @@ class QuarantineReplayResource:
             raise InvalidParameter(
                 "body", 'the body is optional; when given it is {"source": "csv:prices", "reason": "text"}'
             )
-        source, reason = body.get("source"), body.get("reason")
-        for name, value in (("source", source), ("reason", reason)):
-            if value is not None and (
-                not isinstance(value, str) or not 0 < len(value) <= 200 or "\x00" in value
-            ):
+        for name, value in body.items():  # given means a text: null is no way to say "every"
+            if not isinstance(value, str) or not 0 < len(value) <= 200 or "\x00" in value:
                 raise InvalidParameter(name, f"{name} must be a text of 1 to 200 characters")
+        source, reason = body.get("source"), body.get("reason")
         if source is not None and source.partition(":")[0] not in self._source_kinds:
             raise InvalidParameter(
                 "source", f"{source!r} is of no source kind; known: {', '.join(self._source_kinds)}"

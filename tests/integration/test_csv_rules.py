@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from domain.runs import RunStatus
+from domain.runs import RunStatus, RunTrigger
 from entrypoints.bootstrap import build
 from entrypoints.settings import Settings
 
@@ -179,6 +179,45 @@ def test_full_refresh_rereads_a_file_from_its_start_and_loads_rows_quarantined_b
         (Decimal(100),),
         (Decimal(1500),),
     ]
+    assert rows(clean_database, "SELECT count(*) FROM quarantine") == [(0,)]  # loaded: it left
+
+
+def test_an_option_added_then_a_replay_stores_the_quarantined_row_once_with_its_lineage(
+    clean_database: str, tmp_path: Path
+) -> None:
+    (tmp_path / "BTC-USD.csv").write_text('Date,Close\n2024-01-01,100\n2024-01-02,"1,500"\n2024-01-03,90\n')
+    first = run_csv(clean_database, tmp_path)
+    assert (first.sources[0].counters.inserted, first.sources[0].counters.quarantined) == (2, 1)
+    [(reason, raw_id)] = rows(
+        clean_database,
+        "SELECT q.reason, r.id FROM quarantine q JOIN raw_csv r USING (source, source_record_id, checksum)",
+    )
+    assert "decimal" in reason  # the option that settles it, named
+    options = tmp_path / "csv_options.toml"
+    options.write_text('["BTC-USD.csv"]\ndecimal = "."\n')
+    settings = Settings(
+        csv_source_path=str(tmp_path / "*.csv"), asset_crossref_path=CROSSREF, csv_options_path=options
+    )  # type: ignore[call-arg]
+    for attempt in range(2):  # the second replay finds nothing left to read
+        app = build(settings, clean_database)
+        try:
+            replay = app.replay_quarantine("csv:BTC-USD")
+        finally:
+            app.close()
+        counters = replay.sources[0].counters
+        assert (replay.trigger, replay.status) == (RunTrigger.REPLAY, RunStatus.SUCCESS)
+        assert (counters.fetched, counters.inserted, counters.quarantined) == (
+            (1, 1, 0) if attempt == 0 else (0, 0, 0)
+        )
+    assert rows(clean_database, "SELECT count(*) FROM quarantine") == [(0,)]
+    assert rows(
+        clean_database, "SELECT observed_at::date::text, price, raw_id FROM unified_data ORDER BY observed_at"
+    ) == [
+        ("2024-01-01", Decimal(100), 1),
+        ("2024-01-02", Decimal(1500), raw_id),
+        ("2024-01-03", Decimal(90), 3),
+    ]
+    assert rows(clean_database, "SELECT count(*) FROM raw_csv") == [(3,)]  # none written again
 
 
 def test_quarantined_rows_are_in_reach_over_the_api_and_the_command_line(

@@ -11,7 +11,7 @@ import pytest
 from psycopg import sql
 
 from adapters.postgres.assets import history_statement
-from adapters.postgres.reader import SELECT_RECORDS, _where
+from adapters.postgres.reader import SELECT_RECORDS, records_where
 from application.queries import DataQuery, SortField, SortOrder
 from domain.assets import HistoryQuery, Interval
 from domain.records import RecordKind
@@ -69,7 +69,7 @@ def plan(database_url: str, statement: Any, params: dict[str, Any], seqscan: boo
 
 
 def records_plan(database_url: str, query: DataQuery, assets: list[int] | None = None) -> str:
-    where, params = _where(query, assets)
+    where, params = records_where(query, assets)
     column, direction = sql.Identifier(query.sort_by.value), sql.SQL(query.sort_order.value.upper())
     statement = sql.SQL(SELECT_RECORDS).format(where=where, sort=column, direction=direction)
     return plan(database_url, statement, {**params, "limit": 20, "offset": 0}, seqscan=not query.search)
