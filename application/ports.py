@@ -19,7 +19,7 @@ from domain.bars import UsdRate
 from domain.checkpoints import Checkpoint
 from domain.comparison import DataDelta, PriceQuote
 from domain.drift import DriftFinding, DriftKind, StoredDrift
-from domain.health import SourceRunState
+from domain.health import ReplicaState, SourceRunState
 from domain.mentions import KnownAsset
 from domain.plausibility import Reference
 from domain.records import (
@@ -430,6 +430,12 @@ class SourceRunLedger(Protocol):
     """What health needs of the run history: each source's newest finished run."""
 
     def latest_finished(self) -> list[SourceRunState]: ...
+
+
+class ReplicaMonitor(Protocol):
+    """The read replicas (`DATABASE_READ_URL`) as health shows them: reachable, how far behind."""
+
+    def replicas(self) -> list[ReplicaState]: ...
 
 
 class HealthProbe(Protocol):

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 import attrs
 
 from application.errors import StoreUnavailable
-from application.ports import HealthProbe, SourceRunLedger, UnitOfWorkFactory
-from domain.health import Health, KindHealth, judge
+from application.ports import HealthProbe, ReplicaMonitor, SourceRunLedger, UnitOfWorkFactory
+from domain.health import Health, KindHealth, ReplicaState, judge, replica_reasons
 from domain.runs import RunStatus
 
 __all__ = ["Health", "HealthReport", "ReadinessReport", "check_health", "check_readiness"]
@@ -22,10 +22,13 @@ class HealthReport:
     etl_last_run: datetime | None
     etl_last_status: RunStatus | None
     sources: tuple[KindHealth, ...] = ()
+    replicas: tuple[ReplicaState, ...] = ()
+    replica_reasons: tuple[str, ...] = ()
 
     @property
     def reasons(self) -> list[str]:
-        return [f"{kind.kind}: {reason}" for kind in self.sources for reason in kind.reasons]
+        kinds = [f"{kind.kind}: {reason}" for kind in self.sources for reason in kind.reasons]
+        return [*kinds, *self.replica_reasons]
 
 
 @attrs.frozen
@@ -44,27 +47,37 @@ def check_health(
     ledger: SourceRunLedger,
     schedules: Mapping[str, timedelta | None],
     now: datetime,
+    replicas: ReplicaMonitor | None = None,
+    max_replica_lag_seconds: float = 60.0,
 ) -> HealthReport:
     """Healthy with a reachable database and every enabled source kind healthy (`domain.health`).
 
     A database that cannot be reached is unhealthy; a kind whose newest run did not succeed,
     that never ran, or whose newest run is older than its schedule allows makes it degraded
-    (the API still serves what is stored)."""
+    (the API still serves what is stored). Read replicas are shown with their lag; one that
+    cannot be reached, accepts writes or lags too far makes it degraded too. With the primary
+    down the answer is unhealthy whatever the replicas (they still serve the reads)."""
+    standbys = tuple(replicas.replicas()) if replicas is not None else ()
+    lagging = tuple(replica_reasons(standbys, max_replica_lag_seconds))
     if not probe.database_reachable():
-        return HealthReport(Health.UNHEALTHY, False, None, None)
+        return HealthReport(Health.UNHEALTHY, False, None, None, (), standbys, lagging)
     try:
         with uow_factory() as uow:
             last = uow.runs.latest()
         states = ledger.latest_finished()
     except StoreUnavailable:  # gone between the probe and the query
-        return HealthReport(Health.UNHEALTHY, False, None, None)
+        return HealthReport(Health.UNHEALTHY, False, None, None, (), standbys, lagging)
     status, kinds = judge(schedules, states, now)
+    if lagging and status is Health.HEALTHY:
+        status = Health.DEGRADED
     return HealthReport(
         status,
         True,
         (last.finished_at or last.started_at) if last else None,
         last.status if last else None,
         kinds,
+        standbys,
+        lagging,
     )
 
 

@@ -52,6 +52,32 @@ class KindHealth:
     sources: tuple[SourceRunState, ...]
 
 
+@attrs.frozen
+class ReplicaState:
+    """A standby as `/health` shows it: where it is (no credentials), whether it answered, and
+    how far behind the primary its data is."""
+
+    name: str
+    reachable: bool
+    lag_seconds: float | None = None
+    error: str | None = None
+
+
+def replica_reasons(replicas: Sequence[ReplicaState], max_lag_seconds: float) -> list[str]:
+    """Why the read replicas make health degraded: one that cannot be reached (its reads go to
+    the primary), one that accepts writes, one further behind than `max_lag_seconds`."""
+    reasons = []
+    for replica in replicas:
+        if replica.error is not None:
+            reasons.append(f"replica {replica.name}: {replica.error}")
+        elif replica.lag_seconds is not None and replica.lag_seconds > max_lag_seconds:
+            reasons.append(
+                f"replica {replica.name}: {replica.lag_seconds:.0f} s behind the primary "
+                f"(more than REPLICA_MAX_LAG_SECONDS, {max_lag_seconds:g})"
+            )
+    return reasons
+
+
 def kind_of(source: str) -> str:
     """`csv:prices` → `csv`; `coingecko` → `coingecko`."""
     return source.partition(":")[0]

@@ -48,10 +48,11 @@ from adapters.postgres.admin import check_reachable, create_database
 from adapters.postgres.embedded import EmbeddedPostgres
 from adapters.postgres.health import PostgresHealthProbe, PostgresSourceRunLedger
 from adapters.postgres.migrations import apply_migrations, migration_ids
-from adapters.postgres.pooling import SUSPICION, WATCHDOG
+from adapters.postgres.pooling import SUSPICION, WATCHDOG, Lender
 from adapters.postgres.pooling import configure as configure_connection
 from adapters.postgres.quarantine import PostgresQuarantineReader
 from adapters.postgres.reader import PostgresRecordReader
+from adapters.postgres.replicas import ReadRouter, ReplicaProbe, replica_name
 from adapters.postgres.scheduling import PostgresSourceLocks
 from adapters.postgres.tables import PostgresTables
 from adapters.postgres.uow import PostgresUnitOfWork
@@ -65,6 +66,7 @@ from application.ports import (
     QuarantineBacklog,
     QuarantineRecords,
     Records,
+    ReplicaMonitor,
     SourceLocks,
     SourceRunLedger,
     Tables,
@@ -97,7 +99,18 @@ def utc_now() -> datetime:
 def pool_resource(
     database_url: str, max_size: int, timeout: float = 30.0, statement_timeout_ms: int | None = None
 ) -> Iterator[ConnectionPool]:
-    """A connection pool, opened on first use (after gunicorn's fork) and closed at shutdown.
+    """A connection pool, opened on first use (after gunicorn's fork) and closed at shutdown."""
+    pool = open_pool(database_url, max_size, timeout, statement_timeout_ms)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+def open_pool(
+    database_url: str, max_size: int, timeout: float = 30.0, statement_timeout_ms: int | None = None
+) -> ConnectionPool:
+    """A connection pool, open (its connections made in the background).
 
     While the database was lately seen failing, each connection is checked as it is lent (one
     broken by a restart is discarded, not handed out); a borrower waits at most `timeout` for
@@ -110,7 +123,7 @@ def pool_resource(
     }  # fmt: skip
     if statement_timeout_ms:
         kwargs["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
-    pool = ConnectionPool(
+    return ConnectionPool(
         database_url,
         min_size=1,
         max_size=max_size,
@@ -122,10 +135,24 @@ def pool_resource(
         timeout=timeout,
         reconnect_timeout=0,  # keep trying to reconnect for as long as the database is away
     )
+
+
+def _same(pool: Lender) -> Lender:
+    return pool
+
+
+def replica_pools_resource(
+    settings: Settings, max_size: int, statement_timeout_ms: int | None = None
+) -> Iterator[list[tuple[str, ConnectionPool]]]:
+    """A pool per `DATABASE_READ_URL`, named by host, port and database (never credentials)."""
+    opened: list[tuple[str, ConnectionPool]] = []
     try:
-        yield pool
+        for url in settings.database_read_urls():
+            opened.append((replica_name(url), open_pool(url, max_size, 1.0, statement_timeout_ms)))
+        yield opened
     finally:
-        pool.close()
+        for _, pool in opened:
+            pool.close()
 
 
 def locks_resource(database_url: str) -> Iterator[PostgresSourceLocks]:
@@ -149,9 +176,18 @@ class Container(containers.DeclarativeContainer):
         pool_resource, database_url, settings.provided.db_pool_max_size, pool_timeout, statement_timeout_ms
     )
     uow_factory = providers.Factory(PostgresUnitOfWork, pool, pool_timeout)
-    reader = providers.Singleton(PostgresRecordReader, pool)
-    quarantine = providers.Singleton(PostgresQuarantineReader, pool)
-    tables = providers.Singleton(PostgresTables, pool)
+    # reads that need not see their own writes: the replicas' when `DATABASE_READ_URL` is set
+    # and this process serves the API (see `build`), else the primary's pool
+    read_pool = providers.Callable(_same, pool)
+    replica_pools = providers.Resource(
+        replica_pools_resource, settings, settings.provided.db_pool_max_size, statement_timeout_ms
+    )
+    replica_probe: providers.Provider[ReplicaMonitor | None] = providers.Object(None)
+    read_uow_factory = providers.Factory(PostgresUnitOfWork, read_pool, pool_timeout)
+    reader = providers.Singleton(PostgresRecordReader, read_pool)
+    quarantine = providers.Singleton(PostgresQuarantineReader, read_pool)
+    tables = providers.Singleton(PostgresTables, read_pool)
+    backlog = providers.Singleton(PostgresQuarantineReader, pool)  # a replay reads what it writes
     locks = providers.Resource(locks_resource, database_url)
     probe = providers.Singleton(PostgresHealthProbe, pool, providers.Callable(migration_ids, MIGRATIONS_DIR))
     ledger = providers.Singleton(PostgresSourceRunLedger, pool)
@@ -163,6 +199,9 @@ class Kaspero:
 
     settings: Settings
     uow_factory: UnitOfWorkFactory
+    # reads that need not see this process's own writes (the API's): replicas when configured
+    read_uow_factory: UnitOfWorkFactory
+    replicas: ReplicaMonitor | None
     reader: Records
     quarantine: QuarantineRecords
     backlog: QuarantineBacklog
@@ -404,11 +443,23 @@ def build(
     if serving:
         container.pool_timeout.override(providers.Object(settings.api_db_timeout_seconds))
         container.statement_timeout_ms.override(providers.Object(settings.api_statement_timeout_ms))
+        if settings.database_read_urls() and not in_memory:
+            # the API's reads go to the hot standbys (the primary's pool when none can lend)
+            container.read_pool.override(
+                providers.Callable(
+                    lambda replicas, primary: ReadRouter([pool for _, pool in replicas], primary),
+                    container.replica_pools,
+                    container.pool,
+                )
+            )
+            container.replica_probe.override(providers.Callable(ReplicaProbe, container.replica_pools))
     else:
         container.pool_timeout.override(providers.Object(settings.db_pool_timeout_seconds))
     if in_memory:
         store = InMemoryStore()
         container.uow_factory.override(providers.Factory(InMemoryUnitOfWork, store))
+        container.read_uow_factory.override(providers.Factory(InMemoryUnitOfWork, store))
+        container.backlog.override(providers.Object(InMemoryQuarantineReader(store)))
         container.reader.override(providers.Object(InMemoryRecordReader(store)))
         container.quarantine.override(providers.Object(InMemoryQuarantineReader(store)))
         container.tables.override(providers.Object(InMemoryTables(store)))
@@ -422,9 +473,11 @@ def build(
     return Kaspero(
         settings=settings,
         uow_factory=cast(UnitOfWorkFactory, container.uow_factory),
+        read_uow_factory=cast(UnitOfWorkFactory, container.read_uow_factory),
+        replicas=container.replica_probe(),
         reader=container.reader(),
         quarantine=container.quarantine(),
-        backlog=container.quarantine(),
+        backlog=container.backlog(),
         tables=container.tables(),
         probe=container.probe(),
         ledger=container.ledger(),

@@ -6,6 +6,7 @@ This is the only module that reads `os.environ`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -29,6 +30,9 @@ class Settings(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(frozen=True, extra="ignore")
 
     database_url: pydantic.SecretStr | None = None
+    # hot standbys the API reads from (one or more URLs, comma-separated); never logged
+    database_read_url: pydantic.SecretStr | None = None
+    replica_max_lag_seconds: float = pydantic.Field(default=60.0, gt=0)
     data_dir: Path = PROJECT / ".kaspero"  # from KASPERO_DATA_DIR
     csv_source_path: str = str(PROJECT / "data" / "*.csv")
     rss_source_url: str = str(PROJECT / "data" / "crypto_news.xml")
@@ -156,6 +160,22 @@ class Settings(pydantic.BaseModel):
     def trusted_proxy_networks(self) -> tuple[Network, ...]:
         """`TRUSTED_PROXIES`: the proxies whose `X-Forwarded-Proto` / `-For` count."""
         return parse_networks(self.trusted_proxies)
+
+    def database_read_urls(self) -> list[str]:
+        """`DATABASE_READ_URL`: one URL or several, comma-separated (a comma inside one URL, as
+        in a libpq multi-host `postgresql://a,b/db`, is not a separator: only one followed by
+        a new `postgres://` or `postgresql://` is)."""
+        text = self.database_read_url.get_secret_value() if self.database_read_url else ""
+        return [part.strip() for part in re.split(r",\s*(?=postgres(?:ql)?://)", text) if part.strip()]
+
+    @pydantic.field_validator("database_read_url")
+    @classmethod
+    def _read_urls(cls, value: pydantic.SecretStr | None) -> pydantic.SecretStr | None:
+        text = value.get_secret_value() if value else ""
+        for part in re.split(r",\s*(?=postgres(?:ql)?://)", text):
+            if part.strip() and not part.strip().startswith(("postgres://", "postgresql://")):
+                raise ValueError("each URL must start with postgresql:// (several: comma-separated)")
+        return value
 
     def api_key_list(self) -> list[str]:
         """The keys `POST /runs` accepts: `API_KEYS`, comma-separated."""

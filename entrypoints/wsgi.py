@@ -38,8 +38,9 @@ def create() -> falcon.App[falcon.Request, falcon.Response]:
         trusted_proxies=settings.trusted_proxy_networks(),
         request_budget_seconds=settings.api_request_budget_ms / 1000,
         database_slots=max(1, settings.api_threads - 1),
+        replica_max_lag_seconds=settings.replica_max_lag_seconds,
     )
     return create_app(
         kaspero.reader, kaspero.probe, kaspero.uow_factory, options, kaspero.clock, kaspero.quarantine,
-        kaspero.ledger, kaspero.budget,
+        kaspero.ledger, kaspero.budget, read_uow_factory=kaspero.read_uow_factory, replicas=kaspero.replicas,
     )  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from adapters.postgres.pooling import reading
+from adapters.postgres.pooling import Lender, reading
 from application.errors import StoreUnavailable
 from domain.health import SourceRunState
 from domain.runs import RunStatus
@@ -60,7 +60,7 @@ CROSS JOIN LATERAL (
 
 
 class PostgresSourceRunLedger:
-    def __init__(self, pool: ConnectionPool, timeout: float = 2.0) -> None:
+    def __init__(self, pool: Lender, timeout: float = 2.0) -> None:
         self._pool = pool
         self._timeout = timeout
 

@@ -10,8 +10,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, ParamSpec, TypeVar
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import psycopg
 from psycopg.types.json import set_json_loads
@@ -38,13 +38,24 @@ def _load_json(data: str | bytes) -> Any:
         return json.loads(text)
 
 
+class Lender(Protocol):
+    """What borrows connections needs of a pool: psycopg_pool's `ConnectionPool`, or the
+    `ReadRouter` over read replicas."""
+
+    def getconn(self, timeout: float | None = None) -> psycopg.Connection[Any]: ...
+
+    def putconn(self, conn: psycopg.Connection[Any]) -> None: ...
+
+    def connection(self, timeout: float | None = None) -> AbstractContextManager[psycopg.Connection[Any]]: ...
+
+
 def configure(connection: psycopg.Connection) -> None:
     """Run by the pool on each new connection."""
     set_json_loads(_load_json, connection)
 
 
 @contextmanager
-def reading(pool: ConnectionPool, timeout: float | None = None) -> Iterator[psycopg.Connection]:
+def reading(pool: Lender, timeout: float | None = None) -> Iterator[psycopg.Connection]:
     """A pooled connection in autocommit for reads alone: each query is one round trip, where a
     transaction would add a BEGIN before it and the pool's ROLLBACK when it is returned.
 

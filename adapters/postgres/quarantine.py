@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from psycopg import sql
-from psycopg_pool import ConnectionPool
 
-from adapters.postgres.pooling import reading, retried_once
+from adapters.postgres.pooling import Lender, reading, retried_once
 from adapters.postgres.reader import contains_pattern
 from adapters.postgres.records import raw_table_for
 from application.queries import Page, QuarantineQuery
@@ -40,7 +39,7 @@ COUNT_CAP = 100_000
 
 
 class PostgresQuarantineReader:
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: Lender) -> None:
         self._pool = pool
 
     @retried_once

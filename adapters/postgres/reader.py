@@ -7,9 +7,8 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg_pool import ConnectionPool
 
-from adapters.postgres.pooling import reading, retried_once
+from adapters.postgres.pooling import Lender, reading, retried_once
 from application.queries import DataQuery, Page, SortOrder, next_key
 from domain.records import RecordKind, SourceType, StoredRecord, UnifiedRecord
 
@@ -42,7 +41,7 @@ class PostgresRecordReader:
     """Estimated totals are remembered per filter for a few seconds: they are estimates anyway,
     and asking the planner on every page costs a round trip."""
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: Lender) -> None:
         self._pool = pool
         self._estimates: dict[str, tuple[float, int]] = {}
 

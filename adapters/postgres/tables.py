@@ -9,10 +9,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from psycopg import sql
-from psycopg_pool import ConnectionPool
 
 from adapters.postgres.assets import history_statement
-from adapters.postgres.pooling import reading
+from adapters.postgres.pooling import Lender, reading
 from adapters.postgres.reader import assets_named, records_where
 from application.queries import DataQuery
 from application.tables import HISTORY_TABLE, RECORD_TABLE
@@ -34,7 +33,7 @@ COPY_OUT = "COPY ({select}) TO STDOUT (FORMAT csv, HEADER)"
 
 
 class PostgresTables:
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: Lender) -> None:
         self._pool = pool
 
     def history_csv(self, asset_ids: Sequence[int], query: HistoryQuery) -> Iterator[bytes]:

@@ -7,11 +7,10 @@ from types import TracebackType
 from typing import Self
 
 import psycopg
-from psycopg_pool import ConnectionPool
 
 from adapters.postgres.assets import PostgresAssetRepository, PostgresUsdRateRepository
 from adapters.postgres.drifts import PostgresDriftRepository
-from adapters.postgres.pooling import WATCHDOG, store_errors
+from adapters.postgres.pooling import WATCHDOG, Lender, store_errors
 from adapters.postgres.records import PostgresMaintenance, PostgresRecordRepository
 from adapters.postgres.runs import PostgresCheckpointRepository, PostgresRunRepository
 from adapters.postgres.scheduling import PostgresRunRequestRepository, PostgresScheduleRepository
@@ -35,7 +34,7 @@ class PostgresUnitOfWork:
     rates: PostgresUsdRateRepository
     maintenance: PostgresMaintenance
 
-    def __init__(self, pool: ConnectionPool, timeout: float | None = None) -> None:
+    def __init__(self, pool: Lender, timeout: float | None = None) -> None:
         self._pool = pool
         self._timeout = timeout
         self._connection: psycopg.Connection | None = None

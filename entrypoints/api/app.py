@@ -18,6 +18,7 @@ from application.ports import (
     HealthProbe,
     QuarantineRecords,
     Records,
+    ReplicaMonitor,
     SourceRunLedger,
     UnitOfWorkFactory,
 )
@@ -66,6 +67,7 @@ class ApiOptions:
     trusted_proxies: tuple[Network, ...] = ()
     request_budget_seconds: float = 5.0
     database_slots: int | None = None  # requests touching the database at once (API_THREADS - 1)
+    replica_max_lag_seconds: float = 60.0  # a read replica further behind makes health degraded
 
 
 def create_app(
@@ -77,10 +79,15 @@ def create_app(
     quarantine: QuarantineRecords | None = None,
     ledger: SourceRunLedger | None = None,
     budget: Callable[[float], AbstractContextManager[None]] | None = None,
+    read_uow_factory: UnitOfWorkFactory | None = None,
+    replicas: ReplicaMonitor | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """The API over its collaborators; `entrypoints.wsgi.create` passes the production ones.
 
-    Without a `ledger` no run history is known: every enabled kind counts as never run."""
+    Without a `ledger` no run history is known: every enabled kind counts as never run.
+    `read_uow_factory` serves the reads that need not see their own writes (assets, histories,
+    statistics, drift, the dashboard's lists: the read replicas when configured); writes, and
+    what follows them (`/runs`, `/run-requests`), and health keep `uow_factory`."""
     options = options or ApiOptions()
     now: Clock = clock or (lambda: datetime.now(UTC))
     schedules = {
@@ -91,8 +98,12 @@ def create_app(
 
     guard = ApiKeyGuard(options.api_keys, options.reads_need_key)
 
+    reads = read_uow_factory or uow_factory
+
     def health() -> HealthReport:
-        return check_health(probe, uow_factory, history, schedules, now())
+        return check_health(
+            probe, uow_factory, history, schedules, now(), replicas, options.replica_max_lag_seconds
+        )
 
     http_metrics, metrics = metrics_setup(
         uow_factory, options.metrics_dir, options.metrics_cache_seconds, health
@@ -123,21 +134,21 @@ def create_app(
     app.add_route("/runs", runs)
     app.add_route("/runs/{run_id:int(min=1, max=9223372036854775807)}", runs, suffix="item")
     app.add_route("/runs/{run_id:int(min=1, max=9223372036854775807)}/anomalies", runs, suffix="anomalies")
-    app.add_route("/compare-runs", CompareRunsResource(uow_factory))
+    app.add_route("/compare-runs", CompareRunsResource(reads))
     app.add_route(
         "/run-requests/{request_id:int(min=1, max=9223372036854775807)}",
         RunRequestsResource(uow_factory),
         suffix="item",
     )
-    candles = HistoryResource(uow_factory, budget, options.request_budget_seconds)
+    candles = HistoryResource(reads, budget, options.request_budget_seconds)
     app.add_route("/history", candles)
-    assets = AssetsResource(uow_factory, options.divergence_pct, options.consensus_window, now, candles)
+    assets = AssetsResource(reads, options.divergence_pct, options.consensus_window, now, candles)
     app.add_route("/assets", assets)
     app.add_route("/assets/{asset_id:int(min=1, max=9223372036854775807)}", assets, suffix="item")
     app.add_route("/assets/{asset_id:int(min=1, max=9223372036854775807)}/history", assets, suffix="history")
-    app.add_route("/stats", StatsResource(uow_factory))
-    app.add_route("/checkpoints", CheckpointsResource(uow_factory))
-    app.add_route("/schema-drifts", SchemaDriftsResource(uow_factory))
+    app.add_route("/stats", StatsResource(reads))
+    app.add_route("/checkpoints", CheckpointsResource(reads))
+    app.add_route("/schema-drifts", SchemaDriftsResource(reads))
     app.add_route("/health", HealthResource(health, options.version or kaspero_version()))
     app.add_route("/ready", ReadyResource(probe))
     app.add_route("/live", LiveResource())
@@ -151,7 +162,7 @@ def create_app(
         version=options.version or kaspero_version(),
         clients=ClientSide(options.trusted_proxies),
     )
-    install_dashboard(app, Dashboard(reader, quarantine, health, uow_factory, dashboard, now, guard))
+    install_dashboard(app, Dashboard(reader, quarantine, health, reads, dashboard, now, guard))
     return app
 
 

@@ -428,7 +428,8 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": (
             "healthy only when every enabled source kind's newest run succeeded and is not stale "
-            "(older than two of its intervals and a minute); degraded otherwise, with `reasons`"
+            "(older than two of its intervals and a minute) and every read replica answers within "
+            "REPLICA_MAX_LAG_SECONDS of the primary; degraded otherwise, with `reasons`"
         ),
         "required": [
             "status",
@@ -438,9 +439,24 @@ SCHEMAS: dict[str, Any] = {
             "version",
             "reasons",
             "sources",
+            "replicas",
         ],
         "properties": {
             "status": {"enum": ["healthy", "degraded", "unhealthy"]},
+            "replicas": {
+                "type": "array",
+                "description": "each DATABASE_READ_URL: where (no credentials), reachable, seconds behind the primary",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "reachable", "lag_seconds", "error"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "reachable": {"type": "boolean"},
+                        "lag_seconds": _nullable({"type": "number"}),
+                        "error": _nullable({"type": "string"}),
+                    },
+                },
+            },
             "database": {"type": "boolean"},
             "etl_last_run": _nullable(MOMENT),
             "etl_last_status": _nullable({"enum": [member.value for member in RunStatus]}),

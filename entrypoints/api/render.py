@@ -138,6 +138,15 @@ def health(report: HealthReport, version: str) -> dict[str, Any]:
             }
             for kind in report.sources
         },
+        "replicas": [
+            {
+                "name": replica.name,
+                "reachable": replica.reachable,
+                "lag_seconds": None if replica.lag_seconds is None else round(replica.lag_seconds, 3),
+                "error": replica.error,
+            }
+            for replica in report.replicas
+        ],
     }
 
 

@@ -136,6 +136,7 @@ def test_health_reports_the_last_run_and_the_version(client: falcon.testing.Test
         "version": "9.9.9",
         "reasons": [],
         "sources": {},  # no kind enabled in this app: none judged
+        "replicas": [],  # no DATABASE_READ_URL
     }
 
 
