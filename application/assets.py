@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from application.errors import InvalidQuery, NotFound
-from application.ports import UnitOfWork, UnitOfWorkFactory
+from application.ports import CoverageReader, HistoryRenderer, RenderedHistory, UnitOfWork, UnitOfWorkFactory
 from application.queries import Page
 from domain.assets import (
     RESOLUTION,
@@ -19,10 +19,12 @@ from domain.assets import (
     Candle,
     CrossReference,
     HistoryQuery,
+    Interval,
     Method,
     history_page,
     resolve,
 )
+from domain.coverage import SourceCoverage, gaps_between
 from domain.records import RecordKind, SourceType, UnifiedRecord
 
 
@@ -174,6 +176,14 @@ def asset_history(
     return HistoryPage(tuple(candles), next_start, assets)
 
 
+def rendered_history(
+    renderer: HistoryRenderer, assets: Mapping[int, str], query: HistoryQuery
+) -> RenderedHistory | None:
+    """A page of `asset_history` rendered by the store itself (the same candles, the same
+    `next_start`), or None where only `asset_history` pages it (a bucket larger than a page)."""
+    return renderer.page_json(list(assets), query)
+
+
 def export_history(
     uow_factory: UnitOfWorkFactory, assets: Mapping[int, str], query: HistoryQuery, batch: int = 5000
 ) -> Iterator[Candle]:
@@ -186,3 +196,40 @@ def export_history(
         if page.next_start is None:
             return
         page_query = attrs.evolve(page_query, start=page.next_start)
+
+
+@attrs.frozen
+class Coverage:
+    """An asset's coverage at an interval over a range: per source, covered ranges and gaps."""
+
+    asset: Asset
+    interval: Interval
+    start: datetime | None
+    end: datetime | None
+    sources: tuple[SourceCoverage, ...]
+
+
+def asset_coverage(
+    uow_factory: UnitOfWorkFactory,
+    reader: CoverageReader,
+    asset_id: int,
+    interval: Interval,
+    source: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Coverage:
+    """Per source: the covered ranges, and the expected buckets missing between them and from
+    `start` (to `end`, when given)."""
+    with uow_factory() as uow:
+        asset = uow.assets.get(asset_id)
+    if asset is None:
+        raise NotFound(f"no asset with id {asset_id}")
+    step = interval.step
+    found = reader.covered(asset_id, interval, source, start, end)
+    if source is not None and source not in found:
+        found[source] = []  # asked for and holding nothing: all of the range is a gap
+    sources = tuple(
+        SourceCoverage(name, tuple(spans), gaps_between(spans, step, start, end))
+        for name, spans in sorted(found.items())
+    )
+    return Coverage(asset, interval, start, end, sources)

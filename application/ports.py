@@ -14,10 +14,11 @@ from typing import Any, Protocol, Self
 import attrs
 
 from application.queries import DataQuery, Page, QuarantineQuery
-from domain.assets import Alias, Asset, Candle, HistoryQuery, SourceQuote
+from domain.assets import Alias, Asset, Candle, HistoryQuery, Interval, SourceQuote
 from domain.bars import UsdRate
 from domain.checkpoints import Checkpoint
 from domain.comparison import DataDelta, PriceQuote
+from domain.coverage import Span
 from domain.drift import DriftFinding, DriftKind, StoredDrift
 from domain.health import ReplicaState, SourceRunState
 from domain.mentions import KnownAsset
@@ -393,6 +394,40 @@ class Tables(Protocol):
 
     def records_csv(self, query: DataQuery) -> Iterator[bytes]:
         """RECORD_TABLE's columns: every record matching the query's filters, by id."""
+        ...
+
+
+class CoverageReader(Protocol):
+    """Which buckets of an asset's history hold data, per source."""
+
+    def covered(
+        self,
+        asset_id: int,
+        interval: Interval,
+        source: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> dict[str, list[Span]]:
+        """Per source, the runs of consecutive buckets of `interval` holding data (a bar longer
+        than a bucket covers each bucket it spans), oldest first, within `[start, end]`'s buckets."""
+        ...
+
+
+@attrs.frozen
+class RenderedHistory:
+    """A history page as the API's JSON array of candles (bytes), and where the next page starts."""
+
+    candles_json: bytes
+    next_start: datetime | None
+
+
+class HistoryRenderer(Protocol):
+    """A fast path for history pages: the store renders the candles of a page as JSON itself."""
+
+    def page_json(self, asset_ids: Sequence[int], query: HistoryQuery) -> RenderedHistory | None:
+        """The first `query.limit` candles in (bucket, asset, series) order, whole buckets, as
+        `render.candle` would write them; None when the first bucket alone holds more than a
+        page (the caller pages it by `application.assets.asset_history`)."""
         ...
 
 

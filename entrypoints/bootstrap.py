@@ -34,6 +34,7 @@ from adapters.http_source.coingecko import CoinGeckoNormalizer, CoinGeckoPaging,
 from adapters.http_source.coinpaprika import CoinPaprikaNormalizer, HttpxCoinPaprikaReader
 from adapters.http_source.rate_limit import TokenBucket
 from adapters.http_source.transport import ProviderClient, RetryPolicy
+from adapters.memory.assets import InMemoryCoverage
 from adapters.memory.reader import (
     InMemoryHealthProbe,
     InMemoryQuarantineReader,
@@ -45,8 +46,10 @@ from adapters.memory.state import InMemoryStore
 from adapters.memory.store import InMemoryUnitOfWork
 from adapters.memory.tables import InMemoryTables
 from adapters.postgres.admin import check_reachable, create_database
+from adapters.postgres.coverage import PostgresCoverage
 from adapters.postgres.embedded import EmbeddedPostgres
 from adapters.postgres.health import PostgresHealthProbe, PostgresSourceRunLedger
+from adapters.postgres.history_json import PostgresRenderedHistory
 from adapters.postgres.migrations import apply_migrations, migration_ids
 from adapters.postgres.pooling import SUSPICION, WATCHDOG, Lender
 from adapters.postgres.pooling import configure as configure_connection
@@ -61,8 +64,10 @@ from application.errors import NotFound
 from application.ingest import IngestOptions, SourcePipeline, close_abandoned_runs, run_etl
 from application.ports import (
     Clock,
+    CoverageReader,
     EtlObserver,
     HealthProbe,
+    HistoryRenderer,
     QuarantineBacklog,
     QuarantineRecords,
     Records,
@@ -188,6 +193,10 @@ class Container(containers.DeclarativeContainer):
     quarantine = providers.Singleton(PostgresQuarantineReader, read_pool)
     tables = providers.Singleton(PostgresTables, read_pool)
     backlog = providers.Singleton(PostgresQuarantineReader, pool)  # a replay reads what it writes
+    coverage = providers.Singleton(PostgresCoverage, read_pool)
+    renderer: providers.Provider[HistoryRenderer | None] = providers.Singleton(
+        PostgresRenderedHistory, read_pool
+    )
     locks = providers.Resource(locks_resource, database_url)
     probe = providers.Singleton(PostgresHealthProbe, pool, providers.Callable(migration_ids, MIGRATIONS_DIR))
     ledger = providers.Singleton(PostgresSourceRunLedger, pool)
@@ -202,6 +211,8 @@ class Kaspero:
     # reads that need not see this process's own writes (the API's): replicas when configured
     read_uow_factory: UnitOfWorkFactory
     replicas: ReplicaMonitor | None
+    renderer: HistoryRenderer | None  # history pages rendered by the store (PostgreSQL's JSON)
+    coverage: CoverageReader
     reader: Records
     quarantine: QuarantineRecords
     backlog: QuarantineBacklog
@@ -460,6 +471,8 @@ def build(
         container.uow_factory.override(providers.Factory(InMemoryUnitOfWork, store))
         container.read_uow_factory.override(providers.Factory(InMemoryUnitOfWork, store))
         container.backlog.override(providers.Object(InMemoryQuarantineReader(store)))
+        container.renderer.override(providers.Object(None))  # the fake pages in Python only
+        container.coverage.override(providers.Object(InMemoryCoverage(store)))
         container.reader.override(providers.Object(InMemoryRecordReader(store)))
         container.quarantine.override(providers.Object(InMemoryQuarantineReader(store)))
         container.tables.override(providers.Object(InMemoryTables(store)))
@@ -475,6 +488,8 @@ def build(
         uow_factory=cast(UnitOfWorkFactory, container.uow_factory),
         read_uow_factory=cast(UnitOfWorkFactory, container.read_uow_factory),
         replicas=container.replica_probe(),
+        renderer=container.renderer(),
+        coverage=container.coverage(),
         reader=container.reader(),
         quarantine=container.quarantine(),
         backlog=container.backlog(),

@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 
-from application.assets import export_history, history_assets
+from application.assets import asset_coverage, export_history, history_assets
 from application.browse import export_quarantined, export_records, find_quarantined
 from application.comparison import compare
 from application.errors import InvalidQuery, NotFound, StoreUnavailable
@@ -33,6 +33,8 @@ from domain.assets import HistoryQuery, Interval
 from domain.records import RecordKind
 from domain.runs import EtlRun, RunStatus, RunTrigger
 from entrypoints import bootstrap
+from entrypoints.api.render import coverage as render_coverage
+from entrypoints.api.render import dumps as api_dumps
 from entrypoints.api.render import quarantined as render_quarantined
 from entrypoints.command_line import build_parser
 from entrypoints.exports import QUARANTINED as QUARANTINE_FILE
@@ -168,6 +170,56 @@ def _quarantine_replay(settings: Settings, args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return EXIT_OK if run.status is RunStatus.SUCCESS else EXIT_RUN_NOT_SUCCESSFUL
+
+
+def _coverage(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        start, end = (_timestamp(args.since, "--since"), _timestamp(args.until, "--until"))
+        if start and end and start > end:
+            raise ValueError("--since must not be after --until")
+    except ValueError as ex:
+        print(f"kaspero: {ex}", file=sys.stderr)
+        return EXIT_CONFIG
+    kaspero = _build(settings)
+    try:
+        assets = history_assets(kaspero.uow_factory, symbols=tuple(args.symbols))
+        found = [
+            asset_coverage(
+                kaspero.uow_factory,
+                kaspero.coverage,
+                asset_id,
+                Interval(args.interval),
+                args.source,
+                start,
+                end,
+            )
+            for asset_id in assets
+        ]
+    except (NotFound, InvalidQuery) as ex:
+        print(f"kaspero: {ex}", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        kaspero.close()
+    if args.json:
+        # the API's own encoding (ISO 8601 moments), indented for people
+        print(json.dumps(json.loads(api_dumps([render_coverage(item) for item in found])), indent=2))
+        return EXIT_OK
+    for item in found:
+        print(f"{item.asset.symbol} (asset {item.asset.id}), {item.interval.value} buckets:")
+        if not item.sources:
+            print("  no data")
+        for source in item.sources:
+            first = source.covered[0].start.isoformat() if source.covered else "-"
+            last = source.covered[-1].end.isoformat() if source.covered else "-"
+            print(
+                f"  {source.source}: {source.buckets:,} held from {first} to {last}, "
+                f"{len(source.covered)} range(s), {source.missing:,} missing in {len(source.gaps)} gap(s)"
+            )
+            for gap in source.gaps[:20]:
+                print(f"      gap {gap.start.isoformat()} .. {gap.end.isoformat()} ({gap.buckets:,})")
+            if len(source.gaps) > 20:
+                print(f"      … {len(source.gaps) - 20} more (--json for all)")
+    return EXIT_OK
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:
@@ -448,6 +500,7 @@ HANDLERS = {
     "runs list": _runs_list,
     "runs compare": _runs_compare,
     "export": _export,
+    "coverage": _coverage,
     "quarantine replay": _quarantine_replay,
     "serve": _serve,
     "scheduler": _scheduler,

@@ -158,6 +158,24 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
     comparing.add_argument("run_a", type=positive, nargs="?", metavar="A", help="the earlier run's id")
     comparing.add_argument("run_b", type=positive, nargs="?", metavar="B", help="the later run's id")
 
+    covering = command(
+        commands, "coverage", "coverage",
+        "which buckets of each asset's history hold data, per source: covered ranges and the gaps between them",
+        DATABASE,
+    )  # fmt: skip
+    covering.add_argument("symbols", nargs="+", metavar="SYMBOL", help="asset symbols (every asset of each)")
+    covering.add_argument(
+        "--interval", choices=("5m", "1h", "1d"), default="1d", help="bucket width (default 1d)"
+    )
+    covering.add_argument("--source", help="one source, e.g. csv:prices or coingecko")
+    covering.add_argument(
+        "--since", metavar="TIME", help="from this moment (ISO 8601): missing buckets before the data count"
+    )
+    covering.add_argument("--until", metavar="TIME", help="to this moment (ISO 8601)")
+    covering.add_argument(
+        "--json", action="store_true", help="print JSON (GET /assets/{id}/coverage's), for scripts"
+    )
+
     exporting = command(
         commands, "export", "export",
         "records (GET /data's columns), candles (GET /history's) or quarantined entries matching the "

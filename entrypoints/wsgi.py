@@ -43,4 +43,5 @@ def create() -> falcon.App[falcon.Request, falcon.Response]:
     return create_app(
         kaspero.reader, kaspero.probe, kaspero.uow_factory, options, kaspero.clock, kaspero.quarantine,
         kaspero.ledger, kaspero.budget, read_uow_factory=kaspero.read_uow_factory, replicas=kaspero.replicas,
+        renderer=kaspero.renderer, coverage=kaspero.coverage,
     )  # fmt: skip

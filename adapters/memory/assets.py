@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from adapters.memory.state import State
+from adapters.memory.state import InMemoryStore, State
 from application.queries import Page
 from domain.assets import (
     Alias,
@@ -14,11 +14,13 @@ from domain.assets import (
     Candle,
     HistoryPoint,
     HistoryQuery,
+    Interval,
     SourceQuote,
     bucket_of,
     candle_of,
 )
 from domain.bars import UsdRate
+from domain.coverage import Span
 from domain.plausibility import Reference
 from domain.records import RecordKind
 
@@ -167,3 +169,43 @@ class InMemoryUsdRateRepository:
             ):
                 latest[source] = (observed, point)
         return latest
+
+
+class InMemoryCoverage:
+    """The fake store's coverage: each observation covers the bucket it falls in (the fake keeps
+    no bar lengths, so a long bar covers only its first bucket here)."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+
+    def covered(
+        self,
+        asset_id: int,
+        interval: Interval,
+        source: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> dict[str, list[Span]]:
+        step = interval.step
+        first = bucket_of(start, step) if start is not None else None
+        last = bucket_of(end, step) if end is not None else None
+        buckets: dict[str, set[datetime]] = {}
+        with self._store.lock:
+            for asset, name, observed in self._store.state.history:
+                bucket = bucket_of(observed, step)
+                if (
+                    asset == asset_id
+                    and (source is None or name == source)
+                    and (first is None or bucket >= first)
+                    and (last is None or bucket <= last)
+                ):
+                    buckets.setdefault(name, set()).add(bucket)
+        found: dict[str, list[Span]] = {}
+        for name, held in sorted(buckets.items()):
+            spans = found.setdefault(name, [])
+            for bucket in sorted(held):
+                if spans and spans[-1].end == bucket:
+                    spans[-1] = Span(spans[-1].start, bucket + step, spans[-1].buckets + 1)
+                else:
+                    spans.append(Span(bucket, bucket + step, 1))
+        return found

@@ -15,7 +15,9 @@ import falcon.media
 
 from application.ports import (
     Clock,
+    CoverageReader,
     HealthProbe,
+    HistoryRenderer,
     QuarantineRecords,
     Records,
     ReplicaMonitor,
@@ -81,6 +83,8 @@ def create_app(
     budget: Callable[[float], AbstractContextManager[None]] | None = None,
     read_uow_factory: UnitOfWorkFactory | None = None,
     replicas: ReplicaMonitor | None = None,
+    renderer: HistoryRenderer | None = None,
+    coverage: CoverageReader | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """The API over its collaborators; `entrypoints.wsgi.create` passes the production ones.
 
@@ -140,12 +144,16 @@ def create_app(
         RunRequestsResource(uow_factory),
         suffix="item",
     )
-    candles = HistoryResource(reads, budget, options.request_budget_seconds)
+    candles = HistoryResource(reads, budget, options.request_budget_seconds, renderer)
     app.add_route("/history", candles)
-    assets = AssetsResource(reads, options.divergence_pct, options.consensus_window, now, candles)
+    assets = AssetsResource(reads, options.divergence_pct, options.consensus_window, now, candles, coverage)
     app.add_route("/assets", assets)
     app.add_route("/assets/{asset_id:int(min=1, max=9223372036854775807)}", assets, suffix="item")
     app.add_route("/assets/{asset_id:int(min=1, max=9223372036854775807)}/history", assets, suffix="history")
+    if coverage is not None:
+        app.add_route(
+            "/assets/{asset_id:int(min=1, max=9223372036854775807)}/coverage", assets, suffix="coverage"
+        )
     app.add_route("/stats", StatsResource(reads))
     app.add_route("/checkpoints", CheckpointsResource(reads))
     app.add_route("/schema-drifts", SchemaDriftsResource(reads))
@@ -162,7 +170,7 @@ def create_app(
         version=options.version or kaspero_version(),
         clients=ClientSide(options.trusted_proxies),
     )
-    install_dashboard(app, Dashboard(reader, quarantine, health, reads, dashboard, now, guard))
+    install_dashboard(app, Dashboard(reader, quarantine, health, reads, dashboard, now, guard, coverage))
     return app
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import falcon
 
+from domain.assets import Interval
 from domain.drift import DriftKind
 from domain.records import RecordKind, SourceType
 from domain.requests import RequestStatus
@@ -184,6 +185,40 @@ CANDLE = {
         "source": {"type": "string"},
         **dict.fromkeys(("open", "high", "low", "close"), MONEY),
         "observations": {"type": "integer"},
+    },
+}
+
+SPAN = {
+    "type": "object",
+    "required": ["start", "end", "buckets"],
+    "properties": {"start": MOMENT, "end": MOMENT, "buckets": {"type": "integer"}},
+    "description": "buckets [start, end)",
+}
+COVERAGE = {
+    "type": "object",
+    "required": ["asset_id", "symbol", "interval", "start", "end", "sources"],
+    "properties": {
+        "asset_id": {"type": "integer"},
+        "symbol": {"type": "string"},
+        "interval": {"enum": [member.value for member in Interval]},
+        "start": _nullable(MOMENT),
+        "end": _nullable(MOMENT),
+        "sources": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["source", "buckets", "missing", "first", "last", "covered", "gaps"],
+                "properties": {
+                    "source": {"type": "string"},
+                    "buckets": {"type": "integer"},
+                    "missing": {"type": "integer"},
+                    "first": _nullable(MOMENT),
+                    "last": _nullable(MOMENT),
+                    "covered": {"type": "array", "items": SPAN},
+                    "gaps": {"type": "array", "items": SPAN},
+                },
+            },
+        },
     },
 }
 
@@ -754,6 +789,26 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "OHLC of the asset's observations per time bucket, per source or all together",
                 HISTORY_ANSWER,
                 [_path_id("asset_id"), *HISTORY_RANGE_PARAMETERS],
+                extra={"404": NOT_FOUND},
+            ),
+            "/assets/{asset_id}/coverage": _get(
+                "Which buckets of the asset's history hold data, per source: covered ranges and gaps",
+                _json(_envelope(COVERAGE), "coverage per source"),
+                [
+                    _path_id("asset_id"),
+                    _query(
+                        "interval",
+                        {"enum": [member.value for member in Interval]},
+                        "bucket width (default 1d)",
+                    ),
+                    _query("source", TEXT, "one source (all of the range a gap when it holds nothing)"),
+                    _query(
+                        "start",
+                        MOMENT,
+                        "from this moment's bucket: missing buckets before the data count as a gap",
+                    ),
+                    _query("end", MOMENT, "to this moment's bucket (not before `start`: 400)"),
+                ],
                 extra={"404": NOT_FOUND},
             ),
             "/history": _get(

@@ -11,12 +11,13 @@ from typing import Any
 import attrs
 import orjson
 
-from application.assets import HistoryPage
+from application.assets import Coverage, HistoryPage
 from application.queries import Page
 from application.status import HealthReport, ReadinessReport
 from domain.assets import Asset, AssetView, Candle
 from domain.checkpoints import Checkpoint
 from domain.comparison import Anomaly, RunComparison
+from domain.coverage import Span
 from domain.drift import StoredDrift
 from domain.records import StoredQuarantine, StoredRecord
 from domain.requests import RunRequest
@@ -334,6 +335,32 @@ def asset_view(view: AssetView, divergence_pct: Decimal, now: datetime | None = 
         "consensus_sources": [quote.source for quote in view.current],
         "spread_pct": _money(spread),
         "divergent": spread is not None and spread > divergence_pct,
+    }
+
+
+def _span(span: Span) -> dict[str, Any]:
+    return {"start": span.start, "end": span.end, "buckets": span.buckets}
+
+
+def coverage(item: Coverage) -> dict[str, Any]:
+    return {
+        "asset_id": item.asset.id,
+        "symbol": item.asset.symbol,
+        "interval": item.interval.value,
+        "start": item.start,
+        "end": item.end,
+        "sources": [
+            {
+                "source": source.source,
+                "buckets": source.buckets,
+                "missing": source.missing,
+                "first": source.covered[0].start if source.covered else None,
+                "last": source.covered[-1].end if source.covered else None,
+                "covered": [_span(span) for span in source.covered],
+                "gaps": [_span(span) for span in source.gaps],
+            }
+            for source in item.sources
+        ],
     }
 
 

@@ -12,8 +12,17 @@ from typing import TypeVar
 
 import falcon
 import structlog
+from orjson import Fragment
 
-from application.assets import asset_history, asset_view, export_history, find_assets, history_assets
+from application.assets import (
+    asset_coverage,
+    asset_history,
+    asset_view,
+    export_history,
+    find_assets,
+    history_assets,
+    rendered_history,
+)
 from application.browse import (
     EXPORT_BATCH,
     export_quarantined,
@@ -26,7 +35,9 @@ from application.comparison import anomalies, compare
 from application.operations import list_checkpoints, list_drift_findings, source_stats
 from application.ports import (
     Clock,
+    CoverageReader,
     HealthProbe,
+    HistoryRenderer,
     QuarantineRecords,
     RecordExporter,
     RecordReader,
@@ -35,6 +46,7 @@ from application.ports import (
 from application.runs import get_run, get_run_request, list_runs
 from application.scheduling import request_replay, request_run
 from application.status import Health, HealthReport, check_readiness
+from domain.assets import Interval
 from domain.drift import DriftKind
 from domain.runs import RunStatus
 from entrypoints.api import render
@@ -456,9 +468,11 @@ class AssetsResource:
         window: timedelta | None = None,
         clock: Clock | None = None,
         history: HistoryResource | None = None,
+        coverage: CoverageReader | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._history = history or HistoryResource(uow_factory)
+        self._coverage = coverage
         self._divergence_pct = Decimal(str(divergence_pct))  # sources further apart: `divergent`
         self._window = window  # prices further apart in time are not compared
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -482,6 +496,19 @@ class AssetsResource:
     def on_get_history(self, req: falcon.Request, resp: falcon.Response, asset_id: int) -> None:
         self._history.answer(req, resp, HISTORY_RANGE_PARAMETERS, asset_ids=(asset_id,))
 
+    def on_get_coverage(self, req: falcon.Request, resp: falcon.Response, asset_id: int) -> None:
+        params = QueryParams(req, ("interval", "source", "start", "end"))
+        start, end = params.timestamp("start"), params.timestamp("end")
+        if start and end and start > end:
+            raise InvalidParameter("start", "start must not be after end")
+        interval = params.choice("interval", Interval, Interval.DAY) or Interval.DAY
+        if self._coverage is None:  # pragma: no cover - routed only with a reader
+            raise falcon.HTTPNotFound()
+        found = asset_coverage(
+            self._uow_factory, self._coverage, asset_id, interval, params.text("source"), start, end
+        )
+        resp.media = {"data": render.coverage(found)}
+
 
 class HistoryResource:
     """`/history` (and `/assets/{id}/history`): the candles of one or more assets over a range,
@@ -492,9 +519,11 @@ class HistoryResource:
         uow_factory: UnitOfWorkFactory,
         budget: Callable[[float], AbstractContextManager[None]] | None = None,
         budget_seconds: float = 30.0,
+        renderer: HistoryRenderer | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._streamer = Streamer(budget, budget_seconds, "history")
+        self._renderer = renderer  # the store's own JSON of a page, when it has that fast path
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         params = QueryParams(req, HISTORY_PARAMETERS)
@@ -519,4 +548,9 @@ class HistoryResource:
             items = export_history(self._uow_factory, assets, query)
             self._streamer.answer(req, resp, format_, items, candle_shape(assets))
             return
+        if self._renderer is not None:
+            rendered = rendered_history(self._renderer, assets, query)
+            if rendered is not None:
+                resp.media = {"data": Fragment(rendered.candles_json), "next_start": rendered.next_start}
+                return
         resp.media = render.history_page(asset_history(self._uow_factory, assets, query))

@@ -15,6 +15,7 @@ from html import escape
 from markupsafe import Markup
 
 from domain.assets import Candle
+from domain.coverage import SourceCoverage
 
 
 def sparkline(values: Sequence[int], width: int = 160, height: int = 32, label: str = "") -> Markup:
@@ -138,3 +139,52 @@ def _money(value: Decimal) -> str:
 
 def _moment(moment: datetime) -> str:
     return escape(moment.strftime("%Y-%m-%d %H:%M"))
+
+
+def coverage_band(
+    sources: Sequence[SourceCoverage], first: datetime, last: datetime, width: int = 900, row: int = 14
+) -> Markup:
+    """Under the chart, on its time axis (the same left and right margins): a row per source,
+    its covered ranges filled and its gaps marked, each gap with its dates and missing buckets."""
+    if not sources:
+        return Markup("")
+    pad_left, pad_right, gap_y = 70, 10, 4
+    seconds = max((last - first).total_seconds(), 1.0)
+    plot = width - pad_left - pad_right
+    height = len(sources) * (row + gap_y) + gap_y
+
+    def x(moment: datetime) -> float:
+        clipped = min(max(moment, first), last)
+        return round(pad_left + (clipped - first).total_seconds() / seconds * plot, 2)
+
+    parts = [
+        f'<svg class="coverage" width="100%" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="coverage per source from {_moment(first)} to {_moment(last)}">'
+    ]
+    for index, source in enumerate(sources):
+        top = gap_y + index * (row + gap_y)
+        parts.append(
+            f'<g class="source" data-source="{escape(source.source)}" data-buckets="{source.buckets}" '
+            f'data-missing="{source.missing}">'
+            f'<text class="tick" x="{pad_left - 6}" y="{top + row - 3}" text-anchor="end">'
+            f"<title>{escape(source.source)}</title>{escape(_short(source.source))}</text>"
+        )
+        for kind, spans in (("covered", source.covered), ("missing", source.gaps)):
+            for span in spans:
+                if span.end <= first or span.start >= last:
+                    continue
+                parts.append(
+                    f'<rect class="{kind}" x="{x(span.start)}" y="{top}" '
+                    f'width="{max(0.8, round(x(span.end) - x(span.start), 2))}" height="{row}" '
+                    f'data-from="{_moment(span.start)}" data-to="{_moment(span.end)}" data-buckets="{span.buckets}">'
+                    f"<title>{escape(source.source)}: {'held' if kind == 'covered' else 'missing'} "
+                    f"{span.buckets:,} from {_moment(span.start)} to {_moment(span.end)}</title></rect>"
+                )
+        parts.append("</g>")
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _short(name: str, room: int = 10) -> str:
+    """A source's name in the band's margin: whole when it fits, else cut with an ellipsis."""
+    return name if len(name) <= room else name[: room - 1] + "…"

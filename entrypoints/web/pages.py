@@ -20,16 +20,17 @@ from urllib.parse import parse_qs
 import attrs
 import falcon
 import jinja2
+from markupsafe import Markup
 
-from application.assets import asset_history, asset_view, find_assets
+from application.assets import asset_coverage, asset_history, asset_view, find_assets
 from application.browse import find_quarantined, find_records
 from application.comparison import anomalies, compare
 from application.operations import list_drift_findings, source_stats
-from application.ports import Clock, QuarantineReader, RecordReader, UnitOfWorkFactory
+from application.ports import Clock, CoverageReader, QuarantineReader, RecordReader, UnitOfWorkFactory
 from application.queries import DataQuery, QuarantineQuery
 from application.runs import get_run, list_runs, run_before
 from application.status import HealthReport
-from domain.assets import Candle, HistoryQuery, Interval
+from domain.assets import RESOLUTION, Candle, HistoryQuery, Interval
 from domain.records import RecordKind
 from domain.runs import EtlRun, RunStatus, SourceRun
 from entrypoints.api.auth import KEY_COOKIE, SESSION_SECONDS, ApiKeyGuard, LoginThrottle
@@ -37,7 +38,7 @@ from entrypoints.api.clients import ClientSide
 from entrypoints.api.errors import InvalidParameter, serialize_problem
 from entrypoints.api.params import QueryParams, list_page
 from entrypoints.api.resources import read_body
-from entrypoints.web.charts import bar_size, candles, sparkline
+from entrypoints.web.charts import bar_size, candles, coverage_band, sparkline
 
 HERE = Path(__file__).resolve().parent
 RANGES = {
@@ -133,8 +134,10 @@ class Dashboard:
         options: DashboardOptions,
         clock: Clock,
         guard: ApiKeyGuard,
+        coverage: CoverageReader | None = None,
     ) -> None:
         self._reader, self._quarantine, self._health = reader, quarantine, health
+        self._coverage = coverage
         self._uow_factory, self._options, self._clock, self._guard = uow_factory, options, clock, guard
         self._templates = templates()
         self._throttle = LoginThrottle()
@@ -289,6 +292,14 @@ class Dashboard:
                     series, history = name, candidate
         shown = history[-MAX_CANDLES:]
         bar = bar_size(shown, interval.step)
+        band = Markup("")
+        if self._coverage is not None and shown:
+            # each source's coverage over the chart's span, at the chart's interval
+            first, last = shown[0].bucket, shown[-1].bucket + bar
+            covered = asset_coverage(
+                self._uow_factory, self._coverage, asset_id, interval, None, first, last - RESOLUTION
+            )
+            band = coverage_band(covered.sources, first, last)
         news = find_records(
             self._reader, DataQuery(kind=RecordKind.ARTICLE, symbol=view.asset.symbol, page_size=8)
         ).items
@@ -299,7 +310,7 @@ class Dashboard:
             candles=shown, total=len(history), interval=interval.value, range=chosen, series=series, sources=sources,
             intervals=[member.value for member in Interval], ranges=list(RANGES), news=news, spread=spread,
             divergent=spread is not None and spread > self._options.divergence_pct, newest=newest.get(series),
-            bar=bar if bar > interval.step else None,
+            bar=bar if bar > interval.step else None, band=band,
         )  # fmt: skip
 
     # ---- /ui/login -----------------------------------------------------------------------------

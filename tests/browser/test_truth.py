@@ -107,6 +107,14 @@ def test_a_gap_in_a_real_file_is_a_gap_on_the_chart_and_daily_bars_are_said_to_b
         "rs => rs.map(r => [r.dataset.from, r.dataset.to])"
     )
     assert sorted(gaps) == [[f"{start} 00:00", f"{stop} 00:00"] for start, stop in missing]
+    # the coverage band under the chart marks the same days missing for that file's source
+    band = page.locator('svg.coverage g[data-source="csv:btc-usd-max"]')
+    marked = band.locator("rect.missing").evaluate_all("rs => rs.map(r => [r.dataset.from, r.dataset.to])")
+    assert sorted(marked) == sorted(gaps)
+    assert int(band.get_attribute("data-missing") or 0) == 24 * sum(
+        (stop - start).days for start, stop in missing
+    )
+    assert band.locator("rect.covered").count() == len(missing) + 1
     xs = drawn.evaluate_all("gs => gs.map(g => g.getBBox().x)")
     steps = sorted(later - earlier for earlier, later in itertools.pairwise(xs))
     assert steps[-1] > 1.8 * steps[len(steps) // 2]  # the missing day takes its room on the time axis

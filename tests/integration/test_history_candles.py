@@ -3,9 +3,11 @@ exactly as folding every bar would: whatever the batches, overlaps and ranges.""
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 import pytest
@@ -207,3 +209,37 @@ def test_daily_history_reads_stored_candles_and_only_the_edges_bars(database_url
     # one whole day (2025-01-01) from its candle; the bars of the two partial days around it
     assert params["first"] == datetime(2025, 1, 1, tzinfo=UTC)
     assert params["stop"] == datetime(2025, 1, 2, tzinfo=UTC)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    interval=st.sampled_from(list(Interval)),
+    start=st.none() | moments,
+    end=st.none() | moments,
+    source=st.sampled_from([None, "consensus", "csv:a", "coingecko"]),
+    limit=st.integers(min_value=1, max_value=400),
+)
+def test_a_page_rendered_by_postgresql_is_the_page_rendered_in_python(
+    pool: Any,
+    stored: list[tuple[str, HistoryPoint]],
+    interval: Interval,
+    start: datetime | None,
+    end: datetime | None,
+    source: str | None,
+    limit: int,
+) -> None:
+    from adapters.postgres.history_json import PostgresRenderedHistory
+    from adapters.postgres.uow import PostgresUnitOfWork
+    from application.assets import asset_history
+    from entrypoints.api.render import dumps, history_page
+
+    query = HistoryQuery(interval=interval, start=start, end=end, source=source, limit=limit)
+    rendered = PostgresRenderedHistory(pool).page_json([1], query)
+    page = asset_history(lambda: PostgresUnitOfWork(pool), {1: "BTC"}, query)
+    if rendered is None:  # a bucket with more candles than the page: only Python pages it
+        assert page.next_start is not None
+        assert len({candle.bucket for candle in page.candles}) == 1
+        return
+    python = json.loads(dumps(history_page(page)))
+    assert json.loads(rendered.candles_json) == python["data"]
+    assert rendered.next_start == page.next_start

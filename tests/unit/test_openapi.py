@@ -10,6 +10,7 @@ import falcon.testing
 import jsonschema_rs
 import pytest
 
+from adapters.memory.assets import InMemoryCoverage
 from adapters.memory.reader import InMemoryHealthProbe, InMemoryQuarantineReader, InMemoryRecordReader
 from adapters.memory.state import InMemoryStore
 from adapters.memory.store import InMemoryUnitOfWork
@@ -25,6 +26,7 @@ def test_every_route_and_method_is_described() -> None:
         InMemoryHealthProbe(),
         lambda: InMemoryUnitOfWork(InMemoryStore()),
         quarantine=InMemoryQuarantineReader(InMemoryStore()),
+        coverage=InMemoryCoverage(InMemoryStore()),
     )
     described = {
         (re.sub(r"\{(\w+)\}", r"{\1}", path), method.lower())

@@ -1,0 +1,61 @@
+"""Coverage of an asset's history: for a source and an interval, the runs of consecutive buckets
+that hold data (covered ranges) and the expected buckets missing between them, and between a
+requested start or end and the data (gaps). A bucket is covered when a bar or snapshot falls in
+it, or a bar longer than the bucket spans it (a daily bar covers 24 hourly buckets)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import attrs
+
+from domain.assets import bucket_of
+
+
+@attrs.frozen
+class Span:
+    """Buckets `[start, end)`: `buckets` of them."""
+
+    start: datetime
+    end: datetime
+    buckets: int
+
+
+@attrs.frozen
+class SourceCoverage:
+    source: str
+    covered: tuple[Span, ...]
+    gaps: tuple[Span, ...]
+
+    @property
+    def buckets(self) -> int:
+        return sum(span.buckets for span in self.covered)
+
+    @property
+    def missing(self) -> int:
+        return sum(span.buckets for span in self.gaps)
+
+
+def gaps_between(
+    covered: Sequence[Span], step: timedelta, start: datetime | None = None, end: datetime | None = None
+) -> tuple[Span, ...]:
+    """The missing buckets around `covered` (sorted, not overlapping): between each two covered
+    ranges, from the bucket of `start` to the first, and from the last to the bucket of `end`
+    (both included). Without `start`/`end` only the holes in the middle count."""
+    gaps: list[Span] = []
+
+    def gap(first: datetime, stop: datetime) -> None:
+        if stop > first:
+            gaps.append(Span(first, stop, (stop - first) // step))
+
+    if start is not None and covered:
+        gap(bucket_of(start, step), covered[0].start)
+    elif start is not None and end is not None:  # nothing in the range: all of it is missing
+        gap(bucket_of(start, step), bucket_of(end, step) + step)
+    for before, after in itertools.pairwise(covered):
+        gap(before.end, after.start)
+    if end is not None and covered:
+        gap(covered[-1].end, bucket_of(end, step) + step)
+    return tuple(gaps)
