@@ -30,7 +30,7 @@ DO $$
 DECLARE year integer;
 BEGIN
     FOR year IN 2020 .. 2030 LOOP
-        EXECUTE format('CREATE TABLE market_history_y%%s PARTITION OF market_history FOR VALUES FROM (%%L) TO (%%L)',
+        EXECUTE format('CREATE TABLE IF NOT EXISTS market_history_y%%s PARTITION OF market_history FOR VALUES FROM (%%L) TO (%%L)',
                        year, make_timestamptz(year, 1, 1, 0, 0, 0, 'UTC'), make_timestamptz(year + 1, 1, 1, 0, 0, 0, 'UTC'));
     END LOOP;
 END $$""",
