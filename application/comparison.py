@@ -10,6 +10,7 @@ from application.errors import NotFound
 from application.ports import UnitOfWorkFactory
 from application.runs import previous_sharing_a_source
 from domain.comparison import Anomaly, RunComparison, compare_runs, price_divergence, score_run
+from domain.records import is_snapshot_source
 from domain.runs import EtlRun
 
 DEFAULT_BASELINE_RUNS = 10
@@ -17,7 +18,6 @@ DEFAULT_PRICE_MOVE_PCT = 10.0
 # price divergence between providers: only their top ranks, where a symbol names one asset
 DIVERGENCE_MAX_RANK = 100
 DIVERGENCE_THRESHOLD_PCT = 5.0
-SNAPSHOT_SOURCES = frozenset({"coinpaprika", "coingecko"})
 DEFAULT_CONSENSUS_WINDOW = timedelta(minutes=15)
 
 
@@ -76,7 +76,7 @@ def anomalies(
                 history[past.id] = past
         divergence = (
             price_divergence(uow.records.quotes_as_of(run_id, DIVERGENCE_MAX_RANK), divergence_pct, window)
-            if any(item.source in SNAPSHOT_SOURCES for item in run.sources)
+            if any(is_snapshot_source(item.source) for item in run.sources)
             else []
         )
     return score_run(run, sorted(history.values(), key=lambda past: past.id)) + divergence

@@ -1,8 +1,12 @@
-"""The ETL use case: read each source in batches, check drift, normalize, commit each batch whole.
+"""The ETL use case: read each source in batches, check drift, normalize, commit each batch.
 
-A batch's raw rows, unified upserts, quarantined rows, drift findings, checkpoint and run
-counters commit in one transaction, so a crash between batches loses nothing and a replayed
-batch changes nothing.
+A batch commits in two steps. First, in `_prepare_batch`, what is idempotent on its own: the
+raw payloads (raw first), the canonical assets the batch introduces and the records it finds
+unchanged. Then, in `_write_batch` (on the writer thread, while the next batch is prepared),
+its unified upserts, quarantined rows, drift findings, checkpoint and run counters, in one
+transaction. A crash between the two replays the batch against raw rows and assets already
+there (changing nothing); a crash after the second resumes from its checkpoint: nothing is
+lost and nothing is written twice.
 """
 
 from __future__ import annotations
@@ -120,20 +124,30 @@ class RunTotals:
 
 
 @attrs.define
-class _SourceProgress:
-    """What one source's run has seen so far, across its batches."""
+class _Written:
+    """What one source's committed batches did, across its batches. Written only by the thread
+    that writes batches (`_write_batch`), read by the run once that thread is drained."""
 
     findings: set[tuple[str, str, str]] = attrs.Factory(set)
-    newest: datetime | None = None
     read: int = 0  # records read
     loaded: int = 0  # inserted, updated or found unchanged
     written: int = 0  # inserted or updated
     requests: int = 0
-    started: float = attrs.Factory(time.monotonic)
     quarantined: int = 0
     first_reason: str | None = None
+
+
+@attrs.define
+class _SourceProgress:
+    """What one source's run has seen so far. Each part has one writer, so no lock is needed:
+    `newest` and `other_sources` are the preparing thread's (`_prepare_batch`), `counts` the
+    writing thread's (`_Written`)."""
+
+    newest: datetime | None = None
+    started: float = attrs.Factory(time.monotonic)
     # each asset's other sources of prices, asked once a run (application.known_prices)
     other_sources: dict[int, tuple[str, ...]] = attrs.Factory(dict)
+    counts: _Written = attrs.Factory(lambda: _Written())
 
     def saw(self, records: Sequence[UnifiedRecord]) -> None:
         for record in records:
@@ -216,13 +230,17 @@ def ingest_source(
         # the pass goes on to the next source, and the traceback reaches the log
         status, error = RunStatus.FAILED, f"{name}: error: {type(ex).__name__}: {ex}"
         options.observer.source_errored(name, run_id, error, "".join(traceback.format_exception(ex)))
-    if status is RunStatus.SUCCESS and progress.read and progress.quarantined >= progress.read * FAILED_SHARE:
+    if (
+        status is RunStatus.SUCCESS
+        and progress.counts.read
+        and progress.counts.quarantined >= progress.counts.read * FAILED_SHARE
+    ):
         # half or more of what was read is quarantined: a failure, not a success
         status = RunStatus.FAILED
-        share = "all" if not progress.loaded else f"{progress.quarantined:,} of"
+        share = "all" if not progress.counts.loaded else f"{progress.counts.quarantined:,} of"
         error = (
-            f"{name}: {share} {progress.read:,} records read were quarantined; "
-            f"the first because {progress.first_reason or 'of an unknown reason'}"
+            f"{name}: {share} {progress.counts.read:,} records read were quarantined; "
+            f"the first because {progress.counts.first_reason or 'of an unknown reason'}"
         )
     finished = clock()
     freshness = (finished - progress.newest).total_seconds() if progress.newest else None
@@ -235,7 +253,7 @@ def ingest_source(
         uow.records.prune_observations(name, options.observation_runs_kept)
         uow.commit()
     if totals is not None:
-        totals.written += progress.written
+        totals.written += progress.counts.written
     options.observer.source_finished(name, run_id, status, error)
     if injected is not None:
         raise type(injected)(str(error)) from injected
@@ -414,7 +432,7 @@ def _write_batch(
         new_findings = [
             finding
             for finding in drift.findings
-            if (finding.kind.value, finding.field, finding.candidate) not in progress.findings
+            if (finding.kind.value, finding.field, finding.candidate) not in progress.counts.findings
         ]
         if drift.findings:
             uow.drifts.record(pipeline.name, run_id, drift.findings, clock())
@@ -434,27 +452,27 @@ def _write_batch(
         if batch.responses:
             uow.runs.add_responses(run_id, pipeline.name, batch.responses)
         uow.commit()
-    progress.read += prepared.fetched
-    progress.loaded += counts.inserted + counts.updated + counts.unchanged + prepared.unchanged
-    progress.written += counts.inserted + counts.updated
-    progress.quarantined += counts.quarantined
-    progress.requests += batch.counters.http_requests
-    if progress.first_reason is None and prepared.first_reason is not None:
-        progress.first_reason = prepared.first_reason
+    progress.counts.read += prepared.fetched
+    progress.counts.loaded += counts.inserted + counts.updated + counts.unchanged + prepared.unchanged
+    progress.counts.written += counts.inserted + counts.updated
+    progress.counts.quarantined += counts.quarantined
+    progress.counts.requests += batch.counters.http_requests
+    if progress.counts.first_reason is None and prepared.first_reason is not None:
+        progress.counts.first_reason = prepared.first_reason
     position = batch.position
     options.observer.progress(
         pipeline.name,
         run_id,
         Progress(
-            records=progress.read,
-            quarantined=progress.quarantined,
-            requests=progress.requests,
+            records=progress.counts.read,
+            quarantined=progress.counts.quarantined,
+            requests=progress.counts.requests,
             elapsed_seconds=time.monotonic() - progress.started,
             done=position[0] / position[1] if position and position[1] else None,
         ),
     )
     for finding in new_findings:
-        progress.findings.add((finding.kind.value, finding.field, finding.candidate))
+        progress.counts.findings.add((finding.kind.value, finding.field, finding.candidate))
         options.observer.drift_found(pipeline.name, run_id, finding)
     # the batch's own time, from the start of its preparation to its commit
     duration_ms = int((time.monotonic() - prepared.started) * 1000)

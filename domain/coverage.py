@@ -53,9 +53,18 @@ def gaps_between(
     if start is not None and covered:
         gap(bucket_of(start, step), covered[0].start)
     elif start is not None and end is not None:  # nothing in the range: all of it is missing
-        gap(bucket_of(start, step), bucket_of(end, step) + step)
+        gap(bucket_of(start, step), _after(bucket_of(end, step), step))
     for before, after in itertools.pairwise(covered):
         gap(before.end, after.start)
     if end is not None and covered:
-        gap(covered[-1].end, bucket_of(end, step) + step)
+        gap(covered[-1].end, _after(bucket_of(end, step), step))
     return tuple(gaps)
+
+
+def _after(bucket: datetime, step: timedelta) -> datetime:
+    """The end of a bucket (the last moment a datetime holds, for the year 9999's last one)."""
+    return (
+        bucket + step
+        if bucket <= datetime.max.replace(tzinfo=bucket.tzinfo) - step
+        else datetime.max.replace(tzinfo=bucket.tzinfo)
+    )

@@ -259,17 +259,6 @@ class MomentReader:
         Remembered per value: an export repeats each date once per asset."""
         return _read_value(self, value)
 
-    def _read_uncached(self, value: str) -> datetime | None:
-        if is_missing_cell(value):
-            return None
-        text = value.strip()
-        form = moment_form(text) or self.form
-        order = self.fixed_order
-        if order is None and form is MomentForm.NUMERIC:
-            match = _NUMERIC.match(text)
-            order = self.orders.get(match.group(2)) if match else None
-        return _read_moment(text, form, order, self.zone)
-
     def describe_order(self) -> str | None:
         if self.fixed_order is not None:
             return f"{self.fixed_order.value} (option)"
@@ -283,7 +272,16 @@ class MomentReader:
 
 @functools.lru_cache(maxsize=16384)
 def _read_value(reader: MomentReader, value: str) -> datetime | None:
-    return reader._read_uncached(value)
+    """`MomentReader.read`, remembered per reader and value (the reader is frozen and hashable)."""
+    if is_missing_cell(value):
+        return None
+    text = value.strip()
+    form = moment_form(text) or reader.form
+    order = reader.fixed_order
+    if order is None and form is MomentForm.NUMERIC:
+        match = _NUMERIC.match(text)
+        order = reader.orders.get(match.group(2)) if match else None
+    return _read_moment(text, form, order, reader.zone)
 
 
 @functools.lru_cache(maxsize=8192)

@@ -34,6 +34,12 @@ class Source:
     source_type: SourceType
 
 
+def is_snapshot_source(name: str) -> bool:
+    """Whether a source is a provider's snapshot of current prices: such a source is named by its
+    kind alone (`coingecko`), where a file or feed is `<kind>:<its name>` (`csv:prices`)."""
+    return ":" not in name
+
+
 @attrs.frozen
 class RawRecord:
     """One element exactly as a source sent it, with the checksum that identifies its content."""

@@ -89,12 +89,11 @@ from domain.runs import EtlRun, RunTrigger
 from entrypoints.fanout import ProcessFanOut
 from entrypoints.frames import arrow_table, as_frame, moment, with_symbols
 from entrypoints.observers import LoggingObserver
-from entrypoints.settings import Settings, SettingsError
+from entrypoints.settings import SOURCE_KINDS, Settings, SettingsError
 from entrypoints.version import kaspero_version
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 EMBEDDED_DATABASE = "kaspero"
-AVAILABLE_SOURCE_KINDS = ("coinpaprika", "coingecko", "csv", "rss")
 
 
 def utc_now() -> datetime:
@@ -235,12 +234,12 @@ class Kaspero:
 
         `csv` gives one source per file matching `CSV_SOURCE_PATH`.
         """
-        wanted = tuple(dict.fromkeys(kinds or self.settings.etl_sources or AVAILABLE_SOURCE_KINDS))
-        missing = [kind for kind in wanted if kind not in AVAILABLE_SOURCE_KINDS]
+        wanted = tuple(dict.fromkeys(kinds or self.settings.etl_sources or SOURCE_KINDS))
+        missing = [kind for kind in wanted if kind not in SOURCE_KINDS]
         if missing:
             raise SettingsError(
                 f"source {', '.join(missing)} is not available in this version; "
-                f"available: {', '.join(AVAILABLE_SOURCE_KINDS)}"
+                f"available: {', '.join(SOURCE_KINDS)}"
             )
         with ExitStack() as stack:
             pipelines: list[SourcePipeline] = []

@@ -33,6 +33,7 @@ from domain.assets import HistoryQuery, Interval
 from domain.records import RecordKind
 from domain.runs import EtlRun, RunStatus, RunTrigger
 from entrypoints import bootstrap
+from entrypoints.api.params import within_range
 from entrypoints.api.render import coverage as render_coverage
 from entrypoints.api.render import dumps as api_dumps
 from entrypoints.api.render import quarantined as render_quarantined
@@ -292,7 +293,7 @@ def _timestamp(text: str | None, name: str) -> datetime | None:
         raise ValueError(
             f"{name}: {text!r} is not an ISO 8601 time (e.g. 2024-01-31 or 2024-01-31T12:00:00Z)"
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return within_range(value if value.tzinfo else value.replace(tzinfo=UTC))
 
 
 def export_to(parts: Iterable[bytes], output: str | None) -> int:

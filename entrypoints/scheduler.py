@@ -18,8 +18,9 @@ import structlog
 from application.errors import StoreUnavailable
 from application.scheduling import close_abandoned_requests, run_due_sources, run_requested
 from domain.runs import EtlRun, RunTrigger
-from entrypoints.bootstrap import AVAILABLE_SOURCE_KINDS, Kaspero
+from entrypoints.bootstrap import Kaspero
 from entrypoints.healthcheck import GRACE_SECONDS, Heartbeat, heartbeat_path
+from entrypoints.settings import SOURCE_KINDS
 
 logger = structlog.get_logger("kaspero.scheduler")
 
@@ -27,7 +28,7 @@ MAX_POLL_SECONDS = 5.0
 
 
 def scheduled_kinds(kaspero: Kaspero) -> dict[str, timedelta]:
-    kinds = kaspero.settings.etl_sources or AVAILABLE_SOURCE_KINDS
+    kinds = kaspero.settings.etl_sources or SOURCE_KINDS
     return {kind: timedelta(minutes=kaspero.settings.schedule_minutes(kind)) for kind in dict.fromkeys(kinds)}
 
 

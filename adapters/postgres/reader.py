@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -37,13 +38,34 @@ EXACT_COUNT_LIMIT = 20_000
 ESTIMATE_TTL_SECONDS = 10.0
 
 
+class EstimateCache:
+    """Estimated totals per filter for `ttl` seconds, shared by the request threads of a worker:
+    every read and write under one lock, at most `size` entries (all forgotten past it)."""
+
+    def __init__(self, ttl: float = ESTIMATE_TTL_SECONDS, size: int = 1000) -> None:
+        self._ttl, self._size = ttl, size
+        self._entries: dict[str, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> int | None:
+        with self._lock:
+            found = self._entries.get(key)
+        return found[1] if found is not None and time.monotonic() - found[0] < self._ttl else None
+
+    def put(self, key: str, estimate: int) -> None:
+        with self._lock:
+            if len(self._entries) >= self._size:
+                self._entries.clear()
+            self._entries[key] = (time.monotonic(), estimate)
+
+
 class PostgresRecordReader:
     """Estimated totals are remembered per filter for a few seconds: they are estimates anyway,
     and asking the planner on every page costs a round trip."""
 
     def __init__(self, pool: Lender) -> None:
         self._pool = pool
-        self._estimates: dict[str, tuple[float, int]] = {}
+        self._estimates = EstimateCache()
 
     @retried_once
     def find(self, query: DataQuery) -> Page[StoredRecord]:
@@ -115,14 +137,12 @@ class PostgresRecordReader:
             return fetched, False  # the whole result fits on this page: no count needed
         key = f"{where.as_string(connection)}|{sorted(params.items())}"
         remembered = self._estimates.get(key)
-        if remembered is not None and time.monotonic() - remembered[0] < ESTIMATE_TTL_SECONDS:
-            return remembered[1], True
+        if remembered is not None:
+            return remembered, True
         plan = connection.execute(sql.SQL(ESTIMATE_RECORDS).format(where=where), params).fetchone()
         estimate = int(plan[0][0]["Plan"]["Plan Rows"]) if plan else 0
         if estimate > EXACT_COUNT_LIMIT:
-            if len(self._estimates) > 1000:
-                self._estimates.clear()
-            self._estimates[key] = (time.monotonic(), estimate)
+            self._estimates.put(key, estimate)
             return estimate, True
         capped = connection.execute(
             sql.SQL(COUNT_RECORDS).format(where=where), {**params, "count_cap": EXACT_COUNT_LIMIT + 1}

@@ -29,6 +29,7 @@ from domain.health import SourceRunState
 from entrypoints.api import errors
 from entrypoints.api.auth import ApiKeyGuard
 from entrypoints.api.clients import ClientSide, Network
+from entrypoints.api.declared import id_segment
 from entrypoints.api.docs import install_docs
 from entrypoints.api.metrics import metrics_setup
 from entrypoints.api.middleware import HttpHygiene, RequestBudget, RequestContext
@@ -50,6 +51,7 @@ from entrypoints.api.resources import (
     SchemaDriftsResource,
     StatsResource,
 )
+from entrypoints.settings import SOURCE_KINDS
 from entrypoints.version import kaspero_version
 from entrypoints.web.pages import Dashboard, DashboardOptions, install_dashboard
 
@@ -58,7 +60,7 @@ from entrypoints.web.pages import Dashboard, DashboardOptions, install_dashboard
 class ApiOptions:
     api_keys: tuple[str, ...] = ()
     reads_need_key: bool = False
-    source_kinds: tuple[str, ...] = ("coinpaprika", "coingecko", "csv")
+    source_kinds: tuple[str, ...] = SOURCE_KINDS  # the one list of kinds (`entrypoints.settings`)
     version: str | None = None
     metrics_dir: Path | None = None
     divergence_pct: float = 5.0
@@ -126,7 +128,7 @@ def create_app(
 
     data = DataResource(reader, reader, budget, options.request_budget_seconds)
     app.add_route("/data", data)
-    app.add_route("/data/{record_id:int(min=1, max=9223372036854775807)}", data, suffix="item")
+    app.add_route(f"/data/{id_segment('record_id')}", data, suffix="item")
     if quarantine is not None:
         app.add_route("/quarantine", QuarantineResource(quarantine, budget, options.request_budget_seconds))
     app.add_route(
@@ -136,11 +138,11 @@ def create_app(
         uow_factory, options.source_kinds, now, guard, options.divergence_pct, options.consensus_window
     )
     app.add_route("/runs", runs)
-    app.add_route("/runs/{run_id:int(min=1, max=9223372036854775807)}", runs, suffix="item")
-    app.add_route("/runs/{run_id:int(min=1, max=9223372036854775807)}/anomalies", runs, suffix="anomalies")
+    app.add_route(f"/runs/{id_segment('run_id')}", runs, suffix="item")
+    app.add_route(f"/runs/{id_segment('run_id')}/anomalies", runs, suffix="anomalies")
     app.add_route("/compare-runs", CompareRunsResource(reads))
     app.add_route(
-        "/run-requests/{request_id:int(min=1, max=9223372036854775807)}",
+        f"/run-requests/{id_segment('request_id')}",
         RunRequestsResource(uow_factory),
         suffix="item",
     )
@@ -148,12 +150,10 @@ def create_app(
     app.add_route("/history", candles)
     assets = AssetsResource(reads, options.divergence_pct, options.consensus_window, now, candles, coverage)
     app.add_route("/assets", assets)
-    app.add_route("/assets/{asset_id:int(min=1, max=9223372036854775807)}", assets, suffix="item")
-    app.add_route("/assets/{asset_id:int(min=1, max=9223372036854775807)}/history", assets, suffix="history")
+    app.add_route(f"/assets/{id_segment('asset_id')}", assets, suffix="item")
+    app.add_route(f"/assets/{id_segment('asset_id')}/history", assets, suffix="history")
     if coverage is not None:
-        app.add_route(
-            "/assets/{asset_id:int(min=1, max=9223372036854775807)}/coverage", assets, suffix="coverage"
-        )
+        app.add_route(f"/assets/{id_segment('asset_id')}/coverage", assets, suffix="coverage")
     app.add_route("/stats", StatsResource(reads))
     app.add_route("/checkpoints", CheckpointsResource(reads))
     app.add_route("/schema-drifts", SchemaDriftsResource(reads))

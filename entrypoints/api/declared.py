@@ -26,6 +26,13 @@ TEXT_SCHEMA: dict[str, Any] = {
 # `cursor` pages at any depth. The same limit on every list (`/data`, `/quarantine`, `/assets`).
 MAX_PAGE = 100
 MAX_ID = 2**63 - 1
+
+
+def id_segment(name: str) -> str:
+    """A path segment holding an id (1 to MAX_ID, as PostgreSQL's bigint): `{name:int(...)}`."""
+    return "{" + f"{name}:int(min=1, max={MAX_ID})" + "}"
+
+
 MAX_REPEATS = 50
 # one or several values: repeated (`symbol=BTC&symbol=ETH`) or comma-separated (`symbol=BTC,ETH`),
 # each value non-empty

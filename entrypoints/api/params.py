@@ -125,7 +125,22 @@ class QueryParams:
                 f"{name} must be an ISO 8601 date or date-time "
                 f"(2024-01-31 or 2024-01-31T12:00:00Z), got {text!r}",
             ) from None
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+        return within_range(moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment)
+
+
+# the moments a query may name: a day inside what a datetime holds, so a bucket's end, a day's
+# end or a conversion to UTC never overflows; a moment past them means "no bound" and is held to them
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def within_range(moment: datetime) -> datetime:
+    """`moment` in UTC, held to [EARLIEST, LATEST]."""
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:  # an offset that takes it past year 1 or 9999
+        return EARLIEST if moment.year < 5000 else LATEST
+    return min(max(utc, EARLIEST), LATEST)
 
 
 def file_format(req: falcon.Request, parameters: Iterable[str]) -> FileFormat | None:

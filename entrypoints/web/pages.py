@@ -35,6 +35,7 @@ from domain.records import RecordKind
 from domain.runs import EtlRun, RunStatus, SourceRun
 from entrypoints.api.auth import KEY_COOKIE, SESSION_SECONDS, ApiKeyGuard, LoginThrottle
 from entrypoints.api.clients import ClientSide
+from entrypoints.api.declared import id_segment
 from entrypoints.api.errors import InvalidParameter, serialize_problem
 from entrypoints.api.params import QueryParams, list_page
 from entrypoints.api.resources import read_body
@@ -381,10 +382,10 @@ def install_dashboard(app: falcon.App[falcon.Request, falcon.Response], dashboar
     app.set_error_serializer(PageErrors())
     app.add_route("/", dashboard)
     app.add_route("/ui/runs", dashboard, suffix="runs")
-    app.add_route("/ui/runs/{run_id:int(min=1, max=9223372036854775807)}", dashboard, suffix="run")
+    app.add_route(f"/ui/runs/{id_segment('run_id')}", dashboard, suffix="run")
     app.add_route("/ui/drift", dashboard, suffix="drift")
     app.add_route("/ui/quarantine", dashboard, suffix="quarantine")
     app.add_route("/ui/assets", dashboard, suffix="assets")
-    app.add_route("/ui/assets/{asset_id:int(min=1, max=9223372036854775807)}", dashboard, suffix="asset")
+    app.add_route(f"/ui/assets/{id_segment('asset_id')}", dashboard, suffix="asset")
     app.add_route("/ui/login", dashboard, suffix="login")
     app.add_static_route("/ui/static", str(HERE / "static"))

@@ -10,6 +10,7 @@ from adapters.memory.sources import InMemoryMarketNormalizer, InMemorySourceRead
 from adapters.memory.state import InMemoryStore
 from adapters.memory.store import InMemoryUnitOfWork
 from application.ingest import SourcePipeline, run_etl
+from domain.assets import Asset
 from domain.runs import RunTrigger
 from entrypoints.api.app import ApiOptions, create_app
 from tests.unit.conftest import clock, coin
@@ -415,3 +416,25 @@ def test_symbol_source_and_quote_filters_take_several_values(client: falcon.test
     for bad in ("symbol=BTC,,ETH", "symbol=,BTC", "symbol=" + "&symbol=A" * 51):
         answer = client.simulate_get("/data", query_string=bad)
         assert answer.status_code == 400, bad
+
+
+def test_moments_at_the_ends_of_the_calendar_are_bounds_not_a_500() -> None:
+    from adapters.memory.assets import InMemoryCoverage
+
+    store = InMemoryStore()
+    client = falcon.testing.TestClient(
+        create_app(
+            InMemoryRecordReader(store),
+            InMemoryHealthProbe(),
+            lambda: InMemoryUnitOfWork(store),
+            coverage=InMemoryCoverage(store),
+        )
+    )
+    store.state.assets[1] = Asset(1, "BTC", "Bitcoin", False)
+    for path in (
+        "/assets/1/history?end=9999-12-31T23:59:59.999999Z",
+        "/assets/1/history?start=0001-01-01T00:00:00%2B05:00&interval=5m",
+        "/assets/1/coverage?start=0001-01-01&end=9999-12-31T23:00:00-05:00",
+        "/history?symbol=BTC&end=9999-12-31T23:59:59Z&format=csv",
+    ):
+        assert client.simulate_get(path).status_code == 200, path
