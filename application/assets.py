@@ -165,8 +165,8 @@ def asset_history(
             uow.assets.history(ids, attrs.evolve(query, limit=query.limit + 1)), query.limit
         )
         if not candles and next_start is not None:  # one bucket holds more than a page: it whole
-            whole = HistoryQuery(
-                query.interval, next_start, next_start + query.interval.step - RESOLUTION, query.source
+            whole = attrs.evolve(
+                query, start=next_start, end=next_start + query.interval.step - RESOLUTION, limit=None
             )
             candles = uow.assets.history(ids, whole)
             following = next_start + query.interval.step

@@ -27,6 +27,8 @@ HISTORY_TABLE = (
     ("low", "money"),
     ("close", "money"),
     ("observations", "integer"),
+    ("flag", "text"),  # suspect, disputed or none (`domain.assets.judge_bars`)
+    ("deviation_pct", "money"),
 )
 RECORD_TABLE = (
     ("id", "integer"),

@@ -14,7 +14,7 @@ import enum
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import attrs
 from rapidfuzz import fuzz
@@ -68,6 +68,9 @@ class Candle:
     close: Decimal
     observations: int
     asset_id: int = attrs.field(kw_only=True)
+    # judged against the other sources' candles of the bucket (`judge_bars`); none for consensus
+    flag: str | None = attrs.field(default=None, kw_only=True)  # "suspect" or "disputed"
+    deviation_pct: Decimal | None = attrs.field(default=None, kw_only=True)
 
 
 class Interval(enum.StrEnum):
@@ -133,6 +136,46 @@ def candle_of(asset_id: int, bucket: datetime, series: str, points: Sequence[His
     )
 
 
+SUSPECT = "suspect"
+DISPUTED = "disputed"
+
+
+def judge_bars(
+    closes: Mapping[str, Decimal], suspect: Decimal
+) -> dict[str, tuple[str | None, Decimal | None]]:
+    """Each source's candle of one bucket judged by its close against the others': with three
+    sources or more, one further than `suspect` (a fraction) from the median close of all of
+    them is `suspect` (the median of all, not of the others: of three, the others of a good
+    bar hold the bad one, whose pull would flag the good bar too); of two that far apart, both
+    are `disputed` (which is right cannot be told). With the deviation in percent."""
+    count = len(closes)
+    if count >= 3:
+        ordered = sorted(closes.values())
+        middle = count // 2
+        median = ordered[middle] if count % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+        if median <= 0:
+            return dict.fromkeys(closes, (None, None))
+        return {
+            source: (
+                SUSPECT if abs(close - median) > median * suspect else None,
+                _percent(abs(close - median) / median),
+            )
+            for source, close in closes.items()
+        }
+    if count == 2:
+        lowest, highest = min(closes.values()), max(closes.values())
+        if lowest <= 0:
+            return dict.fromkeys(closes, (None, None))
+        flag = DISPUTED if highest - lowest > lowest * suspect else None
+        return dict.fromkeys(closes, (flag, _percent((highest - lowest) / lowest)))
+    return dict.fromkeys(closes, (None, None))
+
+
+def _percent(fraction: Decimal) -> Decimal:
+    """A fraction as a percentage to two places, halves away from zero (as PostgreSQL rounds)."""
+    return (fraction * 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
 @attrs.frozen
 class HistoryQuery:
     interval: Interval = Interval.DAY
@@ -141,6 +184,9 @@ class HistoryQuery:
     source: str | None = None  # None: per source; "consensus": every source's observations together
     # the most candles to answer, the first ones in (bucket, asset, series) order; None: all
     limit: int | None = None
+    # how far (a fraction) a source's close may stray from the bucket's median before it is
+    # `suspect` (SUSPECT_BAR_PCT / 100)
+    suspect: Decimal = Decimal("0.10")
 
 
 def history_page(candles: Sequence[Candle], limit: int) -> tuple[list[Candle], datetime | None]:

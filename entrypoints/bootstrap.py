@@ -395,7 +395,10 @@ class Kaspero:
         polars DataFrame (`frame="pandas"` or `"arrow"` for those): bucket (UTC), asset_id,
         symbol, source, open, high, low, close (exact decimals), observations."""
         assets = history_assets(self.uow_factory, tuple(asset_ids), symbols)
-        query = HistoryQuery(Interval(interval), moment(start, "start"), moment(end, "end"), source)
+        query = HistoryQuery(
+            Interval(interval), moment(start, "start"), moment(end, "end"), source,
+            suspect=self.settings.suspect_bar_pct / 100,
+        )  # fmt: skip
         if query.start and query.end and query.start > query.end:
             raise ValueError("start must not be after end")
         table = arrow_table(history_table(self.tables, assets, query), HISTORY_TABLE)

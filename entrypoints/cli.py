@@ -245,8 +245,9 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
         elif args.of == "history":
             assets = history_assets(kaspero.uow_factory, tuple(args.asset_id), symbols)
             history = HistoryQuery(
-                Interval(args.interval or "1d"), start, end, sources[0] if sources else None
-            )
+                Interval(args.interval or "1d"), start, end, sources[0] if sources else None,
+                suspect=settings.suspect_bar_pct / 100,
+            )  # fmt: skip
             parts = chunks(
                 export_history(kaspero.uow_factory, assets, history), args.format, candle_shape(assets)
             )

@@ -161,7 +161,10 @@ QUARANTINED: Shape[StoredQuarantine] = Shape(
 )
 
 
-CANDLE_COLUMNS = ("bucket", "asset_id", "symbol", "source", "open", "high", "low", "close", "observations")
+CANDLE_COLUMNS = (
+    "bucket", "asset_id", "symbol", "source", "open", "high", "low", "close", "observations", "flag",
+    "deviation_pct",
+)  # fmt: skip
 
 
 def candle_shape(symbols: Mapping[int, str]) -> Shape[Candle]:
@@ -177,7 +180,7 @@ def candle_shape(symbols: Mapping[int, str]) -> Shape[Candle]:
         values,
         lambda item: candle(item, symbols),
         {
-            **dict.fromkeys(("open", "high", "low", "close"), "money"),
+            **dict.fromkeys(("open", "high", "low", "close", "deviation_pct"), "money"),
             **dict.fromkeys(("asset_id", "observations"), "integer"),
             "bucket": "time",
         },

@@ -51,6 +51,9 @@ class Settings(pydantic.BaseModel):
     plausible_max_volume_usd: Decimal = pydantic.Field(default=Decimal("1e16"), gt=0)
     plausible_file_deviation: Decimal = pydantic.Field(default=Decimal("0.5"), gt=0)
     plausible_bar_deviation: Decimal = pydantic.Field(default=Decimal("0.25"), gt=0)
+    # a source's candle further than this (percent) from the bucket's median close of three
+    # sources or more is `suspect` (left out of the consensus); two that far apart are `disputed`
+    suspect_bar_pct: Decimal = pydantic.Field(default=Decimal(10), gt=0, le=1000)
     history_retention_days: int | None = pydantic.Field(default=None, ge=1, le=100_000)
     etl_sources: tuple[str, ...] | None = None
     etl_schedule_minutes: float = pydantic.Field(default=5.0, gt=0)

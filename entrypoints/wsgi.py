@@ -39,6 +39,7 @@ def create() -> falcon.App[falcon.Request, falcon.Response]:
         request_budget_seconds=settings.api_request_budget_ms / 1000,
         database_slots=max(1, settings.api_threads - 1),
         replica_max_lag_seconds=settings.replica_max_lag_seconds,
+        suspect_bar_pct=settings.suspect_bar_pct,
     )
     return create_app(
         kaspero.reader, kaspero.probe, kaspero.uow_factory, options, kaspero.clock, kaspero.quarantine,

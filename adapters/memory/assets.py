@@ -6,9 +6,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import attrs
+
 from adapters.memory.state import InMemoryStore, State
 from application.queries import Page
 from domain.assets import (
+    SUSPECT,
     Alias,
     Asset,
     Candle,
@@ -18,6 +21,7 @@ from domain.assets import (
     SourceQuote,
     bucket_of,
     candle_of,
+    judge_bars,
 )
 from domain.bars import UsdRate
 from domain.coverage import Span
@@ -96,7 +100,7 @@ class InMemoryAssetRepository:
     def history(self, asset_ids: Sequence[int], query: HistoryQuery) -> list[Candle]:
         step = query.interval.step
         consensus = query.source == "consensus"
-        series: dict[tuple[datetime, int, str], list[HistoryPoint]] = {}
+        points: dict[tuple[datetime, int], dict[str, list[HistoryPoint]]] = {}
         for (asset, source, observed), point in self._state.history.items():
             if (
                 asset not in asset_ids
@@ -104,13 +108,19 @@ class InMemoryAssetRepository:
                 or (query.end and observed > query.end)
             ):
                 continue
-            if not consensus and query.source is not None and source != query.source:
+            points.setdefault((bucket_of(observed, step), asset), {}).setdefault(source, []).append(point)
+        candles: list[Candle] = []
+        for (bucket, asset), by_source in sorted(points.items()):
+            per_source = {name: candle_of(asset, bucket, name, held) for name, held in by_source.items()}
+            judged = judge_bars({name: candle.close for name, candle in per_source.items()}, query.suspect)
+            if consensus:  # every source's bars together but the suspect ones'
+                kept = [p for name, held in by_source.items() if judged[name][0] != SUSPECT for p in held]
+                candles.append(candle_of(asset, bucket, "consensus", kept))
                 continue
-            bucket = bucket_of(observed, step)
-            series.setdefault((bucket, asset, "consensus" if consensus else source), []).append(point)
-        candles = [
-            candle_of(asset, bucket, name, points) for (bucket, asset, name), points in sorted(series.items())
-        ]
+            for name in sorted(per_source):
+                if query.source is None or name == query.source:
+                    flag, deviation = judged[name]
+                    candles.append(attrs.evolve(per_source[name], flag=flag, deviation_pct=deviation))
         return candles if query.limit is None else candles[: query.limit]
 
 

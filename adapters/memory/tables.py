@@ -56,6 +56,8 @@ class InMemoryTables:
                 "low": c.low,
                 "close": c.close,
                 "observations": c.observations,
+                "flag": c.flag,
+                "deviation_pct": c.deviation_pct,
             }
             for c in candles
         ]

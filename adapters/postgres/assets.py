@@ -72,13 +72,53 @@ ORDER BY source, observed_at DESC NULLS LAST
 # (migration 0011) — the first piece's open, the highest high, the lowest low, the last piece's
 # close, and how many bars. Range conditions are plain comparisons on observed_at or bucket, written
 # only when given, so the planner prunes the yearly partitions a range does not touch.
+#
+# Each source's candle of a bucket is judged against the others' of the same asset and bucket
+# (`domain.assets.judge_bars`): with three sources or more, one whose close is further than
+# `suspect` (a fraction) from the median close of all of them is `suspect`; of two sources that
+# far apart, both are `disputed`. The consensus folds the sources' candles but the suspect ones.
 SELECT_HISTORY = """
-SELECT date_bin(%(step)s, at, %(origin)s) AS bucket, asset_id, {series} AS series,
-       (array_agg(open ORDER BY open_at))[1], max(high), min(low),
-       (array_agg(close ORDER BY close_at DESC))[1], sum(bars)
-FROM ({pieces}) AS pieces
-GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+WITH per_source AS (
+    SELECT date_bin(%(step)s, at, %(origin)s) AS bucket, asset_id, source,
+           (array_agg(open ORDER BY open_at))[1] AS open, min(open_at) AS open_at, max(high) AS high,
+           min(low) AS low, (array_agg(close ORDER BY close_at DESC))[1] AS close, max(close_at) AS close_at,
+           sum(bars) AS bars
+    FROM ({pieces}) AS pieces
+    GROUP BY 1, 2, 3
+), spread AS (
+    -- each candle with its bucket's closes in order (a window over the bucket's sources):
+    -- the lowest, the highest and the exact median, the middle close or the mean of the two middle
+    SELECT *, closes[1] AS lowest, closes[sources] AS highest,
+           (closes[(sources + 1) / 2] + closes[sources / 2 + 1]) / 2 AS median
+    FROM (
+        SELECT *, count(*) OVER bucket AS sources, array_agg(close) OVER bucket AS closes
+        FROM per_source
+        WINDOW bucket AS (
+            PARTITION BY bucket, asset_id ORDER BY close ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+        )
+    ) AS windowed
+), judged AS (
+    SELECT *,
+           CASE WHEN sources >= 3 AND median > 0 AND abs(close - median) > median * %(suspect)s THEN 'suspect'
+                WHEN sources = 2 AND lowest > 0 AND highest - lowest > lowest * %(suspect)s THEN 'disputed'
+           END AS flag,
+           CASE WHEN sources >= 3 AND median > 0 THEN round(abs(close - median) / median * 100, 2)
+                WHEN sources = 2 AND lowest > 0 THEN round((highest - lowest) / lowest * 100, 2)
+           END AS deviation
+    FROM spread
+)
+{select}
 {limit}
+"""
+PER_SOURCE = """
+SELECT bucket, asset_id, source, open, high, low, close, bars, flag, deviation FROM judged {where}
+ORDER BY 1, 2, 3
+"""
+CONSENSUS = """
+SELECT bucket, asset_id, 'consensus', (array_agg(open ORDER BY open_at))[1], max(high), min(low),
+       (array_agg(close ORDER BY close_at DESC))[1], sum(bars), NULL, NULL
+FROM judged WHERE flag IS DISTINCT FROM 'suspect'
+GROUP BY 1, 2 ORDER BY 1, 2
 """
 BARS = """
 SELECT observed_at AS at, asset_id, source, observed_at AS open_at, coalesce(open_usd, price_usd) AS open,
@@ -172,8 +212,19 @@ class PostgresAssetRepository:
         statement, params = history_statement(asset_ids, query)
         rows = self._connection.execute(statement, params).fetchall()
         return [
-            Candle(bucket, series, opening, high, low, closing, int(count), asset_id=int(asset))
-            for bucket, asset, series, opening, high, low, closing, count in rows
+            Candle(
+                bucket,
+                series,
+                opening,
+                high,
+                low,
+                closing,
+                int(count),
+                asset_id=int(asset),
+                flag=flag,
+                deviation_pct=deviation,
+            )
+            for bucket, asset, series, opening, high, low, closing, count, flag, deviation in rows
         ]
 
 
@@ -284,10 +335,9 @@ def history_statement(asset_ids: Sequence[int], query: HistoryQuery) -> tuple[sq
     consensus = query.source == "consensus"
     step = query.interval.step
     params: dict[str, Any] = {"ids": list(asset_ids), "step": step, "origin": BUCKET_ORIGIN}
+    # every source's bars are read, one source asked or not: a candle is judged against the others'
     common = [sql.SQL("asset_id = ANY(%(ids)s)")]
-    if query.source is not None and not consensus:
-        common.append(sql.SQL("source = %(source)s"))
-        params["source"] = query.source
+    params["suspect"] = query.suspect
     if query.start is not None:
         params["start"] = query.start
     if query.end is not None:
@@ -318,11 +368,20 @@ def history_statement(asset_ids: Sequence[int], query: HistoryQuery) -> tuple[sq
     for bounds in bar_ranges:
         where = sql.SQL(" AND ").join([*common, *map(sql.SQL, bounds)])
         pieces.append(sql.SQL(BARS).format(where=where))
-    series = sql.SQL("'consensus'") if consensus else sql.SQL("source")
+    select: sql.Composable
+    if consensus:
+        select = sql.SQL(CONSENSUS)
+    elif query.source is not None:
+        select, params["source"] = (
+            sql.SQL(PER_SOURCE).format(where=sql.SQL("WHERE source = %(source)s")),
+            query.source,
+        )
+    else:
+        select = sql.SQL(PER_SOURCE).format(where=sql.SQL(""))
     limit = sql.SQL("")
     if query.limit is not None:
         limit, params["limit"] = sql.SQL("LIMIT %(limit)s"), query.limit
     statement = sql.SQL(SELECT_HISTORY).format(
-        series=series, pieces=sql.SQL(" UNION ALL ").join(pieces), limit=limit
+        pieces=sql.SQL(" UNION ALL ").join(pieces), select=select, limit=limit
     )
     return statement, params

@@ -20,8 +20,8 @@ from domain.assets import HistoryQuery
 # than `limit` (a page never splits a bucket), and that bucket is where the next page starts
 PAGE_JSON = """
 WITH candles AS (
-    SELECT * FROM ({history}) AS c (bucket, asset_id, series, open, high, low, close, observations)
-), edge AS (
+    SELECT * FROM ({history}) AS c (bucket, asset_id, series, open, high, low, close, observations, flag, deviation)
+), edge AS MATERIALIZED (  -- once: inlined, the planner re-counted it per candle
     SELECT CASE WHEN count(*) > %(page)s THEN max(bucket) END AS next FROM candles
 )
 SELECT coalesce(
@@ -30,7 +30,7 @@ SELECT coalesce(
                    'bucket', to_char(c.bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || '+00:00',
                    'asset_id', c.asset_id, 'symbol', a.symbol, 'source', c.series,
                    'open', c.open::text, 'high', c.high::text, 'low', c.low::text, 'close', c.close::text,
-                   'observations', c.observations
+                   'observations', c.observations, 'flag', c.flag, 'deviation_pct', c.deviation::text
                ) ORDER BY c.bucket, c.asset_id, c.series
            ) FILTER (WHERE e.next IS NULL OR c.bucket < e.next),
            '[]'

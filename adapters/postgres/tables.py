@@ -28,7 +28,22 @@ def _select(columns: tuple[tuple[str, str], ...]) -> sql.Composable:
     )
 
 
-HISTORY_NAMES = sql.SQL(", ").join(sql.Identifier(name) for name, _ in HISTORY_TABLE)
+# the history statement's own columns, named as the table's
+HISTORY_NAMES = sql.SQL(", ").join(
+    sql.Identifier(name)
+    for name in (
+        "bucket",
+        "asset_id",
+        "source",
+        "open",
+        "high",
+        "low",
+        "close",
+        "observations",
+        "flag",
+        "deviation_pct",
+    )
+)
 COPY_OUT = "COPY ({select}) TO STDOUT (FORMAT csv, HEADER)"
 
 

@@ -72,6 +72,7 @@ class ApiOptions:
     request_budget_seconds: float = 5.0
     database_slots: int | None = None  # requests touching the database at once (API_THREADS - 1)
     replica_max_lag_seconds: float = 60.0  # a read replica further behind makes health degraded
+    suspect_bar_pct: Decimal = Decimal(10)  # SUSPECT_BAR_PCT
 
 
 def create_app(
@@ -146,7 +147,9 @@ def create_app(
         RunRequestsResource(uow_factory),
         suffix="item",
     )
-    candles = HistoryResource(reads, budget, options.request_budget_seconds, renderer)
+    candles = HistoryResource(
+        reads, budget, options.request_budget_seconds, renderer, options.suspect_bar_pct
+    )
     app.add_route("/history", candles)
     assets = AssetsResource(reads, options.divergence_pct, options.consensus_window, now, candles, coverage)
     app.add_route("/assets", assets)
@@ -167,6 +170,7 @@ def create_app(
         schedules=options.schedules,
         divergence_pct=Decimal(str(options.divergence_pct)),
         window=options.consensus_window,
+        suspect=options.suspect_bar_pct / 100,
         version=options.version or kaspero_version(),
         clients=ClientSide(options.trusted_proxies),
     )

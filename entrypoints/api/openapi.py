@@ -177,7 +177,19 @@ ASSET_VIEW = {
 }
 CANDLE = {
     "type": "object",
-    "required": ["bucket", "asset_id", "symbol", "source", "open", "high", "low", "close", "observations"],
+    "required": [
+        "bucket",
+        "asset_id",
+        "symbol",
+        "source",
+        "open",
+        "high",
+        "low",
+        "close",
+        "observations",
+        "flag",
+        "deviation_pct",
+    ],
     "properties": {
         "bucket": MOMENT,
         "asset_id": {"type": "integer"},
@@ -185,6 +197,18 @@ CANDLE = {
         "source": {"type": "string"},
         **dict.fromkeys(("open", "high", "low", "close"), MONEY),
         "observations": {"type": "integer"},
+        "flag": {
+            **_nullable({"enum": ["suspect", "disputed"]}),
+            "description": (
+                "with three sources or more in the bucket, `suspect`: its close is further than "
+                "SUSPECT_BAR_PCT from the median close (left out of the consensus); with two that far "
+                "apart, both `disputed`; null otherwise and for the consensus"
+            ),
+        },
+        "deviation_pct": {
+            **MONEY,
+            "description": "how far from the median close (two sources: apart), in percent",
+        },
     },
 }
 

@@ -153,7 +153,7 @@ HISTORY_PARAMETERS = tuple(param.name for param in declared.HISTORY)
 DEFAULT_HISTORY_LIMIT = 1000
 
 
-def history_query(params: QueryParams, format_: str) -> HistoryQuery:
+def history_query(params: QueryParams, format_: str, suspect: Decimal = Decimal("0.10")) -> HistoryQuery:
     """The range, interval, series and page size of a history (`/assets/{id}/history`, `/history`)."""
     start, end = params.timestamp("start"), params.timestamp("end")
     if start and end and start > end:
@@ -169,6 +169,7 @@ def history_query(params: QueryParams, format_: str) -> HistoryQuery:
         end=end,
         source=params.text("source"),
         limit=limit,
+        suspect=suspect,
     )
 
 

@@ -382,4 +382,6 @@ def candle(item: Candle, symbols: Mapping[int, str]) -> dict[str, Any]:
         "low": _money(item.low),
         "close": _money(item.close),
         "observations": item.observations,
+        "flag": item.flag,
+        "deviation_pct": _money(item.deviation_pct),
     }

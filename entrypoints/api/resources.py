@@ -520,9 +520,11 @@ class HistoryResource:
         budget: Callable[[float], AbstractContextManager[None]] | None = None,
         budget_seconds: float = 30.0,
         renderer: HistoryRenderer | None = None,
+        suspect_pct: Decimal = Decimal(10),
     ) -> None:
         self._uow_factory = uow_factory
         self._streamer = Streamer(budget, budget_seconds, "history")
+        self._suspect = suspect_pct / 100
         self._renderer = renderer  # the store's own JSON of a page, when it has that fast path
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -542,7 +544,7 @@ class HistoryResource:
     ) -> None:
         params = QueryParams(req, allowed)
         format_ = export_format(req, params.choice("format", FileFormat))
-        query = history_query(params, format_)
+        query = history_query(params, format_, self._suspect)
         assets = history_assets(self._uow_factory, asset_ids, symbols)
         if format_ != "json":
             items = export_history(self._uow_factory, assets, query)

@@ -58,6 +58,7 @@ class DashboardOptions:
     schedules: Mapping[str, float] = attrs.field(factory=dict)  # source kind -> minutes
     divergence_pct: Decimal = Decimal(5)
     window: timedelta | None = timedelta(minutes=15)
+    suspect: Decimal = Decimal("0.10")  # SUSPECT_BAR_PCT / 100: suspect candles stay out of the consensus
     version: str = ""
     clients: ClientSide = attrs.field(factory=ClientSide)
 
@@ -276,7 +277,9 @@ class Dashboard:
             page = asset_history(
                 self._uow_factory,
                 {asset_id: view.asset.symbol},
-                HistoryQuery(interval=interval, start=start, end=None, source=name),
+                HistoryQuery(
+                    interval=interval, start=start, end=None, source=name, suspect=self._options.suspect
+                ),
             )
             return list(page.candles)
 

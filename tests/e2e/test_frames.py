@@ -70,7 +70,8 @@ def test_prices_as_polars_hold_each_file_value_by_value(app: Kaspero) -> None:
     frame = app.prices("btc", interval="1d")
     assert isinstance(frame, pl.DataFrame)
     assert frame.columns == [
-        "bucket", "asset_id", "symbol", "source", "open", "high", "low", "close", "observations",
+        "bucket", "asset_id", "symbol", "source", "open", "high", "low", "close", "observations", "flag",
+        "deviation_pct",
     ]  # fmt: skip
     assert frame.schema["bucket"] == pl.Datetime("us", "UTC")
     assert isinstance(frame.schema["close"], pl.Decimal)

@@ -70,7 +70,7 @@ def test_the_quickstart_notebook_runs_green_in_a_real_kernel(
     assert f"csv:market_history: {len(rows)} read" in run  # the sample's every row read
     shape = _outputs(code[2])
     btc_eth = [row for row in rows if row["symbol"] in ("BTC", "ETH")]
-    assert f"({len(btc_eth)}, 9)" in shape  # a candle per row of the two assets: daily bars
+    assert f"({len(btc_eth)}, 11)" in shape  # a candle per row of the two assets: daily bars
     plotted = code[3]
     charts = [
         output["data"]["image/png"] for output in plotted.outputs if "image/png" in output.get("data", {})

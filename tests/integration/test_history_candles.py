@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.postgres.assets import PostgresAssetRepository, history_statement
-from domain.assets import Candle, HistoryPoint, HistoryQuery, Interval, bucket_of, candle_of
+from domain.assets import Candle, HistoryPoint, HistoryQuery, Interval, bucket_of, candle_of, judge_bars
 
 START = datetime(2024, 12, 30, 20, 0, tzinfo=UTC)  # the bars cross a year, so two partitions
 SPAN = timedelta(days=4)
@@ -144,10 +145,23 @@ def test_history_from_candles_is_history_from_every_bar(
     end: datetime | None,
     source: str | None,
 ) -> None:
-    query = HistoryQuery(interval=interval, start=start, end=end, source=source)
+    # no bar suspect here (the fold is what this checks; judging is checked below)
+    query = HistoryQuery(interval=interval, start=start, end=end, source=source, suspect=Decimal(1000))
     with psycopg.connect(database_url) as connection:
         found = PostgresAssetRepository(connection).history([1], query)
+        judged = PostgresAssetRepository(connection).history([1], attrs.evolve(query, suspect=Decimal("0.1")))
     expected = _expected(stored, query)
+    if source is None:  # each candle judged as the domain judges it, against the bucket's others
+        by_bucket: dict[datetime, dict[str, Decimal]] = {}
+        for candle in expected:
+            by_bucket.setdefault(candle.bucket, {})[candle.source] = candle.close
+        verdicts = {
+            (bucket, name): verdict
+            for bucket, closes in by_bucket.items()
+            for name, verdict in judge_bars(closes, Decimal("0.1")).items()
+        }
+        assert [(c.flag, c.deviation_pct) for c in judged] == [verdicts[(c.bucket, c.source)] for c in judged]
+    found = [attrs.evolve(c, flag=None, deviation_pct=None) for c in found]
     # ties between sources at one moment (consensus) may open or close with either bar
     if source == "consensus":
         found = [
