@@ -330,7 +330,9 @@ class Kaspero:
                 if isinstance(pipeline.reader, CsvFileSource) and pipeline.reader.quoted_in_usd()
             }
             if self.database_url and workers > 1 and len(side_by_side) > 1:
-                fan_out = ProcessFanOut(self.settings, self.database_url, workers, side_by_side, full_refresh)
+                fan_out = ProcessFanOut(
+                    self.settings, self.database_url, workers, side_by_side, full_refresh, build=build
+                )
                 options = attrs.evolve(options, fan_out=fan_out)
             grace = timedelta(seconds=self.settings.run_abandon_grace_seconds)
             close_abandoned_runs(self.uow_factory, self.locks, self.clock, grace)

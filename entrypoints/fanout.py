@@ -34,6 +34,7 @@ from application.errors import InjectedFailure, Interrupted
 from application.ingest import RunTotals, SourcePipeline, ingest_source
 from application.ports import EtlObserver, SourceOutcome
 from domain.runs import RunStatus
+from entrypoints.logs import configure_logging, log_format_for
 from entrypoints.settings import Settings
 
 RELAY_SECONDS = 0.2  # how often the parent passes on the workers' events and its stop
@@ -51,7 +52,13 @@ class ProcessFanOut:
         workers: int,
         files: Mapping[str, Path],
         full_refresh: bool = False,
+        build: Callable[[Settings, str], Any] | None = None,
     ) -> None:
+        # how a worker wires its own Kaspero: `entrypoints.bootstrap.build`, handed in by the
+        # composition root (a module-level function, so it travels to a spawned process by name)
+        if build is None:
+            raise ValueError("a fan-out needs the composition root's build")
+        self._build = build
         self._settings = settings
         self._database_url = database_url
         self._workers = workers
@@ -72,7 +79,7 @@ class ProcessFanOut:
             max_workers=min(self._workers, len(sources)),
             mp_context=context,
             initializer=_start_worker,
-            initargs=(events, stop, os.getpid(), self._settings, self._database_url),
+            initargs=(events, stop, os.getpid(), self._settings, self._database_url, self._build),
         ) as pool:
             futures: dict[Future[SourceOutcome], str] = {
                 pool.submit(_run_source, self._files[source], run_id, self._full_refresh): source
@@ -140,12 +147,10 @@ def _start_worker(
     parent: int,
     settings: Settings,
     database_url: str,
+    build: Callable[[Settings, str], Any],
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from entrypoints.bootstrap import build
-    from entrypoints.logs import configure_logging, log_format_for
-
     configure_logging(settings.log_level, log_format_for(settings.log_format))
     kaspero = build(settings, database_url)
     kaspero.observer = _RelayObserver(events)
