@@ -175,9 +175,7 @@ def _quarantine_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 def _coverage(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        start, end = (_timestamp(args.since, "--since"), _timestamp(args.until, "--until"))
-        if start and end and start > end:
-            raise ValueError("--since must not be after --until")
+        start, end = _time_range((args.since, "--since"), (args.until, "--until"))
     except ValueError as ex:
         print(f"kaspero: {ex}", file=sys.stderr)
         return EXIT_CONFIG
@@ -226,9 +224,7 @@ def _coverage(settings: Settings, args: argparse.Namespace) -> int:
 def _export(settings: Settings, args: argparse.Namespace) -> int:
     """`kaspero export --of records|history|quarantine`: the filters of the matching endpoint."""
     try:
-        start, end = (_timestamp(text, name) for text, name in ((args.start, "--start"), (args.end, "--end")))
-        if start and end and start > end:
-            raise ValueError("--start must not be after --end")
+        start, end = _time_range((args.start, "--start"), (args.end, "--end"))
         symbols, sources = _values(args.symbol, "--symbol"), _values(args.source, "--source")
         if args.of == "history" and len(sources) > 1:
             raise ValueError("a history is of one source (or consensus): give --source once")
@@ -283,6 +279,16 @@ def _values(given: list[str], option: str) -> tuple[str, ...]:
         return split_values(given)
     except ValueError as ex:
         raise ValueError(f"{option} {ex}") from None
+
+
+def _time_range(
+    first: tuple[str | None, str], last: tuple[str | None, str]
+) -> tuple[datetime | None, datetime | None]:
+    """Two options' times (text, option name), the first not after the last (ValueError)."""
+    start, end = _timestamp(*first), _timestamp(*last)
+    if start and end and start > end:
+        raise ValueError(f"{first[1]} must not be after {last[1]}")
+    return start, end
 
 
 def _timestamp(text: str | None, name: str) -> datetime | None:

@@ -28,22 +28,8 @@ def _select(columns: tuple[tuple[str, str], ...]) -> sql.Composable:
     )
 
 
-# the history statement's own columns, named as the table's
-HISTORY_NAMES = sql.SQL(", ").join(
-    sql.Identifier(name)
-    for name in (
-        "bucket",
-        "asset_id",
-        "source",
-        "open",
-        "high",
-        "low",
-        "close",
-        "observations",
-        "flag",
-        "deviation_pct",
-    )
-)
+# the history statement's own columns, named as the table's (in the same order)
+HISTORY_NAMES = sql.SQL(", ").join(sql.Identifier(name) for name, _ in HISTORY_TABLE)
 COPY_OUT = "COPY ({select}) TO STDOUT (FORMAT csv, HEADER)"
 
 

@@ -12,6 +12,7 @@ from domain.records import RecordKind, SourceType
 from domain.requests import RequestStatus
 from domain.runs import RunStatus
 from entrypoints.api import declared
+from entrypoints.exports import CANDLE_COLUMNS
 from entrypoints.settings import SOURCE_KINDS
 
 MAX_ID = declared.MAX_ID
@@ -177,19 +178,7 @@ ASSET_VIEW = {
 }
 CANDLE = {
     "type": "object",
-    "required": [
-        "bucket",
-        "asset_id",
-        "symbol",
-        "source",
-        "open",
-        "high",
-        "low",
-        "close",
-        "observations",
-        "flag",
-        "deviation_pct",
-    ],
+    "required": list(CANDLE_COLUMNS),
     "properties": {
         "bucket": MOMENT,
         "asset_id": {"type": "integer"},
@@ -603,6 +592,26 @@ QUARANTINE_PARAMETERS = [
 ]
 
 
+def _keyed_post(summary: str, properties: dict[str, Any], queued: str) -> dict[str, Any]:
+    """A POST that needs X-API-Key, takes an optional JSON object of `properties` and queues a
+    run request for the schedulers (202 with it)."""
+    body = {"type": "object", "additionalProperties": False, "properties": properties}
+    return {
+        "summary": summary,
+        "security": [{"ApiKey": []}],
+        "requestBody": {"required": False, "content": {"application/json": {"schema": body}}},
+        "responses": {
+            "202": _json(_envelope(_ref("RunRequest")), queued),
+            "400": BAD,
+            "401": _problem("no valid X-API-Key"),
+            "403": _problem("no API key is configured on the server"),
+            "413": _problem("the body is larger than 64 KiB"),
+            "414": TOO_LONG,
+            **SERVER_ANSWERS,
+        },
+    }
+
+
 def _get(
     summary: str,
     ok: dict[str, Any],
@@ -667,78 +676,36 @@ def openapi_document(version: str) -> dict[str, Any]:
                         _query("source", TEXT, "only runs of this source"),
                     ],
                 ),
-                "post": {
-                    "summary": "Queue a run for the schedulers (needs X-API-Key)",
-                    "security": [{"ApiKey": []}],
-                    "requestBody": {
-                        "required": False,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "additionalProperties": False,
-                                    "properties": {
-                                        "sources": {
-                                            "type": "array",
-                                            "items": {"enum": list(SOURCE_KINDS)},
-                                            "description": "the source kinds to run; none: every kind",
-                                        }
-                                    },
-                                }
-                            }
-                        },
+                "post": _keyed_post(
+                    "Queue a run for the schedulers (needs X-API-Key)",
+                    {
+                        "sources": {
+                            "type": "array",
+                            "items": {"enum": list(SOURCE_KINDS)},
+                            "description": "the source kinds to run; none: every kind",
+                        }
                     },
-                    "responses": {
-                        "202": _json(_envelope(_ref("RunRequest")), "queued"),
-                        "400": BAD,
-                        "401": _problem("no valid X-API-Key"),
-                        "403": _problem("no API key is configured on the server"),
-                        "413": _problem("the body is larger than 64 KiB"),
-                        "414": TOO_LONG,
-                        **SERVER_ANSWERS,
-                    },
-                },
+                    "queued",
+                ),
             },
             "/quarantine/replay": {
-                "post": {
-                    "summary": (
-                        "Queue a replay of the quarantine for the schedulers (needs X-API-Key): quarantined "
-                        "records read again through the current rules and options; those that pass are "
-                        "stored with their lineage and leave the quarantine (`kaspero quarantine replay`)"
-                    ),
-                    "security": [{"ApiKey": []}],
-                    "requestBody": {
-                        "required": False,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "additionalProperties": False,
-                                    "properties": {
-                                        "source": {
-                                            **TEXT,
-                                            "pattern": f"^({'|'.join(SOURCE_KINDS)})(:[^\u0000]*)?$",
-                                            "description": "one source, e.g. csv:prices or coingecko; none: every enabled source",
-                                        },
-                                        "reason": {
-                                            **TEXT,
-                                            "description": "only entries whose reason holds this text (any case)",
-                                        },
-                                    },
-                                }
-                            }
+                "post": _keyed_post(
+                    "Queue a replay of the quarantine for the schedulers (needs X-API-Key): quarantined "
+                    "records read again through the current rules and options; those that pass are "
+                    "stored with their lineage and leave the quarantine (`kaspero quarantine replay`)",
+                    {
+                        "source": {
+                            **TEXT,
+                            "pattern": f"^({'|'.join(SOURCE_KINDS)})(:[^\u0000]*)?$",
+                            "description": "one source, e.g. csv:prices or coingecko; none: every enabled source",
+                        },
+                        "reason": {
+                            **TEXT,
+                            "description": "only entries whose reason holds this text (any case)",
                         },
                     },
-                    "responses": {
-                        "202": _json(_envelope(_ref("RunRequest")), "queued; follow it at its Location"),
-                        "400": BAD,
-                        "401": _problem("no valid X-API-Key"),
-                        "403": _problem("no API key is configured on the server"),
-                        "413": _problem("the body is larger than 64 KiB"),
-                        "414": TOO_LONG,
-                        **SERVER_ANSWERS,
-                    },
-                },
+                    "queued; follow it at its Location",
+                ),
             },
             "/runs/{run_id}": _get(
                 "One run",
