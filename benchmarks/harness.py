@@ -57,6 +57,39 @@ def save(name: str, rows: list[dict[str, Any]]) -> None:
     (RESULTS / f"{name}.json").write_text(json.dumps(rows, indent=2, default=str))
 
 
+def _cpu_of(pid: int, children: bool = False) -> float:
+    """A process's CPU seconds from /proc (with its reaped children's when `children`)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu(database_url: str) -> float | None:
+    """The CPU seconds the PostgreSQL server behind `database_url` has used so far, when it runs
+    on this machine (None otherwise): its postmaster's own and its exited backends' (reaped into
+    the postmaster's children time), plus each live server process's. Two readings around a
+    command give the database's share of that command's work."""
+    import psycopg
+
+    try:
+        with psycopg.connect(database_url) as connection:
+            backend = connection.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+            postmaster = int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None  # a server elsewhere: /proc does not show it
+    total = _cpu_of(postmaster, children=True)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == backend:
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if parent == postmaster:
+                total += _cpu_of(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return total
+
+
 def print_table(title: str, rows: list[dict[str, Any]]) -> None:
     columns = list(dict.fromkeys(column for row in rows for column in row))
     widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns}

@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from benchmarks.harness import REPO, print_table, save, scratch_database, timed
+from benchmarks.harness import REPO, print_table, save, scratch_database, server_cpu, timed
 from tests.support.market_csv import append_lines, market_lines, write_csv
 
 ROWS = int(os.environ.get("BENCH_CSV_ROWS", "1000000"))
@@ -30,20 +30,33 @@ def etl_pass(database_url: str, path: Path) -> dict[str, Any]:
     env = {**os.environ, "DATABASE_URL": database_url, "CSV_SOURCE_PATH": str(path), "LOG_LEVEL": "WARNING"}
     command = [sys.executable, "-m", "entrypoints.cli", "etl", "run", "--once", "--source", "csv"]
     wrapper = [sys.executable, "-c", _PEAK_RSS_WRAPPER, *command]
+    database_before = server_cpu(database_url)
     with timed() as clock:
         done = subprocess.run(wrapper, cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    database_after = server_cpu(database_url)
     lines = done.stdout.strip().splitlines()
-    summary = json.loads(lines[-2])
-    peak_mb = float(lines[-1])
+    summary = json.loads(lines[-3])
+    peak_mb, python_cpu = float(lines[-2]), float(lines[-1])
     source = summary["sources"][f"csv:{path.stem}"]
-    return {"seconds": clock["seconds"], "peak_rss_mb": peak_mb, **source}
+    database_cpu = (
+        database_after - database_before
+        if database_before is not None and database_after is not None
+        else None
+    )
+    return {
+        "seconds": clock["seconds"], "peak_rss_mb": peak_mb, "python_cpu_s": python_cpu,
+        "postgres_cpu_s": database_cpu, **source,
+    }  # fmt: skip
 
 
-# runs the CLI as a child and prints its peak RSS after its output
+# runs the CLI as a child and prints, after its output, its peak RSS and then the CPU seconds it
+# and its worker processes used (user and system): the Python side of a load
 _PEAK_RSS_WRAPPER = (
     "import resource, subprocess, sys;"
     "subprocess.run(sys.argv[1:], check=True);"
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)"
+    "used = resource.getrusage(resource.RUSAGE_CHILDREN);"
+    "print(used.ru_maxrss / 1024);"
+    "print(used.ru_utime + used.ru_stime)"
 )
 
 
@@ -80,7 +93,7 @@ def export_pass(database_url: str, tmp: Path, format_: str) -> dict[str, Any]:
         "seconds": clock["seconds"],
         "rows": lines,
         "mb": size_mb,
-        "peak_rss_mb": float(done.stdout.strip()),
+        "peak_rss_mb": float(done.stdout.strip().splitlines()[-2]),
     }
 
 
@@ -273,6 +286,13 @@ def _row(
         "inserted": result["inserted"],
         "unchanged": result["unchanged"],
         "peak_rss_mb": result["peak_rss_mb"],
+        # where the time went: CPU of the loader's processes and of the database server, a row
+        "python_us_row": result["python_cpu_s"] / result["fetched"] * 1e6 if result["fetched"] else None,
+        "postgres_us_row": (
+            result["postgres_cpu_s"] / result["fetched"] * 1e6
+            if result["fetched"] and result.get("postgres_cpu_s") is not None
+            else None
+        ),
     }
 
 
