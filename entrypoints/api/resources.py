@@ -98,9 +98,9 @@ def read_body(req: falcon.Request, limit: int) -> bytes:
 
 def bounded_json(req: falcon.Request) -> object:
     """A small JSON body, read within bounds: at most 64 KiB (413 past it) and 16 levels deep
-    (400 past it); no body is `{}`."""
+    (400 past it); no body at all is `{}` (blanks alone are no JSON document: 400)."""
     data = read_body(req, MAX_BODY_BYTES)
-    if not data.strip():
+    if not data:
         return {}
     if _nesting(data) > MAX_JSON_DEPTH:
         raise InvalidParameter("body", f"the body is nested more than {MAX_JSON_DEPTH} levels deep")

@@ -438,3 +438,22 @@ def test_moments_at_the_ends_of_the_calendar_are_bounds_not_a_500() -> None:
         "/history?symbol=BTC&end=9999-12-31T23:59:59Z&format=csv",
     ):
         assert client.simulate_get(path).status_code == 200, path
+
+
+def test_a_body_of_blanks_is_no_json_document() -> None:
+    store = InMemoryStore()
+    client = falcon.testing.TestClient(
+        create_app(
+            InMemoryRecordReader(store),
+            InMemoryHealthProbe(),
+            lambda: InMemoryUnitOfWork(store),
+            ApiOptions(api_keys=("k",)),
+        )
+    )
+    for path in ("/runs", "/quarantine/replay"):
+        blank = client.simulate_post(
+            path, body="\n", headers={"X-API-Key": "k", "Content-Type": "application/json"}
+        )
+        assert blank.status_code == 400, path
+        none = client.simulate_post(path, headers={"X-API-Key": "k"})
+        assert none.status_code == 202, path
