@@ -55,7 +55,7 @@ from domain.drift import Contract, DriftReport, detect_drift
 from domain.errors import InvalidRecord
 from domain.mentions import MentionFinder
 from domain.pairs import UsdQuotes
-from domain.plausibility import Bounds, implausible
+from domain.plausibility import SUSPECT_MARK, Bounds, implausible
 from domain.records import QuarantinedRecord, RawRecord, RecordKind, UnifiedRecord, without_nul
 from domain.runs import FAILED_SHARE, EtlRun, RunStatus, RunTrigger, SourceCounters, overall_status
 
@@ -311,6 +311,7 @@ class _PreparedBatch:
     drift: DriftReport
     first_reason: str | None = None
     started: float = attrs.Factory(time.monotonic)
+    suspect_bars: int = 0  # stored marked far off the other sources' prices
 
 
 CONFLICT_RETRIES = 3
@@ -380,6 +381,7 @@ def _prepare_batch(
         unchanged=len(unchanged),
         drift=drift,
         first_reason=quarantined[0].reason if quarantined else None,
+        suspect_bars=sum(1 for record in records if record.extra and SUSPECT_MARK in record.extra),
         started=started,
     )
 
@@ -447,6 +449,7 @@ def _write_batch(
             unchanged=counts.unchanged + prepared.unchanged,
             quarantined=counts.quarantined,
             drift_findings=len(new_findings),
+            suspect_bars=prepared.suspect_bars,
         )
         uow.runs.add_counters(run_id, pipeline.name, counters)
         if batch.responses:

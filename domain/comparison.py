@@ -96,6 +96,7 @@ class Metric:
     # score means nothing; a change of at least these absolute sizes is flagged instead
     warning_change: float | None = None
     critical_change: float | None = None
+    rises_only: bool = False  # only more than before is news (fewer suspect bars is no anomaly)
 
 
 def _rate(numerator: int, denominator: int) -> float | None:
@@ -149,6 +150,15 @@ METRICS: tuple[Metric, ...] = (
         warning_change=1,
         critical_change=5,
     ),
+    Metric(
+        "suspect_bars",
+        lambda s: float(s.counters.suspect_bars),
+        "bars stored far off the other sources' prices (suspect)",
+        min_change=1,
+        warning_change=1,
+        critical_change=5,
+        rises_only=True,
+    ),
 )
 
 
@@ -176,6 +186,8 @@ def score_source(source: str, observed: SourceRun, history: Sequence[SourceRun])
             continue
         median, score = robust_score(value, baseline)
         if not math.isfinite(score) or abs(score) < WARNING_SCORE or abs(value - median) < metric.min_change:
+            continue
+        if metric.rises_only and score <= 0:
             continue
         direction = "above" if score > 0 else "below"
         anomalies.append(
@@ -205,7 +217,7 @@ def _calm(
         return False, None
     median = baseline[0]
     change = value - median
-    if abs(change) < metric.warning_change:
+    if abs(change) < metric.warning_change or (metric.rises_only and change <= 0):
         return True, None
     critical = metric.critical_change is not None and abs(change) >= metric.critical_change
     score = WARNING_SCORE * change / metric.warning_change

@@ -73,6 +73,9 @@ def file_refusal(compared: list[tuple[UnifiedRecord, Reference]], bounds: Bounds
     return None
 
 
+SUSPECT_MARK = "suspect"  # the key of `extra` a bar far off the others is marked with
+
+
 def marked_suspect(record: UnifiedRecord, reference: Reference, bounds: Bounds) -> UnifiedRecord:
     """`record`, marked `suspect` in `extra` with the figure when it is far off the others."""
     if record.price_usd is None or reference.price_usd <= 0:
@@ -81,7 +84,7 @@ def marked_suspect(record: UnifiedRecord, reference: Reference, bounds: Bounds) 
     if abs(share) <= bounds.bar_deviation:
         return record
     extra = dict(record.extra)
-    extra["suspect"] = {
+    extra[SUSPECT_MARK] = {
         "deviation_pct": str(round(share * 100, 2)),
         "reference_usd": str(reference.price_usd),
         "sources": list(reference.sources),

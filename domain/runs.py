@@ -37,6 +37,8 @@ class SourceCounters:
     rate_limit_waits: int = 0
     duration_ms: int = 0
     drift_findings: int = 0
+    # bars stored marked `suspect`: far off the other sources' prices for their time
+    suspect_bars: int = 0
 
     def __add__(self, other: SourceCounters) -> SourceCounters:
         return SourceCounters(

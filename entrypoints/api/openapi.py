@@ -89,7 +89,7 @@ NOT_ALLOWED = _problem("a method this resource does not answer")
 SERVER_ANSWERS = {"405": NOT_ALLOWED, "500": FAILED, "503": UNAVAILABLE}
 COUNTERS = (
     "fetched", "inserted", "updated", "unchanged", "quarantined", "http_requests", "retries",
-    "rate_limit_waits", "duration_ms", "drift_findings",
+    "rate_limit_waits", "duration_ms", "drift_findings", "suspect_bars",
 )  # fmt: skip
 
 

@@ -1,0 +1,1 @@
+ALTER TABLE etl_run_sources DROP COLUMN IF EXISTS suspect_bars;
