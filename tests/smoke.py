@@ -194,6 +194,18 @@ def check_endpoints(report: Report, api: str) -> None:
     report.check("GET /checkpoints", lambda: len(ok("/checkpoints")["data"]) == 3)
     report.check("GET /schema-drifts", lambda: ok("/schema-drifts")["data"] == [])
     report.check("GET /openapi.json", lambda: ok("/openapi.json")["openapi"] == "3.1.0")
+    bitcoin = report.check("GET /assets", lambda: ok("/assets?symbol=BTC")["data"][0]["id"])
+    report.check(
+        "GET /history of two assets at once",
+        lambda: (
+            {c["symbol"] for c in ok("/history?symbol=BTC,ETH&interval=1d&limit=1000")["data"]}
+            == {"BTC", "ETH"}
+        ),
+    )
+    report.check(
+        "GET /assets/{id}/coverage",
+        lambda: all(source["buckets"] > 0 for source in ok(f"/assets/{bitcoin}/coverage")["data"]["sources"]),
+    )
 
     def queued_run() -> bool:
         request = urllib.request.Request(
