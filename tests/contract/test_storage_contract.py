@@ -680,3 +680,29 @@ def test_quarantine_exports_walk_every_match_newest_first_a_batch_at_a_time(stor
         item.id for item in expected
     ]
     assert len(expected) == 3  # csv:a holds q1, q5 and q7 of the odd reasons
+
+
+def test_a_quarantined_payload_that_loads_leaves_the_quarantine_and_replays_skip_newer_records(
+    storage: Storage,
+) -> None:
+    backlog = storage.quarantine
+    run_id = start_run(storage)
+    # quarantined under a rule since changed (a bound, an option): their payloads are fine now
+    first, second = raw("a", price="1"), raw("b", price="2")
+    load(storage, run_id, [first, second], [], [
+        QuarantinedRecord(raw=first, reason="price_usd 1 above PLAUSIBLE_MAX_PRICE_USD (x)"),
+        QuarantinedRecord(raw=second, reason="price_usd 2 above PLAUSIBLE_MAX_PRICE_USD (y)"),
+    ])  # fmt: skip
+    entries = backlog.replayable("csv:prices", None, 0, 10)
+    assert [entry.source_record_id for _, entry in entries] == ["a", "b"]
+    assert [entry.checksum for _, entry in entries] == [first.checksum, second.checksum]
+    assert [e.source_record_id for _, e in backlog.replayable("csv:prices", "(X)", 0, 10)] == ["a"]
+    assert backlog.replayable("csv:prices", None, entries[0][0], 10)[0][1].source_record_id == "b"
+    # the same content of `a` loads now (as a replay would store it): its entry leaves
+    later = start_run(storage)
+    load(storage, later, [first])
+    assert [item.source_record_id for item in storage.quarantine.find(QuarantineQuery()).items] == ["b"]
+    # a newer version of `b` stored by a later run: its older quarantined payload is not replayed
+    newer = raw("b", price="3")
+    load(storage, start_run(storage), [newer])
+    assert backlog.replayable("csv:prices", None, 0, 10) == []
