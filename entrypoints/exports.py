@@ -115,7 +115,7 @@ def _record_values(item: StoredRecord) -> dict[str, Any]:
     }
 
 
-MONEY = (
+MONEY_COLUMNS = (  # a record's money (exact decimals), as every file and the document name them
     "price",
     "price_usd",
     "open_usd",
@@ -130,7 +130,7 @@ RECORDS: Shape[StoredRecord] = Shape(
     _record_values,
     record,
     {
-        **dict.fromkeys(MONEY, "money"),
+        **dict.fromkeys(MONEY_COLUMNS, "money"),
         **dict.fromkeys(
             ("id", "asset_id", "bar_seconds", "rank", "raw_id", "first_run_id", "last_run_id"), "integer"
         ),

@@ -22,6 +22,11 @@ SOURCE_KINDS = ("coinpaprika", "coingecko", "csv", "rss")
 PROJECT = Path(__file__).resolve().parent.parent
 
 
+# between two DATABASE_READ_URL URLs: a comma before a new URL, never one inside a URL (libpq's
+# multi-host `postgresql://a,b/db`)
+_READ_URL_SEPARATOR = re.compile(r",\s*(?=postgres(?:ql)?://)")
+
+
 class SettingsError(ValueError):
     """The environment holds a value Kaspero cannot use; the message names the variable."""
 
@@ -169,13 +174,13 @@ class Settings(pydantic.BaseModel):
         in a libpq multi-host `postgresql://a,b/db`, is not a separator: only one followed by
         a new `postgres://` or `postgresql://` is)."""
         text = self.database_read_url.get_secret_value() if self.database_read_url else ""
-        return [part.strip() for part in re.split(r",\s*(?=postgres(?:ql)?://)", text) if part.strip()]
+        return [part.strip() for part in _READ_URL_SEPARATOR.split(text) if part.strip()]
 
     @pydantic.field_validator("database_read_url")
     @classmethod
     def _read_urls(cls, value: pydantic.SecretStr | None) -> pydantic.SecretStr | None:
         text = value.get_secret_value() if value else ""
-        for part in re.split(r",\s*(?=postgres(?:ql)?://)", text):
+        for part in _READ_URL_SEPARATOR.split(text):
             if part.strip() and not part.strip().startswith(("postgres://", "postgresql://")):
                 raise ValueError("each URL must start with postgresql:// (several: comma-separated)")
         return value

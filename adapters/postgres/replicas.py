@@ -43,15 +43,19 @@ class ReadRouter:
     def getconn(self, timeout: float | None = None) -> psycopg.Connection:
         start = next(self._turn)
         now = time.monotonic()
-        for offset in range(len(self._replicas)):
-            index = (start + offset) % len(self._replicas)
-            if self._resting.get(index, 0.0) > now:
-                continue
+        with self._lock:  # shared by the request threads, as `_lenders`
+            awake = [
+                index
+                for index in ((start + offset) % len(self._replicas) for offset in range(len(self._replicas)))
+                if self._resting.get(index, 0.0) <= now
+            ]
+        for index in awake:
             pool = self._replicas[index]
             try:
                 connection = pool.getconn(timeout=min(self._borrow_timeout, timeout or self._borrow_timeout))
             except (PoolTimeout, psycopg.OperationalError):
-                self._resting[index] = time.monotonic() + self._rest
+                with self._lock:
+                    self._resting[index] = time.monotonic() + self._rest
                 continue
             return self._lent(connection, pool)
         return self._lent(self._primary.getconn(timeout=timeout), self._primary)

@@ -12,7 +12,7 @@ from domain.records import RecordKind, SourceType
 from domain.requests import RequestStatus
 from domain.runs import RunStatus
 from entrypoints.api import declared
-from entrypoints.exports import CANDLE_COLUMNS
+from entrypoints.exports import CANDLE_COLUMNS, MONEY_COLUMNS
 from entrypoints.settings import SOURCE_KINDS
 
 MAX_ID = declared.MAX_ID
@@ -296,19 +296,7 @@ SCHEMAS: dict[str, Any] = {
             "asset_id": _nullable({"type": "integer"}),
             "published_at": _nullable(MOMENT),
             "observed_at": _nullable(MOMENT),
-            **dict.fromkeys(
-                (
-                    "price",
-                    "price_usd",
-                    "open_usd",
-                    "high_usd",
-                    "low_usd",
-                    "market_cap_usd",
-                    "volume_24h_usd",
-                    "pct_change_24h",
-                ),
-                MONEY,
-            ),
+            **dict.fromkeys(MONEY_COLUMNS, MONEY),
             "rank": _nullable({"type": "integer"}),
             "extra": {"type": "object"},
             "lineage": {

@@ -494,7 +494,7 @@ class AssetsResource:
         resp.media = {"data": render.asset_view(view, self._divergence_pct, self._clock())}
 
     def on_get_history(self, req: falcon.Request, resp: falcon.Response, asset_id: int) -> None:
-        self._history.answer(req, resp, HISTORY_RANGE_PARAMETERS, asset_ids=(asset_id,))
+        self._history.answer(req, resp, QueryParams(req, HISTORY_RANGE_PARAMETERS), asset_ids=(asset_id,))
 
     def on_get_coverage(self, req: falcon.Request, resp: falcon.Response, asset_id: int) -> None:
         params = QueryParams(req, ("interval", "source", "start", "end"))
@@ -532,17 +532,17 @@ class HistoryResource:
         ids, symbols = asset_ids(params), params.several("symbol")
         if not ids and not symbols:
             raise InvalidParameter("symbol", "name the assets: symbol=BTC,ETH or asset_id=1,2")
-        self.answer(req, resp, HISTORY_PARAMETERS, asset_ids=ids, symbols=symbols)
+        self.answer(req, resp, params, asset_ids=ids, symbols=symbols)
 
     def answer(
         self,
         req: falcon.Request,
         resp: falcon.Response,
-        allowed: tuple[str, ...],
+        params: QueryParams,
         asset_ids: tuple[int, ...] = (),
         symbols: tuple[str, ...] = (),
     ) -> None:
-        params = QueryParams(req, allowed)
+        """The history of the assets named, by the request's already read parameters."""
         format_ = export_format(req, params.choice("format", FileFormat))
         query = history_query(params, format_, self._suspect)
         assets = history_assets(self._uow_factory, asset_ids, symbols)
