@@ -37,7 +37,12 @@ def assign_assets(
     records: list[UnifiedRecord], uow: UnitOfWork, crossref: Sequence[CrossReference]
 ) -> list[UnifiedRecord]:
     """Each market record with the id of its canonical asset; new assets and aliases stored."""
-    markets = [record for record in records if record.kind is RecordKind.MARKET and record.symbol]
+    # a record whose reader knew its asset (a backfill window is of one asset) keeps it
+    markets = [
+        record
+        for record in records
+        if record.kind is RecordKind.MARKET and record.symbol and record.asset_id is None
+    ]
     if not markets:
         return records
     candidates = {
@@ -52,7 +57,7 @@ def assign_assets(
         known |= _resolve_and_store(unknown, uow, crossref)
     return [
         attrs.evolve(record, asset_id=known[(record.source, source_asset_id(record))])
-        if record.kind is RecordKind.MARKET and record.symbol
+        if record.kind is RecordKind.MARKET and record.symbol and record.asset_id is None
         else record
         for record in records
     ]

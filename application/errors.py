@@ -63,3 +63,9 @@ class StoreTooSlow(StoreUnavailable):
 class StoreConflict(ApplicationError):
     """The database aborted a transaction that conflicted with another one (a deadlock, a
     serialization failure): the database is there; the work may simply be tried again."""
+
+
+class RangeRefused(ApplicationError):
+    """A provider will not give this range (its plan reaches only so far back, or it does not
+    know the pair): the window is settled `refused` with this message, which names the limit
+    and the setting or plan that changes it; the rest of the backfill goes on."""

@@ -354,7 +354,7 @@ def _prepare_batch(
         # a record whose stored version came from this very payload is unchanged: it is neither
         # normalized nor written again (only noted as seen by this run)
         latest = {raw.source_record_id: raw for raw in batch.raws}  # the later line wins
-        stored = uow.records.current_checksums(pipeline.name, list(latest))
+        stored = {} if batch.rewrite else uow.records.current_checksums(pipeline.name, list(latest))
         unchanged = sorted(key for key, raw in latest.items() if stored.get(key) == raw.checksum)
         if unchanged:
             skip = set(unchanged)
@@ -455,6 +455,8 @@ def _write_batch(
         if batch.responses:
             uow.runs.add_responses(run_id, pipeline.name, batch.responses)
         uow.commit()
+    if batch.committed is not None:
+        batch.committed()
     progress.counts.read += prepared.fetched
     progress.counts.loaded += counts.inserted + counts.updated + counts.unchanged + prepared.unchanged
     progress.counts.written += counts.inserted + counts.updated

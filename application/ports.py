@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -15,6 +15,7 @@ import attrs
 
 from application.queries import DataQuery, Page, QuarantineQuery
 from domain.assets import Alias, Asset, Candle, HistoryQuery, Interval, SourceQuote
+from domain.backfill import BackfillJob, BackfillRequest, PlannedWindow, Window, WindowState
 from domain.bars import UsdRate
 from domain.checkpoints import Checkpoint
 from domain.comparison import DataDelta, PriceQuote
@@ -52,6 +53,11 @@ class Batch:
     responses: Mapping[str, int] = attrs.Factory(dict)  # provider answers by HTTP status ("error": none)
     findings: tuple[DriftFinding, ...] = ()  # drift the reader found itself (a file's renamed column)
     position: tuple[int, int] | None = None  # how much of its input is read: (done, total), e.g. bytes
+    # every record written again even where its stored version came from the same payload: what
+    # was derived from it may be gone (a backfill repairing history the retention dropped)
+    rewrite: bool = False
+    # called once the batch is committed (on the writing thread): a backfill window settles here
+    committed: Callable[[], None] | None = attrs.field(default=None, eq=False)
 
 
 class SourceReader(Protocol):
@@ -563,3 +569,76 @@ class SourceFanOut(Protocol):
     def run(
         self, sources: Sequence[str], run_id: int, should_stop: Callable[[], bool], observer: EtlObserver
     ) -> list[SourceOutcome]: ...
+
+
+@attrs.frozen
+class HistoryPage:
+    """One window's answer: a raw record per bar, and what asking cost."""
+
+    raws: tuple[RawRecord, ...]
+    counters: SourceCounters = attrs.Factory(SourceCounters)
+    responses: Mapping[str, int] = attrs.Factory(dict)
+
+
+class HistoryProvider(Protocol):
+    """A provider's history of one asset at one interval, a window at a time.
+
+    `fetch` raises `RangeRefused` when the provider will not give the window (a plan's limit,
+    an unknown pair) and `SourceUnavailable` when it cannot be reached or keeps failing."""
+
+    kind: str
+    intervals: tuple[Interval, ...]
+    normalizer: Normalizer
+
+    def window(self, interval: Interval) -> timedelta:
+        """How much history one request answers at `interval`."""
+        ...
+
+    def reach(self) -> tuple[timedelta | None, str]:
+        """How far back the configured plan reaches (None: no limit), and the setting saying so."""
+        ...
+
+    def provider_id(self, symbol: str, names: Mapping[str, str]) -> str | None:
+        """How the provider names the asset, given how each source names it (`names`: source
+        kind → id, from its aliases and the cross-reference); None when it cannot tell."""
+        ...
+
+    def fetch(self, window: Window, run_id: int) -> HistoryPage: ...
+
+
+class BackfillQueue(Protocol):
+    """Backfill jobs and their windows, shared by every process: a window is taken by one
+    worker at a time (`claim`) and settled once its bars are committed."""
+
+    def create(
+        self,
+        request: BackfillRequest,
+        windows: Sequence[PlannedWindow],
+        problems: Sequence[str],
+        now: datetime,
+    ) -> int: ...
+
+    def claim(self, kind: str, interval: Interval, run_id: int) -> Window | None:
+        """The next pending window of this provider and interval (or one whose run died), now
+        this run's; None when there is none."""
+        ...
+
+    def settle(
+        self, window_id: int, state: WindowState, bars: int, requests: int, error: str | None, now: datetime
+    ) -> None: ...
+
+    def release(self, window_id: int, error: str, max_attempts: int, now: datetime) -> None:
+        """Back to pending after a failure, or `failed` once it has failed `max_attempts` times."""
+        ...
+
+    def pending(self) -> list[tuple[str, Interval, int]]:
+        """The providers and intervals that have windows waiting, with how many."""
+        ...
+
+    def empty_ranges(self, asset_id: int, kind: str, interval: Interval) -> list[Span]:
+        """What the provider confirmed empty for this asset and interval, oldest first."""
+        ...
+
+    def job(self, job_id: int) -> BackfillJob | None: ...
+
+    def jobs(self, limit: int) -> list[BackfillJob]: ...

@@ -21,6 +21,7 @@ class RunTrigger(enum.StrEnum):
     MANUAL = "manual"
     CLI = "cli"
     REPLAY = "replay"  # quarantined records read again through the current rules
+    BACKFILL = "backfill"  # history windows from the providers (`kaspero backfill`, POST /backfills)
 
 
 @attrs.frozen

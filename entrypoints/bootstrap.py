@@ -30,11 +30,17 @@ from adapters.feeds.csv_file import CsvContext, CsvFileSource, NoCsvFiles
 from adapters.feeds.csv_options_file import CsvOptionsError, load_csv_options
 from adapters.feeds.rss import FeedparserRssReader, RssArticleNormalizer, refuse_cross_host_redirect
 from adapters.http_source import coingecko, coinpaprika
-from adapters.http_source.coingecko import CoinGeckoNormalizer, CoinGeckoPaging, HttpxCoinGeckoReader
-from adapters.http_source.coinpaprika import CoinPaprikaNormalizer, HttpxCoinPaprikaReader
-from adapters.http_source.rate_limit import TokenBucket
+from adapters.http_source.coingecko import (
+    CoinGeckoHistory,
+    CoinGeckoNormalizer,
+    CoinGeckoPaging,
+    HttpxCoinGeckoReader,
+)
+from adapters.http_source.coinpaprika import CoinPaprikaHistory, CoinPaprikaNormalizer, HttpxCoinPaprikaReader
+from adapters.http_source.rate_limit import RateGate, TokenBucket
 from adapters.http_source.transport import ProviderClient, RetryPolicy
 from adapters.memory.assets import InMemoryCoverage
+from adapters.memory.backfill import InMemoryBackfillQueue
 from adapters.memory.reader import (
     InMemoryHealthProbe,
     InMemoryQuarantineReader,
@@ -46,6 +52,8 @@ from adapters.memory.state import InMemoryStore
 from adapters.memory.store import InMemoryUnitOfWork
 from adapters.memory.tables import InMemoryTables
 from adapters.postgres.admin import check_reachable, create_database
+from adapters.postgres.backfill import PostgresBackfillQueue
+from adapters.postgres.budget import PostgresRateBudget
 from adapters.postgres.coverage import PostgresCoverage
 from adapters.postgres.embedded import EmbeddedPostgres
 from adapters.postgres.health import PostgresHealthProbe, PostgresSourceRunLedger
@@ -60,13 +68,16 @@ from adapters.postgres.scheduling import PostgresSourceLocks
 from adapters.postgres.tables import PostgresTables
 from adapters.postgres.uow import PostgresUnitOfWork
 from application.assets import history_assets
+from application.backfill import plan_backfill, unfinished_job, work_backfill
 from application.errors import NotFound
 from application.ingest import IngestOptions, SourcePipeline, close_abandoned_runs, run_etl
 from application.ports import (
+    BackfillQueue,
     Clock,
     CoverageReader,
     EtlObserver,
     HealthProbe,
+    HistoryProvider,
     HistoryRenderer,
     QuarantineBacklog,
     QuarantineRecords,
@@ -81,6 +92,7 @@ from application.queries import DataQuery
 from application.replay import replay_quarantine
 from application.tables import HISTORY_TABLE, RECORD_TABLE, history_table, records_table
 from domain.assets import HistoryQuery, Interval, names_to_symbols
+from domain.backfill import BackfillRequest
 from domain.bars import FileInspection
 from domain.pairs import UsdQuotes
 from domain.plausibility import Bounds
@@ -89,7 +101,7 @@ from domain.runs import EtlRun, RunTrigger
 from entrypoints.fanout import ProcessFanOut
 from entrypoints.frames import arrow_table, as_frame, moment, with_symbols
 from entrypoints.observers import LoggingObserver
-from entrypoints.settings import SOURCE_KINDS, Settings, SettingsError
+from entrypoints.settings import Settings, SettingsError
 from entrypoints.version import kaspero_version
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -193,6 +205,7 @@ class Container(containers.DeclarativeContainer):
     tables = providers.Singleton(PostgresTables, read_pool)
     backlog = providers.Singleton(PostgresQuarantineReader, pool)  # a replay reads what it writes
     coverage = providers.Singleton(PostgresCoverage, read_pool)
+    backfills = providers.Singleton(PostgresBackfillQueue, pool)
     renderer: providers.Provider[HistoryRenderer | None] = providers.Singleton(
         PostgresRenderedHistory, read_pool
     )
@@ -212,6 +225,7 @@ class Kaspero:
     replicas: ReplicaMonitor | None
     renderer: HistoryRenderer | None  # history pages rendered by the store (PostgreSQL's JSON)
     coverage: CoverageReader
+    backfills: BackfillQueue
     reader: Records
     quarantine: QuarantineRecords
     backlog: QuarantineBacklog
@@ -225,6 +239,17 @@ class Kaspero:
     database_url: str | None = None  # None in memory: nothing to share with worker processes
     # a request's time budget over every query it makes (the API's; nothing to watch in memory)
     budget: Callable[[float], AbstractContextManager[None]] = lambda _: nullcontext()
+    # a provider's rate budget: the deployment's (in PostgreSQL) with a database, else this process's
+    rate_gate: Callable[[str, float], RateGate] = lambda _, per_minute: TokenBucket(per_minute)
+
+    @property
+    def source_kinds(self) -> tuple[str, ...]:
+        """Every registered source kind (`KINDS`)."""
+        return tuple(KINDS)
+
+    def enabled_kinds(self) -> tuple[str, ...]:
+        """`ETL_SOURCES`, else every kind enabled by default."""
+        return tuple(dict.fromkeys(self.settings.etl_sources or DEFAULT_KINDS))
 
     @contextmanager
     def pipelines(
@@ -234,40 +259,92 @@ class Kaspero:
 
         `csv` gives one source per file matching `CSV_SOURCE_PATH`.
         """
-        wanted = tuple(dict.fromkeys(kinds or self.settings.etl_sources or SOURCE_KINDS))
-        missing = [kind for kind in wanted if kind not in SOURCE_KINDS]
-        if missing:
-            raise SettingsError(
-                f"source {', '.join(missing)} is not available in this version; "
-                f"available: {', '.join(SOURCE_KINDS)}"
-            )
+        wanted = tuple(dict.fromkeys(kinds or self.enabled_kinds()))
+        check_kinds(wanted)
         with ExitStack() as stack:
             pipelines: list[SourcePipeline] = []
             for kind in wanted:
-                if kind == "csv":
-                    pipelines.extend(self._csv_pipelines(full_refresh))
-                elif kind == "rss":
-                    feeds = self.settings.rss_feeds()
-                    web = any(feed.startswith(("http://", "https://")) for feed in feeds)
-                    web_client = stack.enter_context(feed_client(self.settings)) if web else None
-                    pipelines.extend(
-                        SourcePipeline(
-                            FeedparserRssReader(
-                                feed,
-                                web_client,
-                                self.clock,
-                                self.settings.feed_max_mb << 20,
-                                deadline_seconds=self.settings.http_deadline_seconds,
-                                max_retry_after=self.settings.http_retry_after_max_seconds,
-                            ),
-                            RssArticleNormalizer(),
-                        )
-                        for feed in feeds
-                    )
-                else:
-                    provider = stack.enter_context(closing(provider_client(self.settings, kind)))
-                    pipelines.append(api_pipeline(self.settings, kind, provider, self.clock))
+                pipelines.extend(KINDS[kind].pipelines(self, stack, full_refresh))
             yield pipelines
+
+    @contextmanager
+    def history_providers(self, kinds: Sequence[str] | None = None) -> Iterator[dict[str, HistoryProvider]]:
+        """The history of each wanted kind that has one (all of them by default), clients closed after."""
+        wanted = tuple(dict.fromkeys(kinds or [name for name, kind in KINDS.items() if kind.history]))
+        check_kinds(wanted)
+        with ExitStack() as stack:
+            yield {
+                kind: history(self, stack) for kind in wanted if (history := KINDS[kind].history) is not None
+            }
+
+    def provider_client(
+        self, kind: str, base_url: str, per_minute: float, headers: dict[str, str] | None = None
+    ) -> ProviderClient:
+        """An HTTP client for a provider, taking its requests from the provider's rate budget."""
+        return provider_client(self.settings, kind, base_url, self.rate_gate(kind, per_minute), headers)
+
+    def backfill(
+        self,
+        symbols: Sequence[str],
+        kinds: Sequence[str] | None = None,
+        interval: str = "1d",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        gaps_only: bool = False,
+    ) -> int:
+        """Queue a backfill job (`kaspero backfill`, POST /backfills); return its id: an unfinished
+        job asking the same is returned instead (running it again goes on where it stopped).
+        Default range: the last year up to now; default providers: every kind with history."""
+        now = self.clock()
+        with self.history_providers(kinds) as providers:
+            request = BackfillRequest(
+                symbols=tuple(symbol.strip().upper() for symbol in symbols if symbol.strip()),
+                kinds=tuple(kinds or providers),
+                interval=Interval(interval),
+                since=since or now - timedelta(days=365),
+                until=until or now,
+                gaps_only=gaps_only,
+            )
+            resumed = unfinished_job(self.backfills, request, (since is not None, until is not None))
+            if resumed is not None:
+                return resumed
+            crossref = load_crossref(self.settings.asset_crossref_path)
+            return plan_backfill(
+                request, providers, self.backfills, self.coverage, self.uow_factory, crossref, self.clock
+            )
+
+    def work_backfill(
+        self, should_stop: Callable[[], bool] | None = None, max_windows: int | None = None
+    ) -> EtlRun | None:
+        """One pass over the queued backfill windows (any job's): None when none waits."""
+        if not self.backfills.pending():
+            return None
+        grace = timedelta(seconds=self.settings.run_abandon_grace_seconds)
+        close_abandoned_runs(self.uow_factory, self.locks, self.clock, grace)
+        with self.history_providers() as providers:
+            return work_backfill(
+                providers, self.backfills, self.uow_factory, self.clock,
+                self.ingest_options(should_stop=should_stop), self.locks, max_windows,
+            )  # fmt: skip
+
+    def _rss_pipelines(self, stack: ExitStack) -> list[SourcePipeline]:
+        feeds = self.settings.rss_feeds()
+        web = any(feed.startswith(("http://", "https://")) for feed in feeds)
+        web_client = stack.enter_context(feed_client(self.settings)) if web else None
+        return [
+            SourcePipeline(
+                FeedparserRssReader(
+                    feed,
+                    web_client,
+                    self.clock,
+                    self.settings.feed_max_mb << 20,
+                    deadline_seconds=self.settings.http_deadline_seconds,
+                    max_retry_after=self.settings.http_retry_after_max_seconds,
+                ),
+                RssArticleNormalizer(),
+            )
+            for feed in feeds
+        ]
 
     def _csv_pipelines(self, full_refresh: bool = False) -> list[SourcePipeline]:
         pattern = self.settings.csv_source_path
@@ -454,6 +531,7 @@ def build(
     Without a database URL and `DATABASE_URL`, the project's embedded server is used when it
     runs; `embedded=True` starts it if it does not (nothing is started behind your back)."""
     settings = settings or Settings.from_environ()
+    check_kinds(settings.etl_sources or ())
     container = Container(settings=settings, database_url=database_url or "")
     if serving:
         container.pool_timeout.override(providers.Object(settings.api_db_timeout_seconds))
@@ -477,6 +555,7 @@ def build(
         container.backlog.override(providers.Object(InMemoryQuarantineReader(store)))
         container.renderer.override(providers.Object(None))  # the fake pages in Python only
         container.coverage.override(providers.Object(InMemoryCoverage(store)))
+        container.backfills.override(providers.Object(InMemoryBackfillQueue(store)))
         container.reader.override(providers.Object(InMemoryRecordReader(store)))
         container.quarantine.override(providers.Object(InMemoryQuarantineReader(store)))
         container.tables.override(providers.Object(InMemoryTables(store)))
@@ -494,6 +573,7 @@ def build(
         replicas=container.replica_probe(),
         renderer=container.renderer(),
         coverage=container.coverage(),
+        backfills=container.backfills(),
         reader=container.reader(),
         quarantine=container.quarantine(),
         backlog=container.backlog(),
@@ -506,30 +586,29 @@ def build(
         observer=LoggingObserver(settings.progress_log_seconds),
         database_url=None if in_memory else database_url,
         budget=(lambda _: nullcontext()) if in_memory else WATCHDOG.budget,
+        rate_gate=(
+            (lambda _, per_minute: TokenBucket(per_minute))
+            if in_memory
+            else lambda kind, per_minute: PostgresRateBudget(container.pool(), kind, per_minute)
+        ),
     )
 
 
-def provider_client(settings: Settings, source: str) -> ProviderClient:
-    """One `httpx.Client` per API source, with its key header, timeouts and rate limit."""
-    base_url = {"coinpaprika": settings.coinpaprika_base_url, "coingecko": settings.coingecko_base_url}[
-        source
-    ]
-    headers = {"Accept": "application/json", "User-Agent": f"kaspero/{kaspero_version()}"}
-    key = settings.key_for(source)
-    if key and source == "coingecko":
-        pro = urlsplit(base_url).hostname or ""
-        headers["x-cg-pro-api-key" if pro.startswith("pro-api.") else "x-cg-demo-api-key"] = key
+def provider_client(
+    settings: Settings, kind: str, base_url: str, gate: RateGate, headers: dict[str, str] | None = None
+) -> ProviderClient:
+    """One `httpx.Client` per provider, with its key header (`headers`, else `Authorization`
+    when a key is set), timeouts, retries and rate budget."""
+    sent = {"Accept": "application/json", "User-Agent": f"kaspero/{kaspero_version()}"}
+    key = settings.key_for(kind)
+    if headers is not None:
+        sent.update(headers)
     elif key:
-        headers["Authorization"] = key
-    per_minute = (
-        settings.coingecko_rate_limit_per_minute
-        if source == "coingecko"
-        else settings.coinpaprika_rate_limit_per_minute or settings.rate_limit_requests_per_minute
-    )
+        sent["Authorization"] = key
     timeout = settings.http_timeout_seconds
     client = httpx.Client(
         base_url=base_url,
-        headers=headers,
+        headers=sent,
         timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
         follow_redirects=False,
         verify=tls_context(),
@@ -540,9 +619,9 @@ def provider_client(settings: Settings, source: str) -> ProviderClient:
         max_retry_after=settings.http_retry_after_max_seconds,
     )
     return ProviderClient(
-        source,
+        kind,
         client,
-        TokenBucket(per_minute),
+        gate,
         policy,
         max_bytes=settings.http_max_response_mb * 1024 * 1024,
         deadline_seconds=settings.http_deadline_seconds,
@@ -573,21 +652,90 @@ def feed_client(settings: Settings) -> httpx.Client:
     )
 
 
-def api_pipeline(settings: Settings, source: str, client: ProviderClient, clock: Clock) -> SourcePipeline:
-    if source == "coingecko":
-        paging = CoinGeckoPaging(
-            per_page=settings.coingecko_per_page,
-            max_pages=settings.coingecko_max_pages,
-            resume_window=timedelta(minutes=settings.coingecko_resume_window_minutes),
-        )
-        return SourcePipeline(
-            HttpxCoinGeckoReader(client, clock, paging), CoinGeckoNormalizer(), coingecko.CONTRACT
-        )
-    return SourcePipeline(
-        HttpxCoinPaprikaReader(client, clock, max_tickers=settings.coinpaprika_max_tickers),
-        CoinPaprikaNormalizer(),
-        coinpaprika.CONTRACT,
+# ---- the source kinds: each one's registration -------------------------------------------
+
+
+@attrs.frozen
+class SourceKind:
+    """A kind of source as the composition root builds it: its pipelines for a run (one per
+    file or feed, or the provider's snapshot) and, for a provider, its history. The one list of
+    kinds (`KINDS`) is what settings, the command line, the API, the scheduler and the dashboard
+    read; a kind's raw payloads land in `raw_<name>` (its migration creates the table)."""
+
+    name: str
+    pipelines: Callable[[Kaspero, ExitStack, bool], list[SourcePipeline]]
+    history: Callable[[Kaspero, ExitStack], HistoryProvider] | None = None
+    enabled_by_default: bool = True  # run when ETL_SOURCES is unset
+
+
+def _coingecko_client(app: Kaspero, stack: ExitStack) -> ProviderClient:
+    settings = app.settings
+    key = settings.key_for("coingecko")
+    headers = {}
+    if key:
+        pro = urlsplit(settings.coingecko_base_url).hostname or ""
+        headers["x-cg-pro-api-key" if pro.startswith("pro-api.") else "x-cg-demo-api-key"] = key
+    client = app.provider_client(
+        "coingecko", settings.coingecko_base_url, settings.coingecko_rate_limit_per_minute, headers
     )
+    return stack.enter_context(closing(client))
+
+
+def _coinpaprika_client(app: Kaspero, stack: ExitStack) -> ProviderClient:
+    settings = app.settings
+    per_minute = settings.coinpaprika_rate_limit_per_minute or settings.rate_limit_requests_per_minute
+    return stack.enter_context(
+        closing(app.provider_client("coinpaprika", settings.coinpaprika_base_url, per_minute))
+    )
+
+
+def _coingecko(app: Kaspero, stack: ExitStack, full_refresh: bool) -> list[SourcePipeline]:
+    settings = app.settings
+    paging = CoinGeckoPaging(
+        per_page=settings.coingecko_per_page,
+        max_pages=settings.coingecko_max_pages,
+        resume_window=timedelta(minutes=settings.coingecko_resume_window_minutes),
+    )
+    reader = HttpxCoinGeckoReader(_coingecko_client(app, stack), app.clock, paging)
+    return [SourcePipeline(reader, CoinGeckoNormalizer(), coingecko.CONTRACT)]
+
+
+def _coinpaprika(app: Kaspero, stack: ExitStack, full_refresh: bool) -> list[SourcePipeline]:
+    reader = HttpxCoinPaprikaReader(
+        _coinpaprika_client(app, stack), app.clock, max_tickers=app.settings.coinpaprika_max_tickers
+    )
+    return [SourcePipeline(reader, CoinPaprikaNormalizer(), coinpaprika.CONTRACT)]
+
+
+KINDS: dict[str, SourceKind] = {
+    kind.name: kind
+    for kind in (
+        SourceKind(
+            "coinpaprika",
+            _coinpaprika,
+            lambda app, stack: CoinPaprikaHistory(
+                _coinpaprika_client(app, stack), app.clock, app.settings.coinpaprika_history_days or None
+            ),
+        ),
+        SourceKind(
+            "coingecko",
+            _coingecko,
+            lambda app, stack: CoinGeckoHistory(
+                _coingecko_client(app, stack), app.clock, app.settings.coingecko_history_days or None
+            ),
+        ),
+        SourceKind("csv", lambda app, stack, full_refresh: app._csv_pipelines(full_refresh)),
+        SourceKind("rss", lambda app, stack, full_refresh: app._rss_pipelines(stack)),
+    )
+}
+DEFAULT_KINDS = tuple(name for name, kind in KINDS.items() if kind.enabled_by_default)
+
+
+def check_kinds(kinds: Sequence[str]) -> None:
+    """Refuse a source kind nobody registered, naming the ones there are."""
+    missing = [kind for kind in kinds if kind not in KINDS]
+    if missing:
+        raise SettingsError(f"unknown source {', '.join(missing)}; known: {', '.join(KINDS)}")
 
 
 def _shutdown(container: Container) -> None:

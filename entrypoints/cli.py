@@ -16,7 +16,9 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,10 +32,12 @@ from application.errors import InvalidQuery, NotFound, StoreUnavailable
 from application.queries import DataQuery, QuarantineQuery, split_values
 from application.runs import list_runs
 from domain.assets import HistoryQuery, Interval
+from domain.backfill import BackfillJob, JobState
 from domain.records import RecordKind
 from domain.runs import EtlRun, RunStatus, RunTrigger
 from entrypoints import bootstrap
 from entrypoints.api.params import within_range
+from entrypoints.api.render import backfill_job as render_backfill
 from entrypoints.api.render import coverage as render_coverage
 from entrypoints.api.render import dumps as api_dumps
 from entrypoints.api.render import quarantined as render_quarantined
@@ -57,7 +61,7 @@ EXIT_OK, EXIT_RUN_NOT_SUCCESSFUL, EXIT_CONFIG, EXIT_NO_DATABASE = 0, 1, 2, 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser(HANDLERS).parse_args(argv)
+    args = build_parser(HANDLERS, tuple(bootstrap.KINDS)).parse_args(argv)
     try:
         settings = Settings.from_environ()
     except SettingsError as ex:
@@ -123,6 +127,84 @@ def _csv_inspect(settings: Settings, args: argparse.Namespace) -> int:
         for item in inspections:
             print(inspection_text(item))
     return EXIT_RUN_NOT_SUCCESSFUL if any(item.refusal for item in inspections) else EXIT_OK
+
+
+def _backfill(settings: Settings, args: argparse.Namespace) -> int:
+    """Plan (or resume) a backfill job, then work its windows here until they are all settled."""
+    try:
+        since, until = _time_range((args.since, "--since"), (args.until, "--until"))
+    except ValueError as ex:
+        print(f"kaspero: {ex}", file=sys.stderr)
+        return EXIT_CONFIG
+    if since is not None and until is not None and since == until:
+        print("kaspero: --since must be before --until", file=sys.stderr)
+        return EXIT_CONFIG
+    kaspero = _build(settings)
+    try:
+        job_id = kaspero.backfill(args.symbols, args.source, args.interval, since, until, args.gaps)
+        if not args.queue_only:
+            _work_job(kaspero, job_id)
+        job = kaspero.backfills.job(job_id)
+    except InvalidQuery as ex:
+        print(f"kaspero: {ex}", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        kaspero.close()
+    assert job is not None
+    if args.json or not sys.stdout.isatty():
+        print(json.dumps(json.loads(api_dumps(render_backfill(job))), indent=2))
+    else:
+        _print_job(job)
+    if args.queue_only:
+        return EXIT_OK
+    return EXIT_OK if job.state is JobState.SUCCESS else EXIT_RUN_NOT_SUCCESSFUL
+
+
+def _work_job(kaspero: bootstrap.Kaspero, job_id: int) -> None:
+    """Passes over the queue until this job's windows are all settled (windows other workers hold
+    are theirs: wait for them), or a pass finds nothing it can take."""
+    display = TerminalProgress() if sys.stderr.isatty() else None
+    with display or nullcontext():
+        if display is not None:
+            kaspero.observer = display
+        while True:
+            run = kaspero.work_backfill()
+            job = kaspero.backfills.job(job_id)
+            if job is None or job.finished_at is not None:
+                return
+            if run is None:
+                if not job.windows.running:
+                    return
+                time.sleep(0.5)  # another worker holds the last windows: wait for it to settle them
+
+
+def _print_job(job: BackfillJob) -> None:
+    counts = job.windows
+    print(
+        f"backfill {job.id}: {job.state.value}; {counts.settled}/{counts.total} windows settled "
+        f"({counts.done} stored, {counts.empty} empty, {counts.refused} refused, {counts.failed} failed); "
+        f"{job.bars:,} bars, {job.requests:,} requests"
+    )
+    for problem in job.problems:
+        print(f"  not planned: {problem}")
+    for error in job.errors:
+        print(f"  error: {error}")
+
+
+def _backfills(settings: Settings, args: argparse.Namespace) -> int:
+    kaspero = _build(settings)
+    try:
+        jobs = kaspero.backfills.jobs(args.limit)
+    finally:
+        kaspero.close()
+    if args.json or not sys.stdout.isatty():
+        print(json.dumps(json.loads(api_dumps([render_backfill(job) for job in jobs])), indent=2))
+        return EXIT_OK
+    if not jobs:
+        print("no backfill jobs")
+    for job in jobs:
+        _print_job(job)
+    return EXIT_OK
 
 
 def _quarantine_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -509,6 +591,8 @@ HANDLERS = {
     "runs compare": _runs_compare,
     "export": _export,
     "coverage": _coverage,
+    "backfill": _backfill,
+    "backfills": _backfills,
     "quarantine replay": _quarantine_replay,
     "serve": _serve,
     "scheduler": _scheduler,

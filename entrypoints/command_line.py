@@ -4,12 +4,11 @@ code, as `--help` shows them. The handlers live in `entrypoints/cli.py`."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from domain.runs import RunStatus
-from entrypoints.settings import SOURCE_KINDS
 from entrypoints.version import kaspero_version
 
 Handler = Callable[..., int]
@@ -38,7 +37,7 @@ def _epilog(environment: str) -> str:
     return f"environment: {environment}\n{EXIT_CODES}"
 
 
-def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
+def build_parser(handlers: Mapping[str, Handler], source_kinds: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kaspero",
         description="Crypto market data ETL and API: raw payloads kept, one unified PostgreSQL schema.",
@@ -76,8 +75,8 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
         "COINPAPRIKA_*, ETL_FAIL_AFTER and the rest of the README's table",
     )  # fmt: skip
     run.add_argument(
-        "--source", action="append", choices=SOURCE_KINDS, metavar="KIND",
-        help=f"a source kind to run ({', '.join(SOURCE_KINDS)}); repeatable; default: ETL_SOURCES, else all",
+        "--source", action="append", choices=source_kinds, metavar="KIND",
+        help=f"a source kind to run ({', '.join(source_kinds)}); repeatable; default: ETL_SOURCES, else all",
     )  # fmt: skip
     run.add_argument("--once", action="store_true", help="one pass, then exit with its status")
     run.add_argument(
@@ -175,6 +174,39 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
     covering.add_argument(
         "--json", action="store_true", help="print JSON (GET /assets/{id}/coverage's), for scripts"
     )
+
+    backfilling = command(
+        commands, "backfill", "backfill",
+        "history of assets from the providers over a range: planned into windows (a request each), "
+        "then taken here one by one with the same progress display as runs; run it again and an "
+        "unfinished job of the same request goes on where it stopped",
+        f"{DATABASE}, COINGECKO_*, COINPAPRIKA_*, <KIND>_* of the other providers",
+    )  # fmt: skip
+    backfilling.add_argument(
+        "symbols", nargs="+", metavar="SYMBOL", help="asset symbols (every asset of each)"
+    )
+    backfilling.add_argument(
+        "--source", action="append", metavar="KIND",
+        help="a provider with history (repeatable); default: every one",
+    )  # fmt: skip
+    backfilling.add_argument("--interval", choices=("5m", "1h", "1d"), default="1d", help="default 1d")
+    backfilling.add_argument("--since", metavar="DATE", help="from (ISO 8601; default: a year ago)")
+    backfilling.add_argument("--until", metavar="DATE", help="to, exclusive (ISO 8601; default: now)")
+    backfilling.add_argument(
+        "--gaps", action="store_true", help="only the windows missing from what is stored"
+    )
+    backfilling.add_argument(
+        "--queue-only", action="store_true",
+        help="plan the job and leave its windows to the schedulers (POST /backfills does the same)",
+    )  # fmt: skip
+    backfilling.add_argument(
+        "--json", action="store_true", help="print the job as JSON (GET /backfills/{id}'s)"
+    )
+    listing = command(
+        commands, "backfills", "backfills", "the newest backfill jobs and their progress", DATABASE
+    )  # fmt: skip
+    listing.add_argument("--limit", type=positive, default=10, help="how many (default 10)")
+    listing.add_argument("--json", action="store_true", help="print JSON (GET /backfills')")
 
     exporting = command(
         commands, "export", "export",

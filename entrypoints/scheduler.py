@@ -20,15 +20,15 @@ from application.scheduling import close_abandoned_requests, run_due_sources, ru
 from domain.runs import EtlRun, RunTrigger
 from entrypoints.bootstrap import Kaspero
 from entrypoints.healthcheck import GRACE_SECONDS, Heartbeat, heartbeat_path
-from entrypoints.settings import SOURCE_KINDS
 
 logger = structlog.get_logger("kaspero.scheduler")
 
 MAX_POLL_SECONDS = 5.0
+BACKFILL_WINDOWS_PER_CYCLE = 20
 
 
 def scheduled_kinds(kaspero: Kaspero) -> dict[str, timedelta]:
-    kinds = kaspero.settings.etl_sources or SOURCE_KINDS
+    kinds = kaspero.enabled_kinds()
     return {kind: timedelta(minutes=kaspero.settings.schedule_minutes(kind)) for kind in dict.fromkeys(kinds)}
 
 
@@ -85,6 +85,13 @@ def run_scheduler(
             run_due_sources(
                 intervals, kaspero.locks, kaspero.uow_factory, kaspero.clock, run_kinds, stop.is_set
             )
+            if not stop.is_set():
+                # queued backfill windows, a few a cycle: due sources are never kept waiting long
+                run = kaspero.work_backfill(should_stop, max_windows=BACKFILL_WINDOWS_PER_CYCLE)
+                if run is not None:
+                    logger.info(
+                        "backfill_pass_finished", run_id=run.id, status=run.status.value, error=run.error
+                    )
         except Exception as ex:  # no fault ends the process; the database gone is one line, any
             # other fault (ours) is logged with its traceback
             heartbeat.cycle_failed()

@@ -10,13 +10,12 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pydantic
 
 from entrypoints.api.clients import Network, parse_networks
 
-SOURCE_KINDS = ("coinpaprika", "coingecko", "csv", "rss")
 # defaults are anchored to the project, not to the directory a command is run from; a path a
 # user sets is taken as given (relative to where they run it)
 PROJECT = Path(__file__).resolve().parent.parent
@@ -25,6 +24,10 @@ PROJECT = Path(__file__).resolve().parent.parent
 # between two DATABASE_READ_URL URLs: a comma before a new URL, never one inside a URL (libpq's
 # multi-host `postgresql://a,b/db`)
 _READ_URL_SEPARATOR = re.compile(r",\s*(?=postgres(?:ql)?://)")
+
+
+# a source kind's own setting: `<KIND>_<NAME>` (BINANCE_BASE_URL), or its schedule
+_SOURCE_VARIABLE = re.compile(r"^[A-Z][A-Z0-9]*_[A-Z0-9_]+$")
 
 
 class SettingsError(ValueError):
@@ -108,6 +111,12 @@ class Settings(pydantic.BaseModel):
     api_request_budget_ms: int = pydantic.Field(default=5000, ge=100, le=600_000)
     metrics_cache_seconds: float = pydantic.Field(default=15.0, ge=0, le=3600)
     trusted_proxies: str = ""
+    # how far back the providers' plans reach for history (0: no limit); the free plans: a year
+    coingecko_history_days: int = pydantic.Field(default=365, ge=0, le=100_000)
+    coinpaprika_history_days: int = pydantic.Field(default=365, ge=0, le=100_000)
+    # the variables no field above reads, for the source kinds that declare their own settings
+    # (`BINANCE_BASE_URL`, ...): read by the kind's registration; never shown (they may be keys)
+    source_variables: Mapping[str, str] = pydantic.Field(default_factory=dict, repr=False)
 
     @pydantic.field_validator("etl_sources", mode="before")
     @classmethod
@@ -135,14 +144,6 @@ class Settings(pydantic.BaseModel):
         default = PROJECT / "data" / "csv_options.toml"
         return default if default.exists() else None
 
-    @pydantic.field_validator("etl_sources")
-    @classmethod
-    def _known_sources(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        unknown = sorted(set(value or ()) - set(SOURCE_KINDS))
-        if unknown:
-            raise ValueError(f"unknown source {', '.join(unknown)}; known: {', '.join(SOURCE_KINDS)}")
-        return value
-
     @pydantic.field_validator("coinpaprika_base_url", "coingecko_base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -157,6 +158,15 @@ class Settings(pydantic.BaseModel):
     def schedule_minutes(self, kind: str) -> float:
         """A source kind's interval: `ETL_SCHEDULE_MINUTES_<KIND>`, else `ETL_SCHEDULE_MINUTES`."""
         own = getattr(self, f"etl_schedule_minutes_{kind}", None)
+        if own is None:
+            name = f"ETL_SCHEDULE_MINUTES_{kind.upper()}"
+            text = self.source_variables.get(name)
+            try:
+                own = float(text) if text else None
+            except ValueError:
+                raise SettingsError(f"invalid configuration: {name}: not a number: {text!r}") from None
+            if own is not None and not own > 0:
+                raise SettingsError(f"invalid configuration: {name}: must be above 0")
         return float(own) if own is not None else self.etl_schedule_minutes
 
     @pydantic.field_validator("trusted_proxies")
@@ -193,8 +203,20 @@ class Settings(pydantic.BaseModel):
     def key_for(self, source: str) -> str | None:
         """The provider key: `<SOURCE>_API_KEY`, else `API_KEY`, else none."""
         specific = {"coinpaprika": self.coinpaprika_api_key, "coingecko": self.coingecko_api_key}.get(source)
+        own = self.source_variables.get(f"{source.upper()}_API_KEY")
+        if specific is None and own:
+            return own
         key = specific or self.api_key
         return key.get_secret_value() if key else None
+
+    def kind_variables(self, kind: str) -> dict[str, str]:
+        """A source kind's own settings, `<KIND>_<NAME>`, by lower-case name (`base_url`)."""
+        prefix = f"{kind.upper()}_"
+        return {
+            name.removeprefix(prefix).lower(): value
+            for name, value in self.source_variables.items()
+            if name.startswith(prefix)
+        }
 
     @pydantic.field_validator("log_level", mode="before")
     @classmethod
@@ -210,13 +232,19 @@ class Settings(pydantic.BaseModel):
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from `KEY=value` variables; empty values count as unset."""
         source = os.environ if environ is None else environ
-        fields = {
+        fields: dict[str, Any] = {
             name: source[name.upper()]
             for name in cls.model_fields
             if name != "data_dir" and source.get(name.upper(), "").strip() != ""
         }
         if "data_dir" not in fields and source.get("KASPERO_DATA_DIR", "").strip():
             fields["data_dir"] = source["KASPERO_DATA_DIR"]
+        known = {name.upper() for name in cls.model_fields} | {"KASPERO_DATA_DIR"}
+        fields["source_variables"] = {
+            name: value
+            for name, value in source.items()
+            if _SOURCE_VARIABLE.match(name) and name not in known and value.strip()
+        }
         try:
             return cls.model_validate(fields)
         except pydantic.ValidationError as ex:

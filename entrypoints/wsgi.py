@@ -13,7 +13,7 @@ import falcon
 from entrypoints.api.app import ApiOptions, create_app
 from entrypoints.bootstrap import build
 from entrypoints.logs import configure_logging
-from entrypoints.settings import SOURCE_KINDS, Settings
+from entrypoints.settings import Settings
 
 
 def create() -> falcon.App[falcon.Request, falcon.Response]:
@@ -28,12 +28,12 @@ def create() -> falcon.App[falcon.Request, falcon.Response]:
     options = ApiOptions(
         api_keys=tuple(settings.api_key_list()),
         reads_need_key=settings.api_read_requires_key,
-        source_kinds=SOURCE_KINDS,
+        source_kinds=kaspero.source_kinds,
         metrics_dir=settings.prometheus_multiproc_dir,
         divergence_pct=settings.divergence_threshold_pct,
         consensus_window=timedelta(minutes=settings.consensus_window_minutes),
-        schedules={kind: settings.schedule_minutes(kind) for kind in SOURCE_KINDS},
-        enabled_kinds=tuple(dict.fromkeys(settings.etl_sources or SOURCE_KINDS)),
+        schedules={kind: settings.schedule_minutes(kind) for kind in kaspero.source_kinds},
+        enabled_kinds=kaspero.enabled_kinds(),
         metrics_cache_seconds=settings.metrics_cache_seconds,
         trusted_proxies=settings.trusted_proxy_networks(),
         request_budget_seconds=settings.api_request_budget_ms / 1000,
@@ -44,5 +44,6 @@ def create() -> falcon.App[falcon.Request, falcon.Response]:
     return create_app(
         kaspero.reader, kaspero.probe, kaspero.uow_factory, options, kaspero.clock, kaspero.quarantine,
         kaspero.ledger, kaspero.budget, read_uow_factory=kaspero.read_uow_factory, replicas=kaspero.replicas,
-        renderer=kaspero.renderer, coverage=kaspero.coverage,
+        renderer=kaspero.renderer, coverage=kaspero.coverage, backfills=kaspero.backfills,
+        plan_backfill=kaspero.backfill,
     )  # fmt: skip

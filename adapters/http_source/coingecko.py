@@ -9,14 +9,23 @@ after a complete one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 import pydantic
 
 from adapters.boundary import Moment, Money, RequiredMoney, RequiredText, WholeNumber, validated
+from adapters.http_source.history import (
+    SampleNormalizer,
+    bar_raw,
+    days,
+    fetched,
+    page_of,
+    require_list,
+    within,
+)
 from adapters.http_source.paging import (
     ELEMENT_BYTES,
     PROVIDER_FAULTS,
@@ -25,7 +34,9 @@ from adapters.http_source.paging import (
     source_unavailable,
 )
 from adapters.http_source.transport import ProviderClient
-from application.ports import Batch
+from application.ports import Batch, HistoryPage, Normalizer
+from domain.assets import Interval
+from domain.backfill import Window
 from domain.drift import Contract, FieldSpec, FieldType
 from domain.records import RawRecord, Source, SourceType, UnifiedRecord, market_record
 
@@ -168,3 +179,91 @@ class CoinGeckoNormalizer:
             url=f"https://www.coingecko.com/en/coins/{coin.id}",
             extra={key: value for key, value in raw.payload.items() if key not in MAPPED},
         )
+
+
+# `/coins/{id}/market_chart/range` picks the granularity from the range's length: more than 90
+# days gives daily points (00:00 UTC), 2 to 90 days hourly ones. A window is asked for at least
+# that long (earlier points are dropped), so a short last window still gets its interval.
+HISTORY_SPAN = {Interval.DAY: timedelta(days=365), Interval.HOUR: timedelta(days=90)}
+HISTORY_ASKED = {Interval.DAY: timedelta(days=92), Interval.HOUR: timedelta(days=3)}
+HISTORY_BYTES = 8 << 20
+
+
+class CoinGeckoHistory:
+    """A coin's prices, market caps and volumes over a window, one sample per point."""
+
+    kind = NAME
+    intervals: tuple[Interval, ...] = (Interval.HOUR, Interval.DAY)
+
+    def __init__(
+        self, client: ProviderClient, clock: Callable[[], datetime], history_days: int | None = 365
+    ) -> None:
+        self._client = client
+        self._clock = clock
+        self._days = history_days  # COINGECKO_HISTORY_DAYS: how far back the plan reaches
+        self.normalizer: Normalizer = SampleNormalizer(NAME, _sample)
+
+    def window(self, interval: Interval) -> timedelta:
+        return HISTORY_SPAN[interval]
+
+    def reach(self) -> tuple[timedelta | None, str]:
+        return days(self._days), "COINGECKO_HISTORY_DAYS"
+
+    def provider_id(self, symbol: str, names: Mapping[str, str]) -> str | None:
+        return names.get(NAME)
+
+    def fetch(self, window: Window, run_id: int) -> HistoryPage:
+        asked_from = min(window.start, window.end - HISTORY_ASKED[window.interval])
+        params: dict[str, str | int] = {
+            "vs_currency": "usd",
+            "from": int(asked_from.timestamp()),
+            "to": int(window.end.timestamp()),
+        }
+        answer = fetched(
+            NAME, self._client, window, f"/coins/{window.provider_id}/market_chart/range", params,
+            "COINGECKO_HISTORY_DAYS", HISTORY_BYTES,
+        )  # fmt: skip
+        if not isinstance(answer, dict) or not isinstance(answer.get("prices"), list):
+            require_list(NAME, window, None, self._client, "an object with a list of prices")
+        caps = _by_time(answer.get("market_caps"))
+        volumes = _by_time(answer.get("total_volumes"))
+        now = self._clock()
+        raws = []
+        for point in answer["prices"]:
+            if not (isinstance(point, list) and len(point) == 2 and isinstance(point[0], int)):
+                continue  # not a [ms, value] pair: nothing to key it by (the raw answer is not kept)
+            moment = datetime.fromtimestamp(point[0] / 1000, UTC)
+            if not within(window, moment):
+                continue
+            payload = {
+                "request": {"id": window.provider_id, "vs_currency": "usd", "symbol": window.symbol},
+                "price": point,
+                "market_cap": caps.get(point[0]),
+                "total_volume": volumes.get(point[0]),
+            }
+            raws.append(bar_raw(window, moment, payload, now, run_id))
+        return page_of(raws, self._client)
+
+
+def _by_time(pairs: Any) -> dict[int, list[Any]]:
+    if not isinstance(pairs, list):
+        return {}
+    return {
+        pair[0]: pair
+        for pair in pairs
+        if isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], int)
+    }
+
+
+def _sample(payload: dict[str, Any]) -> dict[str, Any]:
+    def value(pair: Any) -> Any:
+        return pair[1] if isinstance(pair, list) and len(pair) == 2 else None
+
+    price = payload.get("price")
+    return {
+        "symbol": (payload.get("request") or {}).get("symbol"),
+        "moment": datetime.fromtimestamp(price[0] / 1000, UTC) if isinstance(price, list) and price else None,
+        "price": value(price),
+        "market_cap": value(payload.get("market_cap")),
+        "volume": value(payload.get("total_volume")),
+    }

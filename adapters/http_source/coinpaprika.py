@@ -6,13 +6,22 @@ next run fetches a fresh snapshot, and records that did not change cost nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from datetime import datetime
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 import pydantic
 
 from adapters.boundary import Moment, Money, RequiredMoney, RequiredText, WholeNumber, validated
+from adapters.http_source.history import (
+    SampleNormalizer,
+    bar_raw,
+    days,
+    fetched,
+    page_of,
+    require_list,
+    within,
+)
 from adapters.http_source.paging import (
     ELEMENT_BYTES,
     PROVIDER_FAULTS,
@@ -21,7 +30,9 @@ from adapters.http_source.paging import (
     source_unavailable,
 )
 from adapters.http_source.transport import ProviderClient
-from application.ports import Batch
+from application.ports import Batch, HistoryPage, Normalizer
+from domain.assets import Interval
+from domain.backfill import Window
 from domain.drift import Contract, FieldSpec, FieldType
 from domain.records import RawRecord, Source, SourceType, UnifiedRecord, market_record
 
@@ -145,3 +156,81 @@ class CoinPaprikaNormalizer:
             url=f"https://coinpaprika.com/coin/{ticker.id}/",
             extra=extra,
         )
+
+
+# `/tickers/{id}/historical` answers at most `limit` points (5,000 at most); a window holds 1,000
+# buckets of its interval, well within, whatever the plan's own cap
+HISTORY_BUCKETS = 1000
+HISTORY_INTERVALS = {Interval.FIVE_MINUTES: "5m", Interval.HOUR: "1h", Interval.DAY: "1d"}
+HISTORY_BYTES = 8 << 20
+
+
+class CoinPaprikaHistory:
+    """A ticker's price, volume and market cap over a window, one sample per point."""
+
+    kind = NAME
+    intervals: tuple[Interval, ...] = (Interval.FIVE_MINUTES, Interval.HOUR, Interval.DAY)
+
+    def __init__(
+        self, client: ProviderClient, clock: Callable[[], datetime], history_days: int | None = 365
+    ) -> None:
+        self._client = client
+        self._clock = clock
+        self._days = history_days  # COINPAPRIKA_HISTORY_DAYS
+        self.normalizer: Normalizer = SampleNormalizer(NAME, _sample)
+
+    def window(self, interval: Interval) -> timedelta:
+        return interval.step * HISTORY_BUCKETS
+
+    def reach(self) -> tuple[timedelta | None, str]:
+        return days(self._days), "COINPAPRIKA_HISTORY_DAYS"
+
+    def provider_id(self, symbol: str, names: Mapping[str, str]) -> str | None:
+        return names.get(NAME)
+
+    def fetch(self, window: Window, run_id: int) -> HistoryPage:
+        params: dict[str, str | int] = {
+            "start": window.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "end": window.end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "interval": HISTORY_INTERVALS[window.interval],
+            "limit": 5000,
+        }
+        answer = fetched(
+            NAME, self._client, window, f"/tickers/{window.provider_id}/historical", params,
+            "COINPAPRIKA_HISTORY_DAYS", HISTORY_BYTES,
+        )  # fmt: skip
+        require_list(NAME, window, answer, self._client, "a JSON array of points")
+        now = self._clock()
+        raws = []
+        for point in answer:
+            moment = _moment(point.get("timestamp")) if isinstance(point, dict) else None
+            if moment is None or not within(window, moment):
+                continue  # a point without a readable time cannot be keyed to a bar
+            payload = {
+                "request": {"id": window.provider_id, "quote": "usd", "symbol": window.symbol},
+                "point": point,
+            }
+            raws.append(bar_raw(window, moment, payload, now, run_id))
+        return page_of(raws, self._client)
+
+
+def _moment(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _sample(payload: dict[str, Any]) -> dict[str, Any]:
+    found = payload.get("point")
+    point: dict[str, Any] = found if isinstance(found, dict) else {}
+    return {
+        "symbol": (payload.get("request") or {}).get("symbol"),
+        "moment": point.get("timestamp"),
+        "price": point.get("price"),
+        "market_cap": point.get("market_cap"),
+        "volume": point.get("volume_24h"),
+    }

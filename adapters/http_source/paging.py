@@ -27,7 +27,7 @@ def element_batches(
     for element in elements:
         identifier = element.get("id") if isinstance(element, dict) else None
         if not isinstance(identifier, str | int) or not str(identifier).strip():
-            payload = {"element": _as_text(element)}
+            payload = {"element": as_text(element)}
             raw = RawRecord.of(
                 source=source,
                 source_record_id="invalid:" + payload_checksum(payload)[:24],
@@ -47,7 +47,7 @@ def element_batches(
             raw = RawRecord.of(
                 source=source,
                 source_record_id=key,
-                payload=_as_text(element),
+                payload=as_text(element),
                 fetched_at=fetched_at,
                 run_id=run_id,
             )
@@ -104,14 +104,14 @@ def _unstorable(value: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from _unstorable(item, f"{path}[{index}]")
 
 
-def _as_text(value: Any) -> Any:
+def as_text(value: Any) -> Any:
     """The element with each unstorable number as its text, as the provider wrote it."""
     if isinstance(value, Unstorable):
         return value.literal
     if isinstance(value, dict):
-        return {name: _as_text(item) for name, item in value.items()}
+        return {name: as_text(item) for name, item in value.items()}
     if isinstance(value, list):
-        return [_as_text(item) for item in value]
+        return [as_text(item) for item in value]
     return value
 
 

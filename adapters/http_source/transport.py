@@ -21,7 +21,7 @@ import httpx
 import stamina
 
 from adapters.http_headers import retry_after_seconds
-from adapters.http_source.rate_limit import TokenBucket
+from adapters.http_source.rate_limit import RateGate
 from domain.runs import SourceCounters
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -32,7 +32,15 @@ class ProviderError(Exception):
 
 
 class ProviderRefused(ProviderError):
-    """An answer that retrying will not change: a refused key, a spent quota, a bad request."""
+    """An answer that retrying will not change: a refused key, a spent quota, a bad request.
+
+    `status` is the HTTP status (None: refused before an answer, e.g. too large), `detail` the
+    provider's own error message when its body carried one (at most 300 characters)."""
+
+    def __init__(self, message: str, status: int | None = None, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
 
 
 class RetryableResponse(ProviderError):
@@ -91,7 +99,7 @@ class ProviderClient:
         self,
         name: str,
         client: httpx.Client,
-        bucket: TokenBucket,
+        bucket: RateGate,
         policy: RetryPolicy | None = None,
         max_bytes: int = 50 * 1024 * 1024,
         deadline_seconds: float = 60.0,
@@ -148,7 +156,11 @@ class ProviderClient:
             if status in RETRYABLE_STATUSES or status >= 500:
                 retry_after = retry_after_seconds(response.headers.get("retry-after"))
                 raise RetryableResponse(f"{where} answered {status}{page}", status, retry_after)
-            raise ProviderRefused(f"{where} answered {status}: {_explain(status)}{page}")
+            detail = None if html else _error_message(body)
+            said = f" (the provider says: {detail})" if detail else ""
+            raise ProviderRefused(
+                f"{where} answered {status}: {_explain(status)}{page}{said}", status, detail
+            )
 
     def _read_bounded(self, response: httpx.Response, started: float, limit: int) -> bytes:
         """The body, within the size limit and the request's total deadline (connect, headers
@@ -177,6 +189,10 @@ class ProviderClient:
             self.tally.retries += 1
             if ex.status == 429:
                 self.tally.rate_limit_waits += 1
+            if ex.retry_after is not None and ex.status in (429, 503):
+                # every process sharing this provider's budget waits, not only this one; this
+                # process's own wait is stamina's, which the next `acquire` then finds spent
+                self._bucket.hold(ex.retry_after)
             return ex.retry_after if ex.retry_after is not None else True
         if isinstance(ex, MalformedResponse) or (
             isinstance(ex, httpx.TransportError) and not _unresolvable(ex)
@@ -224,6 +240,34 @@ def _unresolvable(ex: httpx.TransportError) -> bool:
             return True
         cause = cause.__cause__ or cause.__context__
     return "Name or service not known" in str(ex) or "nodename nor servname" in str(ex)
+
+
+def _error_message(body: bytes) -> str | None:
+    """The message of a JSON error body, as providers word it: `{"error": "..."}` (CoinPaprika),
+    `{"error": {"status": {"error_message": "..."}}}` or `{"status": {...}}` (CoinGecko),
+    `{"code": -1121, "msg": "..."}` (Binance). At most 300 characters, one line."""
+    try:
+        document = json.loads(body[:65536])
+    except (ValueError, UnicodeDecodeError):
+        return None
+    found: object = None
+    if isinstance(document, dict):
+        error = document.get("error", document)
+        status = error.get("status") if isinstance(error, dict) else None
+        for candidate in (
+            status.get("error_message") if isinstance(status, dict) else None,
+            error.get("error_message") if isinstance(error, dict) else None,
+            error if isinstance(error, str) else None,
+            document.get("msg"),
+            document.get("message"),
+        ):
+            if isinstance(candidate, str) and candidate.strip():
+                found = candidate
+                break
+    if not isinstance(found, str):
+        return None
+    text = " ".join(found.split())
+    return text[:297] + "..." if len(text) > 300 else text
 
 
 def _explain(status: int) -> str:

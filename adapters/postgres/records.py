@@ -14,6 +14,7 @@ and that batch takes the staging-and-upsert path instead: the same rows, the sam
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -32,8 +33,9 @@ from domain.comparison import DataDelta, PriceQuote
 from domain.mentions import KnownAsset
 from domain.records import QuarantinedRecord, RawRecord, SourceType, UnifiedRecord
 
-RAW_TABLES = {"coinpaprika": "raw_coinpaprika", "coingecko": "raw_coingecko"}
-RAW_TABLES_BY_PREFIX = {"csv": "raw_csv", "rss": "raw_rss"}
+# a source's raw payloads land in `raw_<kind>`: `raw_csv` for `csv:prices`, `raw_coingecko` for
+# `coingecko` and its history `coingecko:1d` (a kind's migration creates its table)
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 
 UNIFIED_COLUMNS = (
     "source_type", "source", "source_record_id", "kind", "title", "description", "author",
@@ -215,11 +217,11 @@ WHERE u.source = %(source)s AND u.source_record_id = ANY(%(ids)s) AND r.payload 
 
 
 def raw_table_for(source: str) -> str:
-    """The raw table a source's payloads land in: `raw_csv` for `csv:prices`, and so on."""
-    table = RAW_TABLES.get(source) or RAW_TABLES_BY_PREFIX.get(source.partition(":")[0])
-    if table is None:
+    """The raw table a source's payloads land in: `raw_<kind>`, the kind before any `:`."""
+    kind = source.partition(":")[0]
+    if not _KIND.match(kind):
         raise ValueError(f"no raw table for source {source!r}")
-    return table
+    return f"raw_{kind}"
 
 
 class PostgresRecordRepository:

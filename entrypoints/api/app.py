@@ -14,6 +14,7 @@ import falcon
 import falcon.media
 
 from application.ports import (
+    BackfillQueue,
     Clock,
     CoverageReader,
     HealthProbe,
@@ -37,6 +38,7 @@ from entrypoints.api.openapi import OpenApiResource
 from entrypoints.api.render import dumps
 from entrypoints.api.resources import (
     AssetsResource,
+    BackfillsResource,
     CheckpointsResource,
     CompareRunsResource,
     DataResource,
@@ -51,7 +53,6 @@ from entrypoints.api.resources import (
     SchemaDriftsResource,
     StatsResource,
 )
-from entrypoints.settings import SOURCE_KINDS
 from entrypoints.version import kaspero_version
 from entrypoints.web.pages import Dashboard, DashboardOptions, install_dashboard
 
@@ -60,7 +61,7 @@ from entrypoints.web.pages import Dashboard, DashboardOptions, install_dashboard
 class ApiOptions:
     api_keys: tuple[str, ...] = ()
     reads_need_key: bool = False
-    source_kinds: tuple[str, ...] = SOURCE_KINDS  # the one list of kinds (`entrypoints.settings`)
+    source_kinds: tuple[str, ...] = ()  # the registered kinds (`entrypoints.bootstrap.KINDS`)
     version: str | None = None
     metrics_dir: Path | None = None
     divergence_pct: float = 5.0
@@ -88,6 +89,8 @@ def create_app(
     replicas: ReplicaMonitor | None = None,
     renderer: HistoryRenderer | None = None,
     coverage: CoverageReader | None = None,
+    backfills: BackfillQueue | None = None,
+    plan_backfill: Callable[..., int] | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """The API over its collaborators; `entrypoints.wsgi.create` passes the production ones.
 
@@ -157,6 +160,10 @@ def create_app(
     app.add_route(f"/assets/{id_segment('asset_id')}/history", assets, suffix="history")
     if coverage is not None:
         app.add_route(f"/assets/{id_segment('asset_id')}/coverage", assets, suffix="coverage")
+    if backfills is not None and plan_backfill is not None:
+        jobs = BackfillsResource(backfills, plan_backfill, guard, now)
+        app.add_route("/backfills", jobs)
+        app.add_route(f"/backfills/{id_segment('job_id')}", jobs, suffix="item")
     app.add_route("/stats", StatsResource(reads))
     app.add_route("/checkpoints", CheckpointsResource(reads))
     app.add_route("/schema-drifts", SchemaDriftsResource(reads))
@@ -164,7 +171,9 @@ def create_app(
     app.add_route("/ready", ReadyResource(probe))
     app.add_route("/live", LiveResource())
     app.add_route("/metrics", metrics)
-    app.add_route("/openapi.json", OpenApiResource(options.version or kaspero_version()))
+    app.add_route(
+        "/openapi.json", OpenApiResource(options.version or kaspero_version(), options.source_kinds)
+    )
     install_docs(app)
     dashboard = DashboardOptions(
         schedules=options.schedules,

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import falcon
 
 from domain.assets import Interval
+from domain.backfill import JobState
 from domain.drift import DriftKind
 from domain.records import RecordKind, SourceType
 from domain.requests import RequestStatus
 from domain.runs import RunStatus
 from entrypoints.api import declared
 from entrypoints.exports import CANDLE_COLUMNS, MONEY_COLUMNS
-from entrypoints.settings import SOURCE_KINDS
 
 MAX_ID = declared.MAX_ID
 
@@ -460,6 +461,47 @@ SCHEMAS: dict[str, Any] = {
             "links": {"type": "object"},
         },
     },
+    "BackfillJob": {
+        "type": "object",
+        "description": (
+            "a history backfill: its windows (one request each) are taken by the schedulers, or by "
+            "`kaspero backfill`; `progress` is the share of windows settled"
+        ),
+        "required": ["job_id", "state", "symbols", "sources", "interval", "windows", "bars", "requests"],
+        "properties": {
+            "job_id": {"type": "integer"},
+            "state": {"enum": [member.value for member in JobState]},
+            "symbols": {"type": "array", "items": {"type": "string"}},
+            "sources": {"type": "array", "items": {"type": "string"}},
+            "interval": {"enum": [member.value for member in Interval]},
+            "since": MOMENT,
+            "until": MOMENT,
+            "gaps": {"type": "boolean"},
+            "created_at": MOMENT,
+            "finished_at": _nullable(MOMENT),
+            "windows": {
+                "type": "object",
+                "properties": {
+                    name: {"type": "integer"}
+                    for name in ("total", "pending", "running", "done", "empty", "refused", "failed")
+                },
+            },
+            "progress": {"type": "number", "minimum": 0, "maximum": 1},
+            "bars": {"type": "integer", "description": "bars stored (or found already stored)"},
+            "requests": {"type": "integer"},
+            "problems": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "what was not planned: an unknown symbol, no provider id, before the plan's reach",
+            },
+            "errors": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "refused or failed windows' reasons",
+            },
+            "links": {"type": "object"},
+        },
+    },
     "Health": {
         "type": "object",
         "description": (
@@ -610,7 +652,7 @@ def _get(
     return {"get": {"summary": summary, "parameters": parameters or [], "responses": responses}}
 
 
-def openapi_document(version: str) -> dict[str, Any]:
+def openapi_document(version: str, source_kinds: Sequence[str]) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Kaspero", "version": version, "description": "Crypto market data, unified."},
@@ -669,7 +711,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                     {
                         "sources": {
                             "type": "array",
-                            "items": {"enum": list(SOURCE_KINDS)},
+                            "items": {"enum": list(source_kinds)},
                             "description": "the source kinds to run; none: every kind",
                         }
                     },
@@ -684,7 +726,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                     {
                         "source": {
                             **TEXT,
-                            "pattern": f"^({'|'.join(SOURCE_KINDS)})(:[^\u0000]*)?$",
+                            "pattern": f"^({'|'.join(source_kinds)})(:[^\u0000]*)?$",
                             "description": "one source, e.g. csv:prices or coingecko; none: every enabled source",
                         },
                         "reason": {
@@ -712,6 +754,78 @@ def openapi_document(version: str) -> dict[str, Any]:
                         "earlier runs to compare with",
                     ),
                 ],
+                extra={"404": NOT_FOUND},
+            ),
+            "/backfills": {
+                **_get(
+                    "The newest backfill jobs",
+                    _json(_list_of("BackfillJob"), "jobs, newest first"),
+                    [
+                        _query(
+                            "limit",
+                            {"type": "integer", "minimum": 1, "maximum": 200},
+                            "how many (default 20)",
+                        )
+                    ],
+                ),
+                "post": {
+                    "summary": "Plan a history backfill (needs X-API-Key): windows the schedulers take "
+                    "(`kaspero backfill`); 202 with the job to follow at its Location",
+                    "security": [{"ApiKey": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "required": ["symbols"],
+                                    "properties": {
+                                        "symbols": {
+                                            "type": "array",
+                                            "minItems": 1,
+                                            "maxItems": 500,
+                                            "items": {"type": "string", "minLength": 1, "maxLength": 60},
+                                        },
+                                        "sources": {
+                                            "type": "array",
+                                            "minItems": 1,
+                                            "maxItems": 20,
+                                            "items": {"type": "string", "minLength": 1, "maxLength": 60},
+                                            "description": "providers with history; none: all of them",
+                                        },
+                                        "interval": {"enum": [member.value for member in Interval]},
+                                        "since": {
+                                            "type": "string",
+                                            "format": "date-time",
+                                            "description": "default: a year before now",
+                                        },
+                                        "until": {
+                                            "type": "string",
+                                            "format": "date-time",
+                                            "description": "exclusive; default: now",
+                                        },
+                                        "gaps": {"type": "boolean", "description": "only what is missing"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": _json(_envelope(_ref("BackfillJob")), "planned"),
+                        "400": BAD,
+                        "401": _problem("no valid X-API-Key"),
+                        "403": _problem("no API key is configured on the server"),
+                        "413": _problem("the body is larger than 64 KiB"),
+                        "414": TOO_LONG,
+                        **SERVER_ANSWERS,
+                    },
+                },
+            },
+            "/backfills/{job_id}": _get(
+                "A backfill job's progress, counters and errors",
+                _json(_envelope(_ref("BackfillJob")), "the job"),
+                [_path_id("job_id")],
                 extra={"404": NOT_FOUND},
             ),
             "/run-requests/{request_id}": _get(
@@ -843,8 +957,8 @@ def openapi_document(version: str) -> dict[str, Any]:
 
 
 class OpenApiResource:
-    def __init__(self, version: str) -> None:
-        self._document = openapi_document(version)
+    def __init__(self, version: str, source_kinds: Sequence[str]) -> None:
+        self._document = openapi_document(version, source_kinds)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = self._document

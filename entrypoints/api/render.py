@@ -15,6 +15,7 @@ from application.assets import Coverage, HistoryPage
 from application.queries import Page
 from application.status import HealthReport, ReadinessReport
 from domain.assets import Asset, AssetView, Candle
+from domain.backfill import BackfillJob
 from domain.checkpoints import Checkpoint
 from domain.comparison import Anomaly, RunComparison
 from domain.coverage import Span
@@ -384,4 +385,35 @@ def candle(item: Candle, symbols: Mapping[int, str]) -> dict[str, Any]:
         "observations": item.observations,
         "flag": item.flag,
         "deviation_pct": _money(item.deviation_pct),
+    }
+
+
+def backfill_job(job: BackfillJob) -> dict[str, Any]:
+    counts = job.windows
+    return {
+        "job_id": job.id,
+        "state": job.state.value,
+        "symbols": list(job.request.symbols),
+        "sources": list(job.request.kinds),
+        "interval": job.request.interval.value,
+        "since": job.request.since,
+        "until": job.request.until,
+        "gaps": job.request.gaps_only,
+        "created_at": job.created_at,
+        "finished_at": job.finished_at,
+        "windows": {
+            "total": counts.total,
+            "pending": counts.pending,
+            "running": counts.running,
+            "done": counts.done,
+            "empty": counts.empty,
+            "refused": counts.refused,
+            "failed": counts.failed,
+        },
+        "progress": round(counts.settled / counts.total, 4) if counts.total else 1.0,
+        "bars": job.bars,
+        "requests": job.requests,
+        "problems": list(job.problems),
+        "errors": list(job.errors),
+        "links": {"self": f"/backfills/{job.id}"},
     }

@@ -34,6 +34,7 @@ from application.browse import (
 from application.comparison import anomalies, compare
 from application.operations import list_checkpoints, list_drift_findings, source_stats
 from application.ports import (
+    BackfillQueue,
     Clock,
     CoverageReader,
     HealthProbe,
@@ -67,6 +68,7 @@ from entrypoints.api.params import (
     history_query,
     list_page,
     quarantine_query,
+    within_range,
 )
 from entrypoints.exports import ACCEPTED, MEDIA_TYPES, QUARANTINED, RECORDS, Shape, candle_shape, chunks
 
@@ -556,3 +558,84 @@ class HistoryResource:
                 resp.media = {"data": Fragment(rendered.candles_json), "next_start": rendered.next_start}
                 return
         resp.media = render.history_page(asset_history(self._uow_factory, assets, query))
+
+
+# what POST /backfills takes: symbols, the providers, the interval, the range, gaps only
+BACKFILL_FIELDS = {"symbols", "sources", "interval", "since", "until", "gaps"}
+
+
+class BackfillsResource:
+    """`POST /backfills` (key): plan a history backfill into windows the schedulers take; 202
+    with the job. `GET /backfills` the newest jobs, `GET /backfills/{id}` one job's progress,
+    counters and errors."""
+
+    def __init__(
+        self, queue: BackfillQueue, plan: Callable[..., int], guard: ApiKeyGuard, clock: Clock
+    ) -> None:
+        self._queue, self._plan, self.guard, self._clock = queue, plan, guard, clock
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        params = QueryParams(req, ("limit",))
+        limit = params.integer("limit", 20, 1, 200)
+        resp.media = {"data": [render.backfill_job(job) for job in self._queue.jobs(limit)]}
+
+    def on_get_item(self, req: falcon.Request, resp: falcon.Response, job_id: int) -> None:
+        QueryParams(req, ())
+        job = self._queue.job(job_id)
+        if job is None:
+            raise falcon.HTTPNotFound(title="Not found", description=f"no backfill job {job_id}")
+        resp.media = {"data": render.backfill_job(job)}
+
+    @falcon.before(require_key)
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        QueryParams(req, ())
+        body = bounded_json(req)
+        if not isinstance(body, dict) or set(body) - BACKFILL_FIELDS or "symbols" not in body:
+            raise InvalidParameter(
+                "body",
+                'the body is {"symbols": ["BTC"], "sources": ["coingecko"], "interval": "1d", '
+                '"since": "2023-01-01", "until": "2024-01-01", "gaps": false} (symbols required)',
+            )
+        symbols = _texts(body, "symbols", 500)
+        sources = _texts(body, "sources", 20) if body.get("sources") is not None else None
+        interval = body.get("interval", "1d")
+        if interval not in {member.value for member in Interval}:
+            raise InvalidParameter("interval", "interval must be one of 5m, 1h, 1d")
+        gaps = body.get("gaps", False)
+        if not isinstance(gaps, bool):
+            raise InvalidParameter("gaps", "gaps must be true or false")
+        since, until = _body_moment(body, "since"), _body_moment(body, "until")
+        if since is not None and until is not None and since >= until:
+            raise InvalidParameter("since", "since must be before until")
+        job_id = self._plan(symbols, sources, interval=interval, since=since, until=until, gaps_only=gaps)
+        job = self._queue.job(job_id)
+        assert job is not None
+        resp.status = falcon.HTTP_202
+        resp.location = f"/backfills/{job_id}"
+        resp.media = {"data": render.backfill_job(job)}
+
+
+def _texts(body: dict[str, object], name: str, most: int) -> list[str]:
+    value = body.get(name)
+    if (
+        not isinstance(value, list)
+        or not 0 < len(value) <= most
+        or not all(isinstance(item, str) and 0 < len(item) <= 60 and "\x00" not in item for item in value)
+    ):
+        raise InvalidParameter(name, f"{name} must be a list of 1 to {most} texts")
+    return [str(item) for item in value]
+
+
+def _body_moment(body: dict[str, object], name: str) -> datetime | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 40:
+        raise InvalidParameter(name, f"{name} must be an ISO 8601 date or date-time")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidParameter(
+            name, f"{name} must be an ISO 8601 date or date-time (2024-01-31 or 2024-01-31T12:00:00Z)"
+        ) from None
+    return within_range(moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment)

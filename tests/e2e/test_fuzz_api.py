@@ -11,6 +11,7 @@ from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.config import SchemathesisConfig
 
 from entrypoints.api.openapi import openapi_document
+from entrypoints.bootstrap import KINDS
 from tests.support.processes import REPO, environment, gunicorn, kaspero
 
 # Rules across parameters that a JSON schema cannot state (each operation's description states
@@ -58,7 +59,7 @@ CONFIG = SchemathesisConfig.from_dict(
         ],
     }
 )
-SCHEMA = schemathesis.openapi.from_dict(openapi_document("fuzz"), config=CONFIG)
+SCHEMA = schemathesis.openapi.from_dict(openapi_document("fuzz", tuple(KINDS)), config=CONFIG)
 load_all_checks()
 EVERY_CHECK = CHECKS.get_all()  # conformance, negative and positive data, auth, methods, headers
 KEY = "fuzz-key"

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from entrypoints.api.app import create_app
-from entrypoints.bootstrap import Kaspero, build
+from entrypoints.bootstrap import KINDS, Kaspero, build
 from entrypoints.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -287,7 +287,7 @@ def test_a_stale_history_file_beside_live_quotes_is_not_divergent(
             app.reader,
             app.probe,
             app.uow_factory,
-            ApiOptions(consensus_window=timedelta(minutes=15)),
+            ApiOptions(source_kinds=tuple(KINDS), consensus_window=timedelta(minutes=15)),
             lambda: now,
         )
     )

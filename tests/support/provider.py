@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -128,7 +130,22 @@ class ProviderState:
     requests: list[tuple[str, dict[str, str], dict[str, str]]] = attrs.Factory(list)
     request_times: list[float] = attrs.Factory(list)
     feeds: dict[str, bytes] = attrs.Factory(dict)  # served at /feeds/<name>, with an ETag
+    # history: what the plans reach (days back from `now`; None: everything) and when coins were
+    # listed (nothing before: an empty answer, as the providers give)
+    history_days: int | None = None
+    listed_from: datetime = datetime(2015, 1, 1, tzinfo=UTC)
+    now: datetime = attrs.Factory(lambda: datetime.now(UTC))
+    skewed: dict[tuple[int, datetime], float] = attrs.Factory(dict)  # (coin, moment) -> price factor
     lock: threading.Lock = attrs.Factory(threading.Lock)
+
+    def price(self, i: int, moment: datetime) -> float:
+        """Coin `i`'s price at a moment: a slow wave around its snapshot price (a day's worth of
+        difference between providers would be noise; `skewed` makes one bar far off on purpose)."""
+        base = coingecko_coin(i)["current_price"]
+        day = (moment - datetime(2000, 1, 1, tzinfo=UTC)).days
+        day_start = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+        factor = self.skewed.get((i, day_start), 1.0)
+        return round(base * (1 + 0.2 * math.sin(day / 45)) * factor, 6)
 
     def element(self, kind: str, i: int) -> dict[str, Any]:
         if i in self.broken:
@@ -166,6 +183,12 @@ class LoopbackProvider:
                     self._feed(parts.path.removeprefix("/feeds/"))
                 elif parts.path == "/coingecko/coins/markets":
                     self._send_json(self._markets(query))
+                elif parts.path.startswith("/coingecko/coins/") and parts.path.endswith(
+                    "/market_chart/range"
+                ):
+                    self._market_chart(parts.path.split("/")[3], query)
+                elif parts.path.startswith("/coinpaprika/tickers/") and parts.path.endswith("/historical"):
+                    self._paprika_history(parts.path.split("/")[3], query)
                 elif parts.path == "/coinpaprika/tickers":
                     tickers = [state.element("coinpaprika", i) for i in range(state.coins)]
                     self._send_json(tickers + state.appended.get("coinpaprika", []))
@@ -183,6 +206,59 @@ class LoopbackProvider:
                 first, last = (page - 1) * per_page, page * per_page
                 chosen = [state.element("coingecko", i) for i in order[first:last]]
                 return chosen + extra[max(0, first - len(order)) : max(0, last - len(order))]
+
+            def _market_chart(self, coin: str, query: dict[str, str]) -> None:
+                start = datetime.fromtimestamp(int(query["from"]), UTC)
+                end = datetime.fromtimestamp(int(query["to"]), UTC)
+                if state.history_days is not None and start < state.now - timedelta(days=state.history_days):
+                    self._send(401, COINGECKO_RANGE_REFUSAL, {})
+                    return
+                index = coin_index(coin, lambda i: coingecko_coin(i)["id"])
+                if index is None:
+                    self._send(404, b'{"error":"coin not found"}', {})
+                    return
+                daily = end - start > timedelta(days=90)
+                points = history_moments(start, end, daily, state.listed_from)
+                prices = [[int(moment.timestamp() * 1000), state.price(index, moment)] for moment in points]
+                self._send_json(
+                    {
+                        "prices": prices,
+                        "market_caps": [[t, round(p * 19_000_000, 2)] for t, p in prices],
+                        "total_volumes": [[t, round(p * 400_000, 2)] for t, p in prices],
+                    }
+                )
+
+            def _paprika_history(self, ticker: str, query: dict[str, str]) -> None:
+                start = datetime.fromisoformat(query["start"].replace("Z", "+00:00"))
+                end = datetime.fromisoformat(query["end"].replace("Z", "+00:00"))
+                if state.history_days is not None and start < state.now - timedelta(days=state.history_days):
+                    limit = (state.now - timedelta(days=state.history_days)).strftime("%Y-%m-%d %H:%M:%S")
+                    body = COINPAPRIKA_RANGE_REFUSAL.replace(b"@LIMIT@", limit.encode())
+                    self._send(402, body, {})
+                    return
+                index = coin_index(ticker, lambda i: coinpaprika_ticker(i)["id"])
+                if index is None:
+                    self._send(404, b'{"error":"id not found"}', {})
+                    return
+                step = {"1d": timedelta(days=1), "1h": timedelta(hours=1), "5m": timedelta(minutes=5)}[
+                    query["interval"]
+                ]
+                moments = []
+                moment = max(start, state.listed_from)
+                while moment < end:
+                    moments.append(moment)
+                    moment += step
+                self._send_json(
+                    [
+                        {
+                            "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                            "price": state.price(index, moment),
+                            "volume_24h": round(state.price(index, moment) * 400_000),
+                            "market_cap": round(state.price(index, moment) * 19_000_000),
+                        }
+                        for moment in moments[: int(query.get("limit", "1000"))]
+                    ]
+                )
 
             def _feed(self, name: str) -> None:
                 body = state.feeds.get(name)
@@ -251,6 +327,35 @@ def loopback_provider() -> Iterator[LoopbackProvider]:
         provider.stop()
 
 
+def coin_index(name: str, id_of: Any) -> int | None:
+    return next((i for i in range(len(NAMES)) if id_of(i) == name), None)
+
+
+def history_moments(start: datetime, end: datetime, daily: bool, listed_from: datetime) -> list[datetime]:
+    """CoinGecko's points over a range: at 00:00 UTC each day for a range over 90 days, else each
+    hour a few minutes past it (as its hourly data comes), none before the listing."""
+    step = timedelta(days=1) if daily else timedelta(hours=1)
+    first = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    moments = []
+    moment = first if daily else first + timedelta(minutes=4, seconds=17)
+    while moment <= end:
+        if moment >= max(start, listed_from):
+            moments.append(moment)
+        moment += step
+    return moments
+
+
+# the providers' refusals of a range beyond the plan, as they word them (see tests/fixtures/README.md)
+COINGECKO_RANGE_REFUSAL = (
+    b'{"error":{"status":{"timestamp":"2024-04-20T22:00:05.123+00:00","error_code":10012,"error_message":'
+    b'"Your request exceeds the allowed time range. Public API users are limited to querying historical '
+    b"data within the past 365 days. Upgrade to a paid plan to enjoy full historical data access: "
+    b'https://www.coingecko.com/en/api/pricing. "}}}'
+)
+COINPAPRIKA_RANGE_REFUSAL = (
+    b'{"error":"Getting historical OHLCV data before @LIMIT@ +0000 UTC is not allowed in this plan. '
+    b'Check plans on coinpaprika.com/api"}'
+)
 MARKETS = "/coingecko/coins/markets"
 TICKERS = "/coinpaprika/tickers"
 TRUNCATED = Fault(body=b'[{"id": "bitcoin", "symbol": "btc", "current_pr')

@@ -15,6 +15,7 @@ from adapters.memory.store import InMemoryUnitOfWork
 from application.ingest import SourcePipeline, run_etl
 from domain.runs import RunTrigger
 from entrypoints.api.app import ApiOptions, create_app
+from entrypoints.bootstrap import KINDS
 
 
 def clock() -> datetime:
@@ -46,7 +47,7 @@ def probe() -> InMemoryHealthProbe:
 
 @pytest.fixture
 def client(store: InMemoryStore, probe: InMemoryHealthProbe) -> falcon.testing.TestClient:
-    options = ApiOptions(api_keys=("k-123", "k-456"), version="9.9.9")
+    options = ApiOptions(source_kinds=tuple(KINDS), api_keys=("k-123", "k-456"), version="9.9.9")
     app = create_app(
         InMemoryRecordReader(store),
         probe,

@@ -13,6 +13,7 @@ from application.ingest import SourcePipeline, run_etl
 from domain.assets import Asset
 from domain.runs import RunTrigger
 from entrypoints.api.app import ApiOptions, create_app
+from entrypoints.bootstrap import KINDS
 from tests.unit.conftest import clock, coin
 
 
@@ -276,7 +277,7 @@ def test_with_no_key_configured_writes_are_forbidden_and_say_why(store: InMemory
 
 
 def test_reads_can_be_made_to_need_a_key_too_except_the_probes(store: InMemoryStore) -> None:
-    options = ApiOptions(api_keys=("secret",), reads_need_key=True)
+    options = ApiOptions(source_kinds=tuple(KINDS), api_keys=("secret",), reads_need_key=True)
     app = create_app(
         InMemoryRecordReader(store), InMemoryHealthProbe(), lambda: InMemoryUnitOfWork(store), options
     )
@@ -383,7 +384,7 @@ def test_metrics_read_the_database_once_per_interval_in_one_unit_of_work(
         InMemoryRecordReader(store),
         InMemoryHealthProbe(),
         counting,
-        ApiOptions(metrics_cache_seconds=cache_seconds),
+        ApiOptions(source_kinds=tuple(KINDS), metrics_cache_seconds=cache_seconds),
     )
     client = falcon.testing.TestClient(app)
     scrapes = [client.simulate_get("/metrics").text for _ in range(3)]
@@ -447,7 +448,7 @@ def test_a_body_of_blanks_is_no_json_document() -> None:
             InMemoryRecordReader(store),
             InMemoryHealthProbe(),
             lambda: InMemoryUnitOfWork(store),
-            ApiOptions(api_keys=("k",)),
+            ApiOptions(source_kinds=tuple(KINDS), api_keys=("k",)),
         )
     )
     for path in ("/runs", "/quarantine/replay"):

@@ -18,6 +18,7 @@ from application.ingest import SourcePipeline, run_etl
 from domain.health import Health, SourceRunState, judge, judge_kind
 from domain.runs import RunStatus, RunTrigger
 from entrypoints.api.app import ApiOptions, create_app
+from entrypoints.bootstrap import KINDS
 
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
 FIVE = timedelta(minutes=5)
@@ -100,7 +101,9 @@ def stack() -> tuple[InMemoryStore, falcon.testing.TestClient]:
     run_etl([SourcePipeline(bad, InMemoryMarketNormalizer())], uow, lambda: NOW, RunTrigger.SCHEDULE)
     run_etl([SourcePipeline(good, InMemoryMarketNormalizer())], uow, lambda: NOW, RunTrigger.SCHEDULE)
     options = ApiOptions(
-        schedules={"coingecko": 5, "coinpaprika": 5}, enabled_kinds=("coingecko", "coinpaprika")
+        source_kinds=tuple(KINDS),
+        schedules={"coingecko": 5, "coinpaprika": 5},
+        enabled_kinds=("coingecko", "coinpaprika"),
     )
     app = create_app(
         InMemoryRecordReader(store), InMemoryHealthProbe(), uow, options, lambda: NOW,

@@ -21,6 +21,7 @@ from adapters.memory.store import InMemoryUnitOfWork
 from application.ingest import SourcePipeline, run_etl
 from domain.runs import RunTrigger
 from entrypoints.api.app import ApiOptions, create_app
+from entrypoints.bootstrap import KINDS
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
@@ -54,7 +55,7 @@ def exported_names() -> set[str]:
     uow = lambda: InMemoryUnitOfWork(store)  # noqa: E731
     run_etl([SourcePipeline(InMemorySourceReader("csv:prices", [page]), InMemoryMarketNormalizer())], uow,
             lambda: NOW, RunTrigger.SCHEDULE)  # fmt: skip
-    options = ApiOptions(enabled_kinds=("csv",), schedules={"csv": 5})
+    options = ApiOptions(source_kinds=tuple(KINDS), enabled_kinds=("csv",), schedules={"csv": 5})
     app = create_app(InMemoryRecordReader(store), InMemoryHealthProbe(), uow, options, lambda: NOW,
                      ledger=InMemorySourceRunLedger(store))  # fmt: skip
     client = falcon.testing.TestClient(app)

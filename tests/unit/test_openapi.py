@@ -11,13 +11,15 @@ import jsonschema_rs
 import pytest
 
 from adapters.memory.assets import InMemoryCoverage
+from adapters.memory.backfill import InMemoryBackfillQueue
 from adapters.memory.reader import InMemoryHealthProbe, InMemoryQuarantineReader, InMemoryRecordReader
 from adapters.memory.state import InMemoryStore
 from adapters.memory.store import InMemoryUnitOfWork
 from entrypoints.api.app import create_app
 from entrypoints.api.openapi import openapi_document
+from entrypoints.bootstrap import KINDS
 
-DOCUMENT = openapi_document("test")
+DOCUMENT = openapi_document("test", tuple(KINDS))
 
 
 def test_every_route_and_method_is_described() -> None:
@@ -27,6 +29,8 @@ def test_every_route_and_method_is_described() -> None:
         lambda: InMemoryUnitOfWork(InMemoryStore()),
         quarantine=InMemoryQuarantineReader(InMemoryStore()),
         coverage=InMemoryCoverage(InMemoryStore()),
+        backfills=InMemoryBackfillQueue(InMemoryStore()),
+        plan_backfill=lambda *_, **__: 1,
     )
     described = {
         (re.sub(r"\{(\w+)\}", r"{\1}", path), method.lower())

@@ -13,13 +13,16 @@ from adapters.memory.state import InMemoryStore
 from adapters.memory.store import InMemoryUnitOfWork
 from entrypoints.api.app import ApiOptions, create_app
 from entrypoints.api.auth import KEY_COOKIE, SESSION_SECONDS, ApiKeyGuard, LoginThrottle
+from entrypoints.bootstrap import KINDS
 
 KEY = "the-secret-key-123"
 
 
 def client(store: InMemoryStore, trusted: str = "") -> falcon.testing.TestClient:
     networks = tuple(ipaddress.ip_network(item) for item in trusted.split(",") if item)
-    options = ApiOptions(api_keys=(KEY,), reads_need_key=True, trusted_proxies=networks)
+    options = ApiOptions(
+        source_kinds=tuple(KINDS), api_keys=(KEY,), reads_need_key=True, trusted_proxies=networks
+    )
     app = create_app(
         InMemoryRecordReader(store), InMemoryHealthProbe(), lambda: InMemoryUnitOfWork(store), options
     )

@@ -1,0 +1,243 @@
+"""History backfill from the loopback CoinGecko and CoinPaprika into a real PostgreSQL: stored
+once, resumed, plan limits reported, gaps repaired, confirmed-empty ranges not asked again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+import stamina
+
+from domain.backfill import JobState
+from domain.runs import RunTrigger
+from entrypoints.bootstrap import Kaspero, build
+from entrypoints.settings import Settings
+from tests.support.provider import LoopbackProvider, loopback_provider
+
+SINCE = datetime(2021, 1, 1, tzinfo=UTC)
+UNTIL = datetime(2024, 1, 1, tzinfo=UTC)  # three years: 1,095 days
+DAYS = (UNTIL - SINCE).days
+CHART = "/coingecko/coins/{}/market_chart/range"
+HISTORICAL = "/coinpaprika/tickers/{}/historical"
+
+
+@pytest.fixture
+def provider() -> Iterator[LoopbackProvider]:
+    with loopback_provider() as provider:
+        provider.state.coins = 8
+        provider.state.now = UNTIL
+        yield provider
+
+
+@pytest.fixture(autouse=True)
+def fast_retries() -> Iterator[None]:
+    with stamina.set_testing(True, attempts=2, cap=True):
+        yield
+
+
+def kaspero(database_url: str, provider: LoopbackProvider, **overrides: Any) -> Kaspero:
+    values: dict[str, Any] = {
+        "coingecko_base_url": f"{provider.url}/coingecko",
+        "coinpaprika_base_url": f"{provider.url}/coinpaprika",
+        "coingecko_rate_limit_per_minute": 60_000,
+        "rate_limit_requests_per_minute": 60_000,
+        "coingecko_history_days": 0,
+        "coinpaprika_history_days": 0,
+        "http_timeout_seconds": 5,
+        **overrides,
+    }
+    return build(Settings(**values), database_url)
+
+
+def with_assets(app: Kaspero) -> None:
+    """The assets and each provider's id of them, as a snapshot run of each brings them."""
+    app.run_etl(["coingecko", "coinpaprika"], RunTrigger.CLI)
+
+
+def bars(database_url: str, source: str) -> list[tuple[str, datetime, str]]:
+    with psycopg.connect(database_url) as connection:
+        return [
+            (symbol, observed_at, str(price))
+            for symbol, observed_at, price in connection.execute(
+                "SELECT a.symbol, m.observed_at, m.price_usd FROM market_history m JOIN assets a ON a.id = m.asset_id "
+                "WHERE m.source = %s ORDER BY 1, 2",
+                (source,),
+            )
+        ]
+
+
+def work(app: Kaspero, job_id: int) -> None:
+    while app.work_backfill() is not None:
+        pass
+    job = app.backfills.job(job_id)
+    assert job is not None
+    assert job.finished_at is not None, job
+
+
+def test_three_years_of_three_assets_from_each_provider_are_stored_once(
+    clean_database: str, provider: LoopbackProvider
+) -> None:
+    app = kaspero(clean_database, provider)
+    try:
+        with_assets(app)
+        job_id = app.backfill(["BTC", "ETH", "SOL"], ["coingecko", "coinpaprika"], "1d", SINCE, UNTIL)
+        work(app, job_id)
+        job = app.backfills.job(job_id)
+        assert job is not None
+        assert job.state is JobState.SUCCESS, job
+        # CoinGecko: 365-day windows (daily granularity needs more than 90 days): 3 a coin;
+        # CoinPaprika: 1,000 buckets a window: 2 a coin
+        assert job.windows.done == 3 * 3 + 3 * 2
+        assert len(provider.requests_to(CHART.format("bitcoin"))) == 3
+        assert len(provider.requests_to(HISTORICAL.format("btc-bitcoin"))) == 2
+        for source in ("coingecko:1d", "coinpaprika:1d"):
+            stored = bars(clean_database, source)
+            assert len(stored) == 3 * DAYS
+            assert len(set(stored)) == len(stored)
+            # value by value against what the provider served
+            first = next(row for row in stored if row[0] == "ETH")
+            assert first[1] == SINCE
+            assert float(first[2]) == provider.state.price(1, SINCE)
+        # the lineage every source has: a raw payload per bar, the run that stored it, counters
+        with psycopg.connect(clean_database) as connection:
+            raws = connection.execute(
+                "SELECT count(*) FROM raw_coingecko WHERE source = 'coingecko:1d'"
+            ).fetchone()
+            runs = connection.execute(
+                "SELECT r.trigger, s.inserted FROM etl_run_sources s JOIN etl_runs r ON r.id = s.run_id "
+                "WHERE s.source = 'coingecko:1d'"
+            ).fetchall()
+        assert raws == (3 * DAYS,)
+        assert runs == [("backfill", 3 * DAYS)]
+        assert job.bars == 2 * 3 * DAYS
+
+        # the same backfill again: a new job (the first is finished), nothing stored twice
+        again = app.backfill(["BTC", "ETH", "SOL"], ["coingecko", "coinpaprika"], "1d", SINCE, UNTIL)
+        assert again != job_id
+        work(app, again)
+        assert len(bars(clean_database, "coingecko:1d")) == 3 * DAYS
+    finally:
+        app.close()
+
+
+def test_a_range_beyond_the_plan_is_refused_with_its_limit_and_the_allowed_part_loads(
+    clean_database: str, provider: LoopbackProvider
+) -> None:
+    now = datetime.now(UTC)
+    until = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    since = until - timedelta(days=DAYS)
+    provider.state.now, provider.state.history_days = until, 365
+    # the provider's own refusal: the setting says no limit (as a user with a free key may think)
+    app = kaspero(clean_database, provider)
+    try:
+        with_assets(app)
+        job_id = app.backfill(["BTC"], ["coingecko", "coinpaprika"], "1d", since, until)
+        work(app, job_id)
+        job = app.backfills.job(job_id)
+        assert job is not None
+        assert job.state is JobState.PARTIAL
+        assert job.windows.refused == 2 + 1
+        assert job.windows.done == 1 + 1
+        assert any("365 days" in error and "COINGECKO_HISTORY_DAYS" in error for error in job.errors), (
+            job.errors
+        )
+        assert any(
+            "not allowed in this plan" in error and "COINPAPRIKA_HISTORY_DAYS" in error
+            for error in job.errors
+        )
+        assert len(bars(clean_database, "coingecko:1d")) == 365
+    finally:
+        app.close()
+    # with the plan's reach set, nothing beyond it is asked: one line says what was left out
+    provider.state.requests.clear()
+    app = kaspero(clean_database, provider, coingecko_history_days=365, coinpaprika_history_days=365)
+    try:
+        job_id = app.backfill(["ETH"], ["coingecko"], "1d", since, until)
+        work(app, job_id)
+        job = app.backfills.job(job_id)
+        assert job is not None
+        assert job.windows.refused == 0
+        assert job.windows.done == 1
+        assert job.state is JobState.PARTIAL
+        (problem,) = job.problems
+        assert problem.startswith("coingecko ETH: history before ")
+        assert problem.endswith(" not asked: the plan reaches 365 days back (COINGECKO_HISTORY_DAYS)")
+        assert len(provider.requests_to(CHART.format("ethereum"))) == 1
+    finally:
+        app.close()
+
+
+def test_gaps_are_found_after_bars_are_deleted_and_only_they_are_fetched(
+    clean_database: str, provider: LoopbackProvider
+) -> None:
+    app = kaspero(clean_database, provider)
+    try:
+        with_assets(app)
+        work(app, app.backfill(["BTC"], ["coinpaprika"], "1d", SINCE, UNTIL))
+        hole = (datetime(2022, 3, 1, tzinfo=UTC), datetime(2022, 3, 11, tzinfo=UTC))
+        with psycopg.connect(clean_database) as connection:
+            # the bars and the candles folded from them (the store never deletes a bar alone)
+            connection.execute(
+                "DELETE FROM market_history WHERE source = 'coinpaprika:1d' AND observed_at >= %s AND observed_at < %s",
+                hole,
+            )
+            connection.execute(
+                "DELETE FROM market_candles WHERE source = 'coinpaprika:1d' AND bucket >= %s AND bucket < %s",
+                hole,
+            )
+        btc = app.backfills.jobs(1)[0]
+        coverage = app.coverage.covered(1, btc.request.interval, "coinpaprika:1d", SINCE, UNTIL)
+        assert [(span.start, span.end) for span in coverage["coinpaprika:1d"]] == [
+            (SINCE, hole[0]),
+            (hole[1], UNTIL),
+        ]
+        provider.state.requests.clear()
+        job_id = app.backfill(["BTC"], ["coinpaprika"], "1d", SINCE, UNTIL, gaps_only=True)
+        work(app, job_id)
+        asked = provider.requests_to(HISTORICAL.format("btc-bitcoin"))
+        assert [(query["start"], query["end"]) for _, query, _ in asked] == [
+            ("2022-03-01T00:00:00Z", "2022-03-11T00:00:00Z")
+        ]
+        assert len(bars(clean_database, "coinpaprika:1d")) == DAYS
+    finally:
+        app.close()
+
+
+def test_a_range_the_provider_confirmed_empty_is_not_asked_again(
+    clean_database: str, provider: LoopbackProvider
+) -> None:
+    provider.state.listed_from = datetime(2023, 6, 1, tzinfo=UTC)  # nothing before its listing
+    app = kaspero(clean_database, provider)
+    try:
+        with_assets(app)
+        first = app.backfill(["SOL"], ["coingecko"], "1d", SINCE, UNTIL)
+        work(app, first)
+        job = app.backfills.job(first)
+        assert job is not None
+        assert (job.windows.empty, job.windows.done) == (2, 1)
+        provider.state.requests.clear()
+        second = app.backfill(["SOL"], ["coingecko"], "1d", SINCE, UNTIL)
+        work(app, second)
+        asked = provider.requests_to(CHART.format("solana"))
+        # the two empty years are not asked again; the other window is
+        assert len(asked) == 1
+        assert all(int(query["to"]) > datetime(2023, 1, 1, tzinfo=UTC).timestamp() for _, query, _ in asked)
+    finally:
+        app.close()
+
+
+def test_the_job_explains_what_cannot_be_planned(clean_database: str, provider: LoopbackProvider) -> None:
+    app = kaspero(clean_database, provider)
+    try:
+        with_assets(app)
+        job_id = app.backfill(["BTC", "NOPE"], ["coingecko"], "1d", UNTIL - timedelta(days=30), UNTIL)
+        job = app.backfills.job(job_id)
+        assert job is not None
+        assert job.problems == (
+            "NOPE: no asset has this symbol yet (a provider's snapshot or a file brings it)",
+        )
+    finally:
+        app.close()
