@@ -17,11 +17,12 @@ from contextlib import AbstractContextManager, ExitStack, closing, contextmanage
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import attrs
 import httpx
+import pydantic
 from dependency_injector import containers, providers
 from psycopg_pool import ConnectionPool
 
@@ -729,6 +730,31 @@ KINDS: dict[str, SourceKind] = {
     )
 }
 DEFAULT_KINDS = tuple(name for name, kind in KINDS.items() if kind.enabled_by_default)
+
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def kind_options(settings: Settings, kind: str, model: type[M]) -> M:
+    """A kind's own settings (`<KIND>_<NAME>` variables) as its model, or `SettingsError` naming
+    each variable that is wrong (an unknown one too: a typo must not pass for a default)."""
+    try:
+        return model.model_validate(settings.kind_variables(kind))
+    except pydantic.ValidationError as ex:
+        problems = "; ".join(
+            f"{kind.upper()}_{str(error['loc'][0]).upper()}: {error['msg']}" for error in ex.errors()
+        )
+        raise SettingsError(f"invalid configuration: {problems}") from None
+
+
+def usd_like(settings: Settings, kind: str, quotes: Sequence[str]) -> None:
+    """Refuse quotes that are not USD-like (`USD_QUOTES`): a kind's prices are USD prices."""
+    odd = [quote for quote in quotes if quote not in settings.usd_quotes]
+    if odd:
+        raise SettingsError(
+            f"invalid configuration: {kind.upper()}_QUOTES: {', '.join(odd)} is not in USD_QUOTES "
+            f"({', '.join(settings.usd_quotes)}): prices quoted in it are no USD prices"
+        )
 
 
 def check_kinds(kinds: Sequence[str]) -> None:

@@ -6,10 +6,11 @@ import json
 from contextlib import redirect_stderr
 from pathlib import Path
 
+import pydantic
 import pytest
 import structlog
 
-from entrypoints.bootstrap import KINDS, build
+from entrypoints.bootstrap import KINDS, build, kind_options, usd_like
 from entrypoints.logs import configure_logging, redact
 from entrypoints.settings import Settings, SettingsError
 
@@ -149,3 +150,26 @@ def test_every_setting_is_in_the_readme_configuration_table() -> None:
         if name != "source_variables"  # not a variable: where a kind's own `<KIND>_*` settings are kept
     ]
     assert [name for name in names if f"`{name}`" not in readme] == []
+
+
+class _Options(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    base_url: str = "https://example.invalid"
+    rate_limit_per_minute: int = pydantic.Field(default=60, ge=1)
+
+
+def test_a_kind_reads_its_own_variables_and_a_wrong_one_is_named() -> None:
+    settings = Settings.from_environ({"ACME_BASE_URL": "http://127.0.0.1:1", "ACME_RATE_LIMIT_PER_MINUTE": "5",
+                                      "OTHER_THING": "x"})  # fmt: skip
+    options = kind_options(settings, "acme", _Options)
+    assert (options.base_url, options.rate_limit_per_minute) == ("http://127.0.0.1:1", 5)
+    assert "OTHER_THING" not in repr(settings)  # kept, never shown
+    with pytest.raises(
+        SettingsError, match="ACME_RATE_LIMIT_PER_MINUTE: Input should be greater than or equal to 1"
+    ):
+        kind_options(Settings.from_environ({"ACME_RATE_LIMIT_PER_MINUTE": "0"}), "acme", _Options)
+    with pytest.raises(SettingsError, match="ACME_BASEURL: Extra inputs are not permitted"):
+        kind_options(Settings.from_environ({"ACME_BASEURL": "http://x"}), "acme", _Options)
+    with pytest.raises(SettingsError, match="ACME_QUOTES: BTC is not in USD_QUOTES"):
+        usd_like(settings, "acme", ["USDT", "BTC"])
+    assert Settings.from_environ({"ETL_SCHEDULE_MINUTES_ACME": "2"}).schedule_minutes("acme") == 2
