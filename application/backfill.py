@@ -235,6 +235,16 @@ class WindowReader:
             if window is None:
                 return
             self._taken.count += 1
+            if window.attempts > MAX_ATTEMPTS:
+                # taken again and again without settling: its batch fails each time (the runs of
+                # its source say why); it stops here instead of failing every pass
+                self._queue.settle(
+                    window.id, WindowState.FAILED, 0, 0,
+                    f"taken {window.attempts - 1} times without its bars being stored (see the errors of "
+                    f"{self.source.name}'s runs)", self._clock(),
+                )  # fmt: skip
+                done += 1
+                continue
             try:
                 page = self._provider.fetch(window, run_id)
             except RangeRefused as ex:
