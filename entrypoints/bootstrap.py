@@ -30,7 +30,7 @@ from adapters.feeds.crossref import load_crossref
 from adapters.feeds.csv_file import CsvContext, CsvFileSource, NoCsvFiles
 from adapters.feeds.csv_options_file import CsvOptionsError, load_csv_options
 from adapters.feeds.rss import FeedparserRssReader, RssArticleNormalizer, refuse_cross_host_redirect
-from adapters.http_source import coingecko, coinpaprika
+from adapters.http_source import binance, coingecko, coinpaprika
 from adapters.http_source.coingecko import (
     CoinGeckoHistory,
     CoinGeckoNormalizer,
@@ -708,6 +708,25 @@ def _coinpaprika(app: Kaspero, stack: ExitStack, full_refresh: bool) -> list[Sou
     return [SourcePipeline(reader, CoinPaprikaNormalizer(), coinpaprika.CONTRACT)]
 
 
+def _binance_client(app: Kaspero, stack: ExitStack) -> tuple[ProviderClient, binance.BinanceOptions]:
+    options = kind_options(app.settings, binance.NAME, binance.BinanceOptions)
+    usd_like(app.settings, binance.NAME, options.quotes)
+    client = app.provider_client(binance.NAME, options.base_url, options.rate_limit_per_minute, {})
+    return stack.enter_context(closing(client)), options
+
+
+def _binance(app: Kaspero, stack: ExitStack, full_refresh: bool) -> list[SourcePipeline]:
+    client, options = _binance_client(app, stack)
+    symbols = [entry.symbol for entry in load_crossref(app.settings.asset_crossref_path)]
+    reader = binance.BinanceKlines(client, app.clock, symbols, options)
+    return [SourcePipeline(reader, binance.KlineNormalizer())]
+
+
+def _binance_history(app: Kaspero, stack: ExitStack) -> HistoryProvider:
+    client, options = _binance_client(app, stack)
+    return binance.BinanceHistory(client, app.clock, options)
+
+
 KINDS: dict[str, SourceKind] = {
     kind.name: kind
     for kind in (
@@ -725,6 +744,7 @@ KINDS: dict[str, SourceKind] = {
                 _coingecko_client(app, stack), app.clock, app.settings.coingecko_history_days or None
             ),
         ),
+        SourceKind("binance", _binance, _binance_history, enabled_by_default=False),
         SourceKind("csv", lambda app, stack, full_refresh: app._csv_pipelines(full_refresh)),
         SourceKind("rss", lambda app, stack, full_refresh: app._rss_pipelines(stack)),
     )

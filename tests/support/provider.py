@@ -136,6 +136,8 @@ class ProviderState:
     listed_from: datetime = datetime(2015, 1, 1, tzinfo=UTC)
     now: datetime = attrs.Factory(lambda: datetime.now(UTC))
     skewed: dict[tuple[int, datetime], float] = attrs.Factory(dict)  # (coin, moment) -> price factor
+    # Binance klines served as given for (pair, interval), else made from `price`
+    klines: dict[tuple[str, str], list[list[Any]]] = attrs.Factory(dict)
     lock: threading.Lock = attrs.Factory(threading.Lock)
 
     def price(self, i: int, moment: datetime) -> float:
@@ -189,6 +191,8 @@ class LoopbackProvider:
                     self._market_chart(parts.path.split("/")[3], query)
                 elif parts.path.startswith("/coinpaprika/tickers/") and parts.path.endswith("/historical"):
                     self._paprika_history(parts.path.split("/")[3], query)
+                elif parts.path == "/binance/api/v3/klines":
+                    self._klines(query)
                 elif parts.path == "/coinpaprika/tickers":
                     tickers = [state.element("coinpaprika", i) for i in range(state.coins)]
                     self._send_json(tickers + state.appended.get("coinpaprika", []))
@@ -260,6 +264,37 @@ class LoopbackProvider:
                     ]
                 )
 
+            def _klines(self, query: dict[str, str]) -> None:
+                pair, interval = query.get("symbol", ""), query.get("interval", "")
+                step = {"1d": timedelta(days=1), "1h": timedelta(hours=1), "5m": timedelta(minutes=5)}.get(
+                    interval
+                )
+                base = next((pair[: -len(q)] for q in ("USDT", "USDC") if pair.endswith(q)), "")
+                index = coin_index(base.lower(), lambda i: coin_name(i)[1])
+                if step is None or (index is None and (pair, interval) not in state.klines):
+                    self._send(400, b'{"code":-1121,"msg":"Invalid symbol."}', {})
+                    return
+                limit = min(int(query.get("limit", "500")), 1000)
+                end_ms = int(query.get("endTime", int(state.now.timestamp() * 1000)))
+                if "startTime" in query:
+                    start = datetime.fromtimestamp(int(query["startTime"]) / 1000, UTC)
+                else:  # the newest `limit` bars, the last one still open
+                    now = state.now
+                    start = bucket(now, step) - step * (limit - 1)
+                end = datetime.fromtimestamp(end_ms / 1000, UTC)
+                if (pair, interval) in state.klines:
+                    rows = [row for row in state.klines[(pair, interval)]
+                            if start.timestamp() * 1000 <= row[0] <= end_ms]  # fmt: skip
+                else:
+                    assert index is not None
+                    rows = []
+                    moment = max(bucket(start, step) if bucket(start, step) >= start else bucket(start, step) + step,
+                                 state.listed_from)  # fmt: skip
+                    while moment <= end:
+                        rows.append(kline(moment, step, state.price(index, moment)))
+                        moment += step
+                self._send_json(sorted(rows)[:limit])
+
             def _feed(self, name: str) -> None:
                 body = state.feeds.get(name)
                 if body is None:
@@ -325,6 +360,20 @@ def loopback_provider() -> Iterator[LoopbackProvider]:
         yield provider
     finally:
         provider.stop()
+
+
+def bucket(moment: datetime, step: timedelta) -> datetime:
+    origin = datetime(2000, 1, 1, tzinfo=UTC)
+    return origin + (moment - origin) // step * step
+
+
+def kline(moment: datetime, step: timedelta, close: float) -> list[Any]:
+    """A kline row as Binance sends one (its 12 columns; prices as decimal strings)."""
+    opened = int(moment.timestamp() * 1000)
+    open_, high, low = close * 0.99, close * 1.02, close * 0.97
+    return [opened, f"{open_:.8f}", f"{high:.8f}", f"{low:.8f}", f"{close:.8f}", "12.50000000",
+            opened + int(step.total_seconds() * 1000) - 1, f"{close * 12.5:.8f}", 321, "6.20000000",
+            f"{close * 6.2:.8f}", "0"]  # fmt: skip
 
 
 def coin_index(name: str, id_of: Any) -> int | None:
