@@ -70,7 +70,7 @@ from adapters.postgres.tables import PostgresTables
 from adapters.postgres.uow import PostgresUnitOfWork
 from application.assets import history_assets
 from application.backfill import plan_backfill, unfinished_job, work_backfill
-from application.errors import NotFound
+from application.errors import InvalidQuery, NotFound
 from application.ingest import IngestOptions, SourcePipeline, close_abandoned_runs, run_etl
 from application.ports import (
     BackfillQueue,
@@ -297,6 +297,12 @@ class Kaspero:
         job asking the same is returned instead (running it again goes on where it stopped).
         Default range: the last year up to now; default providers: every kind with history."""
         now = self.clock()
+        offered = [name for name, kind in KINDS.items() if kind.history is not None]
+        unknown = [kind for kind in kinds or () if kind not in offered]
+        if unknown:
+            raise InvalidQuery(
+                f"no history from {', '.join(unknown)}; sources with history: {', '.join(offered)}"
+            )
         with self.history_providers(kinds) as providers:
             request = BackfillRequest(
                 symbols=tuple(symbol.strip().upper() for symbol in symbols if symbol.strip()),

@@ -25,6 +25,8 @@ from adapters.http_source.rate_limit import RateGate
 from domain.runs import SourceCounters
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# the headers a provider key travels in
+SECRET_HEADERS = frozenset({"authorization", "x-cg-pro-api-key", "x-cg-demo-api-key", "x-mbx-apikey"})
 
 
 class ProviderError(Exception):
@@ -156,11 +158,20 @@ class ProviderClient:
             if status in RETRYABLE_STATUSES or status >= 500:
                 retry_after = retry_after_seconds(response.headers.get("retry-after"))
                 raise RetryableResponse(f"{where} answered {status}{page}", status, retry_after)
-            detail = None if html else _error_message(body)
+            detail = None if html else self._redacted(_error_message(body))
             said = f" (the provider says: {detail})" if detail else ""
             raise ProviderRefused(
                 f"{where} answered {status}: {_explain(status)}{page}{said}", status, detail
             )
+
+    def _redacted(self, text: str | None) -> str | None:
+        """The provider's words without our key in them (a provider may echo a refused key)."""
+        if text is None:
+            return None
+        for name, value in self._client.headers.items():
+            if name.lower() in SECRET_HEADERS and len(value) >= 4:
+                text = text.replace(value, "[redacted]")
+        return text
 
     def _read_bounded(self, response: httpx.Response, started: float, limit: int) -> bytes:
         """The body, within the size limit and the request's total deadline (connect, headers

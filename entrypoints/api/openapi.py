@@ -770,7 +770,8 @@ def openapi_document(version: str, source_kinds: Sequence[str]) -> dict[str, Any
                 ),
                 "post": {
                     "summary": "Plan a history backfill (needs X-API-Key): windows the schedulers take "
-                    "(`kaspero backfill`); 202 with the job to follow at its Location",
+                    "(`kaspero backfill`); 202 with the job to follow at its Location. 400 when `since` is "
+                    "not before `until`, a source has no history, or the job would take over 200,000 requests",
                     "security": [{"ApiKey": []}],
                     "requestBody": {
                         "required": True,

@@ -599,7 +599,7 @@ class BackfillsResource:
         symbols = _texts(body, "symbols", 500)
         sources = _texts(body, "sources", 20) if body.get("sources") is not None else None
         interval = body.get("interval", "1d")
-        if interval not in {member.value for member in Interval}:
+        if not isinstance(interval, str) or interval not in {member.value for member in Interval}:
             raise InvalidParameter("interval", "interval must be one of 5m, 1h, 1d")
         gaps = body.get("gaps", False)
         if not isinstance(gaps, bool):

@@ -16,9 +16,12 @@ from tests.support.processes import REPO, environment, gunicorn, kaspero
 
 # Rules across parameters that a JSON schema cannot state (each operation's description states
 # them): `page` with `cursor`, a cursor this API never gave out, `start_date` after `end_date`,
-# one run of a pair, a history that names no asset (or more than 50). Schema-valid data may meet them, and 400 is the right answer there only.
+# one run of a pair, a history that names no asset (or more than 50), a backfill whose `since`
+# is not before its `until` or that names a source without history. Schema-valid data may meet
+# them, and 400 is the right answer there only.
 CROSS_PARAMETER_RULES = (
     "/data", "/quarantine", "/compare-runs", "/assets/{asset_id}/history", "/history", "/assets/{asset_id}/coverage",
+    "/backfills",
 )  # fmt: skip
 # gunicorn refuses an oversized request line (414), header (431) or body (413) before the
 # application sees it: those are rejections too, documented in every operation

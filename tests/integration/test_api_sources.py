@@ -133,7 +133,7 @@ def test_a_402_stops_only_that_source_with_a_clear_error(
     assert gecko.status is RunStatus.FAILED
     assert gecko.error == (
         "coingecko: GET /coingecko/coins/markets answered 402: payment required: "
-        "the plan's quota is spent or the endpoint needs a paid plan"
+        "the plan's quota is spent or the endpoint needs a paid plan (the provider says: quota)"
     )
     assert gecko.counters.http_requests == 1  # not retried
     assert gecko.counters.retries == 0
@@ -247,7 +247,8 @@ def test_keys_travel_in_the_right_headers_and_never_appear_in_errors(
     clean_database: str, provider: LoopbackProvider, fast_retries: None
 ) -> None:
     provider.state.coins = 5
-    provider.queue(MARKETS, Fault(status=401, body=b'{"error":"bad key"}'))
+    # a provider echoing the refused key in its error: its words are kept, the key is not
+    provider.queue(MARKETS, Fault(status=401, body=b'{"error":"bad key cg-secret-123"}'))
     app = kaspero(clean_database, provider, coingecko_api_key="cg-secret-123", api_key="shared-secret-456")
     result = run(app, "coingecko", "coinpaprika")
     [(_, _, gecko_headers)] = provider.requests_to(MARKETS)
@@ -256,6 +257,7 @@ def test_keys_travel_in_the_right_headers_and_never_appear_in_errors(
     assert paprika_headers.get("Authorization") == "shared-secret-456"
     assert "cg-secret-123" not in repr(result)
     assert "answered 401: the API key is missing or was refused" in (source(result, "coingecko").error or "")
+    assert "(the provider says: bad key [redacted])" in (source(result, "coingecko").error or "")
 
 
 def test_a_run_that_died_mid_snapshot_resumes_at_the_next_page(
