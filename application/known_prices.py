@@ -1,6 +1,7 @@
-"""A file's prices against what the database already knows of the same assets near the same
-times: a file far off the other sources is refused whole with the figures (another coin, another
-currency); a single bar far off is stored, marked `suspect` with the figure."""
+"""A file's prices (or a provider's history window's) against what the database already knows of
+the same assets near the same times: a file far off the other sources is refused whole with the
+figures (another coin, another currency); a single bar far off is stored, marked `suspect` with
+the figure."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import datetime
 
 from application.ports import UnitOfWork
 from domain.plausibility import Bounds, file_refusal, marked_suspect
-from domain.records import SourceType, UnifiedRecord
+from domain.records import SourceType, UnifiedRecord, is_snapshot_source
 
 # a bar's own length, but at least an hour: a minute's close compared with others' last price
 # within the hour moves far less than the bounds allow
@@ -32,7 +33,8 @@ def compared_with_known(
     priced = [
         (record, record.asset_id, record.observed_at)
         for record in records
-        if record.source_type is SourceType.CSV
+        # a file, or a provider's history (`coingecko:1d`): never a provider's snapshot of now
+        if (record.source_type is SourceType.CSV or not is_snapshot_source(record.source))
         and record.asset_id is not None
         and record.price_usd is not None
         and record.observed_at is not None

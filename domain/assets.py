@@ -348,7 +348,9 @@ def _curated(candidate: Candidate, crossref: Sequence[CrossReference]) -> CrossR
     for entry in crossref:
         if entry.ids.get(kind) == candidate.source_asset_id:
             return entry
-    if kind == "csv":  # files name assets by symbol and name only (the name sometimes not at all)
+    # files name assets by symbol and name only (the name sometimes not at all), and an exchange
+    # (Binance) by its ticker alone: the curated list's symbol is then the evidence there is
+    if kind == "csv" or candidate.name is None:
         for entry in crossref:
             same_name = candidate.name is None or normalized_name(entry.name) == normalized_name(
                 candidate.name

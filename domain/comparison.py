@@ -178,6 +178,8 @@ def score_source(source: str, observed: SourceRun, history: Sequence[SourceRun])
     for metric in METRICS:
         value = metric.read(observed)
         baseline = [v for v in (metric.read(item) for item in history) if v is not None]
+        if metric.rises_only and not baseline:
+            baseline = [0.0]  # a count that only rises is news in a source's first run too
         if value is None or not baseline:
             continue
         judged, calm = _calm(metric, source, value, baseline)

@@ -135,18 +135,20 @@ class ProviderState:
     history_days: int | None = None
     listed_from: datetime = datetime(2015, 1, 1, tzinfo=UTC)
     now: datetime = attrs.Factory(lambda: datetime.now(UTC))
-    skewed: dict[tuple[int, datetime], float] = attrs.Factory(dict)  # (coin, moment) -> price factor
+    # (provider, coin, day) -> a factor on that provider's price of the coin that day
+    skewed: dict[tuple[str, int, datetime], float] = attrs.Factory(dict)
+    history_delay: float = 0.0  # seconds each history answer takes (a window being worked, seen from outside)
     # Binance klines served as given for (pair, interval), else made from `price`
     klines: dict[tuple[str, str], list[list[Any]]] = attrs.Factory(dict)
     lock: threading.Lock = attrs.Factory(threading.Lock)
 
-    def price(self, i: int, moment: datetime) -> float:
+    def price(self, i: int, moment: datetime, provider: str = "") -> float:
         """Coin `i`'s price at a moment: a slow wave around its snapshot price (a day's worth of
         difference between providers would be noise; `skewed` makes one bar far off on purpose)."""
         base = coingecko_coin(i)["current_price"]
         day = (moment - datetime(2000, 1, 1, tzinfo=UTC)).days
         day_start = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
-        factor = self.skewed.get((i, day_start), 1.0)
+        factor = self.skewed.get((provider, i, day_start), 1.0)
         return round(base * (1 + 0.2 * math.sin(day / 45)) * factor, 6)
 
     def element(self, kind: str, i: int) -> dict[str, Any]:
@@ -223,7 +225,11 @@ class LoopbackProvider:
                     return
                 daily = end - start > timedelta(days=90)
                 points = history_moments(start, end, daily, state.listed_from)
-                prices = [[int(moment.timestamp() * 1000), state.price(index, moment)] for moment in points]
+                time.sleep(state.history_delay)
+                prices = [
+                    [int(moment.timestamp() * 1000), state.price(index, moment, "coingecko")]
+                    for moment in points
+                ]
                 self._send_json(
                     {
                         "prices": prices,
@@ -247,6 +253,7 @@ class LoopbackProvider:
                 step = {"1d": timedelta(days=1), "1h": timedelta(hours=1), "5m": timedelta(minutes=5)}[
                     query["interval"]
                 ]
+                time.sleep(state.history_delay)
                 moments = []
                 moment = max(start, state.listed_from)
                 while moment < end:
@@ -256,9 +263,9 @@ class LoopbackProvider:
                     [
                         {
                             "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                            "price": state.price(index, moment),
-                            "volume_24h": round(state.price(index, moment) * 400_000),
-                            "market_cap": round(state.price(index, moment) * 19_000_000),
+                            "price": state.price(index, moment, "coinpaprika"),
+                            "volume_24h": round(state.price(index, moment, "coinpaprika") * 400_000),
+                            "market_cap": round(state.price(index, moment, "coinpaprika") * 19_000_000),
                         }
                         for moment in moments[: int(query.get("limit", "1000"))]
                     ]
@@ -277,6 +284,7 @@ class LoopbackProvider:
                 limit = min(int(query.get("limit", "500")), 1000)
                 end_ms = int(query.get("endTime", int(state.now.timestamp() * 1000)))
                 if "startTime" in query:
+                    time.sleep(state.history_delay)
                     start = datetime.fromtimestamp(int(query["startTime"]) / 1000, UTC)
                 else:  # the newest `limit` bars, the last one still open
                     now = state.now
@@ -291,7 +299,7 @@ class LoopbackProvider:
                     moment = max(bucket(start, step) if bucket(start, step) >= start else bucket(start, step) + step,
                                  state.listed_from)  # fmt: skip
                     while moment <= end:
-                        rows.append(kline(moment, step, state.price(index, moment)))
+                        rows.append(kline(moment, step, state.price(index, moment, "binance")))
                         moment += step
                 self._send_json(sorted(rows)[:limit])
 

@@ -16,6 +16,7 @@ def test_the_curated_list_names_the_asset_for_each_provider_and_for_files() -> N
         Candidate("coingecko", "bitcoin", "btc", "Bitcoin", 1),
         Candidate("coinpaprika", "btc-bitcoin", "BTC", "Bitcoin", 1),
         Candidate("csv:history", "BTC", "BTC", None),
+        Candidate("binance", "BTCUSDT", "BTC", None),  # an exchange names it by its ticker alone
     ):
         found = resolve(candidate, [bitcoin], XREF)
         assert (found.asset_id, found.method, found.confidence) == (1, Method.CROSSREF, 1.0)
@@ -26,6 +27,11 @@ def test_the_curated_list_names_the_asset_for_each_provider_and_for_files() -> N
         "Bitcoin",
         Method.CROSSREF,
     )
+
+
+def test_a_ticker_alone_outside_the_curated_list_is_a_new_asset_to_review() -> None:
+    other = resolve(Candidate("binance", "ONEUSDT", "ONE", None), [Asset(9, "ONE", "Harmony")], XREF)
+    assert (other.asset_id, other.method, other.needs_review) == (None, Method.NEW, True)
 
 
 def test_the_same_symbol_and_name_is_the_same_asset() -> None:

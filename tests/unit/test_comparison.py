@@ -216,3 +216,14 @@ def test_without_ids_the_newest_run_is_compared_with_the_last_run_of_its_sources
     assert [delta.source for delta in comparison.sources] == ["a"]
     assert all(delta.in_a is not None and delta.in_b is not None for delta in comparison.sources)
     assert run_before(uow, newest).id == first
+
+
+def test_suspect_bars_in_a_sources_first_run_are_news_and_none_are_not() -> None:
+    [anomaly] = score_run(run(1, **{"binance:1d": SourceCounters(fetched=30, suspect_bars=1)}), [])
+    assert (anomaly.source, anomaly.metric, anomaly.observed, anomaly.baseline) == (
+        "binance:1d",
+        "suspect_bars",
+        1,
+        0,
+    )
+    assert score_run(run(1, **{"binance:1d": SourceCounters(fetched=30)}), []) == []
