@@ -295,7 +295,7 @@ class Kaspero:
     ) -> int:
         """Queue a backfill job (`kaspero backfill`, POST /backfills); return its id: an unfinished
         job asking the same is returned instead (running it again goes on where it stopped).
-        Default range: the last year up to now; default providers: every kind with history."""
+        Default range: the last year up to now; default providers: the enabled kinds with history."""
         now = self.clock()
         offered = [name for name, kind in KINDS.items() if kind.history is not None]
         unknown = [kind for kind in kinds or () if kind not in offered]
@@ -303,6 +303,8 @@ class Kaspero:
             raise InvalidQuery(
                 f"no history from {', '.join(unknown)}; sources with history: {', '.join(offered)}"
             )
+        # by default the enabled kinds that have history (ETL_SOURCES, else the default kinds)
+        kinds = kinds or [kind for kind in self.enabled_kinds() if kind in offered]
         with self.history_providers(kinds) as providers:
             request = BackfillRequest(
                 symbols=tuple(symbol.strip().upper() for symbol in symbols if symbol.strip()),

@@ -183,7 +183,9 @@ def create_app(
         version=options.version or kaspero_version(),
         clients=ClientSide(options.trusted_proxies),
     )
-    install_dashboard(app, Dashboard(reader, quarantine, health, reads, dashboard, now, guard, coverage))
+    install_dashboard(
+        app, Dashboard(reader, quarantine, health, reads, dashboard, now, guard, coverage, backfills)
+    )
     return app
 
 

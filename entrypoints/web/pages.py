@@ -26,7 +26,14 @@ from application.assets import asset_coverage, asset_history, asset_view, find_a
 from application.browse import find_quarantined, find_records
 from application.comparison import anomalies, compare
 from application.operations import list_drift_findings, source_stats
-from application.ports import Clock, CoverageReader, QuarantineReader, RecordReader, UnitOfWorkFactory
+from application.ports import (
+    BackfillQueue,
+    Clock,
+    CoverageReader,
+    QuarantineReader,
+    RecordReader,
+    UnitOfWorkFactory,
+)
 from application.queries import DataQuery, QuarantineQuery
 from application.runs import get_run, list_runs, run_before
 from application.status import HealthReport
@@ -137,9 +144,11 @@ class Dashboard:
         clock: Clock,
         guard: ApiKeyGuard,
         coverage: CoverageReader | None = None,
+        backfills: BackfillQueue | None = None,
     ) -> None:
         self._reader, self._quarantine, self._health = reader, quarantine, health
         self._coverage = coverage
+        self._backfills = backfills
         self._uow_factory, self._options, self._clock, self._guard = uow_factory, options, clock, guard
         self._templates = templates()
         self._throttle = LoginThrottle()
@@ -194,9 +203,10 @@ class Dashboard:
         source = params.text("source")
         runs = list_runs(self._uow_factory, 50, status, source)
         sources = sorted(stat.source for stat in source_stats(self._uow_factory))
+        jobs = self._backfills.jobs(10) if self._backfills is not None else []
         self._page(
             resp, "runs.html", title="Runs", runs=runs, status=status.value if status else "", source=source or "",
-            statuses=[member.value for member in RunStatus], sources=sources,
+            statuses=[member.value for member in RunStatus], sources=sources, jobs=jobs,
         )  # fmt: skip
 
     def on_get_run(self, req: falcon.Request, resp: falcon.Response, run_id: int) -> None:
@@ -256,9 +266,10 @@ class Dashboard:
         if chosen not in RANGES:
             raise InvalidParameter("range", f"range must be one of {', '.join(RANGES)}")
         view = asset_view(self._uow_factory, asset_id, self._options.window)
-        newest = {
-            quote.source: quote.observed_at for quote in view.quotes if quote.observed_at is not None
-        } | {"consensus": view.consensus_at}
+        newest = {quote.source: quote.observed_at for quote in view.quotes if quote.observed_at is not None}
+        # the consensus folds every source's history: it reaches as far as the newest of them (the
+        # quotes agreeing now may be older than a backfilled day: "1y" is then still a year)
+        newest["consensus"] = max(newest.values(), default=view.consensus_at)
         sources = sorted({quote.source for quote in view.quotes})
         asked = params.text("series")
         if asked is not None and asked != "consensus" and asked not in sources:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,10 @@ def site(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         provider.state.renamed = {}
         provider.state.price_factor = 1.02
         assert kaspero("etl", "run", "--once", env=env).returncode == 0
+        # a history backfill reaching past the plan's year: one window stored, a line on the rest
+        since = (datetime.now(UTC) - timedelta(days=700)).date().isoformat()
+        backfill = kaspero("backfill", "BTC", "--source", "coingecko", "--since", since, env=env)
+        assert backfill.returncode == 1, backfill.stderr[-3000:]  # partial
         with gunicorn(env) as base:
             yield base
 

@@ -66,7 +66,7 @@ def test_from_the_overview_to_a_failed_run_its_anomalies_an_asset_and_its_chart(
     page.wait_for_url("**/ui/assets/*")
     asset_id = int(page.url.rsplit("/", 1)[1].split("?")[0])
     drawn = page.locator("svg.chart g.candle")
-    served = api(site, f"/assets/{asset_id}/history?interval=1d&source=consensus")["data"]
+    served = api(site, f"/assets/{asset_id}/history?interval=1d&source=consensus&limit=10000")["data"]
     newest = max(candle["bucket"] for candle in served)
     in_range = [candle for candle in served if candle["bucket"] >= _year_before(newest)]
     assert drawn.count() == len(in_range) > 0
@@ -150,10 +150,25 @@ def test_with_reads_keyed_the_dashboard_asks_for_the_key_and_then_shows(
         page.get_by_label("API key").fill("right-key")
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(f"{keyed}/ui/runs")
-        assert page.locator("tr.run").count() == 3
+        assert page.locator("tr.run").count() == 4  # three ETL runs and the backfill's
         cookie = next(item for item in page.context.cookies() if item["name"] == "kaspero_session")
         assert cookie["httpOnly"]
         screenshot(page, "signed-in-runs")
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{keyed}/data", timeout=10)
         assert refused.value.code == 401
+
+
+def test_the_runs_page_lists_backfill_jobs_with_their_progress_and_problems(site: str, page: Any) -> None:
+    page.goto(f"{site}/ui/runs")
+    row = page.locator("table.backfills tr.backfill").first
+    row.wait_for()
+    assert row.get_attribute("data-state") == "partial"
+    cells = [cell.inner_text() for cell in row.locator("td").all()]
+    assert cells[2:5] == ["BTC", "coingecko", "1d"]
+    settled, total = cells[6].split()[0].split("/")
+    assert settled == total  # every window settled
+    assert "the plan reaches 365 days back (COINGECKO_HISTORY_DAYS)" in cells[9]
+    assert int(cells[7].replace(",", "")) >= 365
+    screenshot(page, "runs-backfills")
+    assert page.problems == []
