@@ -8,7 +8,8 @@ SKIP LOCKED, so each runs once.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 
 from application.errors import NotFound
@@ -38,18 +39,33 @@ def run_due_sources(
     for kind, interval in intervals.items():
         if should_stop():
             break
-        with locks.hold(lock_name(kind)) as acquired:
-            if not acquired:
-                continue  # another replica is running it now
-            with uow_factory() as uow:
-                last = uow.schedule.last_started(kind)
-                now = clock()
-                if last is not None and now - last < interval:
-                    continue
-                uow.schedule.mark_started(kind, now)
-                uow.commit()
-            runs.append(run_kinds([kind], RunTrigger.SCHEDULE))
+        with turn(kind, interval, locks, uow_factory, clock) as due:
+            if due:
+                runs.append(run_kinds([kind], RunTrigger.SCHEDULE))
     return runs
+
+
+@contextmanager
+def turn(
+    name: str, interval: timedelta, locks: SourceLocks, uow_factory: UnitOfWorkFactory, clock: Clock
+) -> Iterator[bool]:
+    """Whether `name`'s turn has come (its interval passed since any replica last took it): when
+    it has, this replica takes it and holds it for the block, so no other replica does the same
+    work at the same time, however long it takes."""
+    with locks.hold(lock_name(name)) as acquired:
+        if not acquired:
+            yield False  # another replica is at it now
+            return
+        with uow_factory() as uow:
+            last = uow.schedule.last_started(name)
+            now = clock()
+            if last is not None and now - last < interval:
+                due = False
+            else:
+                uow.schedule.mark_started(name, now)
+                uow.commit()
+                due = True
+        yield due
 
 
 def request_run(uow_factory: UnitOfWorkFactory, clock: Clock, sources: Sequence[str]) -> int:

@@ -292,6 +292,7 @@ class Kaspero:
         since: datetime | None = None,
         until: datetime | None = None,
         gaps_only: bool = False,
+        any_range: bool = False,
     ) -> int:
         """Queue a backfill job (`kaspero backfill`, POST /backfills); return its id: an unfinished
         job asking the same is returned instead (running it again goes on where it stopped).
@@ -314,13 +315,42 @@ class Kaspero:
                 until=until or now,
                 gaps_only=gaps_only,
             )
-            resumed = unfinished_job(self.backfills, request, (since is not None, until is not None))
+            # `any_range`: an unfinished job of the same assets goes on whatever its range (the
+            # schedulers' keeping: a new range each turn, never a second job beside the first)
+            explicit = (False, False) if any_range else (since is not None, until is not None)
+            resumed = unfinished_job(self.backfills, request, explicit)
             if resumed is not None:
                 return resumed
             crossref = load_crossref(self.settings.asset_crossref_path)
             return plan_backfill(
                 request, providers, self.backfills, self.coverage, self.uow_factory, crossref, self.clock
             )
+
+    def keep_history(self) -> list[int]:
+        """`HISTORY_KEEP_*`: a gaps-only backfill of the chosen assets over the last
+        HISTORY_KEEP_DAYS at each interval, unless one asking the same is unfinished; the jobs'
+        ids (the schedulers work them)."""
+        settings = self.settings
+        if not settings.history_keep_symbols:
+            return []
+        since = self.clock() - timedelta(days=settings.history_keep_days)
+        planned = []
+        for interval in settings.history_keep_intervals:
+            kinds = settings.history_keep_sources
+            try:
+                planned.append(
+                    self.backfill(
+                        settings.history_keep_symbols,
+                        kinds,
+                        interval,
+                        since=since,
+                        gaps_only=True,
+                        any_range=True,
+                    )
+                )
+            except InvalidQuery as ex:  # a source without this interval: said, the others go on
+                raise SettingsError(f"HISTORY_KEEP_*: {ex}") from ex
+        return planned
 
     def work_backfill(
         self, should_stop: Callable[[], bool] | None = None, max_windows: int | None = None

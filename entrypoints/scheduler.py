@@ -15,8 +15,8 @@ from datetime import timedelta
 
 import structlog
 
-from application.errors import StoreUnavailable
-from application.scheduling import close_abandoned_requests, run_due_sources, run_requested
+from application.errors import InvalidQuery, StoreUnavailable
+from application.scheduling import close_abandoned_requests, run_due_sources, run_requested, turn
 from domain.runs import EtlRun, RunTrigger
 from entrypoints.bootstrap import Kaspero
 from entrypoints.healthcheck import GRACE_SECONDS, Heartbeat, heartbeat_path
@@ -25,6 +25,7 @@ logger = structlog.get_logger("kaspero.scheduler")
 
 MAX_POLL_SECONDS = 5.0
 BACKFILL_WINDOWS_PER_CYCLE = 20
+KEEP_HISTORY = "history:keep"  # the schedulers' turn to plan HISTORY_KEEP_* backfills
 
 
 def scheduled_kinds(kaspero: Kaspero) -> dict[str, timedelta]:
@@ -85,6 +86,14 @@ def run_scheduler(
             run_due_sources(
                 intervals, kaspero.locks, kaspero.uow_factory, kaspero.clock, run_kinds, stop.is_set
             )
+            keep = timedelta(minutes=kaspero.settings.history_keep_minutes)
+            if kaspero.settings.history_keep_symbols and not stop.is_set():
+                with turn(KEEP_HISTORY, keep, kaspero.locks, kaspero.uow_factory, kaspero.clock) as due:
+                    if due:
+                        try:
+                            logger.info("history_keep_planned", jobs=kaspero.keep_history())
+                        except InvalidQuery as ex:  # the settings ask what no source has: said once a turn
+                            logger.error("history_keep_refused", error=f"HISTORY_KEEP_*: {ex}")
             if not stop.is_set():
                 # queued backfill windows, a few a cycle: due sources are never kept waiting long
                 run = kaspero.work_backfill(should_stop, max_windows=BACKFILL_WINDOWS_PER_CYCLE)

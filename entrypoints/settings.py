@@ -114,6 +114,13 @@ class Settings(pydantic.BaseModel):
     # how far back the providers' plans reach for history (0: no limit); the free plans: a year
     coingecko_history_days: int = pydantic.Field(default=365, ge=0, le=100_000)
     coinpaprika_history_days: int = pydantic.Field(default=365, ge=0, le=100_000)
+    # history kept complete by the schedulers: every HISTORY_KEEP_MINUTES one replica plans a
+    # gaps-only backfill of these assets over the last HISTORY_KEEP_DAYS (none while one is unfinished)
+    history_keep_symbols: tuple[str, ...] = ()
+    history_keep_intervals: tuple[str, ...] = ("1d",)
+    history_keep_sources: tuple[str, ...] | None = None  # unset: the enabled kinds with history
+    history_keep_days: int = pydantic.Field(default=365, ge=1, le=100_000)
+    history_keep_minutes: float = pydantic.Field(default=60, gt=0)
     # the variables no field above reads, for the source kinds that declare their own settings
     # (`BINANCE_BASE_URL`, ...): read by the kind's registration; never shown (they may be keys)
     source_variables: Mapping[str, str] = pydantic.Field(default_factory=dict, repr=False)
@@ -124,6 +131,23 @@ class Settings(pydantic.BaseModel):
         if isinstance(value, str):
             names = tuple(part.strip().lower() for part in value.split(",") if part.strip())
             return names or None
+        return value
+
+    @pydantic.field_validator(
+        "history_keep_symbols", "history_keep_intervals", "history_keep_sources", mode="before"
+    )
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @pydantic.field_validator("history_keep_intervals")
+    @classmethod
+    def _intervals(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        odd = [item for item in value if item not in ("5m", "1h", "1d")]
+        if odd:
+            raise ValueError(f"{', '.join(odd)}: each interval must be 5m, 1h or 1d")
         return value
 
     @pydantic.field_validator("usd_quotes", mode="before")

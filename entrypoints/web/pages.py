@@ -266,10 +266,12 @@ class Dashboard:
         if chosen not in RANGES:
             raise InvalidParameter("range", f"range must be one of {', '.join(RANGES)}")
         view = asset_view(self._uow_factory, asset_id, self._options.window)
-        newest = {quote.source: quote.observed_at for quote in view.quotes if quote.observed_at is not None}
+        newest: dict[str, datetime | None] = {
+            quote.source: quote.observed_at for quote in view.quotes if quote.observed_at is not None
+        }
         # the consensus folds every source's history: it reaches as far as the newest of them (the
         # quotes agreeing now may be older than a backfilled day: "1y" is then still a year)
-        newest["consensus"] = max(newest.values(), default=view.consensus_at)
+        newest["consensus"] = max((moment for moment in newest.values() if moment), default=view.consensus_at)
         sources = sorted({quote.source for quote in view.quotes})
         asked = params.text("series")
         if asked is not None and asked != "consensus" and asked not in sources:

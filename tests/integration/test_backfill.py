@@ -241,3 +241,49 @@ def test_the_job_explains_what_cannot_be_planned(clean_database: str, provider: 
         )
     finally:
         app.close()
+
+
+def test_the_schedulers_keep_chosen_history_complete_with_one_job_at_a_time(
+    clean_database: str, provider: LoopbackProvider
+) -> None:
+    now = datetime.now(UTC)
+    provider.state.now = now
+    app = kaspero(
+        clean_database, provider, history_keep_symbols=("BTC", "ETH"), history_keep_sources=("coinpaprika",),
+        history_keep_days=30,
+    )  # fmt: skip
+    try:
+        with_assets(app)
+        (first,) = app.keep_history()
+        assert app.keep_history() == [first]  # unfinished: the same job, not a second one
+        work(app, first)
+        job = app.backfills.job(first)
+        assert job is not None
+        assert (job.state, job.request.gaps_only, job.windows.total) == (JobState.SUCCESS, True, 2)
+        # complete now: the next turn plans a job with nothing to ask for
+        (second,) = app.keep_history()
+        assert second != first
+        job = app.backfills.job(second)
+        assert job is not None
+        assert (job.state, job.windows.total) == (JobState.SUCCESS, 0)
+        # a day lost (retention, a restore): the next turn asks for that day only
+        day = datetime(now.year, now.month, now.day, tzinfo=UTC) - timedelta(days=5)
+        with psycopg.connect(clean_database) as connection:
+            connection.execute(
+                "DELETE FROM market_history WHERE source = 'coinpaprika:1d' AND observed_at = %s", (day,)
+            )
+            connection.execute(
+                "DELETE FROM market_candles WHERE source = 'coinpaprika:1d' AND bucket = %s", (day,)
+            )
+        provider.state.requests.clear()
+        (third,) = app.keep_history()
+        work(app, third)
+        asked = provider.requests_to(HISTORICAL.format("btc-bitcoin")) + provider.requests_to(
+            HISTORICAL.format("eth-ethereum")
+        )
+        # that day of each asset (both lost it), and nothing else
+        assert [(query["start"], query["end"]) for _, query, _ in asked] == 2 * [
+            (f"{day:%Y-%m-%d}T00:00:00Z", f"{day + timedelta(days=1):%Y-%m-%d}T00:00:00Z")
+        ]
+    finally:
+        app.close()

@@ -8,6 +8,7 @@ JSON, HTML error pages, oversized bodies.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -219,7 +220,7 @@ class LoopbackProvider:
                 if state.history_days is not None and start < state.now - timedelta(days=state.history_days):
                     self._send(401, COINGECKO_RANGE_REFUSAL, {})
                     return
-                index = coin_index(coin, lambda i: coingecko_coin(i)["id"])
+                index = coin_index(coin, "coingecko", state.coins)
                 if index is None:
                     self._send(404, b'{"error":"coin not found"}', {})
                     return
@@ -246,7 +247,7 @@ class LoopbackProvider:
                     body = COINPAPRIKA_RANGE_REFUSAL.replace(b"@LIMIT@", limit.encode())
                     self._send(402, body, {})
                     return
-                index = coin_index(ticker, lambda i: coinpaprika_ticker(i)["id"])
+                index = coin_index(ticker, "coinpaprika", state.coins)
                 if index is None:
                     self._send(404, b'{"error":"id not found"}', {})
                     return
@@ -277,7 +278,7 @@ class LoopbackProvider:
                     interval
                 )
                 base = next((pair[: -len(q)] for q in ("USDT", "USDC") if pair.endswith(q)), "")
-                index = coin_index(base.lower(), lambda i: coin_name(i)[1])
+                index = coin_index(base.lower(), "symbol", state.coins)
                 if step is None or (index is None and (pair, interval) not in state.klines):
                     self._send(400, b'{"code":-1121,"msg":"Invalid symbol."}', {})
                     return
@@ -384,8 +385,19 @@ def kline(moment: datetime, step: timedelta, close: float) -> list[Any]:
             f"{close * 6.2:.8f}", "0"]  # fmt: skip
 
 
-def coin_index(name: str, id_of: Any) -> int | None:
-    return next((i for i in range(len(NAMES)) if id_of(i) == name), None)
+def coin_index(name: str, kind: str, coins: int) -> int | None:
+    """Which coin a provider's id names (`bitcoin`, `btc-bitcoin`, `btc`), among the first `coins`."""
+    return _coin_ids(kind, max(coins, len(NAMES))).get(name)
+
+
+@functools.cache
+def _coin_ids(kind: str, coins: int) -> dict[str, int]:
+    of = {
+        "coingecko": lambda i: coingecko_coin(i)["id"],
+        "coinpaprika": lambda i: coinpaprika_ticker(i)["id"],
+        "symbol": lambda i: coin_name(i)[1],
+    }[kind]
+    return {of(i): i for i in range(coins)}
 
 
 def history_moments(start: datetime, end: datetime, daily: bool, listed_from: datetime) -> list[datetime]:
