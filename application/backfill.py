@@ -20,7 +20,8 @@ from typing import Any
 import attrs
 
 from application.errors import InvalidQuery, RangeRefused, SourceUnavailable
-from application.ingest import IngestOptions, SourcePipeline, run_etl
+from application.ingest import run_etl
+from application.pipeline import IngestOptions, SourcePipeline
 from application.ports import (
     BackfillQueue,
     Batch,

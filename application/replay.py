@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from application.ingest import IngestOptions, SourcePipeline, run_etl
+from application.ingest import run_etl
+from application.pipeline import IngestOptions, SourcePipeline
 from application.ports import Batch, Clock, Normalizer, QuarantineBacklog, SourceLocks, UnitOfWorkFactory
 from domain.records import Source
 from domain.runs import EtlRun, RunTrigger

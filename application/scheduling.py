@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from application.errors import NotFound
 from application.ports import Clock, SourceLocks, UnitOfWorkFactory
+from application.recovery import close_where_no_one_holds
 from domain.runs import EtlRun, RunTrigger
 
 RunKinds = Callable[[Sequence[str], RunTrigger], EtlRun]
@@ -151,16 +152,13 @@ def close_abandoned_requests(
     gone. Requests claimed within `grace` are left alone (the lock is taken just after the claim)."""
     with uow_factory() as uow:
         candidates = uow.requests.running_since_before(clock() - grace)
-    closed = []
-    for request_id in candidates:
-        with locks.hold(request_lock_name(request_id)) as free:
-            if not free:
-                continue  # its scheduler is alive and running it
-            with uow_factory() as uow:
-                uow.requests.fail(request_id, ABANDONED_REQUEST, clock())
-                uow.commit()
-            closed.append(request_id)
-    return closed
+
+    def close(request_id: int) -> None:
+        with uow_factory() as uow:
+            uow.requests.fail(request_id, ABANDONED_REQUEST, clock())
+            uow.commit()
+
+    return close_where_no_one_holds(candidates, request_lock_name, close, locks)
 
 
 def _with_locks(

@@ -71,7 +71,8 @@ from adapters.postgres.uow import PostgresUnitOfWork
 from application.assets import history_assets
 from application.backfill import plan_backfill, unfinished_job, work_backfill
 from application.errors import InvalidQuery, NotFound
-from application.ingest import IngestOptions, SourcePipeline, close_abandoned_runs, run_etl
+from application.ingest import run_etl
+from application.pipeline import IngestOptions, SourcePipeline
 from application.ports import (
     BackfillQueue,
     Clock,
@@ -90,6 +91,7 @@ from application.ports import (
     UnitOfWorkFactory,
 )
 from application.queries import DataQuery
+from application.recovery import close_abandoned_runs
 from application.replay import replay_quarantine
 from application.tables import HISTORY_TABLE, RECORD_TABLE, history_table, records_table
 from domain.assets import HistoryQuery, Interval, names_to_symbols

@@ -30,8 +30,9 @@ from typing import Any
 
 import structlog
 
+from application.batches import ingest_source
 from application.errors import InjectedFailure, Interrupted
-from application.ingest import RunTotals, SourcePipeline, ingest_source
+from application.pipeline import RunTotals, SourcePipeline
 from application.ports import EtlObserver, SourceOutcome
 from domain.runs import RunStatus
 from entrypoints.logs import configure_logging, log_format_for

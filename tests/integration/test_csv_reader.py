@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from adapters.feeds.csv_file import CsvFileSource
+from application.batches import normalize_batch
 from application.errors import SourceUnavailable
-from application.ingest import normalize_batch
 from application.ports import Batch
 from tests.support.market_csv import HEADER, append_lines, market_lines, write_csv
 

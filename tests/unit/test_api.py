@@ -9,7 +9,8 @@ from adapters.memory.reader import InMemoryHealthProbe, InMemoryRecordReader
 from adapters.memory.sources import InMemoryMarketNormalizer, InMemorySourceReader
 from adapters.memory.state import InMemoryStore
 from adapters.memory.store import InMemoryUnitOfWork
-from application.ingest import SourcePipeline, run_etl
+from application.ingest import run_etl
+from application.pipeline import SourcePipeline
 from domain.assets import Asset
 from domain.runs import RunTrigger
 from entrypoints.api.app import ApiOptions, create_app

@@ -16,7 +16,7 @@ from adapters.memory.state import InMemoryStore
 from adapters.memory.store import InMemoryUnitOfWork
 from application.backfill import plan_backfill, unfinished_job, work_backfill
 from application.errors import InvalidQuery, RangeRefused, SourceUnavailable
-from application.ingest import IngestOptions
+from application.pipeline import IngestOptions
 from application.ports import HistoryPage
 from domain.assets import Asset, CrossReference, Interval
 from domain.backfill import BackfillRequest, HistoryTarget, JobState, Window, cut, plan_windows

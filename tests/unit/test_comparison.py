@@ -191,7 +191,8 @@ def test_without_ids_the_newest_run_is_compared_with_the_last_run_of_its_sources
     from adapters.memory.store import InMemoryUnitOfWork
     from application.comparison import compare
     from application.errors import NotFound
-    from application.ingest import SourcePipeline, run_etl
+    from application.ingest import run_etl
+    from application.pipeline import SourcePipeline
     from application.runs import run_before
 
     store = InMemoryStore()

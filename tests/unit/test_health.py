@@ -14,7 +14,8 @@ from adapters.memory.reader import InMemoryHealthProbe, InMemoryRecordReader, In
 from adapters.memory.sources import InMemoryMarketNormalizer, InMemorySourceReader
 from adapters.memory.state import InMemoryStore
 from adapters.memory.store import InMemoryUnitOfWork
-from application.ingest import SourcePipeline, run_etl
+from application.ingest import run_etl
+from application.pipeline import SourcePipeline
 from domain.health import Health, SourceRunState, judge, judge_kind
 from domain.runs import RunStatus, RunTrigger
 from entrypoints.api.app import ApiOptions, create_app

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from adapters.memory.sources import InMemoryMarketNormalizer, InMemorySourceReader
 from adapters.memory.state import InMemoryStore
 from adapters.memory.store import InMemoryUnitOfWork
-from application.ingest import IngestOptions, SourcePipeline, normalize_batch, run_etl
+from application.batches import normalize_batch
+from application.ingest import run_etl
+from application.pipeline import IngestOptions, SourcePipeline
 from application.ports import Batch
 from domain.records import RawRecord
 from domain.runs import RunStatus, RunTrigger

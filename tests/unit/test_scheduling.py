@@ -77,7 +77,7 @@ def test_a_queued_request_runs_once_with_its_sources() -> None:
 
 def test_a_running_run_whose_lock_is_free_is_closed_and_a_live_one_is_not() -> None:
     from adapters.memory.store import InMemoryUnitOfWork as Uow
-    from application.ingest import close_abandoned_runs, run_lock_name
+    from application.recovery import close_abandoned_runs, run_lock_name
 
     store, clock, locks = InMemoryStore(), Clock(), InMemorySourceLocks()
     with Uow(store) as uow:
