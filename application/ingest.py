@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from application.batches import ingest_source
 from application.errors import InjectedFailure, Interrupted
 from application.pipeline import FailureInjector, IngestOptions, RunTotals, SourcePipeline
-from application.ports import Clock, SourceLocks, SourceOutcome, UnitOfWorkFactory
+from application.ports import Clock, QuotedSource, SourceLocks, SourceOutcome, UnitOfWorkFactory
 from application.recovery import run_lock_name
 from domain.runs import EtlRun, RunStatus, RunTrigger, overall_status
 
@@ -51,7 +51,8 @@ def _run(
     injector = FailureInjector(after=options.fail_after)
     totals = RunTotals()
     outcomes: list[tuple[RunStatus, str | None]] = []
-    elsewhere = _fanned_out(pipelines, options)
+    pipelines, side_by_side = arrange(pipelines)
+    elsewhere = _fanned_out(pipelines, side_by_side, options)
     try:
         for pipeline in pipelines:
             if pipeline.name not in elsewhere:
@@ -83,13 +84,36 @@ def _run(
     return run
 
 
-def _fanned_out(pipelines: Sequence[SourcePipeline], options: IngestOptions) -> list[str]:
-    """The sources run elsewhere, several at once: those the fan-out takes, when there are two
-    or more of them and no failure is being injected (a drill counts records in line)."""
+def arrange(pipelines: Sequence[SourcePipeline]) -> tuple[list[SourcePipeline], set[str]]:
+    """The order a run reads its sources in, and which of them may run side by side.
+
+    A file quoted in another asset (ETC/BTC) is converted through the USD prices the other
+    sources hold for its bars: it runs after every other source, in line. Files quoted in USD
+    need no one's prices: they come first and may run several at once (elsewhere, through the
+    fan-out). API sources and feeds keep their place, in line."""
+    converted = [p for p in pipelines if isinstance(p.reader, QuotedSource) and not p.reader.quoted_in_usd()]
+    later = {id(pipeline) for pipeline in converted}
+    ordered = [pipeline for pipeline in pipelines if id(pipeline) not in later] + converted
+    side_by_side = {
+        pipeline.name
+        for pipeline in ordered
+        if id(pipeline) not in later and isinstance(pipeline.reader, QuotedSource)
+    }
+    return ordered, side_by_side
+
+
+def _fanned_out(
+    pipelines: Sequence[SourcePipeline], side_by_side: set[str], options: IngestOptions
+) -> list[str]:
+    """The sources run elsewhere, several at once: those that may (`arrange`) and the fan-out
+    takes, when there are two or more of them and no failure is being injected (a drill counts
+    records in line)."""
     fan = options.fan_out
     if fan is None or options.fail_after is not None:
         return []
-    taken = [pipeline.name for pipeline in pipelines if fan.takes(pipeline.name)]
+    taken = [
+        pipeline.name for pipeline in pipelines if pipeline.name in side_by_side and fan.takes(pipeline.name)
+    ]
     return taken if len(taken) > 1 else []
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, runtime_checkable
 
 import attrs
 
@@ -66,6 +66,14 @@ class SourceReader(Protocol):
     source: Source
 
     def read(self, cursor: dict[str, Any] | None, run_id: int) -> Iterator[Batch]: ...
+
+
+@runtime_checkable
+class QuotedSource(Protocol):
+    """A source whose prices may be quoted in another asset (a price file): whether this one's
+    are in USD terms, so it needs no other source's prices to be converted."""
+
+    def quoted_in_usd(self) -> bool: ...
 
 
 class Normalizer(Protocol):

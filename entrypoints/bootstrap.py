@@ -394,9 +394,11 @@ class Kaspero:
         )
         if not paths:
             return [SourcePipeline(reader=NoCsvFiles(pattern), normalizer=NoCsvFiles(pattern))]
-        # files quoted in USD first: a file quoted in BTC is converted through their history
-        sources = sorted(self.csv_sources(paths, full_refresh), key=lambda source: not source.quoted_in_usd())
-        return [SourcePipeline(reader=source, normalizer=source) for source in sources]
+        # in the glob's order: which run first, and side by side, is the run's decision (`arrange`)
+        return [
+            SourcePipeline(reader=source, normalizer=source)
+            for source in self.csv_sources(paths, full_refresh)
+        ]
 
     def csv_sources(self, paths: Sequence[Path], full_refresh: bool = False) -> list[CsvFileSource]:
         """Each file as a source, with its per-file options and the cross-reference."""
@@ -441,15 +443,16 @@ class Kaspero:
         with self.pipelines(sources, full_refresh) as pipelines:
             options = self.ingest_options(fail_after, should_stop)
             workers = self.settings.csv_worker_count()
-            # files quoted in USD load side by side; the others after them, in line
-            side_by_side = {
+            # the files a worker process can load (it builds a file's source again by its path);
+            # which of them do load side by side is the run's decision (`application.ingest.arrange`)
+            files = {
                 pipeline.name: pipeline.reader.path
                 for pipeline in pipelines
-                if isinstance(pipeline.reader, CsvFileSource) and pipeline.reader.quoted_in_usd()
+                if isinstance(pipeline.reader, CsvFileSource)
             }
-            if self.database_url and workers > 1 and len(side_by_side) > 1:
+            if self.database_url and workers > 1 and len(files) > 1:
                 fan_out = ProcessFanOut(
-                    self.settings, self.database_url, workers, side_by_side, full_refresh, build=build
+                    self.settings, self.database_url, workers, files, full_refresh, build=build
                 )
                 options = attrs.evolve(options, fan_out=fan_out)
             grace = timedelta(seconds=self.settings.run_abandon_grace_seconds)

@@ -63,7 +63,7 @@ class ProcessFanOut:
         self._settings = settings
         self._database_url = database_url
         self._workers = workers
-        self._files = files  # the CSV files it may take, by source name: those quoted in USD
+        self._files = files  # the CSV files it can take, by source name (the run picks among them)
         self._full_refresh = full_refresh
 
     def takes(self, source: str) -> bool:

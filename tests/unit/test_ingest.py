@@ -284,3 +284,30 @@ def test_a_record_holding_a_nul_character_is_quarantined_without_it_wherever_it_
     assert kept["bad"].reason == "element is not an object with an id"  # its reader's reason stays
     assert kept["bad"].raw.payload == {"element": "bad\ufffd"}
     assert all("\\u0000" not in (item.raw.payload_json or "") for item in kept.values())
+
+
+def test_files_quoted_in_another_asset_run_last_and_only_usd_files_may_run_side_by_side() -> None:
+    from application.ingest import arrange
+    from domain.records import Source, SourceType
+
+    class Reader:
+        def __init__(self, name: str, usd: bool | None) -> None:
+            self.source = Source(name, SourceType.CSV if usd is not None else SourceType.API)
+            if usd is not None:
+                self.quoted_in_usd = lambda: usd
+
+        def read(self, cursor, run_id):  # type: ignore[no-untyped-def]
+            return iter(())
+
+    pipelines = [
+        SourcePipeline(Reader(name, usd), None)  # type: ignore[arg-type]
+        for name, usd in (
+            ("coingecko", None),
+            ("csv:etc_btc", False),
+            ("csv:btc_usd", True),
+            ("csv:eth", True),
+        )
+    ]
+    ordered, side_by_side = arrange(pipelines)
+    assert [pipeline.name for pipeline in ordered] == ["coingecko", "csv:btc_usd", "csv:eth", "csv:etc_btc"]
+    assert side_by_side == {"csv:btc_usd", "csv:eth"}
