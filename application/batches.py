@@ -251,7 +251,7 @@ def _prepare_batch(
             skip = set(unchanged)
             batch = attrs.evolve(batch, raws=tuple(r for r in batch.raws if r.source_record_id not in skip))
             progress.saw_moment(uow.records.observe_unchanged(run_id, pipeline.name, unchanged))
-        uow.records.store_raws(run_id, [*batch.raws, *(item.raw for item in batch.rejected)])
+        receipt = uow.records.store_raws(run_id, [*batch.raws, *(item.raw for item in batch.rejected)])
         records, quarantined = normalize_batch(batch, pipeline.normalizer, drift)
         records = assign_assets(_with_mentions(records, uow), uow, options.crossref)
         records = convert_to_usd(records, uow, options.usd)
@@ -263,7 +263,7 @@ def _prepare_batch(
         if refusal is not None:  # before anything of the batch commits: the file is refused whole
             raise FileRefused(f"{pipeline.name}: {refusal}")
         uow.commit()
-        encoded = uow.records.encode_batch(run_id, records, quarantined)
+        encoded = uow.records.encode_batch(receipt, records, quarantined)
     progress.saw(records)
     return _PreparedBatch(
         batch=batch,

@@ -50,7 +50,7 @@ def compare(
         sources = tuple(
             attrs.evolve(
                 delta,
-                data=uow.records.observation_delta(delta.source, first.id, second.id, price_move_pct)
+                data=uow.observations.observation_delta(delta.source, first.id, second.id, price_move_pct)
                 if delta.in_a is not None and delta.in_b is not None
                 else None,
             )
@@ -75,7 +75,9 @@ def anomalies(
             for past in uow.runs.recent(baseline_runs + 1, source=item.source, before=run_id):
                 history[past.id] = past
         divergence = (
-            price_divergence(uow.records.quotes_as_of(run_id, DIVERGENCE_MAX_RANK), divergence_pct, window)
+            price_divergence(
+                uow.observations.quotes_as_of(run_id, DIVERGENCE_MAX_RANK), divergence_pct, window
+            )
             if any(is_snapshot_source(item.source) for item in run.sources)
             else []
         )

@@ -98,7 +98,22 @@ class EncodedBatch:
     content: object
 
 
-class RecordRepository(Protocol):
+@attrs.frozen
+class StoredRaws:
+    """What storing a batch's raw payloads learnt, as the store keeps it (the new rows' ids): the
+    receipt `encode_batch` asks for, so raw payloads are stored before anything made of them."""
+
+    run_id: int
+    content: object = None
+
+
+class BatchWrites(Protocol):
+    """What the ETL writes and asks of the store for a source's batches (`application.batches`).
+
+    A batch is written in three calls: `store_raws` (its raw payloads, committed first),
+    `encode_batch` with the receipt it gave (no I/O beyond it: the ETL encodes a batch while
+    the store writes the one before) and `load_encoded`, on any unit of work of the same store."""
+
     def known_assets(self, max_rank: int) -> list[KnownAsset]:
         """Symbols and names of market records: every CSV asset and each provider's top ranks."""
         ...
@@ -111,6 +126,35 @@ class RecordRepository(Protocol):
         """Note that this run saw these stored records unchanged; return their newest timestamp."""
         ...
 
+    def prune_observations(self, source: str, keep_runs: int) -> None:
+        """Keep only the observations of the source's `keep_runs` newest runs."""
+        ...
+
+    def latest_payloads(self, source: str, record_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The raw payload each record's stored version was made from (for drift evidence)."""
+        ...
+
+    def store_raws(self, run_id: int, raws: Sequence[RawRecord]) -> StoredRaws:
+        """Raw payloads, once per content; the receipt `encode_batch` takes."""
+        ...
+
+    def encode_batch(
+        self, stored: StoredRaws, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
+    ) -> EncodedBatch:
+        """Normalized and quarantined rows made from the stored raw payloads, in the store's own
+        wire form, ready for `load_encoded` in the receipt's run."""
+        ...
+
+    def load_encoded(self, run_id: int, encoded: EncodedBatch) -> LoadCounts:
+        """Upsert the unified rows (and their history), quarantine the rest; `records` hold at
+        most one record per source_record_id."""
+        ...
+
+
+class RunObservations(Protocol):
+    """What comparing runs asks of the store (`application.comparison`): the observations each
+    run of a snapshot source kept."""
+
     def observation_delta(
         self, source: str, run_a: int, run_b: int, threshold_pct: float
     ) -> DataDelta | None:
@@ -120,46 +164,6 @@ class RecordRepository(Protocol):
 
     def quotes_as_of(self, run_id: int, max_rank: int) -> list[PriceQuote]:
         """Each snapshot source's prices as its newest run up to `run_id` observed them, top ranks only."""
-        ...
-
-    def prune_observations(self, source: str, keep_runs: int) -> None:
-        """Keep only the observations of the source's `keep_runs` newest runs."""
-        ...
-
-    def latest_payloads(self, source: str, record_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The raw payload each record's stored version was made from (for drift evidence)."""
-        ...
-
-    def load_batch(
-        self,
-        run_id: int,
-        raws: Sequence[RawRecord],
-        records: Sequence[UnifiedRecord],
-        quarantined: Sequence[QuarantinedRecord],
-    ) -> LoadCounts:
-        """Store raw payloads (once per content), upsert the unified rows, quarantine the rest.
-
-        `records` hold at most one record per source_record_id, each made from one of `raws`.
-        """
-        ...
-
-    def store_raws(self, run_id: int, raws: Sequence[RawRecord]) -> None:
-        """The first half of `load_batch`: raw payloads, once per content. The ETL commits them
-        ahead of the rows normalized from them (raw first)."""
-        ...
-
-    def encode_batch(
-        self, run_id: int, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
-    ) -> EncodedBatch:
-        """Normalized and quarantined rows in the store's own wire form, ready for `load_encoded`
-        in run `run_id`: no I/O, so the ETL encodes one batch while the store writes the one
-        before. Called after `store_raws` on the same unit of work, it may use what storing the
-        raw rows learnt (their ids)."""
-        ...
-
-    def load_encoded(self, run_id: int, encoded: EncodedBatch) -> LoadCounts:
-        """The second half of `load_batch`, for rows already encoded (by any unit of work of the
-        same store) whose raw payloads are stored."""
         ...
 
 
@@ -343,7 +347,8 @@ class Maintenance(Protocol):
 class UnitOfWork(Protocol):
     """One transaction over the repositories; rolled back on exit unless committed."""
 
-    records: RecordRepository
+    records: BatchWrites
+    observations: RunObservations
     checkpoints: CheckpointRepository
     runs: RunRepository
     drifts: DriftRepository

@@ -22,7 +22,7 @@ from adapters.memory.scheduling import (
     InMemoryScheduleRepository,
 )
 from adapters.memory.state import InMemoryStore, Quarantined, State, StoredRaw
-from application.ports import EncodedBatch, LoadCounts
+from application.ports import EncodedBatch, LoadCounts, StoredRaws
 from domain.assets import HistoryPoint
 from domain.checkpoints import Checkpoint
 from domain.comparison import DataDelta, PriceQuote
@@ -36,15 +36,16 @@ class InMemoryRecordRepository:
     def __init__(self, state: State) -> None:
         self._state = state
 
-    def store_raws(self, run_id: int, raws: Sequence[RawRecord]) -> None:
+    def store_raws(self, run_id: int, raws: Sequence[RawRecord]) -> StoredRaws:
         state = self._state
         for raw in raws:
             raw_key = (raw.source, raw.source_record_id, raw.checksum)
             if raw_key not in state.raws:
                 state.raws[raw_key] = StoredRaw(id=next(state.ids), raw=raw)
+        return StoredRaws(run_id)
 
     def encode_batch(
-        self, run_id: int, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
+        self, stored: StoredRaws, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
     ) -> EncodedBatch:
         source = records[0].source if records else quarantined[0].raw.source if quarantined else None
         return EncodedBatch(source, (tuple(records), tuple(quarantined)))
@@ -53,16 +54,6 @@ class InMemoryRecordRepository:
         content = encoded.content
         assert isinstance(content, tuple), "a batch encoded by another store"
         records, quarantined = content
-        return self._load(run_id, records, quarantined)
-
-    def load_batch(
-        self,
-        run_id: int,
-        raws: Sequence[RawRecord],
-        records: Sequence[UnifiedRecord],
-        quarantined: Sequence[QuarantinedRecord],
-    ) -> LoadCounts:
-        self.store_raws(run_id, raws)
         return self._load(run_id, records, quarantined)
 
     def _load(
@@ -426,7 +417,7 @@ class InMemoryUnitOfWork:
 
     def _begin(self) -> None:
         self._working = copy.deepcopy(self._store.state)
-        self.records = InMemoryRecordRepository(self._working)
+        self.records = self.observations = InMemoryRecordRepository(self._working)
         self.checkpoints = InMemoryCheckpointRepository(self._working)
         self.runs = InMemoryRunRepository(self._working)
         self.drifts = InMemoryDriftRepository(self._working)

@@ -27,7 +27,7 @@ from psycopg.pq import TransactionStatus
 
 from adapters.postgres import copy_text
 from adapters.postgres.partitions import PROCESS_PARTITIONS, drop_before
-from application.ports import EncodedBatch, LoadCounts
+from application.ports import EncodedBatch, LoadCounts, StoredRaws
 from domain.checksum import canonical_json
 from domain.comparison import DataDelta, PriceQuote
 from domain.mentions import KnownAsset
@@ -231,25 +231,12 @@ class PostgresRecordRepository:
         self._connection = connection
         self._staging_ready = False
         self._partitions = PROCESS_PARTITIONS
-        # the ids `store_raws` gave the raw rows it COPYed in, for `encode_batch` on this unit of work
-        self._fresh_raw_ids: dict[tuple[str, str], int] = {}
 
-    def load_batch(
-        self,
-        run_id: int,
-        raws: Sequence[RawRecord],
-        records: Sequence[UnifiedRecord],
-        quarantined: Sequence[QuarantinedRecord],
-    ) -> LoadCounts:
-        self.store_raws(run_id, raws)
-        return self.load_encoded(run_id, self.encode_batch(run_id, records, quarantined))
-
-    def store_raws(self, run_id: int, raws: Sequence[RawRecord]) -> None:
+    def store_raws(self, run_id: int, raws: Sequence[RawRecord]) -> StoredRaws:
         """The batch's raw rows: COPYed straight in with ids of their own when none is stored yet
-        (remembered for `encode_batch` on this unit of work), else through staging, once each."""
-        self._fresh_raw_ids = {}
+        (their ids in the receipt, for `encode_batch`), else through staging, once each."""
         if not raws:
-            return
+            return StoredRaws(run_id, {})
         raw_table = raw_table_for(_one_source(raw.source for raw in raws))
         cursor = self._connection.cursor()
         unique = list({(raw.source_record_id, raw.checksum): raw for raw in raws}.values())  # in order
@@ -265,22 +252,23 @@ class PostgresRecordRepository:
                             (*_raw_row(raw), str(i), str(run_id)) for raw, i in zip(unique, ids, strict=True)
                         )
                     )
-            self._fresh_raw_ids = {
-                (raw.source_record_id, raw.checksum): i for raw, i in zip(unique, ids, strict=True)
-            }
-            return
+            return StoredRaws(
+                run_id, {(raw.source_record_id, raw.checksum): i for raw, i in zip(unique, ids, strict=True)}
+            )
         except psycopg.errors.UniqueViolation:
             pass  # one of them is stored already: each is stored once, through staging
         self._ensure_staging(cursor)
         with cursor.copy(COPY_RAW) as copy:
             copy.write(copy_text.encode(_raw_row(raw) for raw in raws))
         cursor.execute(sql.SQL(INSERT_RAW).format(raw=sql.Identifier(raw_table)), {"run_id": run_id})
+        return StoredRaws(run_id, {})
 
     def encode_batch(
-        self, run_id: int, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
+        self, stored: StoredRaws, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
     ) -> EncodedBatch:
         sources = [record.source for record in records] + [item.raw.source for item in quarantined]
-        fresh = self._fresh_raw_ids
+        run_id = stored.run_id
+        fresh = stored.content if isinstance(stored.content, dict) else {}
         rows = [
             (*_unified_row(record), _raw_id(fresh, record), str(run_id), str(run_id)) for record in records
         ]

@@ -25,6 +25,7 @@ class PostgresUnitOfWork:
     """
 
     records: PostgresRecordRepository
+    observations: PostgresRecordRepository
     checkpoints: PostgresCheckpointRepository
     runs: PostgresRunRepository
     drifts: PostgresDriftRepository
@@ -50,7 +51,7 @@ class PostgresUnitOfWork:
             self._connection = None
             self._pool.putconn(connection)
             raise
-        self.records = PostgresRecordRepository(connection)
+        self.records = self.observations = PostgresRecordRepository(connection)
         self.checkpoints = PostgresCheckpointRepository(connection)
         self.runs = PostgresRunRepository(connection)
         self.drifts = PostgresDriftRepository(connection)

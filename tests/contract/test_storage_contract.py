@@ -87,10 +87,16 @@ def start_run(storage: Storage) -> int:
 
 
 def load(storage: Storage, run_id: int, raws: list[RawRecord], records=None, quarantined=()):
+    """A batch written as the ETL writes it (`application.batches`): its raw payloads stored and
+    committed, its rows encoded on that unit of work, then loaded in another one."""
     with storage.uow() as uow:
-        counts = uow.records.load_batch(
-            run_id, raws, [market(r) for r in raws] if records is None else records, list(quarantined)
+        receipt = uow.records.store_raws(run_id, [*raws, *(item.raw for item in quarantined)])
+        uow.commit()
+        encoded = uow.records.encode_batch(
+            receipt, [market(r) for r in raws] if records is None else records, list(quarantined)
         )
+    with storage.uow() as uow:
+        counts = uow.records.load_encoded(run_id, encoded)
         uow.commit()
     return counts
 
@@ -121,7 +127,8 @@ def test_every_stored_record_traces_back_to_its_raw_payload(storage: Storage) ->
 def test_nothing_is_written_unless_the_unit_of_work_commits(storage: Storage) -> None:
     run_id = start_run(storage)
     with storage.uow() as uow:
-        uow.records.load_batch(run_id, [raw("a")], [market(raw("a"))], [])
+        receipt = uow.records.store_raws(run_id, [raw("a")])
+        uow.records.load_encoded(run_id, uow.records.encode_batch(receipt, [market(raw("a"))], []))
         uow.checkpoints.save(Checkpoint("csv:prices", {"offset": 1}, run_id, NOW))
     with storage.uow() as uow:
         assert uow.checkpoints.get("csv:prices") is None
@@ -407,12 +414,10 @@ def test_observations_of_snapshot_sources_give_data_deltas_and_are_pruned(storag
         raw(str(i), source="coingecko", price=str((100 + i) * (2 if i == 1 else 1))) for i in range(1, 7)
     ]
     for run_id, items in ((first, before), (second, after)):
-        with storage.uow() as uow:
-            uow.records.load_batch(run_id, items, [api_market(r) for r in items], [])
-            uow.commit()
+        load(storage, run_id, items, [api_market(r) for r in items])
     with storage.uow() as uow:
-        delta = uow.records.observation_delta("coingecko", first, second, threshold_pct=10)
-        csv_delta = uow.records.observation_delta("csv:prices", first, second, threshold_pct=10)
+        delta = uow.observations.observation_delta("coingecko", first, second, threshold_pct=10)
+        csv_delta = uow.observations.observation_delta("csv:prices", first, second, threshold_pct=10)
     assert delta is not None
     assert (delta.in_a, delta.in_b, delta.added, delta.vanished, delta.compared) == (5, 6, 2, 1, 4)
     assert (delta.median_price_move_pct, delta.moved_over_threshold) == (0.0, 1)
@@ -422,7 +427,7 @@ def test_observations_of_snapshot_sources_give_data_deltas_and_are_pruned(storag
         uow.records.prune_observations("coingecko", keep_runs=1)
         uow.commit()
     with storage.uow() as uow:
-        assert uow.records.observation_delta("coingecko", first, second, threshold_pct=10) is None
+        assert uow.observations.observation_delta("coingecko", first, second, threshold_pct=10) is None
 
 
 SORTS = pytest.mark.parametrize(
@@ -548,9 +553,9 @@ def test_raws_stored_first_and_rows_encoded_in_one_unit_of_work_load_in_another(
     items = [raw("a", price="1"), raw("b", price="2")]
     bad = QuarantinedRecord(raw=raw("c", price="x"), reason="price: not a number: 'x'")
     with storage.uow() as uow:
-        uow.records.store_raws(run_id, [*items, bad.raw])
+        receipt = uow.records.store_raws(run_id, [*items, bad.raw])
         uow.commit()
-        encoded = uow.records.encode_batch(run_id, [market(item) for item in items], [bad])
+        encoded = uow.records.encode_batch(receipt, [market(item) for item in items], [bad])
     with storage.uow() as uow:
         assert storage.reader.find(DataQuery()).items == []  # raws alone are no records yet
         counts = uow.records.load_encoded(run_id, encoded)
