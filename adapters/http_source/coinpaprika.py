@@ -10,9 +10,18 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+import attrs
 import pydantic
 
-from adapters.boundary import Moment, Money, RequiredMoney, RequiredText, WholeNumber, validated
+from adapters.boundary import (
+    Moment,
+    Money,
+    RequiredMoment,
+    RequiredMoney,
+    RequiredText,
+    WholeNumber,
+    validated,
+)
 from adapters.http_source.history import (
     SampleNormalizer,
     bar_raw,
@@ -34,6 +43,7 @@ from application.ports import Batch, HistoryPage, Normalizer
 from domain.assets import Interval
 from domain.backfill import Window
 from domain.drift import Contract, FieldSpec, FieldType
+from domain.errors import InvalidRecord
 from domain.records import RawRecord, Source, SourceType, UnifiedRecord, market_record
 
 NAME = "coinpaprika"
@@ -159,14 +169,18 @@ class CoinPaprikaNormalizer:
 
 
 # `/tickers/{id}/historical` answers at most `limit` points (5,000 at most); a window holds 1,000
-# buckets of its interval, well within, whatever the plan's own cap
+# buckets of its interval, well within, whatever the plan's own cap. Daily history is read as
+# bars from `/coins/{id}/ohlcv/historical` (a day's open, high, low and close, at most 366 a
+# request): a sample at midnight would make a flat candle of a day that moved
 HISTORY_BUCKETS = 1000
+OHLCV_DAYS = 366
 HISTORY_INTERVALS = {Interval.FIVE_MINUTES: "5m", Interval.HOUR: "1h", Interval.DAY: "1d"}
 HISTORY_BYTES = 8 << 20
 
 
 class CoinPaprikaHistory:
-    """A ticker's price, volume and market cap over a window, one sample per point."""
+    """A coin's daily bars (`ohlcv/historical`) or a ticker's samples at 5 minutes and hours
+    (`tickers/{id}/historical`: price, volume and market cap), over a window."""
 
     kind = NAME
     intervals: tuple[Interval, ...] = (Interval.FIVE_MINUTES, Interval.HOUR, Interval.DAY)
@@ -177,10 +191,10 @@ class CoinPaprikaHistory:
         self._client = client
         self._clock = clock
         self._days = history_days  # COINPAPRIKA_HISTORY_DAYS
-        self.normalizer: Normalizer = SampleNormalizer(NAME, _sample)
+        self.normalizer: Normalizer = PaprikaHistoryNormalizer(SampleNormalizer(NAME, _sample))
 
     def window(self, interval: Interval) -> timedelta:
-        return interval.step * HISTORY_BUCKETS
+        return timedelta(days=OHLCV_DAYS) if interval is Interval.DAY else interval.step * HISTORY_BUCKETS
 
     def reach(self) -> tuple[timedelta | None, str]:
         return days(self._days), "COINPAPRIKA_HISTORY_DAYS"
@@ -189,6 +203,8 @@ class CoinPaprikaHistory:
         return names.get(NAME)
 
     def fetch(self, window: Window, run_id: int) -> HistoryPage:
+        if window.interval is Interval.DAY:
+            return self._bars(window, run_id)
         params: dict[str, str | int] = {
             "start": window.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "end": window.end.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -212,6 +228,71 @@ class CoinPaprikaHistory:
             }
             raws.append(bar_raw(window, moment, payload, now, run_id))
         return page_of(raws, self._client)
+
+    def _bars(self, window: Window, run_id: int) -> HistoryPage:
+        params: dict[str, str | int] = {
+            "start": window.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "end": window.end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "limit": OHLCV_DAYS,
+            "quote": "usd",
+        }
+        answer = fetched(
+            NAME, self._client, window, f"/coins/{window.provider_id}/ohlcv/historical", params,
+            "COINPAPRIKA_HISTORY_DAYS", HISTORY_BYTES,
+        )  # fmt: skip
+        require_list(NAME, window, answer, self._client, "a JSON array of daily bars")
+        now = self._clock()
+        raws = []
+        for bar in answer:
+            moment = _moment(bar.get("time_open")) if isinstance(bar, dict) else None
+            if moment is None or not within(window, moment):
+                continue  # a bar without a readable opening time cannot be keyed
+            payload = {
+                "request": {"id": window.provider_id, "quote": "usd", "symbol": window.symbol},
+                "bar": bar,
+            }
+            raws.append(bar_raw(window, moment, payload, now, run_id))
+        return page_of(raws, self._client)
+
+
+class DailyBar(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore")
+
+    time_open: RequiredMoment
+    open: RequiredMoney
+    high: RequiredMoney
+    low: RequiredMoney
+    close: RequiredMoney
+    volume: Money = None
+    market_cap: Money = None
+
+
+@attrs.frozen
+class PaprikaHistoryNormalizer:
+    """A daily bar of `ohlcv/historical` (its open, high, low and close), else a sample."""
+
+    samples: Normalizer
+
+    def normalize(self, raw: RawRecord) -> UnifiedRecord:
+        if "bar" not in raw.payload:
+            return self.samples.normalize(raw)
+        bar = validated(DailyBar, raw.payload["bar"])
+        if not bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high:
+            raise InvalidRecord(
+                f"bar: open {bar.open} and close {bar.close} must lie within low {bar.low} and high {bar.high}"
+            )
+        return market_record(
+            raw,
+            SourceType.API,
+            symbol=str((raw.payload.get("request") or {}).get("symbol") or ""),
+            asset_name=None,
+            price_usd=bar.close,
+            observed_at=bar.time_open,
+            market_cap_usd=bar.market_cap,
+            volume_24h_usd=bar.volume,
+            ohlc_usd=(bar.open, bar.high, bar.low),
+            bar_seconds=86400,
+        )
 
 
 def _moment(value: Any) -> datetime | None:

@@ -76,7 +76,7 @@ def test_a_backfill_killed_midway_goes_on_exactly_once_and_the_api_follows_it(da
             worker.send_signal(signal.SIGKILL)
             worker.wait(timeout=30)
         settled_before = _settled(database_url)
-        assert 6 <= settled_before < 21  # killed in the middle: 3 assets × (3 + 2 + 2) windows
+        assert 6 <= settled_before < 24  # killed in the middle: 3 assets × (3 + 3 + 2) windows
         asked_before = len(_history_requests(provider))
         provider.state.history_delay = 0
         again = kaspero(*command, env=env)  # the same request: its unfinished job goes on
@@ -84,7 +84,7 @@ def test_a_backfill_killed_midway_goes_on_exactly_once_and_the_api_follows_it(da
         assert scalar(database_url, "SELECT count(*) FROM backfill_jobs") == 1
         # the windows settled before the kill were not asked again; the one in flight was
         asked_after = len(_history_requests(provider)) - asked_before
-        assert asked_after <= 21 - settled_before + 1
+        assert asked_after <= 24 - settled_before + 1
         for source in ("coingecko:1d", "coinpaprika:1d", "binance:1d"):
             count = scalar(database_url, f"SELECT count(*) FROM market_history WHERE source = '{source}'")
             assert count == 3 * DAYS, source  # every bar once
@@ -92,7 +92,7 @@ def test_a_backfill_killed_midway_goes_on_exactly_once_and_the_api_follows_it(da
             status, _, body = get(f"{api}/backfills/1")
             assert status == 200
             job = body["data"]
-            assert (job["state"], job["windows"]["done"], job["windows"]["total"]) == ("success", 21, 21)
+            assert (job["state"], job["windows"]["done"], job["windows"]["total"]) == ("success", 24, 24)
             assert job["bars"] == 3 * 3 * DAYS
             # a plan-limited range, asked over HTTP: refused with the limit named, the rest planned
             request = _post(f"{api}/backfills", {"symbols": ["ETH"], "sources": ["coingecko"],

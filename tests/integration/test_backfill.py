@@ -21,7 +21,7 @@ SINCE = datetime(2021, 1, 1, tzinfo=UTC)
 UNTIL = datetime(2024, 1, 1, tzinfo=UTC)  # three years: 1,095 days
 DAYS = (UNTIL - SINCE).days
 CHART = "/coingecko/coins/{}/market_chart/range"
-HISTORICAL = "/coinpaprika/tickers/{}/historical"
+OHLCV = "/coinpaprika/coins/{}/ohlcv/historical"
 
 
 @pytest.fixture
@@ -89,10 +89,10 @@ def test_three_years_of_three_assets_from_each_provider_are_stored_once(
         assert job is not None
         assert job.state is JobState.SUCCESS, job
         # CoinGecko: 365-day windows (daily granularity needs more than 90 days): 3 a coin;
-        # CoinPaprika: 1,000 buckets a window: 2 a coin
-        assert job.windows.done == 3 * 3 + 3 * 2
+        # CoinPaprika's daily bars: 366 a request, 3 a coin
+        assert job.windows.done == 3 * 3 + 3 * 3
         assert len(provider.requests_to(CHART.format("bitcoin"))) == 3
-        assert len(provider.requests_to(HISTORICAL.format("btc-bitcoin"))) == 2
+        assert len(provider.requests_to(OHLCV.format("btc-bitcoin"))) == 3
         for source in ("coingecko:1d", "coinpaprika:1d"):
             stored = bars(clean_database, source)
             assert len(stored) == 3 * DAYS
@@ -139,7 +139,7 @@ def test_a_range_beyond_the_plan_is_refused_with_its_limit_and_the_allowed_part_
         job = app.backfills.job(job_id)
         assert job is not None
         assert job.state is JobState.PARTIAL
-        assert job.windows.refused == 2 + 1
+        assert job.windows.refused == 2 + 2  # the windows of each that reach past the year
         assert job.windows.done == 1 + 1
         assert any("365 days" in error and "COINGECKO_HISTORY_DAYS" in error for error in job.errors), (
             job.errors
@@ -197,7 +197,7 @@ def test_gaps_are_found_after_bars_are_deleted_and_only_they_are_fetched(
         provider.state.requests.clear()
         job_id = app.backfill(["BTC"], ["coinpaprika"], "1d", SINCE, UNTIL, gaps_only=True)
         work(app, job_id)
-        asked = provider.requests_to(HISTORICAL.format("btc-bitcoin"))
+        asked = provider.requests_to(OHLCV.format("btc-bitcoin"))
         assert [(query["start"], query["end"]) for _, query, _ in asked] == [
             ("2022-03-01T00:00:00Z", "2022-03-11T00:00:00Z")
         ]
@@ -278,8 +278,8 @@ def test_the_schedulers_keep_chosen_history_complete_with_one_job_at_a_time(
         provider.state.requests.clear()
         (third,) = app.keep_history()
         work(app, third)
-        asked = provider.requests_to(HISTORICAL.format("btc-bitcoin")) + provider.requests_to(
-            HISTORICAL.format("eth-ethereum")
+        asked = provider.requests_to(OHLCV.format("btc-bitcoin")) + provider.requests_to(
+            OHLCV.format("eth-ethereum")
         )
         # that day of each asset (both lost it), and nothing else
         assert [(query["start"], query["end"]) for _, query, _ in asked] == 2 * [
