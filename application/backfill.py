@@ -267,10 +267,16 @@ class WindowReader:
                 position=(min(done, self._waiting), self._waiting),
                 rewrite=True,  # a bar whose record is stored may have lost its history row (a gap)
                 committed=settle,
+                refused=partial(self._refuse, window.id, page.counters.http_requests),
             )
 
     def _settle(self, window_id: int, state: WindowState, bars: int, requests: int) -> None:
         self._queue.settle(window_id, state, bars, requests, None, self._clock())
+
+    def _refuse(self, window_id: int, requests: int, reason: str) -> None:
+        """The window's prices are far off what the other sources hold (another coin behind the
+        provider's id?): refused with the figures, nothing of it stored."""
+        self._queue.settle(window_id, WindowState.REFUSED, 0, requests, reason, self._clock())
 
 
 @attrs.frozen

@@ -143,7 +143,13 @@ def ingest_source(
                 prepare = functools.partial(
                     _prepare_batch, pipeline, batch, run_id, uow_factory, options, injector, progress
                 )
-                prepared = _retried_on_conflict(prepare, clock)
+                try:
+                    prepared = _retried_on_conflict(prepare, clock)
+                except FileRefused as ex:
+                    if batch.refused is None:
+                        raise
+                    batch.refused(str(ex))  # nothing of it committed; the next batch goes on
+                    continue
                 # the batch before this one is committed once submit returns
                 writer.submit(_write_batch, pipeline, prepared, run_id, uow_factory, clock, options, progress)
                 if options.should_stop():

@@ -9,7 +9,7 @@ from collections.abc import MutableMapping
 from datetime import datetime
 
 from application.ports import UnitOfWork
-from domain.plausibility import Bounds, file_refusal, marked_suspect
+from domain.plausibility import FILE_REMEDY, HISTORY_REMEDY, Bounds, file_refusal, marked_suspect
 from domain.records import SourceType, UnifiedRecord, is_snapshot_source
 
 # a bar's own length, but at least an hour: a minute's close compared with others' last price
@@ -61,7 +61,8 @@ def compared_with_known(
         for record, _, _ in priced
         if id(record) in keyed and keyed[id(record)] in references
     ]
-    refusal = file_refusal(compared, bounds)
+    remedy = FILE_REMEDY if is_snapshot_source(source) or source.startswith("csv:") else HISTORY_REMEDY
+    refusal = file_refusal(compared, bounds, remedy)
     if refusal is not None:
         return records, refusal
     marked = {id(record): marked_suspect(record, reference, bounds) for record, reference in compared}

@@ -58,6 +58,10 @@ class Batch:
     rewrite: bool = False
     # called once the batch is committed (on the writing thread): a backfill window settles here
     committed: Callable[[], None] | None = attrs.field(default=None, eq=False)
+    # called with the reason when the batch's prices are refused whole (far off what the other
+    # sources hold): a backfill window is settled `refused` and the source goes on; without it
+    # the refusal fails the source (a file is refused whole)
+    refused: Callable[[str], None] | None = attrs.field(default=None, eq=False)
 
 
 class SourceReader(Protocol):

@@ -47,7 +47,14 @@ def deviation(price: Decimal, reference: Reference) -> Decimal:
     return price / reference.price_usd - 1
 
 
-def file_refusal(compared: list[tuple[UnifiedRecord, Reference]], bounds: Bounds) -> str | None:
+FILE_REMEDY = "set symbol (or quote) for this file in csv_options.toml"
+# a provider's history far off: the provider's id names another coin than the asset
+HISTORY_REMEDY = "the provider's id of this asset may name another coin (see its aliases on /assets/{id})"
+
+
+def file_refusal(
+    compared: list[tuple[UnifiedRecord, Reference]], bounds: Bounds, remedy: str = FILE_REMEDY
+) -> str | None:
     """Why a file's prices cannot be what it says (for an asset with `file_evidence` bars or more
     compared, the median of their deviations from the other sources beyond `file_deviation`),
     with the figures; None when they agree. Each asset of a file is judged on its own bars."""
@@ -67,8 +74,7 @@ def file_refusal(compared: list[tuple[UnifiedRecord, Reference]], bounds: Bounds
         return (
             f"prices differ from {len(sources)} other source{'s' if len(sources) != 1 else ''} of {symbol} "
             f"({', '.join(sources)}) by {median * 100:+.0f} % (median of {len(usable):,} bars): a different coin "
-            "or currency? set symbol (or quote) for this file in csv_options.toml (PLAUSIBLE_FILE_DEVIATION "
-            "allows more)"
+            f"or currency? {remedy} (PLAUSIBLE_FILE_DEVIATION allows more)"
         )
     return None
 

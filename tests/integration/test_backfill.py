@@ -287,3 +287,30 @@ def test_the_schedulers_keep_chosen_history_complete_with_one_job_at_a_time(
         ]
     finally:
         app.close()
+
+
+def test_a_window_far_off_the_other_sources_is_refused_with_the_figures_and_nothing_stored(
+    clean_database: str, provider: LoopbackProvider
+) -> None:
+    since, until = datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 3, 1, tzinfo=UTC)
+    app = kaspero(clean_database, provider)
+    try:
+        with_assets(app)
+        work(app, app.backfill(["BTC"], ["coinpaprika"], "1d", since, until))
+        day = since
+        while day < until:  # CoinGecko's every price three times the others': another coin
+            provider.state.skewed[("coingecko", 0, day)] = 3.0
+            day += timedelta(days=1)
+        job_id = app.backfill(["BTC"], ["coingecko"], "1d", since, until)
+        work(app, job_id)
+        job = app.backfills.job(job_id)
+    finally:
+        app.close()
+    assert job is not None
+    assert (job.state, job.windows.refused, job.bars) == (JobState.FAILED, 1, 0)
+    (error,) = job.errors
+    assert error.startswith(
+        "coingecko:1d: prices differ from 1 other source of BTC (coinpaprika:1d) by +200 %"
+    )
+    assert "the provider's id of this asset may name another coin" in error
+    assert bars(clean_database, "coingecko:1d") == []
