@@ -188,7 +188,7 @@ class InMemorySourceRunLedger:
                 continue
             started, finished = self._store.state.source_times.get((run_id, source), (None, None))
             run = self._store.state.runs[run_id]
-            if run.trigger is RunTrigger.REPLAY:
+            if run.trigger in (RunTrigger.REPLAY, RunTrigger.BACKFILL):
                 continue
             newest[source] = SourceRunState(
                 source,

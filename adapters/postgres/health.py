@@ -51,8 +51,9 @@ CROSS JOIN LATERAL (
     SELECT source, run_id, status, started_at, finished_at, error
     FROM etl_run_sources r
     WHERE r.source = sources.source AND r.status <> 'running'
-      -- a replay of the quarantine says nothing of the source's own runs
-      AND NOT EXISTS (SELECT 1 FROM etl_runs e WHERE e.id = r.run_id AND e.trigger = 'replay')
+      -- a replay of the quarantine, or a backfill's history windows (`coingecko:1d`, its job says
+      -- how it went), says nothing of the source's own scheduled runs
+      AND NOT EXISTS (SELECT 1 FROM etl_runs e WHERE e.id = r.run_id AND e.trigger IN ('replay', 'backfill'))
     ORDER BY r.run_id DESC
     LIMIT 1
 ) newest

@@ -314,3 +314,30 @@ def test_a_window_far_off_the_other_sources_is_refused_with_the_figures_and_noth
     )
     assert "the provider's id of this asset may name another coin" in error
     assert bars(clean_database, "coingecko:1d") == []
+
+
+def test_a_backfill_says_nothing_of_a_sources_health(clean_database: str, provider: LoopbackProvider) -> None:
+    """A failing snapshot source stays degraded however well its history backfills: health judges
+    the scheduled runs (a job says how its windows went)."""
+    from application.status import check_health
+    from domain.health import Health
+    from tests.support.provider import MARKETS, Fault
+
+    app = kaspero(clean_database, provider)
+    try:
+        with_assets(app)
+        provider.queue(MARKETS, *[Fault(status=401, body=b'{"error":"bad key"}')] * 3)
+        failed = app.run_etl(["coingecko"], RunTrigger.CLI)
+        work(app, app.backfill(["BTC"], ["coingecko"], "1d", UNTIL - timedelta(days=100), UNTIL))
+        report = check_health(
+            app.probe, app.uow_factory, app.ledger, {"coingecko": timedelta(minutes=5)}, datetime.now(UTC)
+        )
+    finally:
+        app.close()
+    assert failed.status.value == "failed"
+    assert report.status is Health.DEGRADED
+    (kind,) = report.sources
+    assert [state.source for state in kind.sources] == ["coingecko"]
+    assert kind.reasons[0].startswith(
+        "coingecko failed: coingecko: GET /coingecko/coins/markets answered 401"
+    )
