@@ -39,7 +39,7 @@ from application.runs import get_run, list_runs, run_before
 from application.status import HealthReport
 from domain.assets import RESOLUTION, Candle, HistoryQuery, Interval
 from domain.records import RecordKind
-from domain.runs import EtlRun, RunStatus, SourceRun
+from domain.runs import EtlRun, RunStatus, RunTrigger, SourceRun
 from entrypoints.api.auth import KEY_COOKIE, SESSION_SECONDS, ApiKeyGuard, LoginThrottle
 from entrypoints.api.clients import ClientSide
 from entrypoints.api.declared import id_segment
@@ -179,7 +179,10 @@ class Dashboard:
                     last=seen[-1][1] if seen else None,
                     last_run=seen[-1][0] if seen else None,
                     stats=stat,
-                    schedule_minutes=self._options.schedules.get(kind_of(stat.source)),
+                    # a backfill's history (`coingecko:1d`) keeps no schedule: old data is its point
+                    schedule_minutes=None
+                    if seen and seen[-1][0].trigger is RunTrigger.BACKFILL
+                    else self._options.schedules.get(kind_of(stat.source)),
                     spark=sparkline(
                         [item.counters.fetched for _, item in seen], label=f"{stat.source} records per run"
                     ),

@@ -171,4 +171,9 @@ def test_the_runs_page_lists_backfill_jobs_with_their_progress_and_problems(site
     assert "the plan reaches 365 days back (COINGECKO_HISTORY_DAYS)" in cells[9]
     assert int(cells[7].replace(",", "")) >= 365
     screenshot(page, "runs-backfills")
+    # on the overview, the backfilled history is a source of its own, with no schedule to be late for
+    page.goto(site)
+    card = page.locator("article.card[data-source='coingecko:1d']")
+    card.wait_for()
+    assert card.locator(".status.stale").count() == 0
     assert page.problems == []
