@@ -16,7 +16,7 @@ import psycopg
 import pytest
 import stamina
 
-from domain.backfill import JobState
+from domain.backfill import BackfillJob, JobState
 from domain.records import RawRecord
 from domain.runs import RunStatus, RunTrigger
 from entrypoints.bootstrap import Kaspero, build
@@ -63,6 +63,13 @@ def kaspero(database_url: str, provider: LoopbackProvider, **variables: str) -> 
     return build(settings, database_url)
 
 
+def worked(app: Kaspero, job_id: int) -> BackfillJob | None:
+    """The job once every worker pass found nothing left to take."""
+    while app.work_backfill() is not None:
+        pass
+    return app.backfills.job(job_id)
+
+
 def test_the_snapshot_stores_each_listed_pairs_last_closed_bar(
     clean_database: str, provider: LoopbackProvider
 ) -> None:
@@ -105,10 +112,7 @@ def test_a_backfill_of_real_daily_klines_stores_the_file_value_by_value(
     last = datetime.fromtimestamp(int(rows[0]["unix"]) / 1000, UTC)
     try:
         app.run_etl(trigger=RunTrigger.CLI)  # the assets, as the snapshot brings them
-        job_id = app.backfill(["BTC"], ["binance"], "1d", first, last + timedelta(days=1))
-        while app.work_backfill() is not None:
-            pass
-        job = app.backfills.job(job_id)
+        job = worked(app, app.backfill(["BTC"], ["binance"], "1d", first, last + timedelta(days=1)))
     finally:
         app.close()
     assert job is not None
@@ -167,12 +171,16 @@ def test_a_pair_binance_does_not_list_is_refused_by_name(
         app.run_etl(trigger=RunTrigger.CLI)
         with psycopg.connect(clean_database) as connection:
             connection.execute("INSERT INTO assets (symbol, name) VALUES ('XRP', 'XRP')")
-        job_id = app.backfill(
-            ["XRP"], ["binance"], "1d", datetime(2020, 12, 1, tzinfo=UTC), datetime(2021, 1, 1, tzinfo=UTC)
+        job = worked(
+            app,
+            app.backfill(
+                ["XRP"],
+                ["binance"],
+                "1d",
+                datetime(2020, 12, 1, tzinfo=UTC),
+                datetime(2021, 1, 1, tzinfo=UTC),
+            ),
         )
-        while app.work_backfill() is not None:
-            pass
-        job = app.backfills.job(job_id)
     finally:
         app.close()
     assert job is not None
