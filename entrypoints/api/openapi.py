@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from typing import Any
 
 import falcon
 
-from domain.assets import Interval
+from domain.assets import DISPUTED, SUSPECT, Interval, Method
 from domain.backfill import JobState
+from domain.comparison import Severity
 from domain.drift import DriftKind
+from domain.health import Health
 from domain.records import RecordKind, SourceType
 from domain.requests import RequestStatus
-from domain.runs import RunStatus
+from domain.runs import RunStatus, RunTrigger
 from entrypoints.api import declared
 from entrypoints.exports import CANDLE_COLUMNS, MONEY_COLUMNS
 
@@ -56,6 +59,11 @@ def _with_files(answer: dict[str, Any]) -> dict[str, Any]:
         },
     }
     return {**answer, "content": content}
+
+
+def _enum(kind: type[enum.StrEnum]) -> dict[str, Any]:
+    """A JSON schema enum of a domain enum's values: one list, the domain's."""
+    return {"enum": [member.value for member in kind]}
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -145,7 +153,7 @@ ASSET_VIEW = {
                         "properties": {
                             "source": {"type": "string"},
                             "source_asset_id": {"type": "string"},
-                            "method": {"enum": ["crossref", "exact", "fuzzy", "new"]},
+                            "method": _enum(Method),
                             "confidence": {"type": "number"},
                         },
                     },
@@ -188,7 +196,7 @@ CANDLE = {
         **dict.fromkeys(("open", "high", "low", "close"), MONEY),
         "observations": {"type": "integer"},
         "flag": {
-            **_nullable({"enum": ["suspect", "disputed"]}),
+            **_nullable({"enum": [SUSPECT, DISPUTED]}),
             "description": (
                 "with three sources or more in the bucket, `suspect`: its close is further than "
                 "SUSPECT_BAR_PCT from the median close (left out of the consensus); with two that far "
@@ -214,7 +222,7 @@ COVERAGE = {
     "properties": {
         "asset_id": {"type": "integer"},
         "symbol": {"type": "string"},
-        "interval": {"enum": [member.value for member in Interval]},
+        "interval": _enum(Interval),
         "start": _nullable(MOMENT),
         "end": _nullable(MOMENT),
         "sources": {
@@ -282,10 +290,10 @@ SCHEMAS: dict[str, Any] = {
         "required": ["id", "source_type", "source", "source_record_id", "kind", "lineage"],
         "properties": {
             "id": {"type": "integer"},
-            "source_type": {"enum": [member.value for member in SourceType]},
+            "source_type": _enum(SourceType),
             "source": {"type": "string"},
             "source_record_id": {"type": "string"},
-            "kind": {"enum": [member.value for member in RecordKind]},
+            "kind": _enum(RecordKind),
             **{
                 name: _nullable({"type": "string"})
                 for name in ("title", "description", "author", "category", "url", "symbol", "asset_name")
@@ -318,8 +326,8 @@ SCHEMAS: dict[str, Any] = {
         "required": ["id", "trigger", "status", "started_at", "sources"],
         "properties": {
             "id": {"type": "integer"},
-            "trigger": {"enum": ["schedule", "manual", "cli"]},
-            "status": {"enum": [member.value for member in RunStatus]},
+            "trigger": _enum(RunTrigger),
+            "status": _enum(RunStatus),
             "started_at": MOMENT,
             "finished_at": _nullable(MOMENT),
             "duration_ms": _nullable({"type": "integer"}),
@@ -335,7 +343,7 @@ SCHEMAS: dict[str, Any] = {
                 "required": ["source", "status"],
                 "properties": {
                     "source": {"type": "string"},
-                    "status": {"enum": [member.value for member in RunStatus]},
+                    "status": _enum(RunStatus),
                     "error": _nullable({"type": "string"}),
                     "freshness_seconds": _nullable({"type": "number"}),
                 },
@@ -351,7 +359,7 @@ SCHEMAS: dict[str, Any] = {
             "baseline": {"type": "number"},
             "observed": {"type": "number"},
             "score": {"type": "number"},
-            "severity": {"enum": ["warning", "critical"]},
+            "severity": _enum(Severity),
             "explanation": {"type": "string"},
         },
     },
@@ -425,7 +433,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["source", "kind", "field", "confidence", "auto_mapped", "seen_count"],
         "properties": {
             "source": {"type": "string"},
-            "kind": {"enum": [member.value for member in DriftKind]},
+            "kind": _enum(DriftKind),
             "field": {"type": "string"},
             "candidate": _nullable({"type": "string"}),
             "confidence": {"type": "number", "minimum": 0, "maximum": 1},
@@ -445,7 +453,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "request_id": {"type": "integer"},
             "sources": {"type": "array", "items": {"type": "string"}},
-            "status": {"enum": [member.value for member in RequestStatus]},
+            "status": _enum(RequestStatus),
             "error": _nullable({"type": "string"}),
             "requested_at": MOMENT,
             "claimed_at": _nullable(MOMENT),
@@ -470,10 +478,10 @@ SCHEMAS: dict[str, Any] = {
         "required": ["job_id", "state", "symbols", "sources", "interval", "windows", "bars", "requests"],
         "properties": {
             "job_id": {"type": "integer"},
-            "state": {"enum": [member.value for member in JobState]},
+            "state": _enum(JobState),
             "symbols": {"type": "array", "items": {"type": "string"}},
             "sources": {"type": "array", "items": {"type": "string"}},
-            "interval": {"enum": [member.value for member in Interval]},
+            "interval": _enum(Interval),
             "since": MOMENT,
             "until": MOMENT,
             "gaps": {"type": "boolean"},
@@ -520,7 +528,7 @@ SCHEMAS: dict[str, Any] = {
             "replicas",
         ],
         "properties": {
-            "status": {"enum": ["healthy", "degraded", "unhealthy"]},
+            "status": _enum(Health),
             "replicas": {
                 "type": "array",
                 "description": "each DATABASE_READ_URL: where (no credentials), reachable, seconds behind the primary",
@@ -537,7 +545,7 @@ SCHEMAS: dict[str, Any] = {
             },
             "database": {"type": "boolean"},
             "etl_last_run": _nullable(MOMENT),
-            "etl_last_status": _nullable({"enum": [member.value for member in RunStatus]}),
+            "etl_last_status": _nullable(_enum(RunStatus)),
             "version": {"type": "string"},
             "reasons": {"type": "array", "items": {"type": "string"}},
             "sources": {"type": "object", "additionalProperties": _ref("KindHealth")},
@@ -557,9 +565,9 @@ SCHEMAS: dict[str, Any] = {
             "sources",
         ],
         "properties": {
-            "status": {"enum": ["healthy", "degraded"]},
+            "status": {"enum": [Health.HEALTHY.value, Health.DEGRADED.value]},  # a kind is never unhealthy
             "last_run_id": _nullable({"type": "integer"}),
-            "last_status": _nullable({"enum": [member.value for member in RunStatus]}),
+            "last_status": _nullable(_enum(RunStatus)),
             "last_finished_at": _nullable(MOMENT),
             "age_seconds": _nullable({"type": "number"}),
             "schedule_seconds": _nullable({"type": "number"}),
@@ -573,7 +581,7 @@ SCHEMAS: dict[str, Any] = {
                     "properties": {
                         "source": {"type": "string"},
                         "run_id": {"type": "integer"},
-                        "status": {"enum": [member.value for member in RunStatus]},
+                        "status": _enum(RunStatus),
                         "finished_at": _nullable(MOMENT),
                         "error": _nullable({"type": "string"}),
                     },
@@ -700,7 +708,7 @@ def openapi_document(version: str, source_kinds: Sequence[str]) -> dict[str, Any
                         _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "how many"),
                         _query(
                             "status",
-                            {"enum": [member.value for member in RunStatus]},
+                            _enum(RunStatus),
                             "only runs with this status",
                         ),
                         _query("source", TEXT, "only runs of this source"),
@@ -795,7 +803,7 @@ def openapi_document(version: str, source_kinds: Sequence[str]) -> dict[str, Any
                                             "items": {"type": "string", "minLength": 1, "maxLength": 60},
                                             "description": "providers with history; none: all of them",
                                         },
-                                        "interval": {"enum": [member.value for member in Interval]},
+                                        "interval": _enum(Interval),
                                         "since": {
                                             "type": "string",
                                             "format": "date-time",
@@ -892,7 +900,7 @@ def openapi_document(version: str, source_kinds: Sequence[str]) -> dict[str, Any
                     _path_id("asset_id"),
                     _query(
                         "interval",
-                        {"enum": [member.value for member in Interval]},
+                        _enum(Interval),
                         "bucket width (default 1d)",
                     ),
                     _query("source", TEXT, "one source (all of the range a gap when it holds nothing)"),
@@ -919,7 +927,7 @@ def openapi_document(version: str, source_kinds: Sequence[str]) -> dict[str, Any
                 _json(_list_of("Drift"), "findings"),
                 [
                     _query("source", TEXT, "only this source"),
-                    _query("kind", {"enum": [member.value for member in DriftKind]}, "only this kind"),
+                    _query("kind", _enum(DriftKind), "only this kind"),
                     _query("since", {"type": "string", "format": "date-time"}, "last seen on or after"),
                     _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "how many"),
                 ],

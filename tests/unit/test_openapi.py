@@ -127,3 +127,39 @@ def test_the_docs_page_and_its_files_are_served_by_kaspero_itself() -> None:
     data = DOCUMENT["paths"]["/data"]["get"]["responses"]
     assert {"400", "500", "503"} <= set(data)
     assert "Retry-After" in data["503"]["headers"]
+
+
+def test_runs_of_every_trigger_and_backfill_jobs_validate_against_the_document(store: InMemoryStore) -> None:
+    from datetime import UTC, datetime
+
+    from domain.assets import Interval
+    from domain.backfill import BackfillRequest, HistoryTarget, PlannedWindow
+    from domain.runs import RunStatus, RunTrigger
+
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    with InMemoryUnitOfWork(store) as uow:
+        for trigger in RunTrigger:  # a backfill's and a replay's runs are listed like the others
+            uow.runs.finish(uow.runs.start(trigger, now), RunStatus.SUCCESS, None, now)
+        uow.commit()
+    queue = InMemoryBackfillQueue(store)
+    target = HistoryTarget(1, "BTC", "coingecko", "bitcoin")
+    job = queue.create(
+        BackfillRequest(("BTC",), ("coingecko",), Interval.DAY, now, now.replace(year=2025)),
+        [PlannedWindow(target, Interval.DAY, now, now.replace(month=2))],
+        ["coingecko ETH: history before 2023-01-01 not asked"],
+        now,
+    )
+    app = create_app(
+        InMemoryRecordReader(store), InMemoryHealthProbe(), lambda: InMemoryUnitOfWork(store),
+        backfills=queue, plan_backfill=lambda *_, **__: job,
+    )  # fmt: skip
+    client = falcon.testing.TestClient(app)
+    runs = client.simulate_get("/runs?limit=100")
+    assert {run["trigger"] for run in runs.json["data"]} >= {trigger.value for trigger in RunTrigger}
+    validator_for("/runs", "get", "200", "application/json").validate(runs.json)
+    validator_for("/backfills/{job_id}", "get", "200", "application/json").validate(
+        client.simulate_get(f"/backfills/{job}").json
+    )
+    validator_for("/backfills", "get", "200", "application/json").validate(
+        client.simulate_get("/backfills").json
+    )
