@@ -167,6 +167,7 @@ def _work_job(kaspero: bootstrap.Kaspero, job_id: int) -> None:
     with display or nullcontext():
         if display is not None:
             kaspero.observer = display
+        settled = -1
         while True:
             run = kaspero.work_backfill()
             job = kaspero.backfills.job(job_id)
@@ -176,6 +177,12 @@ def _work_job(kaspero: bootstrap.Kaspero, job_id: int) -> None:
                 if not job.windows.running:
                     return
                 time.sleep(0.5)  # another worker holds the last windows: wait for it to settle them
+            elif job.windows.settled == settled and run.status is RunStatus.FAILED:
+                # a whole pass settled nothing (a provider down, the plan refusing every key): said,
+                # and left to the schedulers or a later run, rather than retried here for ever
+                print(f"kaspero: backfill {job_id} made no progress this pass: {run.error}", file=sys.stderr)
+                return
+            settled = job.windows.settled
 
 
 def _print_job(job: BackfillJob) -> None:

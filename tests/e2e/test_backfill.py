@@ -245,3 +245,23 @@ def _post(url: str, body: dict[str, object]) -> tuple[int, str]:
             return answer.status, answer.headers.get("Location", "")
     except urllib.error.HTTPError as ex:
         return ex.code, ex.read().decode()
+
+
+def test_a_backfill_against_a_provider_that_is_down_stops_with_a_message(database_url: str) -> None:
+    from tests.support.provider import Fault
+
+    truncate(database_url)
+    with loopback_provider() as provider:
+        provider.state.coins, provider.state.now = 8, TODAY
+        env = provider_env(database_url, provider, HTTP_RETRY_ATTEMPTS="1")
+        assert kaspero("etl", "run", "--once", env=env).returncode == 0
+        provider.queue("/coingecko/coins/bitcoin/market_chart/range", *[Fault(status=503)] * 50)
+        done = kaspero(
+            "backfill", "BTC", "--source", "coingecko", "--since", "2020-01-01", env=env, timeout=120
+        )
+    assert done.returncode == 1
+    assert (
+        "made no progress this pass: coingecko:1d: GET /coingecko/coins/bitcoin/market_chart/range answered 503"
+        in (done.stderr)
+    )
+    assert "Traceback" not in done.stderr
