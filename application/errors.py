@@ -25,7 +25,7 @@ class SourceUnavailable(ApplicationError):
 
 
 class InjectedFailure(ApplicationError):
-    """Raised on purpose by failure injection (`ETL_FAIL_AFTER`): the run stops as if it crashed."""
+    """Raised on purpose by failure injection (a drill): the run stops as if it crashed."""
 
 
 class Interrupted(ApplicationError):

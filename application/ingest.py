@@ -48,7 +48,7 @@ def _run(
     clock: Clock,
     options: IngestOptions,
 ) -> EtlRun:
-    injector = FailureInjector(after=options.fail_after)
+    injector = FailureInjector(after=options.fail_after, named=options.fail_after_named)
     totals = RunTotals()
     outcomes: list[tuple[RunStatus, str | None]] = []
     pipelines, side_by_side = arrange(pipelines)

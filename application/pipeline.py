@@ -40,6 +40,8 @@ class IngestOptions:
     """`should_stop` is asked after each committed batch: a graceful stop (SIGTERM) ends the run there."""
 
     fail_after: int | None = None
+    # how the user set `fail_after`, for its message (the entrypoint names its own setting)
+    fail_after_named: str = "the failure drill"
     auto_map_confidence: float = DEFAULT_AUTO_MAP_CONFIDENCE
     drift_removal_share: float = 0.5
     observer: EtlObserver = attrs.field(factory=NullObserver)
@@ -62,6 +64,7 @@ class FailureInjector:
     """
 
     after: int | None = None
+    named: str = "the failure drill"
     seen: int = 0
 
     def check(self, batch_size: int) -> None:
@@ -69,7 +72,7 @@ class FailureInjector:
             return
         self.seen += batch_size
         if self.seen > self.after:
-            raise InjectedFailure(f"failure injected after {self.after} records (ETL_FAIL_AFTER)")
+            raise InjectedFailure(f"failure injected after {self.after} records ({self.named})")
 
 
 @attrs.define

@@ -465,6 +465,7 @@ class Kaspero:
         """How a run ingests, from the settings (and a stop to ask after each batch)."""
         return IngestOptions(
             fail_after=fail_after if fail_after is not None else self.settings.etl_fail_after,
+            fail_after_named="ETL_FAIL_AFTER",
             auto_map_confidence=self.settings.drift_auto_map_confidence,
             drift_removal_share=self.settings.drift_removal_share,
             observer=self.observer,

@@ -100,7 +100,7 @@ def test_an_injected_failure_loses_nothing_and_the_next_run_resumes_after_the_la
     pages = [[coin(1), coin(2)], [coin(3), coin(4)], [coin(5)]]
     failed = run(store, pipeline("api", pages), fail_after=3)
     assert failed.status is RunStatus.FAILED
-    assert "ETL_FAIL_AFTER" in (failed.error or "")
+    assert "failure injected after 3 records (the failure drill)" in (failed.error or "")
     assert set(store.state.records) == {("api", "coin-1"), ("api", "coin-2")}
     assert store.state.checkpoints["api"].cursor == {"next_page": 1}
 
@@ -180,7 +180,7 @@ def test_an_injected_failure_stops_the_run_and_later_sources_do_not_run() -> Non
         fail_after=2,
     )
     assert result.status is RunStatus.FAILED
-    assert result.error == "run stopped: first: failure injected after 2 records (ETL_FAIL_AFTER)"
+    assert result.error == "run stopped: first: failure injected after 2 records (the failure drill)"
     assert later.reads == []
     assert [(item.source, item.status) for item in result.sources] == [("first", RunStatus.FAILED)]
 
