@@ -45,10 +45,6 @@ FROM generate_series(1, %(rows)s) g
 JOIN assets a ON a.symbol = CASE WHEN g %% 1000 = 0 THEN 'BTC' ELSE 'C' || (g %% 5000) END
              AND a.name = 'Coin ' || (g %% 5000)
 ORDER BY g;
-CREATE TABLE market_history_y2024 PARTITION OF market_history
-    FOR VALUES FROM ('2024-01-01T00:00:00+00:00') TO ('2025-01-01T00:00:00+00:00');
-CREATE TABLE market_history_y2025 PARTITION OF market_history
-    FOR VALUES FROM ('2025-01-01T00:00:00+00:00') TO ('2026-01-01T00:00:00+00:00');
 INSERT INTO market_history (asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, run_id)
 SELECT asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, 1 FROM unified_data;
 INSERT INTO etl_runs (trigger, status, started_at, finished_at)
