@@ -8,7 +8,14 @@ from datetime import datetime, timedelta
 import attrs
 
 from application.errors import InvalidQuery, NotFound
-from application.ports import CoverageReader, HistoryRenderer, RenderedHistory, UnitOfWork, UnitOfWorkFactory
+from application.ports import (
+    ConfirmedEmpty,
+    CoverageReader,
+    HistoryRenderer,
+    RenderedHistory,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from application.queries import Page
 from domain.assets import (
     RESOLUTION,
@@ -24,7 +31,7 @@ from domain.assets import (
     history_page,
     resolve,
 )
-from domain.coverage import SourceCoverage, gaps_between
+from domain.coverage import SourceCoverage, Span, gaps_between, less_empty
 from domain.records import RecordKind, SourceType, UnifiedRecord
 
 
@@ -222,9 +229,11 @@ def asset_coverage(
     source: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    empties: ConfirmedEmpty | None = None,
 ) -> Coverage:
     """Per source: the covered ranges, and the expected buckets missing between them and from
-    `start` (to `end`, when given)."""
+    `start` (to `end`, when given); for a provider's history at this interval (`coingecko:1d`),
+    the ranges the provider confirmed empty, which are not missing."""
     with uow_factory() as uow:
         asset = uow.assets.get(asset_id)
     if asset is None:
@@ -233,8 +242,17 @@ def asset_coverage(
     found = reader.covered(asset_id, interval, source, start, end)
     if source is not None and source not in found:
         found[source] = []  # asked for and holding nothing: all of the range is a gap
-    sources = tuple(
-        SourceCoverage(name, tuple(spans), gaps_between(spans, step, start, end))
-        for name, spans in sorted(found.items())
-    )
-    return Coverage(asset, interval, start, end, sources)
+    sources = []
+    for name, spans in sorted(found.items()):
+        gaps = gaps_between(spans, step, start, end)
+        kind, _, suffix = name.partition(":")
+        empty: tuple[Span, ...] = ()
+        if empties is not None and suffix == interval.value:
+            empty = tuple(
+                span
+                for span in empties.empty_ranges(asset_id, kind, interval)
+                if (end is None or span.start <= end) and (start is None or span.end > start)
+            )
+            gaps = less_empty(gaps, empty, step)
+        sources.append(SourceCoverage(name, tuple(spans), gaps, empty))
+    return Coverage(asset, interval, start, end, tuple(sources))

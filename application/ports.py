@@ -623,6 +623,15 @@ class HistoryProvider(Protocol):
     def fetch(self, window: Window, run_id: int) -> HistoryPage: ...
 
 
+class ConfirmedEmpty(Protocol):
+    """What the providers confirmed empty of an asset's history (a backfill window answered with
+    nothing), read by coverage and by backfill planning."""
+
+    def empty_ranges(self, asset_id: int, kind: str, interval: Interval) -> list[Span]:
+        """What the provider confirmed empty for this asset and interval, oldest first."""
+        ...
+
+
 class BackfillQueue(Protocol):
     """Backfill jobs and their windows, shared by every process: a window is taken by one
     worker at a time (`claim`) and settled once its bars are committed."""

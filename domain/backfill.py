@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from domain.assets import Interval, bucket_of
-from domain.coverage import Span
+from domain.coverage import Span, without
 
 
 class WindowState(enum.StrEnum):
@@ -147,27 +147,6 @@ def cut(start: datetime, end: datetime, span: timedelta, step: timedelta) -> lis
         windows.append((moment, min(moment + span, stop)))
         moment += span
     return windows
-
-
-def without(
-    ranges: Sequence[tuple[datetime, datetime]], holes: Sequence[Span]
-) -> list[tuple[datetime, datetime]]:
-    """`ranges` less the parts `holes` cover (both sorted by start)."""
-    kept: list[tuple[datetime, datetime]] = []
-    for start, end in ranges:
-        pieces = [(start, end)]
-        for hole in holes:
-            if hole.end <= start or hole.start >= end:
-                continue
-            next_pieces = []
-            for a, b in pieces:
-                if hole.start > a:
-                    next_pieces.append((a, min(b, hole.start)))
-                if hole.end < b:
-                    next_pieces.append((max(a, hole.end), b))
-            pieces = [(a, b) for a, b in next_pieces if b > a]
-        kept.extend(pieces)
-    return kept
 
 
 def plan_windows(

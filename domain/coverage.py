@@ -28,6 +28,9 @@ class SourceCoverage:
     source: str
     covered: tuple[Span, ...]
     gaps: tuple[Span, ...]
+    # ranges the provider confirmed empty (a backfill window it answered with nothing: before the
+    # listing, downtime): neither covered nor missing, never asked again
+    empty: tuple[Span, ...] = ()
 
     @property
     def buckets(self) -> int:
@@ -67,4 +70,33 @@ def _after(bucket: datetime, step: timedelta) -> datetime:
         bucket + step
         if bucket <= datetime.max.replace(tzinfo=bucket.tzinfo) - step
         else datetime.max.replace(tzinfo=bucket.tzinfo)
+    )
+
+
+def without(
+    ranges: Sequence[tuple[datetime, datetime]], holes: Sequence[Span]
+) -> list[tuple[datetime, datetime]]:
+    """`ranges` less the parts `holes` cover (both sorted by start)."""
+    kept: list[tuple[datetime, datetime]] = []
+    for start, end in ranges:
+        pieces = [(start, end)]
+        for hole in holes:
+            if hole.end <= start or hole.start >= end:
+                continue
+            next_pieces = []
+            for a, b in pieces:
+                if hole.start > a:
+                    next_pieces.append((a, min(b, hole.start)))
+                if hole.end < b:
+                    next_pieces.append((max(a, hole.end), b))
+            pieces = [(a, b) for a, b in next_pieces if b > a]
+        kept.extend(pieces)
+    return kept
+
+
+def less_empty(gaps: Sequence[Span], empty: Sequence[Span], step: timedelta) -> tuple[Span, ...]:
+    """The gaps less what the provider confirmed empty: those buckets are not missing."""
+    return tuple(
+        Span(start, end, (end - start) // step)
+        for start, end in without([(g.start, g.end) for g in gaps], empty)
     )

@@ -280,6 +280,7 @@ def _coverage(settings: Settings, args: argparse.Namespace) -> int:
                 args.source,
                 start,
                 end,
+                kaspero.backfills,
             )
             for asset_id in assets
         ]
@@ -307,6 +308,10 @@ def _coverage(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"      gap {gap.start.isoformat()} .. {gap.end.isoformat()} ({gap.buckets:,})")
             if len(source.gaps) > 20:
                 print(f"      … {len(source.gaps) - 20} more (--json for all)")
+            for span in source.empty:
+                print(
+                    f"      confirmed empty {span.start.isoformat()} .. {span.end.isoformat()} ({span.buckets:,})"
+                )
     return EXIT_OK
 
 

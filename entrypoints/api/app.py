@@ -154,7 +154,9 @@ def create_app(
         reads, budget, options.request_budget_seconds, renderer, options.suspect_bar_pct
     )
     app.add_route("/history", candles)
-    assets = AssetsResource(reads, options.divergence_pct, options.consensus_window, now, candles, coverage)
+    assets = AssetsResource(
+        reads, options.divergence_pct, options.consensus_window, now, candles, coverage, backfills
+    )
     app.add_route("/assets", assets)
     app.add_route(f"/assets/{id_segment('asset_id')}", assets, suffix="item")
     app.add_route(f"/assets/{id_segment('asset_id')}/history", assets, suffix="history")

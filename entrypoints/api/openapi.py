@@ -238,6 +238,11 @@ COVERAGE = {
                     "last": _nullable(MOMENT),
                     "covered": {"type": "array", "items": SPAN},
                     "gaps": {"type": "array", "items": SPAN},
+                    "empty": {
+                        "type": "array",
+                        "items": SPAN,
+                        "description": "ranges the provider confirmed empty (a backfill window it answered with nothing): not missing",
+                    },
                 },
             },
         },

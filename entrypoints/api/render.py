@@ -359,6 +359,7 @@ def coverage(item: Coverage) -> dict[str, Any]:
                 "last": source.covered[-1].end if source.covered else None,
                 "covered": [_span(span) for span in source.covered],
                 "gaps": [_span(span) for span in source.gaps],
+                "empty": [_span(span) for span in source.empty],
             }
             for source in item.sources
         ],

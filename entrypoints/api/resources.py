@@ -36,6 +36,7 @@ from application.operations import list_checkpoints, list_drift_findings, source
 from application.ports import (
     BackfillQueue,
     Clock,
+    ConfirmedEmpty,
     CoverageReader,
     HealthProbe,
     HistoryRenderer,
@@ -471,10 +472,12 @@ class AssetsResource:
         clock: Clock | None = None,
         history: HistoryResource | None = None,
         coverage: CoverageReader | None = None,
+        empties: ConfirmedEmpty | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._history = history or HistoryResource(uow_factory)
         self._coverage = coverage
+        self._empties = empties
         self._divergence_pct = Decimal(str(divergence_pct))  # sources further apart: `divergent`
         self._window = window  # prices further apart in time are not compared
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -507,8 +510,9 @@ class AssetsResource:
         if self._coverage is None:  # pragma: no cover - routed only with a reader
             raise falcon.HTTPNotFound()
         found = asset_coverage(
-            self._uow_factory, self._coverage, asset_id, interval, params.text("source"), start, end
-        )
+            self._uow_factory, self._coverage, asset_id, interval, params.text("source"), start, end,
+            self._empties,
+        )  # fmt: skip
         resp.media = {"data": render.coverage(found)}
 
 

@@ -317,8 +317,9 @@ class Dashboard:
             # each source's coverage over the chart's span, at the chart's interval
             first, last = shown[0].bucket, shown[-1].bucket + bar
             covered = asset_coverage(
-                self._uow_factory, self._coverage, asset_id, interval, None, first, last - RESOLUTION
-            )
+                self._uow_factory, self._coverage, asset_id, interval, None, first, last - RESOLUTION,
+                self._backfills,
+            )  # fmt: skip
             band = coverage_band(covered.sources, first, last)
         news = find_records(
             self._reader, DataQuery(kind=RecordKind.ARTICLE, symbol=view.asset.symbol, page_size=8)

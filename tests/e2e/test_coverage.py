@@ -83,7 +83,8 @@ def test_a_gap_made_by_deleting_bars_is_reported_exactly(served: tuple[str, dict
     none = get(f"{api}/assets/{bitcoin}/coverage?source=coingecko&start=2014-10-01&end=2014-10-10")[2]["data"]
     assert none["sources"] == [
         {"source": "coingecko", "buckets": 0, "missing": 10, "first": None, "last": None, "covered": [],
-         "gaps": [{"start": _midnight(date(2014, 10, 1)), "end": _midnight(date(2014, 10, 11)), "buckets": 10}]}
+         "gaps": [{"start": _midnight(date(2014, 10, 1)), "end": _midnight(date(2014, 10, 11)), "buckets": 10}],
+         "empty": []}
     ]  # fmt: skip
     assert get(f"{api}/assets/{bitcoin}/coverage?start=2014-10-02&end=2014-10-01")[0] == 400
     # the command line says the same

@@ -69,6 +69,11 @@ def bars(database_url: str, source: str) -> list[tuple[str, datetime, str]]:
         ]
 
 
+def _assets(database_url: str) -> list[tuple[int, str]]:
+    with psycopg.connect(database_url) as connection:
+        return [(int(i), str(symbol)) for i, symbol in connection.execute("SELECT id, symbol FROM assets")]
+
+
 def work(app: Kaspero, job_id: int) -> None:
     while app.work_backfill() is not None:
         pass
@@ -224,6 +229,22 @@ def test_a_range_the_provider_confirmed_empty_is_not_asked_again(
         asked = provider.requests_to(CHART.format("solana"))
         # the two empty years are not asked again; the other window is
         assert len(asked) == 1
+        # coverage says so: the empty years are neither held nor missing
+        from application.assets import asset_coverage
+
+        sol = app.backfills.job(second).request  # type: ignore[union-attr]
+        asset_id = next(i for i, symbol in _assets(clean_database) if symbol == "SOL")
+        found = asset_coverage(app.uow_factory, app.coverage, asset_id, sol.interval, "coingecko:1d", SINCE,
+                               UNTIL - timedelta(microseconds=1), app.backfills)  # fmt: skip
+        (source,) = found.sources
+        assert [(span.start, span.end) for span in source.empty] == [
+            (SINCE, SINCE + timedelta(days=365)),
+            (SINCE + timedelta(days=365), SINCE + timedelta(days=730)),
+        ]
+        listed = datetime(2023, 6, 1, tzinfo=UTC)
+        assert [(span.start, span.end) for span in source.covered] == [(listed, UNTIL)]
+        # what is missing: only the months between the empty years and the listing
+        assert [(span.start, span.end) for span in source.gaps] == [(SINCE + timedelta(days=730), listed)]
         assert all(int(query["to"]) > datetime(2023, 1, 1, tzinfo=UTC).timestamp() for _, query, _ in asked)
     finally:
         app.close()
