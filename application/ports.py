@@ -632,7 +632,7 @@ class ConfirmedEmpty(Protocol):
         ...
 
 
-class BackfillQueue(Protocol):
+class BackfillQueue(ConfirmedEmpty, Protocol):
     """Backfill jobs and their windows, shared by every process: a window is taken by one
     worker at a time (`claim`) and settled once its bars are committed."""
 
@@ -659,10 +659,6 @@ class BackfillQueue(Protocol):
 
     def pending(self) -> list[tuple[str, Interval, int]]:
         """The providers and intervals that have windows waiting, with how many."""
-        ...
-
-    def empty_ranges(self, asset_id: int, kind: str, interval: Interval) -> list[Span]:
-        """What the provider confirmed empty for this asset and interval, oldest first."""
         ...
 
     def job(self, job_id: int) -> BackfillJob | None: ...
