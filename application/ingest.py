@@ -69,9 +69,7 @@ def _run(
     status = overall_status([source_status for source_status, _ in outcomes])
     error = "; ".join(source_error for _, source_error in outcomes if source_error) or None
     with uow_factory() as uow:
-        # right after a bulk load the planner still believes the tables small: the API's first
-        # queries would walk the wrong index until autovacuum got round to it. Once per run,
-        # after every source: ten files loaded in one run are one refresh, not ten.
+        # once per run, after every source: ten files loaded in one run are one refresh, not ten
         uow.maintenance.refresh_after_load(totals.written)
         if options.history_retention is not None:
             dropped = uow.maintenance.drop_history_before(clock() - options.history_retention)

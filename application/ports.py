@@ -337,14 +337,16 @@ class UsdRateRepository(Protocol):
 
 
 class Maintenance(Protocol):
+    """What a run asks of the store once its sources are done: how the store does it is its own."""
+
     def refresh_after_load(self, rows_written: int) -> bool:
-        """Refresh the planner's statistics of the tables a run writes when `rows_written` is
-        a large share of them (or many rows); return whether it did."""
+        """Let the store take stock of a load of `rows_written` rows (its reads may otherwise
+        choose badly until it does); return whether it did anything."""
         ...
 
     def drop_history_before(self, cutoff: datetime) -> list[str]:
-        """Drop the price history older than `cutoff`, in whole partitions (a history row is
-        kept while any of its partition is younger); return what was dropped."""
+        """Drop the price history older than `cutoff`, in whatever units the store keeps it (a
+        row may outlive the cutoff while its unit holds younger ones); name what was dropped."""
         ...
 
 

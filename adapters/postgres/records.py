@@ -559,6 +559,9 @@ class PostgresMaintenance:
         return drop_before(self._connection, cutoff)
 
     def refresh_after_load(self, rows_written: int) -> bool:
+        """Right after a bulk load the planner still believes the tables small: the API's first
+        queries would walk the wrong index until autovacuum got round to it. ANALYZE the tables a
+        run writes when it wrote many rows, or a large share of them."""
         if rows_written <= 0:
             return False
         row = self._connection.execute(SELECT_ESTIMATED_ROWS).fetchone()
