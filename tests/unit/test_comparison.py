@@ -228,3 +228,16 @@ def test_suspect_bars_in_a_sources_first_run_are_news_and_none_are_not() -> None
         0,
     )
     assert score_run(run(1, **{"binance:1d": SourceCounters(fetched=30)}), []) == []
+
+
+def test_a_history_pass_of_fewer_windows_than_the_last_is_no_volume_anomaly() -> None:
+    history = [
+        run(i, **{"coingecko:1d": SourceCounters(fetched=20 * 365, duration_ms=9000)}) for i in range(1, 6)
+    ]
+    short = run(6, **{"coingecko:1d": SourceCounters(fetched=365, duration_ms=400)})
+    assert score_run(short, history) == []
+    # a snapshot that read a twentieth of its coins still is one
+    snapshots = [run(i, coingecko=SourceCounters(fetched=7300, duration_ms=9000)) for i in range(1, 6)]
+    assert {
+        a.metric for a in score_run(run(6, coingecko=SourceCounters(fetched=365, duration_ms=400)), snapshots)
+    } >= {"volume"}
