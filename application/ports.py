@@ -163,7 +163,7 @@ class RunObservations(Protocol):
         self, source: str, run_a: int, run_b: int, threshold_pct: float
     ) -> DataDelta | None:
         """Records added, vanished and moved between two runs of a snapshot source; None if either
-        run's observations are not kept (not an API source, or pruned)."""
+        run's observations are not kept (not a provider's snapshot, or pruned)."""
         ...
 
     def quotes_as_of(self, run_id: int, max_rank: int) -> list[PriceQuote]:

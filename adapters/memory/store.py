@@ -28,7 +28,15 @@ from domain.checkpoints import Checkpoint
 from domain.comparison import DataDelta, PriceQuote
 from domain.drift import DriftFinding, DriftKind, StoredDrift
 from domain.mentions import KnownAsset
-from domain.records import QuarantinedRecord, RawRecord, RecordKind, SourceType, StoredRecord, UnifiedRecord
+from domain.records import (
+    QuarantinedRecord,
+    RawRecord,
+    RecordKind,
+    SourceType,
+    StoredRecord,
+    UnifiedRecord,
+    is_snapshot_source,
+)
 from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, SourceRun, SourceStats
 
 
@@ -88,7 +96,7 @@ class InMemoryRecordRepository:
                         record.observed_at, record.price_usd, record.open_usd, record.high_usd, record.low_usd
                     ),
                 )
-            if record.source_type is SourceType.API:
+            if record.source_type is SourceType.API and is_snapshot_source(record.source):
                 seen = state.observations.setdefault((record.source, run_id), {})
                 seen.setdefault(record.source_record_id, record)
         for record in records:  # a quarantined payload that loads now leaves the quarantine
@@ -124,7 +132,7 @@ class InMemoryRecordRepository:
         moments = []
         for key in record_ids:
             record = self._state.records[(source, key)].record
-            if record.source_type is SourceType.API:
+            if record.source_type is SourceType.API and is_snapshot_source(record.source):
                 self._state.observations.setdefault((source, run_id), {}).setdefault(key, record)
             moment = record.observed_at or record.published_at
             if moment is not None:

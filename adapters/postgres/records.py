@@ -31,7 +31,7 @@ from application.ports import EncodedBatch, LoadCounts, StoredRaws
 from domain.checksum import canonical_json
 from domain.comparison import DataDelta, PriceQuote
 from domain.mentions import KnownAsset
-from domain.records import QuarantinedRecord, RawRecord, SourceType, UnifiedRecord
+from domain.records import QuarantinedRecord, RawRecord, SourceType, UnifiedRecord, is_snapshot_source
 
 # a source's raw payloads land in `raw_<kind>`: `raw_csv` for `csv:prices`, `raw_coingecko` for
 # `coingecko` and its history `coingecko:1d` (a kind's migration creates its table)
@@ -150,7 +150,7 @@ ON CONFLICT DO NOTHING
 INSERT_OBSERVATIONS = """
 INSERT INTO run_observations (run_id, source, source_record_id, price_usd, symbol, rank, asset_id)
 SELECT %(run_id)s, source, source_record_id, price_usd, symbol, rank, asset_id FROM staging_unified
-WHERE source_type = 'api'
+WHERE source_type = 'api' AND strpos(source, ':') = 0  -- a provider's snapshot, not its history
 ON CONFLICT DO NOTHING
 """
 SELECT_OBSERVATION_DELTA = """
@@ -198,7 +198,8 @@ WITH seen AS (
     FROM unified_data WHERE source = %(source)s AND source_record_id = ANY(%(ids)s)
 ), kept AS (
     INSERT INTO run_observations (run_id, source, source_record_id, price_usd, symbol, rank, asset_id)
-    SELECT %(run_id)s, source, source_record_id, price_usd, symbol, rank, asset_id FROM seen WHERE source_type = 'api'
+    SELECT %(run_id)s, source, source_record_id, price_usd, symbol, rank, asset_id FROM seen
+    WHERE source_type = 'api' AND strpos(source, ':') = 0
     ON CONFLICT DO NOTHING
 )
 SELECT max(at) FROM seen
@@ -273,11 +274,14 @@ class PostgresRecordRepository:
             (*_unified_row(record), _raw_id(fresh, record), str(run_id), str(run_id)) for record in records
         ]
         # straight into the tables: every record's raw row new, and no API snapshot (whose
-        # observations are kept per run, through staging)
+        # observations are kept per run, through staging; a provider's history keeps none)
         direct = (
             bool(records)
             and all(row[-3] != copy_text.NULL for row in rows)
-            and not any(record.source_type is SourceType.API for record in records)
+            and not any(
+                record.source_type is SourceType.API and is_snapshot_source(record.source)
+                for record in records
+            )
         )
         history = [
             (row, record.observed_at)

@@ -117,6 +117,10 @@ def test_three_years_of_three_assets_from_each_provider_are_stored_once(
             ).fetchall()
         assert raws == (3 * DAYS,)
         assert runs == [("backfill", 3 * DAYS)]
+        with psycopg.connect(clean_database) as connection:
+            # what a run saw is kept for comparing a provider's snapshots, not its history
+            kept = connection.execute("SELECT DISTINCT source FROM run_observations ORDER BY 1").fetchall()
+        assert kept == [("coingecko",), ("coinpaprika",)]
         assert job.bars == 2 * 3 * DAYS
 
         # the same backfill again: a new job (the first is finished), nothing stored twice
