@@ -32,7 +32,7 @@ from application.ports import (
     SourceLocks,
     UnitOfWorkFactory,
 )
-from domain.assets import RESOLUTION, Asset, CrossReference
+from domain.assets import RESOLUTION, Asset, CrossReference, Interval
 from domain.backfill import (
     BackfillRequest,
     HistoryTarget,
@@ -180,11 +180,12 @@ def work_backfill(
     options: IngestOptions,
     locks: SourceLocks | None = None,
     max_windows: int | None = None,
+    waiting: Sequence[tuple[str, Interval, int]] | None = None,
 ) -> EtlRun | None:
-    """One pass over the waiting windows of these providers: a run of trigger `backfill` that
-    takes windows until none is left (or `max_windows` were taken, or a stop is asked); None
-    when nothing waits."""
-    waiting = [(kind, interval, count) for kind, interval, count in queue.pending() if kind in providers]
+    """One pass over the waiting windows of these providers (`waiting`: as `queue.pending()`
+    answered, asked here when not given): a run of trigger `backfill` that takes windows until
+    none is left (or `max_windows` were taken, or a stop is asked); None when nothing waits."""
+    waiting = [item for item in (queue.pending() if waiting is None else waiting) if item[0] in providers]
     if not waiting:
         return None
     taken = _Taken(max_windows)

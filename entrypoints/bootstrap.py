@@ -358,14 +358,17 @@ class Kaspero:
         self, should_stop: Callable[[], bool] | None = None, max_windows: int | None = None
     ) -> EtlRun | None:
         """One pass over the queued backfill windows (any job's): None when none waits."""
-        if not self.backfills.pending():
-            return None
+        # runs whose process died are closed first: their windows wait again only then
         grace = timedelta(seconds=self.settings.run_abandon_grace_seconds)
         close_abandoned_runs(self.uow_factory, self.locks, self.clock, grace)
-        with self.history_providers() as providers:
+        waiting = self.backfills.pending()
+        kinds = sorted({kind for kind, _, _ in waiting if kind in KINDS and KINDS[kind].history})
+        if not kinds:
+            return None
+        with self.history_providers(kinds) as providers:
             return work_backfill(
                 providers, self.backfills, self.uow_factory, self.clock,
-                self.ingest_options(should_stop=should_stop), self.locks, max_windows,
+                self.ingest_options(should_stop=should_stop), self.locks, max_windows, waiting,
             )  # fmt: skip
 
     def _rss_pipelines(self, stack: ExitStack) -> list[SourcePipeline]:

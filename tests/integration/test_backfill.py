@@ -366,3 +366,27 @@ def test_a_backfill_says_nothing_of_a_sources_health(clean_database: str, provid
     assert kind.reasons[0].startswith(
         "coingecko failed: coingecko: GET /coingecko/coins/markets answered 401"
     )
+
+
+def test_the_last_window_of_a_killed_worker_is_taken_again(
+    clean_database: str, provider: LoopbackProvider
+) -> None:
+    """A worker killed on a job's last window leaves it `running` under a run nobody holds: the
+    next pass closes that run first, so the window waits again and is worked to its end."""
+    app = kaspero(clean_database, provider, run_abandon_grace_seconds=0)
+    try:
+        with_assets(app)
+        job_id = app.backfill(["BTC"], ["coinpaprika"], "1d", UNTIL - timedelta(days=30), UNTIL)
+        with app.uow_factory() as uow:  # a run whose process is gone: recorded, its lock free
+            dead = uow.runs.start(RunTrigger.CLI, datetime.now(UTC) - timedelta(minutes=5))
+            uow.commit()
+        ((kind, interval, _),) = app.backfills.pending()
+        assert app.backfills.claim(kind, interval, dead) is not None
+        assert app.backfills.pending() == []
+        run = app.work_backfill()
+        job = app.backfills.job(job_id)
+    finally:
+        app.close()
+    assert run is not None
+    assert job is not None
+    assert (job.state, job.bars) == (JobState.SUCCESS, 30)
