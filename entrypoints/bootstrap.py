@@ -307,11 +307,13 @@ class Kaspero:
                 f"no history from {', '.join(unknown)}; sources with history: {', '.join(offered)}"
             )
         # by default the enabled kinds that have history (ETL_SOURCES, else the default kinds)
-        kinds = kinds or [kind for kind in self.enabled_kinds() if kind in offered]
+        kinds = list(kinds or [kind for kind in self.enabled_kinds() if kind in offered])
+        if not kinds:
+            raise InvalidQuery(f"no enabled source has history (ETL_SOURCES); name one: {', '.join(offered)}")
         with self.history_providers(kinds) as providers:
             request = BackfillRequest(
                 symbols=tuple(symbol.strip().upper() for symbol in symbols if symbol.strip()),
-                kinds=tuple(kinds or providers),
+                kinds=tuple(kinds),
                 interval=Interval(interval),
                 since=since or now - timedelta(days=365),
                 until=until or now,
@@ -336,23 +338,17 @@ class Kaspero:
         if not settings.history_keep_symbols:
             return []
         since = self.clock() - timedelta(days=settings.history_keep_days)
-        planned = []
-        for interval in settings.history_keep_intervals:
-            kinds = settings.history_keep_sources
-            try:
-                planned.append(
-                    self.backfill(
-                        settings.history_keep_symbols,
-                        kinds,
-                        interval,
-                        since=since,
-                        gaps_only=True,
-                        any_range=True,
-                    )
-                )
-            except InvalidQuery as ex:  # a source without this interval: said, the others go on
-                raise SettingsError(f"HISTORY_KEEP_*: {ex}") from ex
-        return planned
+        return [
+            self.backfill(
+                settings.history_keep_symbols,
+                settings.history_keep_sources,
+                interval,
+                since=since,
+                gaps_only=True,
+                any_range=True,
+            )
+            for interval in settings.history_keep_intervals
+        ]
 
     def work_backfill(
         self, should_stop: Callable[[], bool] | None = None, max_windows: int | None = None

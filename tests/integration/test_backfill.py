@@ -390,3 +390,25 @@ def test_the_last_window_of_a_killed_worker_is_taken_again(
     assert run is not None
     assert job is not None
     assert (job.state, job.bars) == (JobState.SUCCESS, 30)
+
+
+def test_what_no_source_can_answer_is_refused_with_the_setting(
+    clean_database: str, provider: LoopbackProvider
+) -> None:
+    from application.errors import InvalidQuery
+
+    # no enabled kind has history: nothing is asked of a provider nobody enabled
+    app = kaspero(clean_database, provider, etl_sources=("csv",))
+    try:
+        with pytest.raises(InvalidQuery, match=r"no enabled source has history \(ETL_SOURCES\)"):
+            app.backfill(["BTC"])
+    finally:
+        app.close()
+    # the schedulers' keeping asks an interval CoinGecko has not: the same refusal reaches them
+    app = kaspero(clean_database, provider, history_keep_symbols=("BTC",), history_keep_intervals=("5m",),
+                  history_keep_sources=("coingecko",))  # fmt: skip
+    try:
+        with pytest.raises(InvalidQuery, match="coingecko has no 5m history"):
+            app.keep_history()
+    finally:
+        app.close()
