@@ -158,9 +158,16 @@ def _targets(
                 )
                 continue
             for asset in found:
-                known = {alias.source: alias.source_asset_id for alias in uow.assets.aliases_of(asset.id)}
+                # how each source names the asset: the curated list, its snapshot sources' aliases
+                names = {
+                    **curated.get(symbol, {}),
+                    **{
+                        alias.source: alias.source_asset_id
+                        for alias in uow.assets.aliases_of(asset.id)
+                        if ":" not in alias.source
+                    },
+                }
                 for kind in request.kinds:
-                    names = {**curated.get(symbol, {}), **{k: v for k, v in known.items() if ":" not in k}}
                     provider_id = providers[kind].provider_id(asset.symbol, names)
                     if provider_id is None:
                         problems.append(
@@ -214,7 +221,7 @@ class WindowReader:
     def __init__(
         self,
         provider: HistoryProvider,
-        interval: Any,
+        interval: Interval,
         queue: BackfillQueue,
         clock: Clock,
         assets: dict[str, int],
@@ -237,6 +244,7 @@ class WindowReader:
             if window is None:
                 return
             self._taken.count += 1
+            done += 1
             if window.attempts > MAX_ATTEMPTS:
                 # taken again and again without settling: its batch fails each time (the runs of
                 # its source say why); it stops here instead of failing every pass
@@ -245,19 +253,16 @@ class WindowReader:
                     f"taken {window.attempts - 1} times without its bars being stored (see the errors of "
                     f"{self.source.name}'s runs)", self._clock(),
                 )  # fmt: skip
-                done += 1
                 continue
             try:
                 page = self._provider.fetch(window, run_id)
             except RangeRefused as ex:
                 self._queue.settle(window.id, WindowState.REFUSED, 0, 1, str(ex), self._clock())
-                done += 1
                 continue
             except SourceUnavailable as ex:
                 self._queue.release(window.id, str(ex), MAX_ATTEMPTS, self._clock())
                 raise
             self._assets[window.provider_id] = window.asset_id
-            done += 1
             state = WindowState.DONE if page.raws else WindowState.EMPTY
             settle = partial(self._settle, window.id, state, len(page.raws), page.counters.http_requests)
             yield Batch(

@@ -138,3 +138,10 @@ def _short(value: Decimal) -> str:
     """A figure a person can read: 401 digits are shown as 1E+400."""
     text = str(value)
     return f"{value:.6E}".replace(".000000", "") if len(text) > 24 else text
+
+
+def bar_out_of_range(open_: Decimal, high: Decimal, low: Decimal, close: Decimal) -> str | None:
+    """Why a bar cannot be one (its open or close outside its low and high), or None."""
+    if low <= min(open_, close) <= max(open_, close) <= high:
+        return None
+    return f"open {open_} and close {close} must lie within low {low} and high {high}"

@@ -136,9 +136,6 @@ def _backfill(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as ex:
         print(f"kaspero: {ex}", file=sys.stderr)
         return EXIT_CONFIG
-    if since is not None and until is not None and since == until:
-        print("kaspero: --since must be before --until", file=sys.stderr)
-        return EXIT_CONFIG
     kaspero = _build(settings)
     try:
         job_id = kaspero.backfill(args.symbols, args.source, args.interval, since, until, args.gaps)

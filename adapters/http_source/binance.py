@@ -22,13 +22,14 @@ from typing import Any
 import pydantic
 
 from adapters.boundary import Money, RequiredMoney, validated
-from adapters.http_source.history import bar_key, days, fetched, page_of, require_list, within
+from adapters.http_source.history import bar_raw, days, fetched, page_of, require_list, within
 from adapters.http_source.paging import PROVIDER_FAULTS, as_text, source_unavailable
 from adapters.http_source.transport import ProviderClient, ProviderRefused
 from application.ports import Batch, HistoryPage, Normalizer
 from domain.assets import Interval
 from domain.backfill import Window
 from domain.errors import InvalidRecord
+from domain.plausibility import bar_out_of_range
 from domain.records import RawRecord, Source, SourceType, UnifiedRecord, market_record
 
 NAME = "binance"
@@ -182,15 +183,7 @@ class BinanceHistory:
                 continue  # a row without a readable open time cannot be keyed to a bar
             payload = {"request": {"symbol": window.provider_id, "base": window.symbol, "quote": quote,
                                    "interval": KLINE_INTERVALS[window.interval]}, "kline": row}  # fmt: skip
-            raws.append(
-                RawRecord.of(
-                    source=window.source,
-                    source_record_id=bar_key(window.provider_id, opened),
-                    payload=as_text(payload),
-                    fetched_at=now,
-                    run_id=run_id,
-                )
-            )
+            raws.append(bar_raw(window, opened, payload, now, run_id))
         return page_of(raws, self._client)
 
 
@@ -213,7 +206,8 @@ class Kline(pydantic.BaseModel):
     quote_volume: Money = None
 
 
-INTERVAL_SECONDS = {"5m": 300, "1h": 3600, "1d": 86400}
+# a kline's length, by Binance's name of its interval
+INTERVAL_SECONDS = {name: int(interval.step.total_seconds()) for interval, name in KLINE_INTERVALS.items()}
 
 
 class KlineNormalizer:
@@ -240,10 +234,9 @@ class KlineNormalizer:
                 "close": "kline[4] close",
             },
         )
-        if not bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high:
-            raise InvalidRecord(
-                f"kline: open {bar.open} and close {bar.close} must lie within low {bar.low} and high {bar.high}"
-            )
+        outside = bar_out_of_range(bar.open, bar.high, bar.low, bar.close)
+        if outside:
+            raise InvalidRecord(f"kline: {outside}")
         return market_record(
             raw,
             SourceType.API,

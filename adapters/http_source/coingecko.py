@@ -23,7 +23,7 @@ from adapters.http_source.history import (
     days,
     fetched,
     page_of,
-    require_list,
+    unexpected,
     within,
 )
 from adapters.http_source.paging import (
@@ -224,7 +224,7 @@ class CoinGeckoHistory:
             "COINGECKO_HISTORY_DAYS", HISTORY_BYTES,
         )  # fmt: skip
         if not isinstance(answer, dict) or not isinstance(answer.get("prices"), list):
-            require_list(NAME, window, None, self._client, "an object with a list of prices")
+            raise unexpected(NAME, window, answer, self._client, "an object with a list of prices")
         caps = _by_time(answer.get("market_caps"))
         volumes = _by_time(answer.get("total_volumes"))
         now = self._clock()

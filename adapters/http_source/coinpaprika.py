@@ -44,6 +44,7 @@ from domain.assets import Interval
 from domain.backfill import Window
 from domain.drift import Contract, FieldSpec, FieldType
 from domain.errors import InvalidRecord
+from domain.plausibility import bar_out_of_range
 from domain.records import RawRecord, Source, SourceType, UnifiedRecord, market_record
 
 NAME = "coinpaprika"
@@ -203,53 +204,43 @@ class CoinPaprikaHistory:
         return names.get(NAME)
 
     def fetch(self, window: Window, run_id: int) -> HistoryPage:
+        times = {
+            "start": window.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "end": window.end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
         if window.interval is Interval.DAY:
-            return self._bars(window, run_id)
-        params: dict[str, str | int] = {
-            "start": window.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "end": window.end.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "interval": HISTORY_INTERVALS[window.interval],
-            "limit": 5000,
-        }
-        answer = fetched(
-            NAME, self._client, window, f"/tickers/{window.provider_id}/historical", params,
-            "COINPAPRIKA_HISTORY_DAYS", HISTORY_BYTES,
+            return self._read(
+                window, run_id, f"/coins/{window.provider_id}/ohlcv/historical",
+                {**times, "limit": OHLCV_DAYS, "quote": "usd"}, "bar", "time_open", "daily bars",
+            )  # fmt: skip
+        return self._read(
+            window, run_id, f"/tickers/{window.provider_id}/historical",
+            {**times, "interval": HISTORY_INTERVALS[window.interval], "limit": 5000}, "point", "timestamp", "points",
         )  # fmt: skip
-        require_list(NAME, window, answer, self._client, "a JSON array of points")
-        now = self._clock()
-        raws = []
-        for point in answer:
-            moment = _moment(point.get("timestamp")) if isinstance(point, dict) else None
-            if moment is None or not within(window, moment):
-                continue  # a point without a readable time cannot be keyed to a bar
-            payload = {
-                "request": {"id": window.provider_id, "quote": "usd", "symbol": window.symbol},
-                "point": point,
-            }
-            raws.append(bar_raw(window, moment, payload, now, run_id))
-        return page_of(raws, self._client)
 
-    def _bars(self, window: Window, run_id: int) -> HistoryPage:
-        params: dict[str, str | int] = {
-            "start": window.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "end": window.end.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "limit": OHLCV_DAYS,
-            "quote": "usd",
-        }
-        answer = fetched(
-            NAME, self._client, window, f"/coins/{window.provider_id}/ohlcv/historical", params,
-            "COINPAPRIKA_HISTORY_DAYS", HISTORY_BYTES,
-        )  # fmt: skip
-        require_list(NAME, window, answer, self._client, "a JSON array of daily bars")
+    def _read(
+        self,
+        window: Window,
+        run_id: int,
+        path: str,
+        params: dict[str, str | int],
+        key: str,
+        time_field: str,
+        what: str,
+    ) -> HistoryPage:
+        """One answer's elements as raw records (`{"request": …, key: element}`), keyed by each
+        element's `time_field`; an element without a readable time cannot be keyed, and is left."""
+        answer = fetched(NAME, self._client, window, path, params, "COINPAPRIKA_HISTORY_DAYS", HISTORY_BYTES)
+        require_list(NAME, window, answer, self._client, f"a JSON array of {what}")
         now = self._clock()
         raws = []
-        for bar in answer:
-            moment = _moment(bar.get("time_open")) if isinstance(bar, dict) else None
+        for element in answer:
+            moment = _moment(element.get(time_field)) if isinstance(element, dict) else None
             if moment is None or not within(window, moment):
-                continue  # a bar without a readable opening time cannot be keyed
+                continue
             payload = {
                 "request": {"id": window.provider_id, "quote": "usd", "symbol": window.symbol},
-                "bar": bar,
+                key: element,
             }
             raws.append(bar_raw(window, moment, payload, now, run_id))
         return page_of(raws, self._client)
@@ -277,10 +268,9 @@ class PaprikaHistoryNormalizer:
         if "bar" not in raw.payload:
             return self.samples.normalize(raw)
         bar = validated(DailyBar, raw.payload["bar"])
-        if not bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high:
-            raise InvalidRecord(
-                f"bar: open {bar.open} and close {bar.close} must lie within low {bar.low} and high {bar.high}"
-            )
+        outside = bar_out_of_range(bar.open, bar.high, bar.low, bar.close)
+        if outside:
+            raise InvalidRecord(f"bar: {outside}")
         return market_record(
             raw,
             SourceType.API,

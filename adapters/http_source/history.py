@@ -86,11 +86,18 @@ def page_of(raws: Iterable[RawRecord], client: ProviderClient) -> HistoryPage:
 
 def require_list(kind: str, window: Window, answer: Any, client: ProviderClient, what: str) -> None:
     if not isinstance(answer, list):
-        raise SourceUnavailable(
-            f"{history_source(kind, window.interval)}: expected {what}, got {type(answer).__name__}",
-            counters=client.tally.take(),
-            responses=client.tally.take_responses(),
-        )
+        raise unexpected(kind, window, answer, client, what)
+
+
+def unexpected(
+    kind: str, window: Window, answer: Any, client: ProviderClient, what: str
+) -> SourceUnavailable:
+    """The error for an answer not shaped as `what`, with the requests it cost."""
+    return SourceUnavailable(
+        f"{history_source(kind, window.interval)}: expected {what}, got {type(answer).__name__}",
+        counters=client.tally.take(),
+        responses=client.tally.take_responses(),
+    )
 
 
 def days(settings_days: int | None) -> timedelta | None:
