@@ -115,17 +115,7 @@ class QueryParams:
 
     def timestamp(self, name: str) -> datetime | None:
         text = self.text(name)
-        if text is None:
-            return None
-        try:
-            moment = datetime.fromisoformat(_restore_offset(text))
-        except ValueError:
-            raise InvalidParameter(
-                name,
-                f"{name} must be an ISO 8601 date or date-time "
-                f"(2024-01-31 or 2024-01-31T12:00:00Z), got {text!r}",
-            ) from None
-        return within_range(moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment)
+        return None if text is None else moment_of(name, text, in_query=True)
 
 
 # the moments a query may name: a day inside what a datetime holds, so a bucket's end, a day's
@@ -315,6 +305,20 @@ def _typed(raw: str, field: SortField) -> datetime | Decimal | int | str:
             raise ValueError("out of range")
         return value
     return raw
+
+
+def moment_of(name: str, text: str, in_query: bool = False) -> datetime:
+    """`text` (a query's or a body's) as a moment in UTC, held to the calendar's ends; a naive one
+    is UTC. `InvalidParameter` naming `name` when it is no ISO 8601 date or date-time. In a query
+    string an unencoded `+` of an offset arrives as a space (`in_query` puts it back)."""
+    try:
+        moment = datetime.fromisoformat(_restore_offset(text) if in_query else text)
+    except ValueError:
+        raise InvalidParameter(
+            name,
+            f"{name} must be an ISO 8601 date or date-time (2024-01-31 or 2024-01-31T12:00:00Z), got {text!r}",
+        ) from None
+    return within_range(moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment)
 
 
 def _restore_offset(text: str) -> str:

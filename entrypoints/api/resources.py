@@ -68,8 +68,8 @@ from entrypoints.api.params import (
     file_format,
     history_query,
     list_page,
+    moment_of,
     quarantine_query,
-    within_range,
 )
 from entrypoints.exports import ACCEPTED, MEDIA_TYPES, QUARANTINED, RECORDS, Shape, candle_shape, chunks
 
@@ -636,10 +636,4 @@ def _body_moment(body: dict[str, object], name: str) -> datetime | None:
         return None
     if not isinstance(value, str) or len(value) > 40:
         raise InvalidParameter(name, f"{name} must be an ISO 8601 date or date-time")
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidParameter(
-            name, f"{name} must be an ISO 8601 date or date-time (2024-01-31 or 2024-01-31T12:00:00Z)"
-        ) from None
-    return within_range(moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment)
+    return moment_of(name, value)
