@@ -27,6 +27,7 @@ import attrs
 
 from domain.assets import Candle
 from domain.records import StoredQuarantine, StoredRecord
+from entrypoints.api import shapes
 from entrypoints.api.render import candle, dumps, quarantined, record
 
 T = TypeVar("T")
@@ -94,7 +95,7 @@ class Shape(Generic[T]):
 
     columns: tuple[str, ...]
     values: Callable[[T], dict[str, Any]]
-    json: Callable[[T], dict[str, Any]]
+    json: Callable[[T], Mapping[str, Any]]  # its JSON shape (entrypoints.api.shapes)
     kinds: dict[str, str]
 
 
@@ -161,10 +162,7 @@ QUARANTINED: Shape[StoredQuarantine] = Shape(
 )
 
 
-CANDLE_COLUMNS = (
-    "bucket", "asset_id", "symbol", "source", "open", "high", "low", "close", "observations", "flag",
-    "deviation_pct",
-)  # fmt: skip
+CANDLE_COLUMNS = tuple(shapes.Candle.__annotations__)  # the JSON candle's keys, in its order
 
 
 def candle_shape(symbols: Mapping[int, str]) -> Shape[Candle]:

@@ -11,6 +11,7 @@ from typing import Any
 import gunicorn.http.wsgi
 import gunicorn.util
 
+from entrypoints.api import shapes
 from entrypoints.settings import Settings
 
 _settings = Settings.from_environ()
@@ -19,9 +20,13 @@ _settings = Settings.from_environ()
 def _problem_page(sock: Any, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's own refusals (400, 414 a request line too long, 431 headers too large) as
     RFC 9457 problems like every other answer, instead of its HTML page."""
-    body = json.dumps(
-        {"type": "about:blank", "title": reason, "status": status_int, "detail": mesg or reason}
-    ).encode()
+    problem: shapes.Problem = {
+        "type": "about:blank",
+        "title": reason,
+        "status": status_int,
+        "detail": mesg or reason,
+    }
+    body = json.dumps(problem).encode()
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
         f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n"

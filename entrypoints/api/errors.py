@@ -8,6 +8,7 @@ import falcon
 import structlog
 
 from application.errors import InvalidQuery, NotFound, StoreConflict, StoreTooSlow, StoreUnavailable
+from entrypoints.api import shapes
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -23,7 +24,7 @@ class InvalidParameter(falcon.HTTPBadRequest):
 
 
 def serialize_problem(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
-    problem: dict[str, Any] = {
+    problem: shapes.Problem = {
         "type": "about:blank",
         "title": error.title,
         "status": error.status_code,
@@ -32,7 +33,7 @@ def serialize_problem(req: falcon.Request, resp: falcon.Response, error: falcon.
         "request_id": getattr(req.context, "request_id", None),
     }
     if isinstance(error, InvalidParameter):
-        problem["invalid_params"] = [{"name": error.parameter, "reason": error.description}]
+        problem["invalid_params"] = [{"name": error.parameter, "reason": problem["detail"]}]
     resp.media = problem
     resp.content_type = PROBLEM_JSON
 

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 import falcon
 import structlog
 
+from entrypoints.api import shapes
+
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -38,11 +40,12 @@ class RequestContext:
         resp.set_header("X-Response-Time-Ms", str(latency_ms))
         media = resp.media
         if isinstance(media, dict) and "data" in media:
-            media["meta"] = {
+            meta: shapes.Meta = {
                 "request_id": request_id,
                 "api_latency_ms": latency_ms,
-                "timestamp": datetime.now(UTC).isoformat(),
+                "timestamp": datetime.now(UTC),
             }
+            media["meta"] = meta
 
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

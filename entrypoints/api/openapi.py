@@ -8,16 +8,10 @@ from typing import Any
 
 import falcon
 
-from domain.assets import DISPUTED, SUSPECT, Interval, Method
-from domain.backfill import JobState
-from domain.comparison import Severity
+from domain.assets import Interval
 from domain.drift import DriftKind
-from domain.health import Health
-from domain.records import RecordKind, SourceType
-from domain.requests import RequestStatus
-from domain.runs import RunStatus, RunTrigger
-from entrypoints.api import declared
-from entrypoints.exports import CANDLE_COLUMNS, MONEY_COLUMNS
+from domain.runs import RunStatus
+from entrypoints.api import declared, shapes
 
 MAX_ID = declared.MAX_ID
 
@@ -96,515 +90,6 @@ UNAVAILABLE = {
 FAILED = _problem("the server failed to answer; nothing about the cause is revealed (it is logged)")
 NOT_ALLOWED = _problem("a method this resource does not answer")
 SERVER_ANSWERS = {"405": NOT_ALLOWED, "500": FAILED, "503": UNAVAILABLE}
-COUNTERS = (
-    "fetched", "inserted", "updated", "unchanged", "quarantined", "http_requests", "retries",
-    "rate_limit_waits", "duration_ms", "drift_findings", "suspect_bars",
-)  # fmt: skip
-
-
-def _counters() -> dict[str, Any]:
-    return {"type": "object", "properties": {name: {"type": "integer"} for name in COUNTERS}}
-
-
-DATA_DELTA = {
-    "type": "object",
-    "properties": {
-        **{
-            name: {"type": "integer"}
-            for name in ("in_a", "in_b", "added", "vanished", "compared", "moved_over_threshold")
-        },
-        "median_price_move_pct": _nullable({"type": "number"}),
-        "threshold_pct": {"type": "number"},
-        "added_sample": {"type": "array", "items": {"type": "string"}},
-        "vanished_sample": {"type": "array", "items": {"type": "string"}},
-    },
-}
-
-ASSET = {
-    "type": "object",
-    "required": ["id", "symbol", "name", "needs_review"],
-    "properties": {
-        "id": {"type": "integer"},
-        "symbol": {"type": "string"},
-        "name": _nullable({"type": "string"}),
-        "needs_review": {"type": "boolean"},
-    },
-}
-ASSET_VIEW = {
-    "allOf": [
-        ASSET,
-        {
-            "type": "object",
-            "required": [
-                "aliases",
-                "prices",
-                "consensus_price_usd",
-                "consensus_observed_at",
-                "consensus_age_seconds",
-                "consensus_sources",
-                "spread_pct",
-                "divergent",
-            ],
-            "properties": {
-                "aliases": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "source": {"type": "string"},
-                            "source_asset_id": {"type": "string"},
-                            "method": _enum(Method),
-                            "confidence": {"type": "number"},
-                        },
-                    },
-                },
-                "prices": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "source": {"type": "string"},
-                            "price_usd": MONEY,
-                            "observed_at": _nullable(MOMENT),
-                            "age_seconds": _nullable({"type": "integer"}),
-                            "in_consensus": {
-                                "type": "boolean",
-                                "description": "observed within the consensus window of the newest price",
-                            },
-                        },
-                    },
-                },
-                "consensus_window_seconds": _nullable({"type": "number"}),
-                "consensus_price_usd": MONEY,
-                "consensus_observed_at": _nullable(MOMENT),
-                "consensus_age_seconds": _nullable({"type": "integer"}),
-                "consensus_sources": {"type": "array", "items": {"type": "string"}},
-                "spread_pct": MONEY,
-                "divergent": {"type": "boolean"},
-            },
-        },
-    ]
-}
-CANDLE = {
-    "type": "object",
-    "required": list(CANDLE_COLUMNS),
-    "properties": {
-        "bucket": MOMENT,
-        "asset_id": {"type": "integer"},
-        "symbol": {"type": "string"},
-        "source": {"type": "string"},
-        **dict.fromkeys(("open", "high", "low", "close"), MONEY),
-        "observations": {"type": "integer"},
-        "flag": {
-            **_nullable({"enum": [SUSPECT, DISPUTED]}),
-            "description": (
-                "with three sources or more in the bucket, `suspect`: its close is further than "
-                "SUSPECT_BAR_PCT from the median close (left out of the consensus); with two that far "
-                "apart, both `disputed`; null otherwise and for the consensus"
-            ),
-        },
-        "deviation_pct": {
-            **MONEY,
-            "description": "how far from the median close (two sources: apart), in percent",
-        },
-    },
-}
-
-SPAN = {
-    "type": "object",
-    "required": ["start", "end", "buckets"],
-    "properties": {"start": MOMENT, "end": MOMENT, "buckets": {"type": "integer"}},
-    "description": "buckets [start, end)",
-}
-COVERAGE = {
-    "type": "object",
-    "required": ["asset_id", "symbol", "interval", "start", "end", "sources"],
-    "properties": {
-        "asset_id": {"type": "integer"},
-        "symbol": {"type": "string"},
-        "interval": _enum(Interval),
-        "start": _nullable(MOMENT),
-        "end": _nullable(MOMENT),
-        "sources": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["source", "buckets", "missing", "first", "last", "covered", "gaps"],
-                "properties": {
-                    "source": {"type": "string"},
-                    "buckets": {"type": "integer"},
-                    "missing": {"type": "integer"},
-                    "first": _nullable(MOMENT),
-                    "last": _nullable(MOMENT),
-                    "covered": {"type": "array", "items": SPAN},
-                    "gaps": {"type": "array", "items": SPAN},
-                    "empty": {
-                        "type": "array",
-                        "items": SPAN,
-                        "description": "ranges the provider confirmed empty (a backfill window it answered with nothing): not missing",
-                    },
-                },
-            },
-        },
-    },
-}
-
-SCHEMAS: dict[str, Any] = {
-    "Problem": {
-        "type": "object",
-        "required": ["type", "title", "status", "detail"],
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-            "instance": {"type": "string"},
-            "request_id": _nullable({"type": "string"}),
-            "invalid_params": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {"name": {"type": "string"}, "reason": {"type": "string"}},
-                },
-            },
-        },
-    },
-    "Meta": {
-        "type": "object",
-        "required": ["request_id", "api_latency_ms", "timestamp"],
-        "properties": {
-            "request_id": {"type": "string"},
-            "api_latency_ms": {"type": "number"},
-            "timestamp": MOMENT,
-        },
-    },
-    "Pagination": {
-        "type": "object",
-        "required": ["page", "page_size", "total_items", "total_pages"],
-        "properties": {
-            **{
-                name: {"type": "integer", "minimum": 0}
-                for name in ("page", "page_size", "total_items", "total_pages")
-            },
-            "total_is_estimate": {"type": "boolean"},
-            "next_cursor": _nullable({"type": "string"}),
-        },
-    },
-    "Record": {
-        "type": "object",
-        "required": ["id", "source_type", "source", "source_record_id", "kind", "lineage"],
-        "properties": {
-            "id": {"type": "integer"},
-            "source_type": _enum(SourceType),
-            "source": {"type": "string"},
-            "source_record_id": {"type": "string"},
-            "kind": _enum(RecordKind),
-            **{
-                name: _nullable({"type": "string"})
-                for name in ("title", "description", "author", "category", "url", "symbol", "asset_name")
-            },
-            "quote_currency": _nullable({"type": "string", "description": "what `price` is quoted in"}),
-            "bar_seconds": _nullable({"type": "integer", "description": "a bar's length (files of bars)"}),
-            "tags": {"type": "array", "items": {"type": "string"}},
-            "mentions": {"type": "array", "items": {"type": "string"}},
-            "asset_id": _nullable({"type": "integer"}),
-            "published_at": _nullable(MOMENT),
-            "observed_at": _nullable(MOMENT),
-            **dict.fromkeys(MONEY_COLUMNS, MONEY),
-            "rank": _nullable({"type": "integer"}),
-            "extra": {"type": "object"},
-            "lineage": {
-                "type": "object",
-                "properties": {
-                    "raw_id": {"type": "integer"},
-                    "checksum": {"type": "string"},
-                    "first_run_id": {"type": "integer"},
-                    "last_run_id": {"type": "integer"},
-                },
-            },
-            "created_at": MOMENT,
-            "updated_at": MOMENT,
-        },
-    },
-    "Run": {
-        "type": "object",
-        "required": ["id", "trigger", "status", "started_at", "sources"],
-        "properties": {
-            "id": {"type": "integer"},
-            "trigger": _enum(RunTrigger),
-            "status": _enum(RunStatus),
-            "started_at": MOMENT,
-            "finished_at": _nullable(MOMENT),
-            "duration_ms": _nullable({"type": "integer"}),
-            "error": _nullable({"type": "string"}),
-            "sources": {"type": "array", "items": _ref("SourceRun")},
-        },
-    },
-    "SourceRun": {
-        "allOf": [
-            _counters(),
-            {
-                "type": "object",
-                "required": ["source", "status"],
-                "properties": {
-                    "source": {"type": "string"},
-                    "status": _enum(RunStatus),
-                    "error": _nullable({"type": "string"}),
-                    "freshness_seconds": _nullable({"type": "number"}),
-                },
-            },
-        ]
-    },
-    "Anomaly": {
-        "type": "object",
-        "required": ["source", "metric", "baseline", "observed", "score", "severity", "explanation"],
-        "properties": {
-            "source": {"type": "string"},
-            "metric": {"type": "string"},
-            "baseline": {"type": "number"},
-            "observed": {"type": "number"},
-            "score": {"type": "number"},
-            "severity": _enum(Severity),
-            "explanation": {"type": "string"},
-        },
-    },
-    "Comparison": {
-        "type": "object",
-        "required": ["run_a", "run_b", "sources", "anomalies"],
-        "properties": {
-            "run_a": _ref("Run"),
-            "run_b": _ref("Run"),
-            "sources": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "source": {"type": "string"},
-                        "status_a": _nullable({"type": "string"}),
-                        "status_b": _nullable({"type": "string"}),
-                        "run_a": _nullable(_counters()),
-                        "run_b": _nullable(_counters()),
-                        "delta": _counters(),
-                        "data": _nullable(DATA_DELTA),
-                    },
-                },
-            },
-            "anomalies": {"type": "array", "items": _ref("Anomaly")},
-        },
-    },
-    "Stats": {
-        "type": "object",
-        "required": ["source", "runs", "records_processed", "totals"],
-        "properties": {
-            "source": {"type": "string"},
-            "runs": {"type": "integer"},
-            "records_processed": {"type": "integer"},
-            "totals": _counters(),
-            "last_success_at": _nullable(MOMENT),
-            "last_failure_at": _nullable(MOMENT),
-            "last_error": _nullable({"type": "string"}),
-            "average_duration_ms": _nullable({"type": "number"}),
-        },
-    },
-    "Checkpoint": {
-        "type": "object",
-        "required": ["source", "cursor", "run_id", "updated_at", "age_seconds"],
-        "properties": {
-            "source": {"type": "string"},
-            "cursor": {"type": "object"},
-            "run_id": {"type": "integer"},
-            "updated_at": MOMENT,
-            "age_seconds": {"type": "number"},
-        },
-    },
-    "Quarantined": {
-        "type": "object",
-        "required": ["id", "source", "source_record_id", "reason", "payload", "first_run_id", "last_run_id"],
-        "properties": {
-            "id": {"type": "integer"},
-            "source": {"type": "string"},
-            "source_record_id": {"type": "string"},
-            "reason": {"type": "string", "description": "why the record could not be loaded"},
-            "payload": {"type": "object", "description": "the record as the source sent it"},
-            "first_run_id": {"type": "integer"},
-            "last_run_id": {"type": "integer"},
-            "links": {"type": "object"},
-            "created_at": MOMENT,
-            "updated_at": MOMENT,
-        },
-    },
-    "Drift": {
-        "type": "object",
-        "required": ["source", "kind", "field", "confidence", "auto_mapped", "seen_count"],
-        "properties": {
-            "source": {"type": "string"},
-            "kind": _enum(DriftKind),
-            "field": {"type": "string"},
-            "candidate": _nullable({"type": "string"}),
-            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-            "auto_mapped": {"type": "boolean"},
-            "sample_value": {},
-            "evidence": {"type": "object"},
-            "first_seen": MOMENT,
-            "last_seen": MOMENT,
-            "seen_count": {"type": "integer"},
-            "first_run_id": {"type": "integer"},
-            "last_run_id": {"type": "integer"},
-        },
-    },
-    "RunRequest": {
-        "type": "object",
-        "required": ["request_id", "sources", "status", "requested_at"],
-        "properties": {
-            "request_id": {"type": "integer"},
-            "sources": {"type": "array", "items": {"type": "string"}},
-            "status": _enum(RequestStatus),
-            "error": _nullable({"type": "string"}),
-            "requested_at": MOMENT,
-            "claimed_at": _nullable(MOMENT),
-            "finished_at": _nullable(MOMENT),
-            "run_id": _nullable({"type": "integer"}),
-            "replay": _nullable(
-                {
-                    "type": "object",
-                    "description": "a replay of the quarantine: `sources` names sources, not kinds",
-                    "properties": {"reason": _nullable({"type": "string"})},
-                }
-            ),
-            "links": {"type": "object"},
-        },
-    },
-    "BackfillJob": {
-        "type": "object",
-        "description": (
-            "a history backfill: its windows (one request each) are taken by the schedulers, or by "
-            "`kaspero backfill`; `progress` is the share of windows settled"
-        ),
-        "required": ["job_id", "state", "symbols", "sources", "interval", "windows", "bars", "requests"],
-        "properties": {
-            "job_id": {"type": "integer"},
-            "state": _enum(JobState),
-            "symbols": {"type": "array", "items": {"type": "string"}},
-            "sources": {"type": "array", "items": {"type": "string"}},
-            "interval": _enum(Interval),
-            "since": MOMENT,
-            "until": MOMENT,
-            "gaps": {"type": "boolean"},
-            "created_at": MOMENT,
-            "finished_at": _nullable(MOMENT),
-            "windows": {
-                "type": "object",
-                "properties": {
-                    name: {"type": "integer"}
-                    for name in ("total", "pending", "running", "done", "empty", "refused", "failed")
-                },
-            },
-            "progress": {"type": "number", "minimum": 0, "maximum": 1},
-            "bars": {"type": "integer", "description": "bars stored (or found already stored)"},
-            "requests": {"type": "integer"},
-            "problems": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "what was not planned: an unknown symbol, no provider id, before the plan's reach",
-            },
-            "errors": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "refused or failed windows' reasons",
-            },
-            "links": {"type": "object"},
-        },
-    },
-    "Health": {
-        "type": "object",
-        "description": (
-            "healthy only when every enabled source kind's newest run succeeded and is not stale "
-            "(older than two of its intervals and a minute) and every read replica answers within "
-            "REPLICA_MAX_LAG_SECONDS of the primary; degraded otherwise, with `reasons`"
-        ),
-        "required": [
-            "status",
-            "database",
-            "etl_last_run",
-            "etl_last_status",
-            "version",
-            "reasons",
-            "sources",
-            "replicas",
-        ],
-        "properties": {
-            "status": _enum(Health),
-            "replicas": {
-                "type": "array",
-                "description": "each DATABASE_READ_URL: where (no credentials), reachable, seconds behind the primary",
-                "items": {
-                    "type": "object",
-                    "required": ["name", "reachable", "lag_seconds", "error"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "reachable": {"type": "boolean"},
-                        "lag_seconds": _nullable({"type": "number"}),
-                        "error": _nullable({"type": "string"}),
-                    },
-                },
-            },
-            "database": {"type": "boolean"},
-            "etl_last_run": _nullable(MOMENT),
-            "etl_last_status": _nullable(_enum(RunStatus)),
-            "version": {"type": "string"},
-            "reasons": {"type": "array", "items": {"type": "string"}},
-            "sources": {"type": "object", "additionalProperties": _ref("KindHealth")},
-        },
-    },
-    "KindHealth": {
-        "type": "object",
-        "required": [
-            "status",
-            "last_run_id",
-            "last_status",
-            "last_finished_at",
-            "age_seconds",
-            "schedule_seconds",
-            "stale",
-            "reasons",
-            "sources",
-        ],
-        "properties": {
-            "status": {"enum": [Health.HEALTHY.value, Health.DEGRADED.value]},  # a kind is never unhealthy
-            "last_run_id": _nullable({"type": "integer"}),
-            "last_status": _nullable(_enum(RunStatus)),
-            "last_finished_at": _nullable(MOMENT),
-            "age_seconds": _nullable({"type": "number"}),
-            "schedule_seconds": _nullable({"type": "number"}),
-            "stale": {"type": "boolean"},
-            "reasons": {"type": "array", "items": {"type": "string"}},
-            "sources": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["source", "run_id", "status", "finished_at", "error"],
-                    "properties": {
-                        "source": {"type": "string"},
-                        "run_id": {"type": "integer"},
-                        "status": _enum(RunStatus),
-                        "finished_at": _nullable(MOMENT),
-                        "error": _nullable({"type": "string"}),
-                    },
-                },
-            },
-        },
-    },
-    "Ready": {
-        "type": "object",
-        "required": ["ready", "database", "pending_migrations"],
-        "properties": {
-            "ready": {"type": "boolean"},
-            "database": {"type": "boolean"},
-            "pending_migrations": {"type": "array", "items": {"type": "string"}},
-        },
-    },
-}
-
 DATA_PARAMETERS = [_query(param.name, param.schema(), param.description) for param in declared.DATA]
 
 HISTORY_PARAMETERS = [_query(param.name, param.schema(), param.description) for param in declared.HISTORY]
@@ -617,7 +102,7 @@ HISTORY_ANSWER = _with_files(
             "type": "object",
             "required": ["data", "next_start", "meta"],
             "properties": {
-                "data": {"type": "array", "items": CANDLE},
+                "data": {"type": "array", "items": _ref("Candle")},
                 "next_start": {
                     **_nullable(MOMENT),
                     "description": "the next page's `start` (the same query otherwise); null: the range is done",
@@ -704,7 +189,7 @@ def openapi_document(version: str, source_kinds: Sequence[str]) -> dict[str, Any
             "/ready": _get(
                 "Readiness", _json(_ref("Ready"), "ready"), extra={"503": _json(_ref("Ready"), "not ready")}
             ),
-            "/live": _get("Liveness", _json({"type": "object"}, "alive")),
+            "/live": _get("Liveness", _json(_ref("Live"), "alive")),
             "/runs": {
                 **_get(
                     "ETL runs, newest first",
@@ -872,7 +357,9 @@ def openapi_document(version: str, source_kinds: Sequence[str]) -> dict[str, Any
             ),
             "/assets": _get(
                 "Canonical assets, one per coin across every source",
-                _json(_envelope({"type": "array", "items": ASSET}, paginated=True), "a page of assets"),
+                _json(
+                    _envelope({"type": "array", "items": _ref("Asset")}, paginated=True), "a page of assets"
+                ),
                 [
                     _query("symbol", TEXT, "assets with this symbol (several may share one)"),
                     _query(
@@ -888,7 +375,7 @@ def openapi_document(version: str, source_kinds: Sequence[str]) -> dict[str, Any
             ),
             "/assets/{asset_id}": _get(
                 "An asset: its aliases per source, each source's latest price, the consensus and spread",
-                _json(_envelope(ASSET_VIEW), "the asset"),
+                _json(_envelope(_ref("AssetView")), "the asset"),
                 [_path_id("asset_id")],
                 extra={"404": NOT_FOUND},
             ),
@@ -900,7 +387,7 @@ def openapi_document(version: str, source_kinds: Sequence[str]) -> dict[str, Any
             ),
             "/assets/{asset_id}/coverage": _get(
                 "Which buckets of the asset's history hold data, per source: covered ranges and gaps",
-                _json(_envelope(COVERAGE), "coverage per source"),
+                _json(_envelope(_ref("Coverage")), "coverage per source"),
                 [
                     _path_id("asset_id"),
                     _query(
@@ -956,7 +443,8 @@ def openapi_document(version: str, source_kinds: Sequence[str]) -> dict[str, Any
             },
         },
         "components": {
-            "schemas": SCHEMAS,
+            # every answer's shape, generated from the declaration `render` returns (shapes.py)
+            "schemas": shapes.schemas(),
             "securitySchemes": {
                 "ApiKey": {
                     "type": "apiKey",

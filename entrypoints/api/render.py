@@ -8,7 +8,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import attrs
 import orjson
 
 from application.assets import Coverage, HistoryPage
@@ -17,12 +16,13 @@ from application.status import HealthReport, ReadinessReport
 from domain.assets import Asset, AssetView, Candle
 from domain.backfill import BackfillJob
 from domain.checkpoints import Checkpoint
-from domain.comparison import Anomaly, RunComparison
+from domain.comparison import Anomaly, DataDelta, RunComparison
 from domain.coverage import Span
 from domain.drift import StoredDrift
 from domain.records import StoredQuarantine, StoredRecord
 from domain.requests import RunRequest
-from domain.runs import EtlRun, SourceStats
+from domain.runs import EtlRun, SourceCounters, SourceStats
+from entrypoints.api import shapes
 
 
 def json_default(value: Any) -> Any:
@@ -51,14 +51,14 @@ def _money(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
-def record(item: StoredRecord) -> dict[str, Any]:
+def record(item: StoredRecord) -> shapes.Record:
     rec = item.record
     return {
         "id": item.id,
-        "source_type": rec.source_type.value,
+        "source_type": rec.source_type,
         "source": rec.source,
         "source_record_id": rec.source_record_id,
-        "kind": rec.kind.value,
+        "kind": rec.kind,
         "title": rec.title,
         "description": rec.description,
         "author": rec.author,
@@ -98,7 +98,7 @@ def page(result: Page[StoredRecord], next_cursor: str | None) -> dict[str, Any]:
     return {"data": [record(item) for item in result.items], "pagination": pagination(result, next_cursor)}
 
 
-def pagination(result: Page[Any], next_cursor: str | None = None) -> dict[str, Any]:
+def pagination(result: Page[Any], next_cursor: str | None = None) -> shapes.Pagination:
     return {
         "page": result.page,
         "page_size": result.page_size,
@@ -109,19 +109,19 @@ def pagination(result: Page[Any], next_cursor: str | None = None) -> dict[str, A
     }
 
 
-def health(report: HealthReport, version: str) -> dict[str, Any]:
+def health(report: HealthReport, version: str) -> shapes.HealthReport:
     return {
-        "status": report.status.value,
+        "status": report.status,
         "database": report.database,
         "etl_last_run": report.etl_last_run,
-        "etl_last_status": report.etl_last_status.value if report.etl_last_status else None,
+        "etl_last_status": report.etl_last_status,
         "version": version,
         "reasons": report.reasons,
         "sources": {
             kind.kind: {
-                "status": kind.status.value,
+                "status": kind.status,
                 "last_run_id": kind.last_run_id,
-                "last_status": kind.last_status.value if kind.last_status else None,
+                "last_status": kind.last_status,
                 "last_finished_at": kind.last_finished_at,
                 "age_seconds": None if kind.age_seconds is None else round(kind.age_seconds, 1),
                 "schedule_seconds": kind.schedule_seconds,
@@ -131,7 +131,7 @@ def health(report: HealthReport, version: str) -> dict[str, Any]:
                     {
                         "source": state.source,
                         "run_id": state.run_id,
-                        "status": state.status.value,
+                        "status": state.status,
                         "finished_at": state.finished_at,
                         "error": state.error,
                     }
@@ -152,7 +152,7 @@ def health(report: HealthReport, version: str) -> dict[str, Any]:
     }
 
 
-def readiness(report: ReadinessReport) -> dict[str, Any]:
+def readiness(report: ReadinessReport) -> shapes.Ready:
     return {
         "ready": report.ready,
         "database": report.database,
@@ -160,11 +160,11 @@ def readiness(report: ReadinessReport) -> dict[str, Any]:
     }
 
 
-def run(item: EtlRun) -> dict[str, Any]:
+def run(item: EtlRun) -> shapes.Run:
     return {
         "id": item.id,
-        "trigger": item.trigger.value,
-        "status": item.status.value,
+        "trigger": item.trigger,
+        "status": item.status,
         "started_at": item.started_at,
         "finished_at": item.finished_at,
         "duration_ms": (
@@ -174,21 +174,21 @@ def run(item: EtlRun) -> dict[str, Any]:
         "sources": [
             {
                 "source": source.source,
-                "status": source.status.value,
+                "status": source.status,
                 "error": source.error,
-                **attrs.asdict(source.counters),
+                **counters(source.counters),
             }
             for source in item.sources
         ],
     }
 
 
-def stats(item: SourceStats) -> dict[str, Any]:
+def stats(item: SourceStats) -> shapes.Stats:
     return {
         "source": item.source,
         "runs": item.runs,
         "records_processed": item.totals.fetched,
-        "totals": attrs.asdict(item.totals),
+        "totals": counters(item.totals),
         "last_success_at": item.last_success_at,
         "last_failure_at": item.last_failure_at,
         "last_error": item.last_error,
@@ -198,7 +198,7 @@ def stats(item: SourceStats) -> dict[str, Any]:
     }
 
 
-def checkpoint(item: Checkpoint, now: datetime) -> dict[str, Any]:
+def checkpoint(item: Checkpoint, now: datetime) -> shapes.Checkpoint:
     return {
         "source": item.source,
         "cursor": item.cursor,
@@ -208,7 +208,7 @@ def checkpoint(item: Checkpoint, now: datetime) -> dict[str, Any]:
     }
 
 
-def quarantined(item: StoredQuarantine) -> dict[str, Any]:
+def quarantined(item: StoredQuarantine) -> shapes.Quarantined:
     return {
         "id": item.id,
         "source": item.source,
@@ -223,11 +223,11 @@ def quarantined(item: StoredQuarantine) -> dict[str, Any]:
     }
 
 
-def drift(item: StoredDrift) -> dict[str, Any]:
+def drift(item: StoredDrift) -> shapes.Drift:
     finding = item.finding
     return {
         "source": item.source,
-        "kind": finding.kind.value,
+        "kind": finding.kind,
         "field": finding.field,
         "candidate": finding.candidate or None,
         "confidence": finding.confidence,
@@ -242,31 +242,31 @@ def drift(item: StoredDrift) -> dict[str, Any]:
     }
 
 
-def anomaly(item: Anomaly) -> dict[str, Any]:
+def anomaly(item: Anomaly) -> shapes.Anomaly:
     return {
         "source": item.source,
         "metric": item.metric,
         "baseline": item.baseline,
         "observed": item.observed,
         "score": item.score,
-        "severity": item.severity.value,
+        "severity": item.severity,
         "explanation": item.explanation,
     }
 
 
-def comparison(item: RunComparison) -> dict[str, Any]:
+def comparison(item: RunComparison) -> shapes.Comparison:
     return {
         "run_a": run(item.run_a),
         "run_b": run(item.run_b),
         "sources": [
             {
                 "source": delta.source,
-                "status_a": delta.status_a.value if delta.status_a else None,
-                "status_b": delta.status_b.value if delta.status_b else None,
-                "run_a": attrs.asdict(delta.in_a) if delta.in_a else None,
-                "run_b": attrs.asdict(delta.in_b) if delta.in_b else None,
+                "status_a": delta.status_a,
+                "status_b": delta.status_b,
+                "run_a": counters(delta.in_a) if delta.in_a else None,
+                "run_b": counters(delta.in_b) if delta.in_b else None,
                 "delta": delta.deltas,
-                "data": attrs.asdict(delta.data) if delta.data else None,
+                "data": data_delta(delta.data) if delta.data else None,
             }
             for delta in item.sources
         ],
@@ -274,11 +274,11 @@ def comparison(item: RunComparison) -> dict[str, Any]:
     }
 
 
-def run_request(item: RunRequest) -> dict[str, Any]:
+def run_request(item: RunRequest) -> shapes.RunRequest:
     return {
         "request_id": item.id,
         "sources": list(item.sources),
-        "status": item.status.value,
+        "status": item.status,
         "requested_at": item.requested_at,
         "claimed_at": item.claimed_at,
         "finished_at": item.finished_at,
@@ -289,7 +289,7 @@ def run_request(item: RunRequest) -> dict[str, Any]:
     }
 
 
-def asset(item: Asset) -> dict[str, Any]:
+def asset(item: Asset) -> shapes.Asset:
     return {"id": item.id, "symbol": item.symbol, "name": item.name, "needs_review": item.needs_review}
 
 
@@ -297,7 +297,7 @@ def asset_page(result: Page[Asset]) -> dict[str, Any]:
     return {"data": [asset(item) for item in result.items], "pagination": pagination(result)}
 
 
-def asset_view(view: AssetView, divergence_pct: Decimal, now: datetime | None = None) -> dict[str, Any]:
+def asset_view(view: AssetView, divergence_pct: Decimal, now: datetime | None = None) -> shapes.AssetView:
     spread = view.spread_pct
     current = set(view.current)
     return {
@@ -306,7 +306,7 @@ def asset_view(view: AssetView, divergence_pct: Decimal, now: datetime | None = 
             {
                 "source": alias.source,
                 "source_asset_id": alias.source_asset_id,
-                "method": alias.method.value,
+                "method": alias.method,
                 "confidence": alias.confidence,
             }
             for alias in view.aliases
@@ -339,15 +339,15 @@ def asset_view(view: AssetView, divergence_pct: Decimal, now: datetime | None = 
     }
 
 
-def _span(span: Span) -> dict[str, Any]:
+def _span(span: Span) -> shapes.Span:
     return {"start": span.start, "end": span.end, "buckets": span.buckets}
 
 
-def coverage(item: Coverage) -> dict[str, Any]:
+def coverage(item: Coverage) -> shapes.Coverage:
     return {
         "asset_id": item.asset.id,
         "symbol": item.asset.symbol,
-        "interval": item.interval.value,
+        "interval": item.interval,
         "start": item.start,
         "end": item.end,
         "sources": [
@@ -373,7 +373,7 @@ def history_page(page: HistoryPage) -> dict[str, Any]:
     }
 
 
-def candle(item: Candle, symbols: Mapping[int, str]) -> dict[str, Any]:
+def candle(item: Candle, symbols: Mapping[int, str]) -> shapes.Candle:
     return {
         "bucket": item.bucket,
         "asset_id": item.asset_id,
@@ -389,14 +389,14 @@ def candle(item: Candle, symbols: Mapping[int, str]) -> dict[str, Any]:
     }
 
 
-def backfill_job(job: BackfillJob) -> dict[str, Any]:
+def backfill_job(job: BackfillJob) -> shapes.BackfillJob:
     counts = job.windows
     return {
         "job_id": job.id,
-        "state": job.state.value,
+        "state": job.state,
         "symbols": list(job.request.symbols),
         "sources": list(job.request.kinds),
-        "interval": job.request.interval.value,
+        "interval": job.request.interval,
         "since": job.request.since,
         "until": job.request.until,
         "gaps": job.request.gaps_only,
@@ -417,4 +417,35 @@ def backfill_job(job: BackfillJob) -> dict[str, Any]:
         "problems": list(job.problems),
         "errors": list(job.errors),
         "links": {"self": f"/backfills/{job.id}"},
+    }
+
+
+def counters(item: SourceCounters) -> shapes.Counters:
+    return {
+        "fetched": item.fetched,
+        "inserted": item.inserted,
+        "updated": item.updated,
+        "unchanged": item.unchanged,
+        "quarantined": item.quarantined,
+        "http_requests": item.http_requests,
+        "retries": item.retries,
+        "rate_limit_waits": item.rate_limit_waits,
+        "duration_ms": item.duration_ms,
+        "drift_findings": item.drift_findings,
+        "suspect_bars": item.suspect_bars,
+    }
+
+
+def data_delta(item: DataDelta) -> shapes.DataDelta:
+    return {
+        "in_a": item.in_a,
+        "in_b": item.in_b,
+        "added": item.added,
+        "vanished": item.vanished,
+        "compared": item.compared,
+        "median_price_move_pct": item.median_price_move_pct,
+        "moved_over_threshold": item.moved_over_threshold,
+        "threshold_pct": item.threshold_pct,
+        "added_sample": list(item.added_sample),
+        "vanished_sample": list(item.vanished_sample),
     }

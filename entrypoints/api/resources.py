@@ -51,7 +51,7 @@ from application.status import Health, HealthReport, check_readiness
 from domain.assets import Interval
 from domain.drift import DriftKind
 from domain.runs import RunStatus
-from entrypoints.api import render
+from entrypoints.api import declared, render
 from entrypoints.api.auth import ApiKeyGuard, require_key
 from entrypoints.api.declared import FileFormat
 from entrypoints.api.errors import InvalidParameter
@@ -443,8 +443,8 @@ class CompareRunsResource:
 
 
 def _one_of(params: QueryParams, name: str, original: str) -> int | None:
-    value = params.integer(name, 0, 1, 2**63 - 1) or None
-    legacy = params.integer(original, 0, 1, 2**63 - 1) or None
+    value = params.integer(name, 0, 1, declared.MAX_ID) or None
+    legacy = params.integer(original, 0, 1, declared.MAX_ID) or None
     if value is not None and legacy is not None and value != legacy:
         raise InvalidParameter(name, f"{name} and {original} name the same run; they disagree")
     return value or legacy

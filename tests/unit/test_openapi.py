@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import UTC, datetime
 from urllib.parse import quote
 
+import attrs
 import falcon.inspect
 import falcon.testing
 import jsonschema_rs
@@ -15,6 +18,13 @@ from adapters.memory.backfill import InMemoryBackfillQueue
 from adapters.memory.reader import InMemoryHealthProbe, InMemoryQuarantineReader, InMemoryRecordReader
 from adapters.memory.state import InMemoryStore
 from adapters.memory.store import InMemoryUnitOfWork
+from domain.assets import Interval
+from domain.backfill import JobState
+from domain.drift import DriftKind
+from domain.records import RecordKind, SourceType
+from domain.requests import RequestStatus
+from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, SourceRun
+from entrypoints.api import render, shapes
 from entrypoints.api.app import create_app
 from entrypoints.api.openapi import openapi_document
 from entrypoints.bootstrap import KINDS
@@ -163,3 +173,43 @@ def test_runs_of_every_trigger_and_backfill_jobs_validate_against_the_document(s
     validator_for("/backfills", "get", "200", "application/json").validate(
         client.simulate_get("/backfills").json
     )
+
+
+def test_each_domain_enum_is_one_schema_with_the_domains_values() -> None:
+    """An enum is described once, by the domain's own members, and every answer refers to it."""
+    schemas = DOCUMENT["components"]["schemas"]
+    text = json.dumps(schemas)
+    for kind in (RunStatus, RunTrigger, RecordKind, SourceType, Interval, JobState, RequestStatus, DriftKind):
+        values = [member.value for member in kind]
+        assert schemas[kind.__name__]["enum"] == values
+        assert text.count(json.dumps(values)) == 1, f"{kind.__name__} is typed out again"
+        assert f'"#/components/schemas/{kind.__name__}"' in text
+
+
+def test_the_run_counters_are_the_domains() -> None:
+    """The JSON counters name every counter a run keeps, and nothing else: a counter added to the
+    domain and not to the shape fails here (and mypy fails `render.counters`)."""
+    assert list(shapes.Counters.__annotations__) == [field.name for field in attrs.fields(SourceCounters)]
+    assert render.counters(SourceCounters(*range(1, 12))) == {
+        field.name: index + 1 for index, field in enumerate(attrs.fields(SourceCounters))
+    }
+
+
+def test_a_rendered_answer_has_exactly_its_declared_keys() -> None:
+    """What `render` returns and what the document requires are the same keys (all of them
+    required: a shape's key is always sent, null when it has no value)."""
+    schemas = DOCUMENT["components"]["schemas"]
+    run = EtlRun(
+        id=3,
+        trigger=RunTrigger.CLI,
+        status=RunStatus.SUCCESS,
+        started_at=datetime(2024, 1, 1, tzinfo=UTC),
+        finished_at=datetime(2024, 1, 1, 0, 1, tzinfo=UTC),
+        sources=(SourceRun("csv:x", SourceCounters(fetched=2), RunStatus.SUCCESS),),
+    )
+    answer = render.run(run)
+    assert set(answer) == set(schemas["Run"]["properties"]) == set(schemas["Run"]["required"])
+    assert set(answer["sources"][0]) == set(schemas["SourceRun"]["properties"])
+    jsonschema_rs.validator_for(
+        {"$ref": "#/components/schemas/Run", "components": {"schemas": schemas}}
+    ).validate(json.loads(render.dumps(answer)))
