@@ -9,12 +9,12 @@ import attrs
 
 from application.errors import InvalidQuery, NotFound
 from application.ports import (
+    CatalogUnits,
     ConfirmedEmpty,
     CoverageReader,
     HistoryRenderer,
+    IngestUnit,
     RenderedHistory,
-    UnitOfWork,
-    UnitOfWorkFactory,
 )
 from application.queries import Page
 from domain.assets import (
@@ -41,7 +41,7 @@ def source_asset_id(record: UnifiedRecord) -> str:
 
 
 def assign_assets(
-    records: list[UnifiedRecord], uow: UnitOfWork, crossref: Sequence[CrossReference]
+    records: list[UnifiedRecord], uow: IngestUnit, crossref: Sequence[CrossReference]
 ) -> list[UnifiedRecord]:
     """Each market record with the id of its canonical asset; new assets and aliases stored."""
     # a record whose reader knew its asset (a backfill window is of one asset) keeps it
@@ -71,7 +71,7 @@ def assign_assets(
 
 
 def _resolve_and_store(
-    unknown: list[Candidate], uow: UnitOfWork, crossref: Sequence[CrossReference]
+    unknown: list[Candidate], uow: IngestUnit, crossref: Sequence[CrossReference]
 ) -> dict[tuple[str, str], int]:
     symbols = sorted(_curated_symbols(unknown, crossref))
     by_symbol: dict[str, list[Asset]] = {}
@@ -111,13 +111,13 @@ def _curated_symbols(candidates: Sequence[Candidate], crossref: Sequence[CrossRe
 
 
 def find_assets(
-    uow_factory: UnitOfWorkFactory, symbol: str | None, search: str | None, page: int, page_size: int
+    uow_factory: CatalogUnits, symbol: str | None, search: str | None, page: int, page_size: int
 ) -> Page[Asset]:
     with uow_factory() as uow:
         return uow.assets.find(symbol.upper() if symbol else None, search, page, page_size)
 
 
-def asset_view(uow_factory: UnitOfWorkFactory, asset_id: int, window: timedelta | None = None) -> AssetView:
+def asset_view(uow_factory: CatalogUnits, asset_id: int, window: timedelta | None = None) -> AssetView:
     """An asset, its aliases, each source's latest price, and the consensus of the prices
     observed within `window` of the newest."""
     with uow_factory() as uow:
@@ -143,7 +143,7 @@ class HistoryPage:
 
 
 def history_assets(
-    uow_factory: UnitOfWorkFactory, asset_ids: Sequence[int] = (), symbols: Sequence[str] = ()
+    uow_factory: CatalogUnits, asset_ids: Sequence[int] = (), symbols: Sequence[str] = ()
 ) -> dict[int, str]:
     """The assets a history names, by id and by symbol (every asset of the symbol), each with its
     symbol; NotFound names the first id or symbol no asset has."""
@@ -164,9 +164,7 @@ def history_assets(
     return dict(sorted(found.items()))
 
 
-def asset_history(
-    uow_factory: UnitOfWorkFactory, assets: Mapping[int, str], query: HistoryQuery
-) -> HistoryPage:
+def asset_history(uow_factory: CatalogUnits, assets: Mapping[int, str], query: HistoryQuery) -> HistoryPage:
     """One page of the assets' candles (`query.limit` of them at most, whole buckets), oldest
     first; `next_start` is where the next page starts (the same query with that start)."""
     ids = list(assets)
@@ -197,7 +195,7 @@ def rendered_history(
 
 
 def export_history(
-    uow_factory: UnitOfWorkFactory, assets: Mapping[int, str], query: HistoryQuery, batch: int = 5000
+    uow_factory: CatalogUnits, assets: Mapping[int, str], query: HistoryQuery, batch: int = 5000
 ) -> Iterator[Candle]:
     """Every candle of the assets over the query's range, a page at a time (by `next_start`),
     so an export of any length holds one page."""
@@ -222,7 +220,7 @@ class Coverage:
 
 
 def asset_coverage(
-    uow_factory: UnitOfWorkFactory,
+    uow_factory: CatalogUnits,
     reader: CoverageReader,
     asset_id: int,
     interval: Interval,

@@ -28,9 +28,9 @@ from application.ports import (
     Clock,
     CoverageReader,
     HistoryProvider,
+    IngestUnits,
     Normalizer,
     SourceLocks,
-    UnitOfWorkFactory,
 )
 from domain.assets import RESOLUTION, Asset, CrossReference, Interval
 from domain.backfill import (
@@ -55,7 +55,7 @@ def plan_backfill(
     providers: Mapping[str, HistoryProvider],
     queue: BackfillQueue,
     coverage: CoverageReader,
-    uow_factory: UnitOfWorkFactory,
+    uow_factory: IngestUnits,
     crossref: Sequence[CrossReference],
     clock: Clock,
 ) -> int:
@@ -139,7 +139,7 @@ def _check(request: BackfillRequest, providers: Mapping[str, HistoryProvider]) -
 def _targets(
     request: BackfillRequest,
     providers: Mapping[str, HistoryProvider],
-    uow_factory: UnitOfWorkFactory,
+    uow_factory: IngestUnits,
     crossref: Sequence[CrossReference],
     problems: list[str],
 ) -> list[HistoryTarget]:
@@ -182,7 +182,7 @@ def _targets(
 def work_backfill(
     providers: Mapping[str, HistoryProvider],
     queue: BackfillQueue,
-    uow_factory: UnitOfWorkFactory,
+    uow_factory: IngestUnits,
     clock: Clock,
     options: IngestOptions,
     locks: SourceLocks | None = None,

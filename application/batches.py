@@ -4,7 +4,7 @@ committed, one at a time.
 A batch commits in two steps. First, in `_prepare_batch` (on the reading thread), what is
 idempotent on its own commits: the raw payloads (raw rows before anything made of them), the
 canonical assets the batch introduces and the records it finds unchanged; the batch is then
-encoded for the store. Then, in `_write_batch` (on the writer thread, `BatchWriter`, while the
+made ready for the store. Then, in `_write_batch` (on the writer thread, `BatchWriter`, while the
 next batch is prepared), its unified upserts, quarantined rows, drift findings, checkpoint and
 run counters, in one transaction. A crash between the two replays the batch against raw rows
 and assets already there (changing nothing); a crash after the second resumes from its
@@ -37,11 +37,11 @@ from application.pipeline import FailureInjector, IngestOptions, RunTotals, Sour
 from application.ports import (
     Batch,
     Clock,
-    EncodedBatch,
+    IngestUnit,
+    IngestUnits,
     Normalizer,
+    PreparedRows,
     Progress,
-    UnitOfWork,
-    UnitOfWorkFactory,
 )
 from application.writer import BatchWriter
 from domain.checkpoints import Checkpoint
@@ -114,7 +114,7 @@ def normalize_batch(
 def ingest_source(
     pipeline: SourcePipeline,
     run_id: int,
-    uow_factory: UnitOfWorkFactory,
+    uow_factory: IngestUnits,
     clock: Clock,
     options: IngestOptions | None = None,
     injector: FailureInjector | None = None,
@@ -199,11 +199,11 @@ def ingest_source(
 
 @attrs.frozen
 class _PreparedBatch:
-    """A batch ready to write: normalized, given its assets, and encoded for the store."""
+    """A batch ready to write: normalized, given its assets, and made ready for the store."""
 
     batch: Batch
     fetched: int
-    encoded: EncodedBatch
+    rows: PreparedRows
     unchanged: int
     drift: DriftReport
     first_reason: str | None = None
@@ -231,7 +231,7 @@ def _prepare_batch(
     pipeline: SourcePipeline,
     batch: Batch,
     run_id: int,
-    uow_factory: UnitOfWorkFactory,
+    uow_factory: IngestUnits,
     options: IngestOptions,
     injector: FailureInjector | None,
     progress: _SourceProgress,
@@ -269,12 +269,12 @@ def _prepare_batch(
         if refusal is not None:  # before anything of the batch commits: the file is refused whole
             raise FileRefused(f"{pipeline.name}: {refusal}")
         uow.commit()
-        encoded = uow.records.encode_batch(receipt, records, quarantined)
+        rows = uow.records.prepare_rows(receipt, records, quarantined)
     progress.saw(records)
     return _PreparedBatch(
         batch=batch,
         fetched=fetched,
-        encoded=encoded,
+        rows=rows,
         unchanged=len(unchanged),
         drift=drift,
         first_reason=quarantined[0].reason if quarantined else None,
@@ -319,7 +319,7 @@ def _write_batch(
     pipeline: SourcePipeline,
     prepared: _PreparedBatch,
     run_id: int,
-    uow_factory: UnitOfWorkFactory,
+    uow_factory: IngestUnits,
     clock: Clock,
     options: IngestOptions,
     progress: _SourceProgress,
@@ -327,7 +327,7 @@ def _write_batch(
     """The batch's rows, drift findings, checkpoint and counters, in one transaction."""
     batch, drift = prepared.batch, prepared.drift
     with uow_factory() as uow:
-        counts = uow.records.load_encoded(run_id, prepared.encoded)
+        counts = uow.records.write_prepared(run_id, prepared.rows)
         new_findings = [
             finding
             for finding in drift.findings
@@ -384,7 +384,7 @@ def _write_batch(
 MENTION_MAX_RANK = 200
 
 
-def _with_mentions(records: list[UnifiedRecord], uow: UnitOfWork) -> list[UnifiedRecord]:
+def _with_mentions(records: list[UnifiedRecord], uow: IngestUnit) -> list[UnifiedRecord]:
     """Articles get the symbols of the assets they mention, in their title or categories."""
     if not any(record.kind is RecordKind.ARTICLE for record in records):
         return records
@@ -398,7 +398,7 @@ def _with_mentions(records: list[UnifiedRecord], uow: UnitOfWork) -> list[Unifie
 
 
 def _check_drift(
-    pipeline: SourcePipeline, batch: Batch, uow: UnitOfWork, options: IngestOptions
+    pipeline: SourcePipeline, batch: Batch, uow: IngestUnit, options: IngestOptions
 ) -> DriftReport:
     if pipeline.contract is None or not batch.raws:
         return DriftReport(findings=batch.findings)

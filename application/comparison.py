@@ -7,7 +7,7 @@ from datetime import timedelta
 import attrs
 
 from application.errors import NotFound
-from application.ports import UnitOfWorkFactory
+from application.ports import ReportingUnits
 from application.runs import previous_sharing_a_source
 from domain.comparison import Anomaly, RunComparison, compare_runs, price_divergence, score_run
 from domain.records import is_snapshot_source
@@ -22,7 +22,7 @@ DEFAULT_CONSENSUS_WINDOW = timedelta(minutes=15)
 
 
 def compare(
-    uow_factory: UnitOfWorkFactory,
+    uow_factory: ReportingUnits,
     run_a: int | None = None,
     run_b: int | None = None,
     price_move_pct: float = DEFAULT_PRICE_MOVE_PCT,
@@ -60,7 +60,7 @@ def compare(
 
 
 def anomalies(
-    uow_factory: UnitOfWorkFactory,
+    uow_factory: ReportingUnits,
     run_id: int,
     baseline_runs: int = DEFAULT_BASELINE_RUNS,
     divergence_pct: float = DIVERGENCE_THRESHOLD_PCT,

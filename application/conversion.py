@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from application.ports import UnitOfWork
+from application.ports import IngestUnit
 from domain.bars import UsdRate, convert, needs_conversion
 from domain.pairs import UsdQuotes
 from domain.records import UnifiedRecord
@@ -14,7 +14,7 @@ from domain.records import UnifiedRecord
 DEFAULT_BAR_SECONDS = 60  # a snapshot (no bar length known) converts only through a price within a minute
 
 
-def convert_to_usd(records: list[UnifiedRecord], uow: UnitOfWork, usd: UsdQuotes) -> list[UnifiedRecord]:
+def convert_to_usd(records: list[UnifiedRecord], uow: IngestUnit, usd: UsdQuotes) -> list[UnifiedRecord]:
     """`records`, each one quoted in a non-USD asset converted where a USD price of its quote
     asset was observed within its bar (by any source); the rest unchanged."""
     wanted: dict[str, set[tuple[datetime, int]]] = defaultdict(set)

@@ -12,14 +12,14 @@ from collections.abc import Sequence
 from application.batches import ingest_source
 from application.errors import InjectedFailure, Interrupted
 from application.pipeline import FailureInjector, IngestOptions, RunTotals, SourcePipeline
-from application.ports import Clock, QuotedSource, SourceLocks, SourceOutcome, UnitOfWorkFactory
+from application.ports import Clock, IngestUnits, QuotedSource, SourceLocks, SourceOutcome
 from application.recovery import run_lock_name
 from domain.runs import EtlRun, RunStatus, RunTrigger, overall_status
 
 
 def run_etl(
     pipelines: Sequence[SourcePipeline],
-    uow_factory: UnitOfWorkFactory,
+    uow_factory: IngestUnits,
     clock: Clock,
     trigger: RunTrigger,
     options: IngestOptions | None = None,
@@ -44,7 +44,7 @@ def run_etl(
 def _run(
     pipelines: Sequence[SourcePipeline],
     run_id: int,
-    uow_factory: UnitOfWorkFactory,
+    uow_factory: IngestUnits,
     clock: Clock,
     options: IngestOptions,
 ) -> EtlRun:
@@ -118,7 +118,7 @@ def _fanned_out(
 def _settle(
     fanned: Sequence[SourceOutcome],
     run_id: int,
-    uow_factory: UnitOfWorkFactory,
+    uow_factory: IngestUnits,
     clock: Clock,
     totals: RunTotals,
     options: IngestOptions,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from datetime import datetime
 
-from application.ports import UnitOfWork
+from application.ports import IngestUnit
 from domain.plausibility import FILE_REMEDY, HISTORY_REMEDY, Bounds, file_refusal, marked_suspect
 from domain.records import SourceType, UnifiedRecord, is_snapshot_source
 
@@ -20,7 +20,7 @@ DAY = 86400
 
 def compared_with_known(
     records: list[UnifiedRecord],
-    uow: UnitOfWork,
+    uow: IngestUnit,
     source: str,
     others: MutableMapping[int, tuple[str, ...]],
     bounds: Bounds,

@@ -6,18 +6,18 @@ from datetime import datetime
 
 import attrs
 
-from application.ports import UnitOfWorkFactory
+from application.ports import ReportingUnits
 from domain.checkpoints import Checkpoint
 from domain.drift import DriftKind, StoredDrift
 from domain.runs import SourceStats
 
 
-def source_stats(uow_factory: UnitOfWorkFactory) -> list[SourceStats]:
+def source_stats(uow_factory: ReportingUnits) -> list[SourceStats]:
     with uow_factory() as uow:
         return uow.runs.source_stats()
 
 
-def list_checkpoints(uow_factory: UnitOfWorkFactory) -> list[Checkpoint]:
+def list_checkpoints(uow_factory: ReportingUnits) -> list[Checkpoint]:
     with uow_factory() as uow:
         return uow.checkpoints.list()
 
@@ -31,14 +31,14 @@ class EtlFigures:
     checkpoints: list[Checkpoint]
 
 
-def etl_figures(uow_factory: UnitOfWorkFactory) -> EtlFigures:
+def etl_figures(uow_factory: ReportingUnits) -> EtlFigures:
     """Source statistics, provider answers and checkpoints in one unit of work (one connection)."""
     with uow_factory() as uow:
         return EtlFigures(uow.runs.source_stats(), uow.runs.response_totals(), uow.checkpoints.list())
 
 
 def list_drift_findings(
-    uow_factory: UnitOfWorkFactory,
+    uow_factory: ReportingUnits,
     source: str | None = None,
     kind: DriftKind | None = None,
     since: datetime | None = None,

@@ -49,8 +49,8 @@ class IngestOptions:
     observation_runs_kept: int = 20
     crossref: tuple[CrossReference, ...] = ()
     usd: UsdQuotes = attrs.Factory(UsdQuotes)
-    history_retention: timedelta | None = None  # HISTORY_RETENTION_DAYS: older history is dropped
-    # several sources at once elsewhere (CSV_WORKERS); not with `fail_after`, a drill in line
+    history_retention: timedelta | None = None  # older history is dropped after a run
+    # several sources at once elsewhere (as many as the entrypoint allows); not with `fail_after`, a drill in line
     fan_out: SourceFanOut | None = None
     bounds: Bounds = attrs.Factory(Bounds)  # PLAUSIBLE_*: what a stored number may be
 

@@ -95,8 +95,9 @@ class LoadCounts:
 
 
 @attrs.frozen
-class EncodedBatch:
-    """A batch as a store encoded it; only that store's `load_encoded` reads `content`."""
+class PreparedRows:
+    """A batch's rows made ready by a store (in whatever form it writes fastest); only that
+    store's `write_prepared` reads `content`: the application never sees the form."""
 
     source: str | None
     content: object
@@ -105,7 +106,7 @@ class EncodedBatch:
 @attrs.frozen
 class StoredRaws:
     """What storing a batch's raw payloads learnt, as the store keeps it (the new rows' ids): the
-    receipt `encode_batch` asks for, so raw payloads are stored before anything made of them."""
+    receipt `prepare_rows` asks for, so raw payloads are stored before anything made of them."""
 
     run_id: int
     content: object = None
@@ -115,8 +116,8 @@ class BatchWrites(Protocol):
     """What the ETL writes and asks of the store for a source's batches (`application.batches`).
 
     A batch is written in three calls: `store_raws` (its raw payloads, committed first),
-    `encode_batch` with the receipt it gave (no I/O beyond it: the ETL encodes a batch while
-    the store writes the one before) and `load_encoded`, on any unit of work of the same store."""
+    `prepare_rows` with the receipt it gave (no I/O beyond it: the ETL prepares a batch while
+    the store writes the one before) and `write_prepared`, on any unit of work of the same store."""
 
     def known_assets(self, max_rank: int) -> list[KnownAsset]:
         """Symbols and names of market records: every CSV asset and each provider's top ranks."""
@@ -139,17 +140,17 @@ class BatchWrites(Protocol):
         ...
 
     def store_raws(self, run_id: int, raws: Sequence[RawRecord]) -> StoredRaws:
-        """Raw payloads, once per content; the receipt `encode_batch` takes."""
+        """Raw payloads, once per content; the receipt `prepare_rows` takes."""
         ...
 
-    def encode_batch(
+    def prepare_rows(
         self, stored: StoredRaws, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
-    ) -> EncodedBatch:
-        """Normalized and quarantined rows made from the stored raw payloads, in the store's own
-        wire form, ready for `load_encoded` in the receipt's run."""
+    ) -> PreparedRows:
+        """Normalized and quarantined rows made from the stored raw payloads, made ready for
+        `write_prepared` in the receipt's run."""
         ...
 
-    def load_encoded(self, run_id: int, encoded: EncodedBatch) -> LoadCounts:
+    def write_prepared(self, run_id: int, prepared: PreparedRows) -> LoadCounts:
         """Upsert the unified rows (and their history), quarantine the rest; `records` hold at
         most one record per source_record_id."""
         ...
@@ -179,12 +180,16 @@ class CheckpointRepository(Protocol):
     def list(self) -> list[Checkpoint]: ...
 
 
-class RunRepository(Protocol):
+class RunLedger(Protocol):
+    """A run's lifecycle as the ETL writes it: started, counted, finished."""
+
     def start(self, trigger: RunTrigger, started_at: datetime) -> int: ...
 
     def start_source(self, run_id: int, source: str, started_at: datetime) -> None: ...
 
     def add_counters(self, run_id: int, source: str, counters: SourceCounters) -> None: ...
+
+    def add_responses(self, run_id: int, source: str, responses: Mapping[str, int]) -> None: ...
 
     def finish_source(
         self,
@@ -198,6 +203,12 @@ class RunRepository(Protocol):
     ) -> None: ...
 
     def finish(self, run_id: int, status: RunStatus, error: str | None, finished_at: datetime) -> None: ...
+
+    def get(self, run_id: int) -> EtlRun | None: ...
+
+
+class RunHistory(Protocol):
+    """Runs as reports read them: one, the newest, a list, each source's totals."""
 
     def get(self, run_id: int) -> EtlRun | None: ...
 
@@ -215,6 +226,14 @@ class RunRepository(Protocol):
 
     def source_stats(self) -> list[SourceStats]: ...
 
+    def response_totals(self) -> dict[tuple[str, str], int]:
+        """Provider answers over every run, by (source, HTTP status)."""
+        ...
+
+
+class AbandonedRuns(Protocol):
+    """Runs whose process died, as recovery finds and closes them."""
+
     def running_since_before(self, cutoff: datetime) -> list[int]:
         """Ids of runs still `running` that started before `cutoff`."""
         ...
@@ -223,11 +242,9 @@ class RunRepository(Protocol):
         """Close a run whose process is gone: it and its running sources become `failed`."""
         ...
 
-    def add_responses(self, run_id: int, source: str, responses: Mapping[str, int]) -> None: ...
 
-    def response_totals(self) -> dict[tuple[str, str], int]:
-        """Provider answers over every run, by (source, HTTP status)."""
-        ...
+class RunRepository(RunLedger, RunHistory, AbandonedRuns, Protocol):
+    """Every side of the runs: what a store implements (each use case is given one side)."""
 
 
 class DriftRepository(Protocol):
@@ -276,7 +293,10 @@ class ScheduleRepository(Protocol):
     def mark_started(self, kind: str, started_at: datetime) -> None: ...
 
 
-class AssetRepository(Protocol):
+class AssetResolution(Protocol):
+    """Canonical assets as loading and planning meet them: found by alias or symbol, created,
+    linked."""
+
     def aliases(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """The canonical asset of each known (source, source asset id)."""
         ...
@@ -287,6 +307,8 @@ class AssetRepository(Protocol):
         once make one asset of it, never two."""
         ...
 
+    def aliases_of(self, asset_id: int) -> list[Alias]: ...
+
     def ranks(self, asset_ids: Sequence[int]) -> dict[int, int]:
         """The best rank any source gives each asset, as evidence for resolution."""
         ...
@@ -296,6 +318,10 @@ class AssetRepository(Protocol):
         ...
 
     def link(self, aliases: Sequence[Alias]) -> None: ...
+
+
+class AssetCatalog(Protocol):
+    """Canonical assets as the API and the dashboard browse them."""
 
     def find(self, symbol: str | None, search: str | None, page: int, page_size: int) -> Page[Asset]: ...
 
@@ -310,6 +336,10 @@ class AssetRepository(Protocol):
     def history(self, asset_ids: Sequence[int], query: HistoryQuery) -> list[Candle]:
         """The assets' candles in (bucket, asset, series) order, at most `query.limit` of them."""
         ...
+
+
+class AssetRepository(AssetResolution, AssetCatalog, Protocol):
+    """Both sides of the assets: what a store implements."""
 
 
 class UsdRateRepository(Protocol):
@@ -350,19 +380,8 @@ class Maintenance(Protocol):
         ...
 
 
-class UnitOfWork(Protocol):
-    """One transaction over the repositories; rolled back on exit unless committed."""
-
-    records: BatchWrites
-    observations: RunObservations
-    checkpoints: CheckpointRepository
-    runs: RunRepository
-    drifts: DriftRepository
-    requests: RunRequestRepository
-    schedule: ScheduleRepository
-    assets: AssetRepository
-    rates: UsdRateRepository
-    maintenance: Maintenance
+class Transaction(Protocol):
+    """One transaction; rolled back on exit unless committed."""
 
     def __enter__(self) -> Self: ...
 
@@ -378,7 +397,102 @@ class UnitOfWork(Protocol):
     def rollback(self) -> None: ...
 
 
+# What each caller is given: one transaction over only the ports it uses (read-only members, so
+# a store's unit of work, which holds every repository, is each of them).
+
+
+class IngestUnit(Transaction, Protocol):
+    """Loading a source's batches (application.ingest, batches, conversion, known_prices)."""
+
+    @property
+    def records(self) -> BatchWrites: ...
+    @property
+    def checkpoints(self) -> CheckpointRepository: ...
+    @property
+    def runs(self) -> RunLedger: ...
+    @property
+    def drifts(self) -> DriftRepository: ...
+    @property
+    def assets(self) -> AssetResolution: ...
+    @property
+    def rates(self) -> UsdRateRepository: ...
+    @property
+    def maintenance(self) -> Maintenance: ...
+
+
+class RecoveryUnit(Transaction, Protocol):
+    """Closing what dead processes left running (application.recovery)."""
+
+    @property
+    def runs(self) -> AbandonedRuns: ...
+    @property
+    def requests(self) -> RunRequestRepository: ...
+
+
+class SchedulingUnit(Transaction, Protocol):
+    """The scheduler's marks and the queue of run requests (application.scheduling)."""
+
+    @property
+    def requests(self) -> RunRequestRepository: ...
+    @property
+    def schedule(self) -> ScheduleRepository: ...
+
+
+class ReportingUnit(Transaction, Protocol):
+    """Runs, their comparison, checkpoints and drift as reports read them (application.runs,
+    operations, status, comparison)."""
+
+    @property
+    def runs(self) -> RunHistory: ...
+    @property
+    def observations(self) -> RunObservations: ...
+    @property
+    def checkpoints(self) -> CheckpointRepository: ...
+    @property
+    def drifts(self) -> DriftRepository: ...
+    @property
+    def requests(self) -> RunRequestRepository: ...
+
+
+class CatalogUnit(Transaction, Protocol):
+    """Browsing the canonical assets and their history (application.assets' readers)."""
+
+    @property
+    def assets(self) -> AssetCatalog: ...
+
+
+class PlanningUnit(Transaction, Protocol):
+    """Planning a backfill: the assets asked for and their providers' ids (application.backfill)."""
+
+    @property
+    def assets(self) -> AssetResolution: ...
+
+
+class UnitOfWork(
+    IngestUnit, RecoveryUnit, SchedulingUnit, ReportingUnit, CatalogUnit, PlanningUnit, Protocol
+):
+    """Every repository in one transaction: what a store implements and the composition root
+    hands out; a use case names the narrower unit it needs."""
+
+    records: BatchWrites
+    observations: RunObservations
+    checkpoints: CheckpointRepository
+    runs: RunRepository
+    drifts: DriftRepository
+    requests: RunRequestRepository
+    schedule: ScheduleRepository
+    assets: AssetRepository
+    rates: UsdRateRepository
+    maintenance: Maintenance
+
+
 UnitOfWorkFactory = Callable[[], UnitOfWork]
+IngestUnits = Callable[[], IngestUnit]
+RecoveryUnits = Callable[[], RecoveryUnit]
+SchedulingUnits = Callable[[], SchedulingUnit]
+ReportingUnits = Callable[[], ReportingUnit]
+CatalogUnits = Callable[[], CatalogUnit]
+PlanningUnits = Callable[[], PlanningUnit]
 
 
 class SourceLocks(Protocol):
@@ -493,7 +607,7 @@ class SourceRunLedger(Protocol):
 
 
 class ReplicaMonitor(Protocol):
-    """The read replicas (`DATABASE_READ_URL`) as health shows them: reachable, how far behind."""
+    """The read replicas as health shows them: reachable, how far behind."""
 
     def replicas(self) -> list[ReplicaState]: ...
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
-from application.ports import Clock, SourceLocks, UnitOfWorkFactory
+from application.ports import Clock, RecoveryUnits, SourceLocks
 
 ABANDONED_RUN = "interrupted: the process running it stopped (killed or lost)"
 
@@ -31,7 +31,7 @@ def run_lock_name(run_id: int) -> str:
 
 
 def close_abandoned_runs(
-    uow_factory: UnitOfWorkFactory, locks: SourceLocks, clock: Clock, grace: timedelta = timedelta(minutes=1)
+    uow_factory: RecoveryUnits, locks: SourceLocks, clock: Clock, grace: timedelta = timedelta(minutes=1)
 ) -> list[int]:
     """Mark `failed` every run still `running` whose lock nobody holds: its process is gone.
 

@@ -4,7 +4,7 @@ A replay is a run of its own (trigger `replay`) over each source's quarantined e
 the source itself: the same normalizer, checks, asset resolution and write path as a load, so a
 record that passes now is stored exactly as a load would store it, with its lineage to the raw
 row it was first read from (raw rows are kept once per content). The store releases an entry
-whose payload loads (`BatchWrites.load_encoded`); one that fails again stays, with the new
+whose payload loads (`BatchWrites.write_prepared`); one that fails again stays, with the new
 reason. The source's checkpoint is not touched (replay batches have no position), and health
 does not count a replay as the source's newest run.
 
@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from application.ingest import run_etl
 from application.pipeline import IngestOptions, SourcePipeline
-from application.ports import Batch, Clock, Normalizer, QuarantineBacklog, SourceLocks, UnitOfWorkFactory
+from application.ports import Batch, Clock, IngestUnits, Normalizer, QuarantineBacklog, SourceLocks
 from domain.records import Source
 from domain.runs import EtlRun, RunTrigger
 
@@ -61,7 +61,7 @@ class QuarantinedReader:
 def replay_quarantine(
     pipelines: Sequence[SourcePipeline],
     backlog: QuarantineBacklog,
-    uow_factory: UnitOfWorkFactory,
+    uow_factory: IngestUnits,
     clock: Clock,
     options: IngestOptions,
     locks: SourceLocks | None = None,

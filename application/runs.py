@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from application.errors import NotFound
-from application.ports import RunRepository, UnitOfWorkFactory
+from application.ports import ReportingUnits, RunHistory
 from domain.requests import RunRequest
 from domain.runs import EtlRun, RunStatus
 
 
 def list_runs(
-    uow_factory: UnitOfWorkFactory, limit: int, status: RunStatus | None = None, source: str | None = None
+    uow_factory: ReportingUnits, limit: int, status: RunStatus | None = None, source: str | None = None
 ) -> list[EtlRun]:
     with uow_factory() as uow:
         return uow.runs.recent(limit, status, source)
 
 
-def get_run(uow_factory: UnitOfWorkFactory, run_id: int) -> EtlRun:
+def get_run(uow_factory: ReportingUnits, run_id: int) -> EtlRun:
     with uow_factory() as uow:
         run = uow.runs.get(run_id)
     if run is None:
@@ -23,7 +23,7 @@ def get_run(uow_factory: UnitOfWorkFactory, run_id: int) -> EtlRun:
     return run
 
 
-def get_run_request(uow_factory: UnitOfWorkFactory, request_id: int) -> RunRequest:
+def get_run_request(uow_factory: ReportingUnits, request_id: int) -> RunRequest:
     with uow_factory() as uow:
         request = uow.requests.get(request_id)
     if request is None:
@@ -31,7 +31,7 @@ def get_run_request(uow_factory: UnitOfWorkFactory, request_id: int) -> RunReque
     return request
 
 
-def run_before(uow_factory: UnitOfWorkFactory, run_id: int) -> EtlRun | None:
+def run_before(uow_factory: ReportingUnits, run_id: int) -> EtlRun | None:
     """The newest run before `run_id` that read one of its sources (what the dashboard compares
     a run with), if any: with a run per source kind, the run just before may share nothing."""
     with uow_factory() as uow:
@@ -41,7 +41,7 @@ def run_before(uow_factory: UnitOfWorkFactory, run_id: int) -> EtlRun | None:
         return previous_sharing_a_source(uow.runs, run)
 
 
-def previous_sharing_a_source(runs: RunRepository, run: EtlRun) -> EtlRun | None:
+def previous_sharing_a_source(runs: RunHistory, run: EtlRun) -> EtlRun | None:
     """The newest run before `run` that read at least one of the same sources."""
     candidates = [
         earlier for item in run.sources for earlier in runs.recent(1, source=item.source, before=run.id)

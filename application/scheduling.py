@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from application.errors import NotFound
-from application.ports import Clock, SourceLocks, UnitOfWorkFactory
+from application.ports import Clock, SchedulingUnits, SourceLocks
 from application.recovery import close_where_no_one_holds
 from domain.runs import EtlRun, RunTrigger
 
@@ -30,7 +30,7 @@ def lock_name(kind: str) -> str:
 def run_due_sources(
     intervals: Mapping[str, timedelta],
     locks: SourceLocks,
-    uow_factory: UnitOfWorkFactory,
+    uow_factory: SchedulingUnits,
     clock: Clock,
     run_kinds: RunKinds,
     should_stop: Callable[[], bool] = lambda: False,
@@ -48,7 +48,7 @@ def run_due_sources(
 
 @contextmanager
 def turn(
-    name: str, interval: timedelta, locks: SourceLocks, uow_factory: UnitOfWorkFactory, clock: Clock
+    name: str, interval: timedelta, locks: SourceLocks, uow_factory: SchedulingUnits, clock: Clock
 ) -> Iterator[bool]:
     """Whether `name`'s turn has come (its interval passed since any replica last took it): when
     it has, this replica takes it and holds it for the block, so no other replica does the same
@@ -69,7 +69,7 @@ def turn(
         yield due
 
 
-def request_run(uow_factory: UnitOfWorkFactory, clock: Clock, sources: Sequence[str]) -> int:
+def request_run(uow_factory: SchedulingUnits, clock: Clock, sources: Sequence[str]) -> int:
     """Queue a run of `sources` (empty: every source) for the schedulers; return the request id."""
     with uow_factory() as uow:
         request = uow.requests.add(sources, clock())
@@ -77,9 +77,7 @@ def request_run(uow_factory: UnitOfWorkFactory, clock: Clock, sources: Sequence[
     return request.id
 
 
-def request_replay(
-    uow_factory: UnitOfWorkFactory, clock: Clock, source: str | None, reason: str | None
-) -> int:
+def request_replay(uow_factory: SchedulingUnits, clock: Clock, source: str | None, reason: str | None) -> int:
     """Queue a replay of the quarantine (one source's, or every enabled one's) for the schedulers."""
     with uow_factory() as uow:
         request = uow.requests.add([source] if source else [], clock(), replay=True, replay_reason=reason)
@@ -90,7 +88,7 @@ def request_replay(
 def run_requested(
     all_kinds: Sequence[str],
     locks: SourceLocks,
-    uow_factory: UnitOfWorkFactory,
+    uow_factory: SchedulingUnits,
     clock: Clock,
     run_kinds: RunKinds,
     wait_for_lock: float = 600.0,
@@ -146,7 +144,7 @@ ABANDONED_REQUEST = (
 
 
 def close_abandoned_requests(
-    uow_factory: UnitOfWorkFactory, locks: SourceLocks, clock: Clock, grace: timedelta = timedelta(minutes=1)
+    uow_factory: SchedulingUnits, locks: SourceLocks, clock: Clock, grace: timedelta = timedelta(minutes=1)
 ) -> list[int]:
     """Close `failed` every request still `running` whose lock nobody holds: its scheduler is
     gone. Requests claimed within `grace` are left alone (the lock is taken just after the claim)."""

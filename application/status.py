@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from application.errors import StoreUnavailable
-from application.ports import HealthProbe, ReplicaMonitor, SourceRunLedger, UnitOfWorkFactory
+from application.ports import HealthProbe, ReplicaMonitor, ReportingUnits, SourceRunLedger
 from domain.health import Health, KindHealth, ReplicaState, judge, replica_reasons
 from domain.runs import RunStatus
 
@@ -43,7 +43,7 @@ class ReadinessReport:
 
 def check_health(
     probe: HealthProbe,
-    uow_factory: UnitOfWorkFactory,
+    uow_factory: ReportingUnits,
     ledger: SourceRunLedger,
     schedules: Mapping[str, timedelta | None],
     now: datetime,

@@ -22,7 +22,7 @@ from adapters.memory.scheduling import (
     InMemoryScheduleRepository,
 )
 from adapters.memory.state import InMemoryStore, Quarantined, State, StoredRaw
-from application.ports import EncodedBatch, LoadCounts, StoredRaws
+from application.ports import LoadCounts, PreparedRows, StoredRaws
 from domain.assets import HistoryPoint
 from domain.checkpoints import Checkpoint
 from domain.comparison import DataDelta, PriceQuote
@@ -52,13 +52,13 @@ class InMemoryRecordRepository:
                 state.raws[raw_key] = StoredRaw(id=next(state.ids), raw=raw)
         return StoredRaws(run_id)
 
-    def encode_batch(
+    def prepare_rows(
         self, stored: StoredRaws, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
-    ) -> EncodedBatch:
+    ) -> PreparedRows:
         source = records[0].source if records else quarantined[0].raw.source if quarantined else None
-        return EncodedBatch(source, (tuple(records), tuple(quarantined)))
+        return PreparedRows(source, (tuple(records), tuple(quarantined)))
 
-    def load_encoded(self, run_id: int, encoded: EncodedBatch) -> LoadCounts:
+    def write_prepared(self, run_id: int, encoded: PreparedRows) -> LoadCounts:
         content = encoded.content
         assert isinstance(content, tuple), "a batch encoded by another store"
         records, quarantined = content

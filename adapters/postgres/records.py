@@ -27,7 +27,7 @@ from psycopg.pq import TransactionStatus
 
 from adapters.postgres import copy_text
 from adapters.postgres.partitions import PROCESS_PARTITIONS, drop_before
-from application.ports import EncodedBatch, LoadCounts, StoredRaws
+from application.ports import LoadCounts, PreparedRows, StoredRaws
 from domain.checksum import canonical_json
 from domain.comparison import DataDelta, PriceQuote
 from domain.mentions import KnownAsset
@@ -235,7 +235,7 @@ class PostgresRecordRepository:
 
     def store_raws(self, run_id: int, raws: Sequence[RawRecord]) -> StoredRaws:
         """The batch's raw rows: COPYed straight in with ids of their own when none is stored yet
-        (their ids in the receipt, for `encode_batch`), else through staging, once each."""
+        (their ids in the receipt, for `prepare_rows`), else through staging, once each."""
         if not raws:
             return StoredRaws(run_id, {})
         raw_table = raw_table_for(_one_source(raw.source for raw in raws))
@@ -264,9 +264,9 @@ class PostgresRecordRepository:
         cursor.execute(sql.SQL(INSERT_RAW).format(raw=sql.Identifier(raw_table)), {"run_id": run_id})
         return StoredRaws(run_id, {})
 
-    def encode_batch(
+    def prepare_rows(
         self, stored: StoredRaws, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
-    ) -> EncodedBatch:
+    ) -> PreparedRows:
         sources = [record.source for record in records] + [item.raw.source for item in quarantined]
         run_id = stored.run_id
         fresh = stored.content if isinstance(stored.content, dict) else {}
@@ -295,7 +295,7 @@ class PostgresRecordRepository:
             # loaders each adding a year deadlocked, each holding the table the other's DDL needs
             with self._connection.transaction():  # top level here: committed on leaving
                 self._partitions.ensure(self._connection.cursor(), years)
-        return EncodedBatch(
+        return PreparedRows(
             source=_one_source(sources) if sources else None,
             content=_Copies(
                 unified=copy_text.encode(rows),
@@ -309,7 +309,7 @@ class PostgresRecordRepository:
             ),
         )
 
-    def load_encoded(self, run_id: int, encoded: EncodedBatch) -> LoadCounts:
+    def write_prepared(self, run_id: int, encoded: PreparedRows) -> LoadCounts:
         copies = encoded.content
         if encoded.source is None or not isinstance(copies, _Copies):
             return LoadCounts()

@@ -92,11 +92,11 @@ def load(storage: Storage, run_id: int, raws: list[RawRecord], records=None, qua
     with storage.uow() as uow:
         receipt = uow.records.store_raws(run_id, [*raws, *(item.raw for item in quarantined)])
         uow.commit()
-        encoded = uow.records.encode_batch(
+        encoded = uow.records.prepare_rows(
             receipt, [market(r) for r in raws] if records is None else records, list(quarantined)
         )
     with storage.uow() as uow:
-        counts = uow.records.load_encoded(run_id, encoded)
+        counts = uow.records.write_prepared(run_id, encoded)
         uow.commit()
     return counts
 
@@ -128,7 +128,7 @@ def test_nothing_is_written_unless_the_unit_of_work_commits(storage: Storage) ->
     run_id = start_run(storage)
     with storage.uow() as uow:
         receipt = uow.records.store_raws(run_id, [raw("a")])
-        uow.records.load_encoded(run_id, uow.records.encode_batch(receipt, [market(raw("a"))], []))
+        uow.records.write_prepared(run_id, uow.records.prepare_rows(receipt, [market(raw("a"))], []))
         uow.checkpoints.save(Checkpoint("csv:prices", {"offset": 1}, run_id, NOW))
     with storage.uow() as uow:
         assert uow.checkpoints.get("csv:prices") is None
@@ -555,10 +555,10 @@ def test_raws_stored_first_and_rows_encoded_in_one_unit_of_work_load_in_another(
     with storage.uow() as uow:
         receipt = uow.records.store_raws(run_id, [*items, bad.raw])
         uow.commit()
-        encoded = uow.records.encode_batch(receipt, [market(item) for item in items], [bad])
+        encoded = uow.records.prepare_rows(receipt, [market(item) for item in items], [bad])
     with storage.uow() as uow:
         assert storage.reader.find(DataQuery()).items == []  # raws alone are no records yet
-        counts = uow.records.load_encoded(run_id, encoded)
+        counts = uow.records.write_prepared(run_id, encoded)
         uow.commit()
     assert (counts.inserted, counts.quarantined) == (2, 1)
     found = storage.reader.find(DataQuery(sort_by=SortField.SYMBOL, page_size=10)).items

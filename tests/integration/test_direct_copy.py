@@ -52,8 +52,8 @@ def load(
         # an earlier transaction's on this pooled connection: counted before, taken off after
         before = uow._connection.execute(STAGED).fetchone()[0]  # type: ignore[union-attr, index]
         receipt = uow.records.store_raws(run_id, raws)
-        encoded = uow.records.encode_batch(receipt, records, [])
-        counts = uow.records.load_encoded(run_id, encoded)
+        encoded = uow.records.prepare_rows(receipt, records, [])
+        counts = uow.records.write_prepared(run_id, encoded)
         staged = uow._connection.execute(STAGED).fetchone()[0] - before  # type: ignore[union-attr, index]
         uow.commit()
     return counts, int(staged)
@@ -135,22 +135,22 @@ def test_a_direct_batch_met_by_the_batch_before_it_falls_back_whole(pg_pool: Con
     second = [raw("r9", "2"), raw("r10", "3")]
     with PostgresUnitOfWork(pg_pool) as prepare_one, PostgresUnitOfWork(pg_pool) as prepare_two:
         receipt = prepare_one.records.store_raws(run_id, first)
-        one = prepare_one.records.encode_batch(
+        one = prepare_one.records.prepare_rows(
             receipt, [bar(item, asset, i) for i, item in enumerate(first)], []
         )
         prepare_one.commit()
         receipt = prepare_two.records.store_raws(
             run_id, second
         )  # a new content of r9, and r10: raws both new
-        two = prepare_two.records.encode_batch(
+        two = prepare_two.records.prepare_rows(
             receipt, [bar(second[0], asset, 9), bar(second[1], asset, 10)], []
         )
         prepare_two.commit()
     with PostgresUnitOfWork(pg_pool) as uow:
-        assert uow.records.load_encoded(run_id, one).inserted == 10
+        assert uow.records.write_prepared(run_id, one).inserted == 10
         uow.commit()
     with PostgresUnitOfWork(pg_pool) as uow:
-        counts = uow.records.load_encoded(run_id, two)
+        counts = uow.records.write_prepared(run_id, two)
         uow.commit()
     assert (counts.inserted, counts.updated) == (1, 1)
     assert scalar(pg_pool, "SELECT price_usd FROM unified_data WHERE source_record_id = 'r9'") == Decimal(2)

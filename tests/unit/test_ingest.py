@@ -193,15 +193,15 @@ class _FailingOnSecondLoad(InMemoryUnitOfWork):
 
     def __enter__(self):
         entered = super().__enter__()
-        load_encoded = self.records.load_encoded
+        write_prepared = self.records.write_prepared
 
         def failing(*args: Any, **kwargs: Any):
             type(self).loads += 1
             if type(self).loads == 2:
                 raise type(self).failure
-            return load_encoded(*args, **kwargs)
+            return write_prepared(*args, **kwargs)
 
-        self.records.load_encoded = failing  # type: ignore[method-assign]
+        self.records.write_prepared = failing  # type: ignore[method-assign]
         return entered
 
 
