@@ -438,6 +438,13 @@ class SchedulingUnit(Transaction, Protocol):
     def schedule(self) -> ScheduleRepository: ...
 
 
+class QueueUnit(Transaction, Protocol):
+    """Queueing run requests for the schedulers (application.requests)."""
+
+    @property
+    def requests(self) -> RunRequestRepository: ...
+
+
 class ReportingUnit(Transaction, Protocol):
     """Runs, their comparison, checkpoints and drift as reports read them (application.runs,
     operations, status, comparison)."""
@@ -490,6 +497,7 @@ UnitOfWorkFactory = Callable[[], UnitOfWork]
 IngestUnits = Callable[[], IngestUnit]
 RecoveryUnits = Callable[[], RecoveryUnit]
 SchedulingUnits = Callable[[], SchedulingUnit]
+QueueUnits = Callable[[], QueueUnit]
 ReportingUnits = Callable[[], ReportingUnit]
 CatalogUnits = Callable[[], CatalogUnit]
 PlanningUnits = Callable[[], PlanningUnit]

@@ -69,22 +69,6 @@ def turn(
         yield due
 
 
-def request_run(uow_factory: SchedulingUnits, clock: Clock, sources: Sequence[str]) -> int:
-    """Queue a run of `sources` (empty: every source) for the schedulers; return the request id."""
-    with uow_factory() as uow:
-        request = uow.requests.add(sources, clock())
-        uow.commit()
-    return request.id
-
-
-def request_replay(uow_factory: SchedulingUnits, clock: Clock, source: str | None, reason: str | None) -> int:
-    """Queue a replay of the quarantine (one source's, or every enabled one's) for the schedulers."""
-    with uow_factory() as uow:
-        request = uow.requests.add([source] if source else [], clock(), replay=True, replay_reason=reason)
-        uow.commit()
-    return request.id
-
-
 def run_requested(
     all_kinds: Sequence[str],
     locks: SourceLocks,

@@ -45,8 +45,8 @@ from application.ports import (
     RecordReader,
     UnitOfWorkFactory,
 )
+from application.requests import request_replay, request_run
 from application.runs import get_run, get_run_request, list_runs
-from application.scheduling import request_replay, request_run
 from application.status import Health, HealthReport, check_readiness
 from domain.assets import Interval
 from domain.drift import DriftKind

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from adapters.memory.scheduling import InMemorySourceLocks
 from adapters.memory.state import InMemoryStore
 from adapters.memory.store import InMemoryUnitOfWork
-from application.scheduling import lock_name, request_run, run_due_sources, run_requested
+from application.requests import request_run
+from application.scheduling import lock_name, run_due_sources, run_requested
 from domain.requests import RequestStatus
 from domain.runs import EtlRun, RunStatus, RunTrigger
 
