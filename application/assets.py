@@ -58,16 +58,37 @@ def assign_assets(
         )
         for record in markets
     }
-    known = uow.assets.aliases(list(candidates))
-    unknown = [candidate for key, candidate in candidates.items() if key not in known]
-    if unknown:
-        known |= _resolve_and_store(unknown, uow, crossref)
+    known = resolve_assets(candidates, uow, crossref)
     return [
         attrs.evolve(record, asset_id=known[(record.source, source_asset_id(record))])
         if record.kind is RecordKind.MARKET and record.symbol and record.asset_id is None
         else record
         for record in records
     ]
+
+
+def resolve_assets(
+    candidates: Mapping[tuple[str, str], Candidate], uow: IngestUnit, crossref: Sequence[CrossReference]
+) -> dict[tuple[str, str], int]:
+    """The canonical asset of each (source, source asset id): known by its alias, else resolved
+    and stored (new assets and aliases), in the candidates' order."""
+    known = uow.assets.aliases(list(candidates))
+    unknown = [candidate for key, candidate in candidates.items() if key not in known]
+    if unknown:
+        known |= _resolve_and_store(unknown, uow, crossref)
+    return known
+
+
+def file_symbol_assets(
+    source: str, names: Mapping[str, str | None], uow: IngestUnit, crossref: Sequence[CrossReference]
+) -> dict[str, int]:
+    """The canonical asset of each symbol of a file (with its asset name, if the file gives one),
+    as `assign_assets` finds the assets of the file's records."""
+    candidates = {
+        (source, symbol): Candidate(source, symbol, symbol, name, None) for symbol, name in names.items()
+    }
+    known = resolve_assets(candidates, uow, crossref)
+    return {symbol: known[(source, symbol)] for symbol in names}
 
 
 def _resolve_and_store(

@@ -21,7 +21,7 @@ from datetime import datetime
 
 import attrs
 
-from application.assets import assign_assets
+from application.assets import assign_assets, file_symbol_assets
 from application.conversion import convert_to_usd
 from application.errors import (
     FileRefused,
@@ -32,9 +32,10 @@ from application.errors import (
     StoreConflict,
     StoreUnavailable,
 )
-from application.known_prices import compared_with_known
+from application.known_prices import compared_with_known, knows_other_sources
 from application.pipeline import FailureInjector, IngestOptions, RunTotals, SourcePipeline
 from application.ports import (
+    BarBlock,
     Batch,
     Clock,
     IngestUnit,
@@ -49,7 +50,7 @@ from domain.cleaning import NUL_REASON
 from domain.drift import DriftReport, detect_drift
 from domain.errors import InvalidRecord
 from domain.mentions import MentionFinder
-from domain.plausibility import SUSPECT_MARK, Bounds, implausible
+from domain.plausibility import SUSPECT_MARK, Bounds, implausible, ranges_plausible
 from domain.records import QuarantinedRecord, RawRecord, RecordKind, UnifiedRecord, without_nul
 from domain.runs import FAILED_SHARE, RunStatus, SourceCounters
 
@@ -242,6 +243,15 @@ def _prepare_batch(
     the batch: all are idempotent, so a batch that then fails to commit is replayed against
     them harmlessly."""
     started = time.monotonic()
+    if batch.block is not None:
+        prepared = _prepare_block(
+            pipeline, batch, batch.block, run_id, uow_factory, options, injector, progress, now
+        )
+        if prepared is not None:
+            return prepared
+        # a record of it already stored, a figure out of bounds or prices other sources know:
+        # the row path decides each record (to the same end for what the block would have done)
+        batch = attrs.evolve(batch, raws=batch.block.raws(), block=None)
     fetched = len(batch.raws) + len(batch.rejected)
     if injector is not None:
         injector.check(fetched)
@@ -281,6 +291,42 @@ def _prepare_batch(
         suspect_bars=sum(1 for record in records if record.extra and SUSPECT_MARK in record.extra),
         started=started,
     )
+
+
+def _prepare_block(
+    pipeline: SourcePipeline,
+    batch: Batch,
+    block: BarBlock,
+    run_id: int,
+    uow_factory: IngestUnits,
+    options: IngestOptions,
+    injector: FailureInjector | None,
+    progress: _SourceProgress,
+    now: datetime,
+) -> _PreparedBatch | None:
+    """A batch read as columns, prepared as `_prepare_batch` prepares one (its raw lines and new
+    assets committed here), without a record object: None, with nothing committed, when a rule
+    needs its records one by one (the row path then takes it)."""
+    started = time.monotonic()
+    fetched = len(block)
+    ranges = block.ranges()
+    if not ranges_plausible(ranges, now, options.bounds):
+        return None  # some figure is out of bounds: each record is judged, and quarantined by name
+    with uow_factory() as uow:
+        drift = _check_drift(pipeline, batch, uow, options)
+        if not batch.rewrite and uow.records.current_checksums(pipeline.name, block.keys()):
+            return None  # some are stored: which are unchanged, which updated, is the row path's
+        assets = file_symbol_assets(pipeline.name, block.names(), uow, options.crossref)
+        if knows_other_sources(sorted(set(assets.values())), uow, pipeline.name, progress.other_sources):
+            return None  # compared bar by bar with the other sources' prices
+        if injector is not None:
+            injector.check(fetched)
+        columns = block.columns(assets)
+        receipt = uow.blocks.store_block_raws(run_id, columns)
+        uow.commit()
+        rows = uow.blocks.prepare_block(receipt, columns)
+    progress.saw_moment(ranges.newest)
+    return _PreparedBatch(batch=batch, fetched=fetched, rows=rows, unchanged=0, drift=drift, started=started)
 
 
 def _plausible(

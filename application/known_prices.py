@@ -5,7 +5,7 @@ the figure."""
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from datetime import datetime
 
 from application.ports import IngestUnit
@@ -41,11 +41,7 @@ def compared_with_known(
     ]
     if not priced:
         return records, None
-    unknown = sorted({asset_id for _, asset_id, _ in priced if asset_id not in others})
-    if unknown:
-        found = uow.rates.other_sources(unknown, source)
-        for asset_id in unknown:
-            others[asset_id] = found.get(asset_id, ())
+    knows_other_sources(sorted({asset_id for _, asset_id, _ in priced}), uow, source, others)
     keyed: dict[int, tuple[int, datetime, int]] = {
         id(record): (asset_id, moment, max(record.bar_seconds or DAY, SHORTEST_WINDOW))
         for record, asset_id, moment in priced
@@ -67,3 +63,16 @@ def compared_with_known(
         return records, refusal
     marked = {id(record): marked_suspect(record, reference, bounds) for record, reference in compared}
     return [marked.get(id(record), record) for record in records], None
+
+
+def knows_other_sources(
+    asset_ids: Sequence[int], uow: IngestUnit, source: str, others: MutableMapping[int, tuple[str, ...]]
+) -> bool:
+    """Whether any other source holds prices of these assets; `others` learns each asset's other
+    sources (asked once per asset and run)."""
+    unknown = [asset_id for asset_id in asset_ids if asset_id not in others]
+    if unknown:
+        found = uow.rates.other_sources(unknown, source)
+        for asset_id in unknown:
+            others[asset_id] = found.get(asset_id, ())
+    return any(others[asset_id] for asset_id in asset_ids)

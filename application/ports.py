@@ -23,7 +23,7 @@ from domain.coverage import Span
 from domain.drift import DriftFinding, DriftKind, StoredDrift
 from domain.health import ReplicaState, SourceRunState
 from domain.mentions import KnownAsset
-from domain.plausibility import Reference
+from domain.plausibility import BarRanges, Reference
 from domain.records import (
     QuarantinedRecord,
     RawRecord,
@@ -36,6 +36,49 @@ from domain.requests import RunRequest
 from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, SourceStats
 
 Clock = Callable[[], datetime]
+
+
+@attrs.frozen
+class BarColumns:
+    """A block's market records as columns (the columnar path): each of the unified record's
+    fields a column of text, None where it has no value (numbers as exact decimals, moments as
+    ISO 8601 with their offset, `extra` as a JSON object), with the lines they were read from.
+    Fields no column names are None in every record."""
+
+    source: str
+    count: int
+    records: Mapping[str, Sequence[str | None]]
+    lines: Sequence[str]  # each record's line of the file as read (without its line break)
+    offsets: Sequence[int]  # where in the file each line starts (bytes)
+    fetched_at: datetime
+    years: frozenset[int]  # the years the records observe (the store's partitions)
+
+
+class BarBlock(Protocol):
+    """A batch of a file's bars its reader read and normalized as columns: every row read
+    cleanly, each record id once. The batch asks it only what its rules need (the record ids,
+    the assets' names, the ranges plausibility judges); `columns` are what the store writes.
+    `raws` is the same batch as the row path reads it: what this path does not decide (a record
+    already stored, a figure out of bounds, prices other sources know) goes that way, to the
+    same result."""
+
+    def __len__(self) -> int: ...
+
+    def keys(self) -> Sequence[str]:
+        """The records' ids, in the file's order."""
+        ...
+
+    def names(self) -> Mapping[str, str | None]:
+        """Each symbol's asset name (the last row's), as assets are resolved."""
+        ...
+
+    def ranges(self) -> BarRanges: ...
+
+    def raws(self) -> tuple[RawRecord, ...]: ...
+
+    def columns(self, asset_ids: Mapping[str, int]) -> BarColumns:
+        """The records, each with the id of its symbol's canonical asset."""
+        ...
 
 
 @attrs.frozen
@@ -62,6 +105,8 @@ class Batch:
     # sources hold): a backfill window is settled `refused` and the source goes on; without it
     # the refusal fails the source (a file is refused whole)
     refused: Callable[[str], None] | None = attrs.field(default=None, eq=False)
+    # the batch read as columns (a file's clean bars): then `raws` is empty
+    block: BarBlock | None = attrs.field(default=None, eq=False)
 
 
 class SourceReader(Protocol):
@@ -154,6 +199,16 @@ class BatchWrites(Protocol):
         """Upsert the unified rows (and their history), quarantine the rest; `records` hold at
         most one record per source_record_id."""
         ...
+
+
+class BlockWrites(Protocol):
+    """How a batch read as columns is written (`application.batches`): its raw lines first
+    (`store_block_raws`, committed before anything made of them), then its records prepared
+    with the receipt, then `BatchWrites.write_prepared` as any batch."""
+
+    def store_block_raws(self, run_id: int, block: BarColumns) -> StoredRaws: ...
+
+    def prepare_block(self, stored: StoredRaws, block: BarColumns) -> PreparedRows: ...
 
 
 class RunObservations(Protocol):
@@ -407,6 +462,8 @@ class IngestUnit(Transaction, Protocol):
     @property
     def records(self) -> BatchWrites: ...
     @property
+    def blocks(self) -> BlockWrites: ...
+    @property
     def checkpoints(self) -> CheckpointRepository: ...
     @property
     def runs(self) -> RunLedger: ...
@@ -482,6 +539,7 @@ class UnitOfWork(
     hands out; a use case names the narrower unit it needs."""
 
     records: BatchWrites
+    blocks: BlockWrites
     observations: RunObservations
     checkpoints: CheckpointRepository
     runs: RunRepository

@@ -7,6 +7,7 @@ with the figure and the bound, never stored. The bounds are settings (README, co
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -145,3 +146,37 @@ def bar_out_of_range(open_: Decimal, high: Decimal, low: Decimal, close: Decimal
     if low <= min(open_, close) <= max(open_, close) <= high:
         return None
     return f"open {open_} and close {close} must lie within low {low} and high {high}"
+
+
+@attrs.frozen
+class BarRanges:
+    """What a block of market records spans, as plausibility judges it: the oldest and newest
+    observation, and for each USD figure (`price_usd`, `open_usd`, …, named as the record's
+    fields) its largest value and its smallest value above zero."""
+
+    oldest: datetime
+    newest: datetime
+    largest: Mapping[str, Decimal] = attrs.Factory(dict)
+    smallest_positive: Mapping[str, Decimal] = attrs.Factory(dict)
+
+
+_PRICES = ("price_usd", "open_usd", "high_usd", "low_usd")
+
+
+def ranges_plausible(ranges: BarRanges, now: datetime, bounds: Bounds) -> bool:
+    """Whether every market record within `ranges` passes `implausible`: its time between the
+    first block and tomorrow, no figure above its bound, no price between zero and the
+    underflow bound (each figure finite: a block holds exact decimals only)."""
+    if not GENESIS <= ranges.oldest <= ranges.newest <= now + FUTURE_SLACK:
+        return False
+    tops = {
+        **dict.fromkeys(_PRICES, bounds.max_price_usd),
+        "market_cap_usd": bounds.max_market_cap_usd,
+        "volume_24h_usd": bounds.max_volume_usd,
+    }
+    if any(name not in tops or value > tops[name] for name, value in ranges.largest.items()):
+        return False
+    return all(
+        name not in _PRICES or value >= bounds.min_price_usd
+        for name, value in ranges.smallest_positive.items()
+    )

@@ -421,6 +421,7 @@ class Kaspero:
                 options=options.for_file(path),
                 context=context,
                 full_refresh=full_refresh,
+                columnar=self.settings.csv_columnar,
             )
             for path in paths
         ]

@@ -51,6 +51,9 @@ class Settings(pydantic.BaseModel):
         default=None, ge=1, le=64
     )  # unset: the cores this process may use
     csv_max_record_bytes: int = pydantic.Field(default=1 << 20, ge=1024, le=1 << 30)
+    # batches of clean bars read and normalized as columns (adapters/feeds/csv_block.py); false:
+    # every row one by one (the same records, slower)
+    csv_columnar: bool = True
     usd_quotes: tuple[str, ...] = ("USD", "USDT", "USDC", "BUSD", "DAI", "TUSD", "FDUSD", "USDP")
     consensus_window_minutes: float = pydantic.Field(default=15, gt=0, le=525_600)
     plausible_max_price_usd: Decimal = pydantic.Field(default=Decimal("1e12"), gt=0)

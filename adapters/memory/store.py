@@ -8,9 +8,11 @@ the same checks against these fakes and the PostgreSQL adapters.
 from __future__ import annotations
 
 import copy
+import json
 import statistics
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
 
@@ -22,7 +24,7 @@ from adapters.memory.scheduling import (
     InMemoryScheduleRepository,
 )
 from adapters.memory.state import InMemoryStore, Quarantined, State, StoredRaw
-from application.ports import LoadCounts, PreparedRows, StoredRaws
+from application.ports import BarColumns, LoadCounts, PreparedRows, StoredRaws
 from domain.assets import HistoryPoint
 from domain.checkpoints import Checkpoint
 from domain.comparison import DataDelta, PriceQuote
@@ -51,6 +53,28 @@ class InMemoryRecordRepository:
             if raw_key not in state.raws:
                 state.raws[raw_key] = StoredRaw(id=next(state.ids), raw=raw)
         return StoredRaws(run_id)
+
+    def store_block_raws(self, run_id: int, block: BarColumns) -> StoredRaws:
+        columns = block.records
+        raws = [
+            RawRecord(
+                source=block.source,
+                source_record_id=str(key),
+                payload={},
+                checksum=str(checksum),
+                fetched_at=block.fetched_at,
+                run_id=run_id,
+                line=line,
+                position=offset,
+            )
+            for key, checksum, line, offset in zip(
+                columns["source_record_id"], columns["checksum"], block.lines, block.offsets, strict=True
+            )
+        ]
+        return self.store_raws(run_id, raws)
+
+    def prepare_block(self, stored: StoredRaws, block: BarColumns) -> PreparedRows:
+        return self.prepare_rows(stored, block_records(block), [])
 
     def prepare_rows(
         self, stored: StoredRaws, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
@@ -425,7 +449,7 @@ class InMemoryUnitOfWork:
 
     def _begin(self) -> None:
         self._working = copy.deepcopy(self._store.state)
-        self.records = self.observations = InMemoryRecordRepository(self._working)
+        self.records = self.observations = self.blocks = InMemoryRecordRepository(self._working)
         self.checkpoints = InMemoryCheckpointRepository(self._working)
         self.runs = InMemoryRunRepository(self._working)
         self.drifts = InMemoryDriftRepository(self._working)
@@ -452,3 +476,37 @@ class InMemoryUnitOfWork:
 
     def rollback(self) -> None:
         self._begin()
+
+
+_DECIMALS = (
+    "price_usd", "market_cap_usd", "volume_24h_usd", "pct_change_24h", "price", "open_usd", "high_usd", "low_usd",
+)  # fmt: skip
+_MOMENTS = ("published_at", "observed_at")
+_INTEGERS = ("rank", "asset_id", "bar_seconds")
+
+
+def block_records(block: BarColumns) -> list[UnifiedRecord]:
+    """A block's columns of text read back as the records they hold (what the fake stores)."""
+    names = list(block.records)
+    records = []
+    for values in zip(*(block.records[name] for name in names), strict=True):
+        fields: dict[str, Any] = {}
+        for name, value in zip(names, values, strict=True):
+            if value is None:
+                fields[name] = None
+            elif name in _DECIMALS:
+                fields[name] = Decimal(value)
+            elif name in _MOMENTS:
+                fields[name] = datetime.fromisoformat(value)
+            elif name in _INTEGERS:
+                fields[name] = int(value)
+            elif name == "extra":
+                fields[name] = json.loads(value)
+            elif name == "source_type":
+                fields[name] = SourceType(value)
+            elif name == "kind":
+                fields[name] = RecordKind(value)
+            else:
+                fields[name] = value
+        records.append(UnifiedRecord(**{name: value for name, value in fields.items() if value is not None}))
+    return records

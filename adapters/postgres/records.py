@@ -27,7 +27,7 @@ from psycopg.pq import TransactionStatus
 
 from adapters.postgres import copy_text
 from adapters.postgres.partitions import PROCESS_PARTITIONS, drop_before
-from application.ports import LoadCounts, PreparedRows, StoredRaws
+from application.ports import BarColumns, LoadCounts, PreparedRows, StoredRaws
 from domain.checksum import canonical_json
 from domain.comparison import DataDelta, PriceQuote
 from domain.mentions import KnownAsset
@@ -264,6 +264,70 @@ class PostgresRecordRepository:
         cursor.execute(sql.SQL(INSERT_RAW).format(raw=sql.Identifier(raw_table)), {"run_id": run_id})
         return StoredRaws(run_id, {})
 
+    def store_block_raws(self, run_id: int, block: BarColumns) -> StoredRaws:
+        """A block's lines as raw rows, as `store_raws` stores a batch's: COPYed in with ids of
+        their own when none is stored yet, else through staging, once each."""
+        if not block.count:
+            return StoredRaws(run_id, {})
+        raw_table = raw_table_for(block.source)
+        keys, checksums = block.records["source_record_id"], _escaped(block.records["checksum"])
+        source, fetched = copy_text.text(block.source), copy_text.moment(block.fetched_at)
+        lines = _escaped(block.lines)
+        cursor = self._connection.cursor()
+        try:
+            with _savepoint(self._connection):
+                ids = [
+                    str(row[0])
+                    for row in cursor.execute(ALLOCATE_RAW_IDS, {"table": raw_table, "count": block.count})
+                ]
+                run = str(run_id)
+                with cursor.copy(sql.SQL(COPY_RAW_DIRECT).format(raw=sql.Identifier(raw_table))) as copy:
+                    copy.write(
+                        copy_text.encode(
+                            (source, key, checksum, copy_text.NULL, fetched, line, str(offset), i, run)
+                            for key, checksum, line, offset, i in zip(
+                                _escaped(keys), checksums, lines, block.offsets, ids, strict=True
+                            )
+                        )
+                    )
+            return StoredRaws(
+                run_id,
+                {(key, checksum): int(i) for key, checksum, i in zip(keys, checksums, ids, strict=True)},
+            )
+        except psycopg.errors.UniqueViolation:
+            pass  # one of them is stored already: each is stored once, through staging
+        self._ensure_staging(cursor)
+        with cursor.copy(COPY_RAW) as copy:
+            copy.write(
+                copy_text.encode(
+                    (source, key, checksum, copy_text.NULL, fetched, line, str(offset))
+                    for key, checksum, line, offset in zip(
+                        _escaped(keys), checksums, lines, block.offsets, strict=True
+                    )
+                )
+            )
+        cursor.execute(sql.SQL(INSERT_RAW).format(raw=sql.Identifier(raw_table)), {"run_id": run_id})
+        return StoredRaws(run_id, {})
+
+    def prepare_block(self, stored: StoredRaws, block: BarColumns) -> PreparedRows:
+        """A block's records as `prepare_rows` prepares a batch's, from its columns: no Python
+        object per value (each column's text is the COPY field, escaped where it must be)."""
+        run = str(stored.run_id)
+        fresh = stored.content if isinstance(stored.content, dict) else {}
+        columns = [
+            _escaped(block.records[name])
+            if name in block.records
+            else [_EMPTY.get(name, copy_text.NULL)] * block.count
+            for name in UNIFIED_COLUMNS
+        ]
+        keys, checksums = block.records["source_record_id"], block.records["checksum"]
+        raw_ids = [
+            copy_text.NULL if found is None else str(found)
+            for found in map(fresh.get, zip(keys, checksums, strict=True))
+        ]
+        rows = [(*fields, raw_id, run, run) for *fields, raw_id in zip(*columns, raw_ids, strict=True)]
+        return self._prepared(block.source, rows, rows, block.years, [], direct=bool(fresh))
+
     def prepare_rows(
         self, stored: StoredRaws, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
     ) -> PreparedRows:
@@ -275,13 +339,8 @@ class PostgresRecordRepository:
         ]
         # straight into the tables: every record's raw row new, and no API snapshot (whose
         # observations are kept per run, through staging; a provider's history keeps none)
-        direct = (
-            bool(records)
-            and all(row[-3] != copy_text.NULL for row in rows)
-            and not any(
-                record.source_type is SourceType.API and is_snapshot_source(record.source)
-                for record in records
-            )
+        direct = not any(
+            record.source_type is SourceType.API and is_snapshot_source(record.source) for record in records
         )
         history = [
             (row, record.observed_at)
@@ -289,6 +348,27 @@ class PostgresRecordRepository:
             if record.asset_id is not None and record.observed_at is not None and record.price_usd is not None
         ]
         years = frozenset(observed.astimezone(UTC).year for _, observed in history)
+        return self._prepared(
+            _one_source(sources) if sources else None,
+            rows,
+            [row for row, _ in history],
+            years,
+            quarantined,
+            direct=direct,
+        )
+
+    def _prepared(
+        self,
+        source: str | None,
+        rows: Sequence[tuple[str, ...]],
+        history: Sequence[tuple[str, ...]],
+        years: frozenset[int],
+        quarantined: Sequence[QuarantinedRecord],
+        direct: bool,
+    ) -> PreparedRows:
+        """Encoded unified, history and quarantine rows; the first two COPYed straight into their
+        tables when `direct` allows it and every row's raw row is new (its id known)."""
+        direct = direct and bool(rows) and all(row[-3] != copy_text.NULL for row in rows)
         if self._connection.info.transaction_status is TransactionStatus.IDLE:
             # the batch's new yearly partitions made now, each in a transaction of its own that
             # holds nothing else: made inside the write's transaction (after its COPYs), two
@@ -296,14 +376,14 @@ class PostgresRecordRepository:
             with self._connection.transaction():  # top level here: committed on leaving
                 self._partitions.ensure(self._connection.cursor(), years)
         return PreparedRows(
-            source=_one_source(sources) if sources else None,
+            source=source,
             content=_Copies(
                 unified=copy_text.encode(rows),
                 quarantine=copy_text.encode(_quarantine_row(item) for item in quarantined),
-                records=len(records),
+                records=len(rows),
                 quarantined=len(quarantined),
                 history_years=years,
-                history=copy_text.encode(tuple(row[i] for i in _HISTORY_FIELDS) for row, _ in history)
+                history=copy_text.encode(tuple(row[i] for i in _HISTORY_FIELDS) for row in history)
                 if direct
                 else None,
             ),
@@ -488,6 +568,19 @@ def _raw_row(raw: RawRecord) -> tuple[str, ...]:
         copy_text.text(raw.line),
         copy_text.number(raw.position if kept_as_line else None),
     )
+
+
+# what a field no column names holds: an empty list or document, else NULL
+_EMPTY = {"tags": "{}", "mentions": "{}", "extra": "{}"}
+
+
+def _escaped(values: Sequence[str | None]) -> list[str]:
+    """A column of text as COPY fields: None as NULL; escaped only when some value needs it
+    (one search over the column, not one per value)."""
+    joined = "".join(value for value in values if value is not None)
+    if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
+        return [copy_text.text(value) for value in values]
+    return [copy_text.NULL if value is None else value for value in values]
 
 
 def _payload_field(raw: RawRecord) -> str:

@@ -51,7 +51,7 @@ class PostgresUnitOfWork:
             self._connection = None
             self._pool.putconn(connection)
             raise
-        self.records = self.observations = PostgresRecordRepository(connection)
+        self.records = self.observations = self.blocks = PostgresRecordRepository(connection)
         self.checkpoints = PostgresCheckpointRepository(connection)
         self.runs = PostgresRunRepository(connection)
         self.drifts = PostgresDriftRepository(connection)
