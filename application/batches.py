@@ -79,6 +79,8 @@ class _SourceProgress:
     started: float = attrs.Factory(time.monotonic)
     # each asset's other sources of prices, asked once a run (application.known_prices)
     other_sources: dict[int, tuple[str, ...]] = attrs.Factory(dict)
+    # the canonical asset of each symbol a file's blocks named, found once a run
+    file_assets: dict[str, int] = attrs.Factory(dict)
     counts: _Written = attrs.Factory(lambda: _Written())
 
     def saw(self, records: Sequence[UnifiedRecord]) -> None:
@@ -316,7 +318,10 @@ def _prepare_block(
         drift = _check_drift(pipeline, batch, uow, options)
         if not batch.rewrite and uow.records.current_checksums(pipeline.name, block.keys()):
             return None  # some are stored: which are unchanged, which updated, is the row path's
-        assets = file_symbol_assets(pipeline.name, block.names(), uow, options.crossref)
+        names = block.names()
+        unknown = {symbol: name for symbol, name in names.items() if symbol not in progress.file_assets}
+        found = file_symbol_assets(pipeline.name, unknown, uow, options.crossref) if unknown else {}
+        assets = {symbol: progress.file_assets.get(symbol) or found[symbol] for symbol in names}
         if knows_other_sources(sorted(set(assets.values())), uow, pipeline.name, progress.other_sources):
             return None  # compared bar by bar with the other sources' prices
         if injector is not None:
@@ -324,6 +329,7 @@ def _prepare_block(
         columns = block.columns(assets)
         receipt = uow.blocks.store_block_raws(run_id, columns)
         uow.commit()
+        progress.file_assets.update(found)  # committed: the next batches need not ask again
         rows = uow.blocks.prepare_block(receipt, columns)
     progress.saw_moment(ranges.newest)
     return _PreparedBatch(batch=batch, fetched=fetched, rows=rows, unchanged=0, drift=drift, started=started)

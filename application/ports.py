@@ -38,6 +38,15 @@ from domain.runs import EtlRun, RunStatus, RunTrigger, SourceCounters, SourceSta
 Clock = Callable[[], datetime]
 
 
+class TextColumn(Protocol):
+    """A column of text values, None where there is none: a columnar engine's array (a store
+    may write it as it is) or anything that lists its values."""
+
+    def __len__(self) -> int: ...
+
+    def to_pylist(self) -> list[str | None]: ...
+
+
 @attrs.frozen
 class BarColumns:
     """A block's market records as columns (the columnar path): each of the unified record's
@@ -47,7 +56,7 @@ class BarColumns:
 
     source: str
     count: int
-    records: Mapping[str, Sequence[str | None]]
+    records: Mapping[str, TextColumn]
     lines: Sequence[str]  # each record's line of the file as read (without its line break)
     offsets: Sequence[int]  # where in the file each line starts (bytes)
     fetched_at: datetime

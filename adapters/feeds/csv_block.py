@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from application.ports import BarColumns
+from application.ports import BarColumns, TextColumn
 from domain.bars import QUOTE_VOLUME
 from domain.csv_cells import DecimalMark, is_missing_cell
 from domain.csv_layout import Layout
@@ -75,6 +75,15 @@ class BlockReader:
         # the canonical JSON of a row: its cells under their sorted column names
         self._keys = sorted(self._names)
         self._key_json = {name: json.dumps(name, ensure_ascii=False) for name in self._names}
+        # each symbol cell's reading, remembered across the file's batches (a file of many
+        # assets repeats them in every batch)
+        self._pair_of = _pair_of(layout, usd)
+        self._pairs: dict[str, tuple[str, str, str] | None] = {}
+
+    def _pair(self, cell: str) -> tuple[str, str, str] | None:
+        if cell not in self._pairs:
+            self._pairs[cell] = self._pair_of(cell)
+        return self._pairs[cell]
 
     @classmethod
     def of(
@@ -157,7 +166,7 @@ class BlockReader:
             id_symbols = pa.array([symbol[1]] * count)
             quotes = [symbol[2]]
         else:
-            decided = _each_distinct(table.column(column["symbol"]), _pair_of(layout, self._usd))
+            decided = _each_distinct(table.column(column["symbol"]), self._pair)
             if decided is None:
                 return None
             cells = table.column(column["symbol"])
@@ -265,7 +274,7 @@ class FileBlock:
         self._numbers, self._observed, self._moments, self._times = numbers, observed, moments, times
         self._quotes = quotes
         self._trades = trades
-        self._volume: tuple[list[str | None], list[str | None]] | None = None
+        self._volume: tuple[pa.Array, pa.Array] | None = None
 
     def __len__(self) -> int:
         return self.count
@@ -316,31 +325,30 @@ class FileBlock:
             market_cap = pc.if_else(
                 pc.match_substring_regex(market_cap, _ZERO), pa.scalar(None, pa.string()), market_cap
             )
-        asset = [str(asset_ids[symbol]) for symbol in symbols.to_pylist()]
         interval = self._reader._layout.interval_seconds
-        quote = self._quotes[0] if len(self._quotes) == 1 else None
-        records: dict[str, Sequence[str | None]] = {
-            "source_type": [SourceType.CSV.value] * count,
-            "source": [self._reader._source] * count,
-            "source_record_id": self._keys.to_pylist(),
-            "kind": ["market"] * count,
-            "title": titles.to_pylist(),
-            "published_at": self._observed.to_pylist(),
-            "symbol": symbols.to_pylist(),
-            "asset_name": names.to_pylist(),
-            "price_usd": close.to_pylist(),
-            "market_cap_usd": market_cap.to_pylist() if market_cap is not None else [None] * count,
+        none = pa.nulls(count, pa.string())
+        records: dict[str, TextColumn] = {
+            "source_type": _same(SourceType.CSV.value, count),
+            "source": _same(self._reader._source, count),
+            "source_record_id": self._keys,
+            "kind": _same("market", count),
+            "title": titles,
+            "published_at": self._observed,
+            "symbol": symbols,
+            "asset_name": names,
+            "price_usd": close,
+            "market_cap_usd": market_cap if market_cap is not None else none,
             "volume_24h_usd": volume,
-            "observed_at": self._observed.to_pylist(),
+            "observed_at": self._observed,
             "extra": extra,
-            "checksum": self._reader.checksums(self._table),
-            "asset_id": asset,
-            "quote_currency": [quote] * count if quote else self._quote_column(),
-            "price": close.to_pylist(),
-            "open_usd": _listed(numbers.get("open"), count),
-            "high_usd": _listed(numbers.get("high"), count),
-            "low_usd": _listed(numbers.get("low"), count),
-            "bar_seconds": [str(interval) if interval is not None else None] * count,
+            "checksum": pa.array(self._reader.checksums(self._table), pa.string()),
+            "asset_id": _mapped(symbols, {symbol: str(asset_ids[symbol]) for symbol in _distinct(symbols)}),
+            "quote_currency": self._quote_column(),
+            "price": close,
+            "open_usd": numbers.get("open", none),
+            "high_usd": numbers.get("high", none),
+            "low_usd": numbers.get("low", none),
+            "bar_seconds": _same(str(interval), count) if interval is not None else none,
         }
         return BarColumns(
             source=self._reader._source,
@@ -362,51 +370,48 @@ class FileBlock:
         }
         if "market_cap" in numbers:
             figures["market_cap_usd"] = numbers["market_cap"]
-        volume, _ = self._usd_volume()
-        figures["volume_24h_usd"] = pa.array(volume, pa.string())
+        figures["volume_24h_usd"] = self._usd_volume()[0]
         return figures
 
-    def _usd_volume(self) -> tuple[list[str | None], list[str | None]]:
+    def _usd_volume(self) -> tuple[pa.Array, pa.Array]:
         """Each bar's volume in USD and where it came from (`domain.bars._usd_volume`, quotes
-        being USD in a block)."""
+        being USD in a block): the USD volume column, else the quote volume, else the base
+        volume × close (an exact product: the one figure computed a row at a time)."""
         if self._volume is not None:
             return self._volume
         numbers, count = self._numbers, self.count
-        usd = _listed(numbers.get("usd_volume"), count)
-        quote = _listed(numbers.get("quote_volume"), count)
-        base = _listed(numbers.get("base_volume"), count)
-        close = numbers["close"].to_pylist()
-        quotes = self._quote_column()
-        volume: list[str | None] = []
-        origin: list[str | None] = []
-        for usd_value, quote_value, base_value, close_value, quote_name in zip(
-            usd, quote, base, close, quotes, strict=True
-        ):
-            if usd_value is not None:
-                volume.append(usd_value)
-                origin.append("usd volume column")
-            elif quote_value is not None:
-                volume.append(quote_value)
-                origin.append(QUOTE_VOLUME)
-            elif base_value is not None:
-                volume.append(str(Decimal(base_value) * Decimal(close_value)))
-                origin.append(f"base volume × close ({quote_name})")
-            else:
-                volume.append(None)
-                origin.append(None)
+        none = pa.nulls(count, pa.string())
+        volume, origin = none, none
+        base = numbers.get("base_volume")
+        if base is not None:
+            volume = pa.array(
+                [
+                    None if amount is None else str(Decimal(amount) * Decimal(close))
+                    for amount, close in zip(base.to_pylist(), numbers["close"].to_pylist(), strict=True)
+                ],
+                pa.string(),
+            )
+            said = pc.binary_join_element_wise("base volume × close (", self._quote_column(), ")", "")
+            origin = pc.if_else(pc.is_valid(base), said, none)
+        for field, said_of in (("quote_volume", QUOTE_VOLUME), ("usd_volume", "usd volume column")):
+            given = numbers.get(field)
+            if given is not None:
+                volume = pc.coalesce(given, volume)
+                origin = pc.if_else(pc.is_valid(given), pa.scalar(said_of, pa.string()), origin)
         self._volume = (volume, origin)
         return self._volume
 
-    def _quote_column(self) -> list[str | None]:
+    def _quote_column(self) -> pa.Array:
         if len(self._quotes) == 1:
-            return [self._quotes[0]] * self.count
+            return _same(self._quotes[0], self.count)
         layout = self._reader._layout
         decide = _pair_of(layout, self._reader._usd)
         cells = self._table.column(layout.fields["symbol"])
-        quotes = {cell: decide(cell) for cell in _distinct(cells)}
-        return [found[2] if found else None for found in map(quotes.get, cells.to_pylist())]
+        return _mapped(
+            cells, {cell: found[2] if (found := decide(cell)) else None for cell in _distinct(cells)}
+        )
 
-    def _extra(self, volume_from: Sequence[str | None]) -> list[str | None]:
+    def _extra(self, volume_from: pa.Array) -> pa.Array:
         """Each bar's `extra` as a JSON object: its open, high and low as written, its base
         volume, its quote volume when that is not the USD volume itself, where the USD volume
         came from unless it is the quote volume, the file's venue."""
@@ -424,22 +429,15 @@ class FileBlock:
         for name in ("open", "high", "low", "base_volume"):
             if name in numbers:
                 members.append((name, _quoted(numbers[name])))
-        origins = pa.array(volume_from, pa.string())
+        origins = volume_from
         if "quote_volume" in numbers:
             kept = pc.if_else(pc.equal(origins, QUOTE_VOLUME), no_text, numbers["quote_volume"])
             members.append(("quote_volume", _quoted(kept)))
         if self._trades is not None:
             members.append(("trades", self._trades))
-        said = pc.if_else(pc.equal(origins, QUOTE_VOLUME), no_text, origins).to_pylist()
-        members.append(
-            (
-                "volume_usd_from",
-                pa.array(
-                    [None if value is None else json.dumps(value, ensure_ascii=False) for value in said],
-                    pa.string(),
-                ),
-            )
-        )
+        # where the USD volume came from: our own words and a USD quote's symbol, nothing to escape
+        said = pc.if_else(pc.equal(origins, QUOTE_VOLUME), no_text, origins)
+        members.append(("volume_usd_from", _quoted(said)))
         # each member `"key":value,` or "" (no nulls: Arrow's join skipping nulls loses rows that
         # are null throughout), joined, the last comma taken off
         pieces = [
@@ -447,10 +445,7 @@ class FileBlock:
             for key, values in members
         ]
         body = pieces[0] if len(pieces) == 1 else pc.binary_join_element_wise(*pieces, "")
-        extra: list[str | None] = pc.binary_join_element_wise(
-            "{", pc.utf8_rtrim(body, characters=","), "}", ""
-        ).to_pylist()
-        return extra
+        return pc.binary_join_element_wise("{", pc.utf8_rtrim(body, characters=","), "}", "")
 
 
 def _key(name: str) -> str:
@@ -488,8 +483,8 @@ def _extremes(values: pa.Array) -> tuple[Decimal, Decimal | None] | None:
     return pc.max(exact).as_py(), pc.min(positive).as_py() if len(positive) else None
 
 
-def _listed(values: pa.Array | None, count: int) -> list[str | None]:
-    return [None] * count if values is None else values.to_pylist()
+def _same(value: str, count: int) -> pa.Array:
+    return pa.array([value] * count, pa.string())
 
 
 def _distinct(values: pa.Array | pa.ChunkedArray) -> list[str]:

@@ -55,7 +55,7 @@ class InMemoryRecordRepository:
         return StoredRaws(run_id)
 
     def store_block_raws(self, run_id: int, block: BarColumns) -> StoredRaws:
-        columns = block.records
+        columns = {name: block.records[name].to_pylist() for name in ("source_record_id", "checksum")}
         raws = [
             RawRecord(
                 source=block.source,
@@ -489,7 +489,7 @@ def block_records(block: BarColumns) -> list[UnifiedRecord]:
     """A block's columns of text read back as the records they hold (what the fake stores)."""
     names = list(block.records)
     records = []
-    for values in zip(*(block.records[name] for name in names), strict=True):
+    for values in zip(*(block.records[name].to_pylist() for name in names), strict=True):
         fields: dict[str, Any] = {}
         for name, value in zip(names, values, strict=True):
             if value is None:

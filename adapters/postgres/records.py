@@ -14,6 +14,7 @@ and that batch takes the staging-and-upsert path instead: the same rows, the sam
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,12 +23,14 @@ from typing import Any
 
 import attrs
 import psycopg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from adapters.postgres import copy_text
 from adapters.postgres.partitions import PROCESS_PARTITIONS, drop_before
-from application.ports import BarColumns, LoadCounts, PreparedRows, StoredRaws
+from application.ports import BarColumns, LoadCounts, PreparedRows, StoredRaws, TextColumn
 from domain.checksum import canonical_json
 from domain.comparison import DataDelta, PriceQuote
 from domain.mentions import KnownAsset
@@ -85,8 +88,11 @@ COPY_HISTORY_DIRECT = sql.SQL("COPY market_history ({}) FROM STDIN").format(
 )
 # COPY writes the ids given for an identity column (as OVERRIDING SYSTEM VALUE would)
 COPY_RAW_DIRECT = "COPY {raw} (source, source_record_id, checksum, payload, fetched_at, line, line_offset, id, run_id) FROM STDIN"
+# `count` ids in one row; the sequence found once (asked per row, its lookup cost six times the
+# nextval itself)
 ALLOCATE_RAW_IDS = (
-    "SELECT nextval(pg_get_serial_sequence(%(table)s, 'id')) FROM generate_series(1, %(count)s)"
+    "SELECT array_agg(nextval((SELECT pg_get_serial_sequence(%(table)s, 'id')::regclass)))"
+    " FROM generate_series(1, %(count)s)"
 )
 COPY_QUARANTINE = "COPY staging_quarantine (source, source_record_id, checksum, reason, payload) FROM STDIN"
 
@@ -191,6 +197,10 @@ SELECT_CURRENT_CHECKSUMS = """
 SELECT source_record_id, checksum FROM unified_data
 WHERE source = %(source)s AND source_record_id = ANY(%(ids)s)
 """
+SELECT_CURRENT_CHECKSUMS_JOINED = """
+SELECT source_record_id, checksum FROM unified_data
+WHERE source = %(source)s AND source_record_id = ANY(string_to_array(%(ids)s, E'\\n'))
+"""
 OBSERVE_UNCHANGED = """
 WITH seen AS (
     SELECT source_type, source, source_record_id, price_usd, symbol, rank, asset_id,
@@ -243,10 +253,7 @@ class PostgresRecordRepository:
         unique = list({(raw.source_record_id, raw.checksum): raw for raw in raws}.values())  # in order
         try:
             with _savepoint(self._connection):
-                ids = [
-                    int(row[0])
-                    for row in cursor.execute(ALLOCATE_RAW_IDS, {"table": raw_table, "count": len(unique)})
-                ]
+                ids = _allocated(cursor, raw_table, len(unique))
                 with cursor.copy(sql.SQL(COPY_RAW_DIRECT).format(raw=sql.Identifier(raw_table))) as copy:
                     copy.write(
                         copy_text.encode(
@@ -266,67 +273,71 @@ class PostgresRecordRepository:
 
     def store_block_raws(self, run_id: int, block: BarColumns) -> StoredRaws:
         """A block's lines as raw rows, as `store_raws` stores a batch's: COPYed in with ids of
-        their own when none is stored yet, else through staging, once each."""
+        their own when none is stored yet (their ids, in order, in the receipt), else through
+        staging, once each. The rows go as CSV written by Arrow from the block's columns."""
         if not block.count:
-            return StoredRaws(run_id, {})
+            return StoredRaws(run_id, ())
         raw_table = raw_table_for(block.source)
-        keys, checksums = block.records["source_record_id"], _escaped(block.records["checksum"])
-        source, fetched = copy_text.text(block.source), copy_text.moment(block.fetched_at)
-        lines = _escaped(block.lines)
+        count = block.count
+        raws = {
+            "source": _same(block.source, count),
+            "source_record_id": _arrow(block.records["source_record_id"]),
+            "checksum": _arrow(block.records["checksum"]),
+            "payload": pa.nulls(count, pa.string()),
+            "fetched_at": _same(copy_text.moment(block.fetched_at), count),
+            "line": pa.array(block.lines, pa.string()),
+            "line_offset": pa.array(map(str, block.offsets), pa.string()),
+        }
         cursor = self._connection.cursor()
         try:
             with _savepoint(self._connection):
-                ids = [
-                    str(row[0])
-                    for row in cursor.execute(ALLOCATE_RAW_IDS, {"table": raw_table, "count": block.count})
-                ]
-                run = str(run_id)
-                with cursor.copy(sql.SQL(COPY_RAW_DIRECT).format(raw=sql.Identifier(raw_table))) as copy:
+                ids = _allocated(cursor, raw_table, count)
+                statement = sql.SQL(COPY_RAW_DIRECT + CSV).format(raw=sql.Identifier(raw_table))
+                with cursor.copy(statement) as copy:
                     copy.write(
-                        copy_text.encode(
-                            (source, key, checksum, copy_text.NULL, fetched, line, str(offset), i, run)
-                            for key, checksum, line, offset, i in zip(
-                                _escaped(keys), checksums, lines, block.offsets, ids, strict=True
-                            )
+                        _csv(
+                            {
+                                **raws,
+                                "id": pa.array(map(str, ids), pa.string()),
+                                "run_id": _same(str(run_id), count),
+                            }
                         )
                     )
-            return StoredRaws(
-                run_id,
-                {(key, checksum): int(i) for key, checksum, i in zip(keys, checksums, ids, strict=True)},
-            )
+            return StoredRaws(run_id, tuple(ids))
         except psycopg.errors.UniqueViolation:
             pass  # one of them is stored already: each is stored once, through staging
         self._ensure_staging(cursor)
-        with cursor.copy(COPY_RAW) as copy:
-            copy.write(
-                copy_text.encode(
-                    (source, key, checksum, copy_text.NULL, fetched, line, str(offset))
-                    for key, checksum, line, offset in zip(
-                        _escaped(keys), checksums, lines, block.offsets, strict=True
-                    )
-                )
-            )
+        with cursor.copy(COPY_RAW + CSV) as copy:
+            copy.write(_csv(raws))
         cursor.execute(sql.SQL(INSERT_RAW).format(raw=sql.Identifier(raw_table)), {"run_id": run_id})
-        return StoredRaws(run_id, {})
+        return StoredRaws(run_id, ())
 
     def prepare_block(self, stored: StoredRaws, block: BarColumns) -> PreparedRows:
-        """A block's records as `prepare_rows` prepares a batch's, from its columns: no Python
-        object per value (each column's text is the COPY field, escaped where it must be)."""
-        run = str(stored.run_id)
-        fresh = stored.content if isinstance(stored.content, dict) else {}
-        columns = [
-            _escaped(block.records[name])
-            if name in block.records
-            else [_EMPTY.get(name, copy_text.NULL)] * block.count
+        """A block's records as `prepare_rows` prepares a batch's, from its columns: written as
+        CSV by Arrow, no Python object per value."""
+        count, run = block.count, str(stored.run_id)
+        ids = stored.content if isinstance(stored.content, tuple) else ()
+        columns = {
+            name: _arrow(block.records[name]) if name in block.records else _same(_EMPTY.get(name), count)
             for name in UNIFIED_COLUMNS
-        ]
-        keys, checksums = block.records["source_record_id"], block.records["checksum"]
-        raw_ids = [
-            copy_text.NULL if found is None else str(found)
-            for found in map(fresh.get, zip(keys, checksums, strict=True))
-        ]
-        rows = [(*fields, raw_id, run, run) for *fields, raw_id in zip(*columns, raw_ids, strict=True)]
-        return self._prepared(block.source, rows, rows, block.years, [], direct=bool(fresh))
+        }
+        columns["raw_id"] = pa.array(map(str, ids), pa.string()) if ids else pa.nulls(count, pa.string())
+        columns["first_run_id"] = columns["last_run_id"] = _same(run, count)
+        history = {name: columns["last_run_id" if name == "run_id" else name] for name in HISTORY_COLUMNS}
+        direct = bool(ids) and count > 0  # every raw row new: straight into the tables
+        self._ensure_partitions(block.years)
+        return PreparedRows(
+            source=block.source,
+            content=_Copies(
+                unified=_csv(columns),
+                quarantine=b"",
+                records=count,
+                quarantined=0,
+                history_years=block.years,
+                history=_csv(history) if direct else None,
+                form=CSV,
+            ),
+        )
 
     def prepare_rows(
         self, stored: StoredRaws, records: Sequence[UnifiedRecord], quarantined: Sequence[QuarantinedRecord]
@@ -369,12 +380,7 @@ class PostgresRecordRepository:
         """Encoded unified, history and quarantine rows; the first two COPYed straight into their
         tables when `direct` allows it and every row's raw row is new (its id known)."""
         direct = direct and bool(rows) and all(row[-3] != copy_text.NULL for row in rows)
-        if self._connection.info.transaction_status is TransactionStatus.IDLE:
-            # the batch's new yearly partitions made now, each in a transaction of its own that
-            # holds nothing else: made inside the write's transaction (after its COPYs), two
-            # loaders each adding a year deadlocked, each holding the table the other's DDL needs
-            with self._connection.transaction():  # top level here: committed on leaving
-                self._partitions.ensure(self._connection.cursor(), years)
+        self._ensure_partitions(years)
         return PreparedRows(
             source=source,
             content=_Copies(
@@ -389,6 +395,14 @@ class PostgresRecordRepository:
             ),
         )
 
+    def _ensure_partitions(self, years: frozenset[int]) -> None:
+        if self._connection.info.transaction_status is TransactionStatus.IDLE:
+            # the batch's new yearly partitions made now, each in a transaction of its own that
+            # holds nothing else: made inside the write's transaction (after its COPYs), two
+            # loaders each adding a year deadlocked, each holding the table the other's DDL needs
+            with self._connection.transaction():  # top level here: committed on leaving
+                self._partitions.ensure(self._connection.cursor(), years)
+
     def write_prepared(self, run_id: int, encoded: PreparedRows) -> LoadCounts:
         copies = encoded.content
         if encoded.source is None or not isinstance(copies, _Copies):
@@ -401,7 +415,7 @@ class PostgresRecordRepository:
             inserted = copies.records
         elif copies.records:
             self._ensure_staging(cursor)
-            with cursor.copy(COPY_UNIFIED) as copy:
+            with cursor.copy(_in(COPY_UNIFIED, copies.form)) as copy:
                 copy.write(copies.unified)
             cursor.execute(_upsert_statement(raw_table), params)
             inserted, updated = cursor.fetchone() or (0, 0)
@@ -427,10 +441,10 @@ class PostgresRecordRepository:
         self._partitions.ensure(cursor, copies.history_years)
         try:
             with _savepoint(self._connection):
-                with cursor.copy(COPY_UNIFIED_DIRECT) as copy:
+                with cursor.copy(_in(COPY_UNIFIED_DIRECT, copies.form)) as copy:
                     copy.write(copies.unified)
                 if copies.history:
-                    with cursor.copy(COPY_HISTORY_DIRECT) as copy:
+                    with cursor.copy(_in(COPY_HISTORY_DIRECT, copies.form)) as copy:
                         copy.write(copies.history)
         except psycopg.errors.UniqueViolation:
             return False
@@ -456,7 +470,17 @@ class PostgresRecordRepository:
         return [KnownAsset(symbol, name) for symbol, name in rows]
 
     def current_checksums(self, source: str, record_ids: Sequence[str]) -> dict[str, str]:
-        rows = self._connection.execute(SELECT_CURRENT_CHECKSUMS, {"source": source, "ids": list(record_ids)})
+        joined = "\n".join(record_ids)
+        if record_ids and joined.count("\n") == len(record_ids) - 1:  # no id holds a line break
+            # one text, split by the server: an array of thousands of texts costs the driver a
+            # quoting check per element, several times the query
+            rows = self._connection.execute(
+                SELECT_CURRENT_CHECKSUMS_JOINED, {"source": source, "ids": joined}
+            )
+        else:
+            rows = self._connection.execute(
+                SELECT_CURRENT_CHECKSUMS, {"source": source, "ids": list(record_ids)}
+            )
         return dict(rows.fetchall())
 
     def observe_unchanged(self, run_id: int, source: str, record_ids: Sequence[str]) -> datetime | None:
@@ -527,7 +551,8 @@ def _upsert_statement(raw_table: sql.Identifier) -> sql.Composed:
 
 @attrs.frozen
 class _Copies:
-    """A batch's normalized and quarantined rows as COPY text payloads for staging."""
+    """A batch's normalized and quarantined rows as COPY payloads for staging (in COPY's text
+    format, or CSV as Arrow writes a block's columns: `form`)."""
 
     unified: bytes
     quarantine: bytes
@@ -535,6 +560,7 @@ class _Copies:
     quarantined: int
     history_years: frozenset[int] = frozenset()  # the yearly partitions its history rows need
     history: bytes | None = None  # its history rows, when the batch can be COPYed in directly
+    form: str = ""  # "" COPY's text format; CSV: Arrow's CSV
 
 
 @contextmanager
@@ -572,15 +598,34 @@ def _raw_row(raw: RawRecord) -> tuple[str, ...]:
 
 # what a field no column names holds: an empty list or document, else NULL
 _EMPTY = {"tags": "{}", "mentions": "{}", "extra": "{}"}
+CSV = " (FORMAT csv)"  # a COPY of CSV (Arrow's: a null unquoted and empty, text quoted)
 
 
-def _escaped(values: Sequence[str | None]) -> list[str]:
-    """A column of text as COPY fields: None as NULL; escaped only when some value needs it
-    (one search over the column, not one per value)."""
-    joined = "".join(value for value in values if value is not None)
-    if "\\" in joined or "\t" in joined or "\n" in joined or "\r" in joined:
-        return [copy_text.text(value) for value in values]
-    return [copy_text.NULL if value is None else value for value in values]
+def _allocated(cursor: psycopg.Cursor[Any], raw_table: str, count: int) -> list[int]:
+    """`count` new ids of the raw table, in one round trip."""
+    row = cursor.execute(ALLOCATE_RAW_IDS, {"table": raw_table, "count": count}).fetchone()
+    return [int(found) for found in row[0]] if row and row[0] else []
+
+
+def _in(statement: sql.Composed, form: str) -> sql.Composed:
+    return sql.Composed([statement, sql.SQL(form)]) if form else statement
+
+
+def _arrow(column: TextColumn) -> pa.Array:
+    return column if isinstance(column, pa.Array) else pa.array(column.to_pylist(), pa.string())
+
+
+def _same(value: str | None, count: int) -> pa.Array:
+    return pa.nulls(count, pa.string()) if value is None else pa.array([value] * count, pa.string())
+
+
+def _csv(columns: dict[str, pa.Array]) -> bytes:
+    """Columns as CSV rows, in their order, by Arrow's writer (strings quoted, nulls empty)."""
+    sink = io.BytesIO()
+    pa_csv.write_csv(
+        pa.table(columns), sink, pa_csv.WriteOptions(include_header=False, quoting_style="needed")
+    )
+    return sink.getvalue()
 
 
 def _payload_field(raw: RawRecord) -> str:
