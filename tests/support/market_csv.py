@@ -14,18 +14,23 @@ ASSETS = (("BTC", "Bitcoin", 42000.0), ("ETH", "Ethereum", 2300.0), ("SOL", "Sol
 LAST_DAY = date(2025, 12, 31)  # daily bars end in the past: Kaspero refuses prices from the future
 
 
-def market_lines(days: int, start: date = date(2023, 1, 1), seed: int = 1, assets: int = 3) -> Iterator[str]:
+def market_lines(
+    days: int, start: date = date(2023, 1, 1), seed: int = 1, assets: int = 3, first: int = 0
+) -> Iterator[str]:
     """`days` × `assets` clean rows, one per asset per day; the same arguments give the same lines.
 
     The days must end by LAST_DAY (real prices are never dated in the future): many rows are
-    many assets, not a century of days."""
+    many assets, not a century of days. `first` numbers the assets from further on (BTC7,
+    ETH7, …): files of other assets."""
     if start + timedelta(days=days - 1) > LAST_DAY:
         raise ValueError(
             f"{days:,} days from {start} end after {LAST_DAY}: ask for more assets and fewer days"
         )
     rng = random.Random(seed)
     chosen = [
-        (f"{s}{n}" if n else s, name, price) for n in range(1 + assets // 3) for s, name, price in ASSETS
+        (f"{s}{n}" if n else s, name, price)
+        for n in range(first, first + 1 + assets // 3)
+        for s, name, price in ASSETS
     ]
     chosen = chosen[:assets]
     prices = {symbol: price for symbol, _, price in chosen}
