@@ -217,26 +217,22 @@ class CsvFileSource:
                 hasher.update(line)
             offset += sum(map(len, lines))
             lines = list(itertools.islice(handle, self._batch_size))  # read ahead: is this the last?
-            cursor = FileCursor(
-                path=str(self.path),
-                offset=offset,
-                prefix_sha256=str(hasher.hexdigest()),
-                size=size,
-                mtime_ns=mtime_ns,
-                complete=not lines,
-            ).to_dict()
+            cursor = self._file_cursor(offset, hasher, size, mtime_ns, complete=not lines)
             yield Batch((), cursor, position=(offset if lines else size, size), block=block)
         if offset == start:  # nothing to read after the checkpoint: the file is read to its end
-            yield Batch((), self._complete(offset, hasher, size, mtime_ns), position=(size, size))
+            yield Batch((), self._file_cursor(offset, hasher, size, mtime_ns, True), position=(size, size))
 
-    def _complete(self, offset: int, hasher: Any, size: int, mtime_ns: int) -> dict[str, Any]:
+    def _file_cursor(
+        self, offset: int, hasher: Any, size: int, mtime_ns: int, complete: bool
+    ) -> dict[str, Any]:
+        """Read to `offset` (complete lines only), the bytes before it hashed by `hasher`."""
         return FileCursor(
             path=str(self.path),
             offset=offset,
             prefix_sha256=str(hasher.hexdigest()),
             size=size,
             mtime_ns=mtime_ns,
-            complete=True,
+            complete=complete,
         ).to_dict()
 
     def _raw_of(self, cells: list[str], line: str, offset: int, block: FileBlock) -> RawRecord:
@@ -304,14 +300,7 @@ class CsvFileSource:
         )
 
     def _cursor(self, position: _LinePosition, size: int, mtime_ns: int, complete: bool) -> dict[str, Any]:
-        return FileCursor(
-            path=str(self.path),
-            offset=position.complete_offset,
-            prefix_sha256=position.complete_sha256,
-            size=size,
-            mtime_ns=mtime_ns,
-            complete=complete,
-        ).to_dict()
+        return self._file_cursor(position.complete_offset, position.hasher, size, mtime_ns, complete)
 
     # ---- Normalizer ---------------------------------------------------------------------------
 
@@ -408,8 +397,9 @@ class _LinePosition:
         self._row_start = start
 
     @property
-    def complete_sha256(self) -> str:
-        return str(self._hasher.hexdigest())
+    def hasher(self) -> Any:
+        """The hash of the bytes before `complete_offset`."""
+        return self._hasher
 
     def lines(self) -> Iterator[str]:
         for line in self._handle:

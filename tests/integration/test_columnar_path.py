@@ -237,3 +237,32 @@ def test_loading_twice_equals_loading_once_by_columns_and_by_rows(
         assert [row[:-2] if name == "records" else row for row in twice[name]] == [
             row[:-2] if name == "records" else row for row in once[name]
         ]
+
+
+def test_each_record_read_by_columns_reaches_the_line_it_came_from(
+    databases: tuple[str, str], tmp_path: Path
+) -> None:
+    """Lineage over the columnar path: each record's raw row is its line as the file holds it,
+    at the offset where the line starts (a banner line and the header before the first, CRLF
+    line breaks left out), and its checksum is of those cells."""
+    _, columns_url = databases
+    emptied(columns_url)
+    source = FIXTURES / "csv" / "Binance_BTCUSDT_d.csv"
+    path = tmp_path / source.name
+    path.write_bytes(source.read_bytes().replace(b"\n", b"\r\n"))
+    assert blocks_read(path) == (1, 0)
+    load(columns_url, path, columnar=True, batch_size=7)
+    content = path.read_bytes()
+    with psycopg.connect(columns_url) as connection:
+        rows = connection.execute(
+            "SELECT u.source_record_id, u.checksum, r.checksum, r.line, r.line_offset, u.price::text"
+            " FROM unified_data u JOIN raw_csv r ON r.id = u.raw_id ORDER BY r.line_offset"
+        ).fetchall()
+    lines = content.split(b"\r\n")
+    assert len(rows) == len([line for line in lines[2:] if line])  # the banner and the header are not rows
+    for record_id, checksum, raw_checksum, line, offset, close in rows:
+        assert checksum == raw_checksum
+        assert content[offset : offset + len(line.encode()) + 2] == line.encode() + b"\r\n"
+        cells = line.split(",")
+        assert close == cells[6]  # the close as written in the file
+        assert record_id == f"BTC@{cells[1][:10]}"
