@@ -32,7 +32,7 @@ from application.errors import (
     StoreConflict,
     StoreUnavailable,
 )
-from application.known_prices import compared_with_known, knows_other_sources
+from application.known_prices import any_reference, compared_with_known, knows_other_sources
 from application.pipeline import FailureInjector, IngestOptions, RunTotals, SourcePipeline
 from application.ports import (
     BarBlock,
@@ -323,7 +323,9 @@ def _prepare_block(
         found = file_symbol_assets(pipeline.name, unknown, uow, options.crossref) if unknown else {}
         assets = {symbol: progress.file_assets.get(symbol) or found[symbol] for symbol in names}
         if knows_other_sources(sorted(set(assets.values())), uow, pipeline.name, progress.other_sources):
-            return None  # compared bar by bar with the other sources' prices
+            bars = [(assets[symbol], moment, block.bar_seconds) for symbol, moment in block.bars()]
+            if any_reference(bars, uow, progress.other_sources):
+                return None  # compared bar by bar with the other sources' prices
         if injector is not None:
             injector.check(fetched)
         columns = block.columns(assets)

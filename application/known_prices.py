@@ -5,7 +5,7 @@ the figure."""
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from datetime import datetime
 
 from application.ports import IngestUnit
@@ -43,7 +43,7 @@ def compared_with_known(
         return records, None
     knows_other_sources(sorted({asset_id for _, asset_id, _ in priced}), uow, source, others)
     keyed: dict[int, tuple[int, datetime, int]] = {
-        id(record): (asset_id, moment, max(record.bar_seconds or DAY, SHORTEST_WINDOW))
+        id(record): (asset_id, moment, bar_window(record.bar_seconds))
         for record, asset_id, moment in priced
         if others.get(asset_id)
     }
@@ -76,3 +76,25 @@ def knows_other_sources(
         for asset_id in unknown:
             others[asset_id] = found.get(asset_id, ())
     return any(others[asset_id] for asset_id in asset_ids)
+
+
+def bar_window(bar_seconds: int | None) -> int:
+    """How long after a bar's start other sources' prices are its references."""
+    return max(bar_seconds or DAY, SHORTEST_WINDOW)
+
+
+def any_reference(
+    bars: Sequence[tuple[int, datetime, int | None]], uow: IngestUnit, others: Mapping[int, tuple[str, ...]]
+) -> bool:
+    """Whether other sources priced any of these bars (asset, start, length) within it: what
+    `compared_with_known` would compare them with."""
+    keys = sorted(
+        {
+            (asset_id, moment, bar_window(seconds))
+            for asset_id, moment, seconds in bars
+            if others.get(asset_id)
+        }
+    )
+    if not keys:
+        return False
+    return bool(uow.rates.reference_prices(keys, {asset_id: others[asset_id] for asset_id, _, _ in keys}))

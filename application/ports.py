@@ -83,6 +83,15 @@ class BarBlock(Protocol):
 
     def ranges(self) -> BarRanges: ...
 
+    @property
+    def bar_seconds(self) -> int | None:
+        """Its bars' length (None: not known)."""
+        ...
+
+    def bars(self) -> Sequence[tuple[str, datetime]]:
+        """Each record's symbol and observed moment, in the file's order."""
+        ...
+
     def raws(self) -> tuple[RawRecord, ...]: ...
 
     def columns(self, asset_ids: Mapping[str, int]) -> BarColumns:

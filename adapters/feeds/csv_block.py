@@ -303,6 +303,16 @@ class FileBlock:
     def raws(self) -> tuple[RawRecord, ...]:
         return self._reader.raws(self)
 
+    @property
+    def bar_seconds(self) -> int | None:
+        return self._reader._layout.interval_seconds
+
+    def bars(self) -> list[tuple[str, datetime]]:
+        moments = self._moments
+        return list(
+            zip(self._symbols.to_pylist(), map(moments.__getitem__, self._times.to_pylist()), strict=True)
+        )
+
     def offsets(self) -> list[int]:
         offsets, at = [], self.start
         for line in self.lines:

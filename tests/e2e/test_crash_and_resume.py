@@ -52,6 +52,14 @@ def test_sigkill_mid_file_then_resume_loses_nothing_and_duplicates_nothing(
     process.wait()
     assert process.returncode == -signal.SIGKILL
     assert 0 < committed_offset < size, "the kill must land mid-file for this test to mean anything"
+    # the killed process's connections may still be finishing a COMMIT it sent before it died:
+    # what was committed is counted once they are gone
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and scalar(
+        clean_database,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    ):
+        time.sleep(0.05)
 
     loaded_before = scalar(clean_database, "SELECT count(*) FROM unified_data")
     assert 0 < loaded_before < len(lines)

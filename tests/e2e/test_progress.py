@@ -80,8 +80,11 @@ def test_a_load_without_a_terminal_logs_progress_events_and_prints_json_once(
     assert [event["records"] for event in progress] == sorted(event["records"] for event in progress)
     assert 0 < progress[-1]["done_pct"] <= 100
     batches = [event for event in events if event["event"] == "batch_committed"]
-    assert len(batches) == 31  # 30 full batches and the last, empty one that marks the end
-    assert all(event["duration_ms"] > 0 for event in batches[:-1])  # each batch's own time
+    # 30 full batches, read as columns: the last one, read to the end of the file, marks it read
+    # (the row path adds an empty batch for that)
+    assert len(batches) == 30
+    assert [event["fetched"] for event in batches] == [2000] * 30
+    assert all(event["duration_ms"] > 0 for event in batches)  # each batch's own time
     summaries = [line for line in done.stdout.splitlines() if line.startswith("{")]
     assert len(summaries) == 1
     assert json.loads(summaries[0])["sources"]["csv:history"]["inserted"] == 60_000

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from adapters.feeds.csv_file import CsvFileSource
 from adapters.postgres.admin import create_database, drop_database
+from application import batches
 from domain.runs import RunTrigger
 from entrypoints.bootstrap import build, migrate
 from entrypoints.settings import Settings
@@ -158,20 +159,34 @@ def test_the_bundled_messy_files_go_row_by_row_to_the_same_end(
 
 
 def test_appends_rewrites_other_sources_and_bad_figures_end_the_same(
-    databases: tuple[str, str], tmp_path: Path
+    databases: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A file loaded in batches, then appended to (new batches as columns), then another file
     of the same assets with one bar 30 % off (prices other sources know: bar by bar, suspect
-    marked), then a file with a price past every bound (quarantined by name), then the first
-    file rewritten (records already stored: updated row by row)."""
+    marked), then one of the same assets at times no other source priced (as columns), then a
+    file with a price past every bound (quarantined by name), then the first file rewritten
+    (records already stored: updated row by row)."""
     rows_url, columns_url = databases
     emptied(rows_url, columns_url)
+    taken: list[tuple[str, bool]] = []  # each block, by source: written as columns, or not
+    prepare_block = batches._prepare_block
+
+    def spied(pipeline: Any, *args: Any) -> Any:
+        prepared = prepare_block(pipeline, *args)
+        taken.append((pipeline.name, prepared is not None))
+        return prepared
+
+    monkeypatch.setattr(batches, "_prepare_block", spied)
     first = write_csv(tmp_path / "first.csv", list(market_lines(days=40, assets=6, seed=5)))
     steps: list[Any] = [
         lambda: None,
         lambda: append_lines(first, list(market_lines(days=50, assets=6, seed=5))[240:]),
         lambda: write_csv(
             tmp_path / "other.csv", _one_bar_off(list(market_lines(days=10, assets=3, seed=5)))
+        ),
+        # the same assets half a year on: other sources know them, not at those times
+        lambda: write_csv(
+            tmp_path / "later.csv", list(market_lines(days=20, assets=6, seed=9, start=date(2024, 6, 1)))
         ),
         lambda: write_csv(tmp_path / "huge.csv", ["2024-01-02,HUGE,Huge,1,1,1,9000000000000000,1,"]),
         lambda: write_csv(first, list(market_lines(days=30, assets=6, seed=6))),
@@ -182,6 +197,8 @@ def test_appends_rewrites_other_sources_and_bad_figures_end_the_same(
         load(columns_url, tmp_path / "*.csv", columnar=True, batch_size=70)
         found = assert_same(rows_url, columns_url)
     assert any("suspect" in str(row) for row in found["records"]), "the bar 30 % off is marked"
+    assert {took for source, took in taken if source == "csv:other"} == {False}, "compared bar by bar"
+    assert {took for source, took in taken if source == "csv:later"} == {True}, "nothing to compare with"
     assert any("PLAUSIBLE_MAX_PRICE_USD" in row[3] for row in found["quarantine"])
     assert any(row[6] for row in found["counters"]), "the rewritten file's records were updated"
 
