@@ -203,7 +203,10 @@ def records_where(query: DataQuery, assets: list[int] | None = None) -> tuple[sq
 
     equal("source_type", query.source_type)
     any_of("source", query.source)
-    equal("kind", query.kind)
+    if query.kind is not None:
+        # written out (one of two values): the index of articles alone is a partial one, which a
+        # plan made for any value of a parameter could not use
+        conditions.append(sql.SQL("kind = {}").format(sql.Literal(query.kind.value)))
     if len(query.symbol) == 1:
         # a quote of the asset, or news that mentions it
         conditions.append(

@@ -79,7 +79,8 @@ def records_plan(database_url: str, query: DataQuery, assets: list[int] | None =
     ("query", "index"),
     [
         (DataQuery(), "unified_data_published_idx"),
-        (DataQuery(kind=RecordKind.ARTICLE), "unified_data_kind_idx"),
+        (DataQuery(kind=RecordKind.ARTICLE), "unified_data_article_kind_idx"),
+        (DataQuery(kind=RecordKind.MARKET), "unified_data_published_idx"),
         (DataQuery(symbol="BTC"), "unified_data_symbol_idx"),
         (DataQuery(symbol="BTC"), "unified_data_article_mentions_idx"),
         (DataQuery(category="Markets"), "unified_data_article_category_idx"),
