@@ -16,7 +16,7 @@ import csv
 import hashlib
 import itertools
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -236,19 +236,30 @@ class CsvFileSource:
         ).to_dict()
 
     def _raw_of(self, cells: list[str], line: str, offset: int, block: FileBlock) -> RawRecord:
-        """A row as the row path makes its raw record (for a block's rows the row path decides)."""
+        """A block's row as the row path makes its raw record (a block holds no row with a
+        problem: too long, too wide, not UTF-8, a NUL)."""
         layout = self.layout
         assert layout is not None, "a block is read under a layout"
-        payload, _ = _payload(list(layout.header), cells, self._context.max_record_bytes)
-        return RawRecord.of(
+        raw, _ = self._row(layout, cells, line, offset, block.fetched_at, block.run_id)
+        return raw
+
+    def _row(
+        self, layout: Layout, cells: list[str], line: str, offset: int, fetched_at: datetime, run_id: int
+    ) -> tuple[RawRecord, str | None]:
+        """A row's raw record, and why it is quarantined as read (None: it is not)."""
+        limit = self._context.max_record_bytes
+        payload, problem = _payload(layout.header, cells, limit)
+        raw = RawRecord.of(
             source=self.source.name,
             source_record_id=_record_id(payload, layout),
             payload=payload,
-            fetched_at=block.fetched_at,
-            run_id=block.run_id,
-            line=line,
+            fetched_at=fetched_at,
+            run_id=run_id,
+            # kept as read; an oversized row is kept as its payload of cut cells instead
+            line=None if len(line) > limit else line.replace(NUL, "\ufffd"),
             position=offset,
         )
+        return raw, problem
 
     def _batches(
         self,
@@ -265,23 +276,11 @@ class CsvFileSource:
         fetched_at = fetched_at or self._clock()
         raws: list[RawRecord] = []
         rejected: list[QuarantinedRecord] = []
-        header = list(layout.header)
-        limit = self._context.max_record_bytes
         for cells in csv.reader(position.lines(), delimiter=layout.delimiter):
             line, offset = position.take_row()
             if not cells or all(not cell.strip() for cell in cells):
                 continue
-            payload, problem = _payload(header, cells, limit)
-            raw = RawRecord.of(
-                source=self.source.name,
-                source_record_id=_record_id(payload, layout),
-                payload=payload,
-                fetched_at=fetched_at,
-                run_id=run_id,
-                # kept as read; an oversized row is kept as its payload of cut cells instead
-                line=None if len(line) > limit else line.replace(NUL, "\ufffd"),
-                position=offset,
-            )
+            raw, problem = self._row(layout, cells, line, offset, fetched_at, run_id)
             if problem:
                 rejected.append(QuarantinedRecord(raw=raw, reason=problem))
             else:
@@ -421,7 +420,7 @@ class _LinePosition:
         return text.removesuffix("\n").removesuffix("\r"), self._row_start
 
 
-def _payload(header: list[str], cells: list[str], limit: int) -> tuple[dict[str, Any], str | None]:
+def _payload(header: Sequence[str], cells: list[str], limit: int) -> tuple[dict[str, Any], str | None]:
     problem = None
     size = sum(map(len, cells))
     if size > limit:
