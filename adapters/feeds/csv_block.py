@@ -162,9 +162,9 @@ class BlockReader:
             symbol = _symbol_of(layout, self._usd)(layout.symbol.value)
             if symbol is None:
                 return None
-            pairs = pa.array([symbol[0]] * count)
-            id_symbols = pa.array([symbol[1]] * count)
-            quotes = [symbol[2]]
+            pairs = _same(symbol[0], count)
+            id_symbols = _same(symbol[1], count)
+            quotes = _same(symbol[2], count)
         else:
             decided = _each_distinct(table.column(column["symbol"]), self._pair)
             if decided is None:
@@ -172,7 +172,7 @@ class BlockReader:
             cells = table.column(column["symbol"])
             pairs = _mapped(cells, {cell: found[0] for cell, found in decided.items()})
             id_symbols = _mapped(cells, {cell: found[1] for cell, found in decided.items()})
-            quotes = sorted({found[2] for found in decided.values()})
+            quotes = _mapped(cells, {cell: found[2] for cell, found in decided.items()})
         if "asset_name" in column:
             names_cells = table.column(column["asset_name"])
             names = _mapped(names_cells, {cell: cell.strip() or None for cell in _distinct(names_cells)})
@@ -216,7 +216,7 @@ class BlockReader:
             observed=observed,
             moments=moments,
             times=times,
-            quotes=tuple(quotes),
+            quotes=quotes,
             trades=trades,
         )
 
@@ -232,11 +232,9 @@ class BlockReader:
 
     def raws(self, block: FileBlock) -> tuple[RawRecord, ...]:
         """The block's lines as the row path reads them."""
-        offsets = block.offsets()
-        texts = block.text.split("\n")[: block.count]
         return tuple(
             self._raw_of(next(csv.reader([line], delimiter=self._layout.delimiter)), line, offset, block)
-            for line, offset in zip((line.removesuffix("\r") for line in texts), offsets, strict=True)
+            for line, offset in zip(block.texts(), block.offsets(), strict=True)
         )
 
 
@@ -264,7 +262,7 @@ class FileBlock:
         observed: pa.Array,
         moments: Mapping[str, datetime],
         times: pa.Array,
-        quotes: tuple[str, ...],
+        quotes: pa.Array,
         trades: pa.Array | None,
     ) -> None:
         self._reader = reader
@@ -313,6 +311,10 @@ class FileBlock:
             zip(self._symbols.to_pylist(), map(moments.__getitem__, self._times.to_pylist()), strict=True)
         )
 
+    def texts(self) -> list[str]:
+        """Each line as read, without its line break (CR LF or LF)."""
+        return [line.removesuffix("\r") for line in self.text.split("\n")[: self.count]]
+
     def offsets(self) -> list[int]:
         offsets, at = [], self.start
         for line in self.lines:
@@ -353,7 +355,7 @@ class FileBlock:
             "extra": extra,
             "checksum": pa.array(self._reader.checksums(self._table), pa.string()),
             "asset_id": _mapped(symbols, {symbol: str(asset_ids[symbol]) for symbol in _distinct(symbols)}),
-            "quote_currency": self._quote_column(),
+            "quote_currency": self._quotes,
             "price": close,
             "open_usd": numbers.get("open", none),
             "high_usd": numbers.get("high", none),
@@ -364,7 +366,7 @@ class FileBlock:
             source=self._reader._source,
             count=count,
             records=records,
-            lines=[line.removesuffix("\r") for line in self.text.split("\n")[:count]],
+            lines=self.texts(),
             offsets=self.offsets(),
             fetched_at=self.fetched_at,
             years=frozenset(moment.year for moment in self._moments.values()),
@@ -401,7 +403,7 @@ class FileBlock:
                 ],
                 pa.string(),
             )
-            said = pc.binary_join_element_wise("base volume × close (", self._quote_column(), ")", "")
+            said = pc.binary_join_element_wise("base volume × close (", self._quotes, ")", "")
             origin = pc.if_else(pc.is_valid(base), said, none)
         for field, said_of in (("quote_volume", QUOTE_VOLUME), ("usd_volume", "usd volume column")):
             given = numbers.get(field)
@@ -410,16 +412,6 @@ class FileBlock:
                 origin = pc.if_else(pc.is_valid(given), pa.scalar(said_of, pa.string()), origin)
         self._volume = (volume, origin)
         return self._volume
-
-    def _quote_column(self) -> pa.Array:
-        if len(self._quotes) == 1:
-            return _same(self._quotes[0], self.count)
-        layout = self._reader._layout
-        decide = _pair_of(layout, self._reader._usd)
-        cells = self._table.column(layout.fields["symbol"])
-        return _mapped(
-            cells, {cell: found[2] if (found := decide(cell)) else None for cell in _distinct(cells)}
-        )
 
     def _extra(self, volume_from: pa.Array) -> pa.Array:
         """Each bar's `extra` as a JSON object: its open, high and low as written, its base
@@ -439,14 +431,13 @@ class FileBlock:
         for name in ("open", "high", "low", "base_volume"):
             if name in numbers:
                 members.append((name, _quoted(numbers[name])))
-        origins = volume_from
         if "quote_volume" in numbers:
-            kept = pc.if_else(pc.equal(origins, QUOTE_VOLUME), no_text, numbers["quote_volume"])
+            kept = pc.if_else(pc.equal(volume_from, QUOTE_VOLUME), no_text, numbers["quote_volume"])
             members.append(("quote_volume", _quoted(kept)))
         if self._trades is not None:
             members.append(("trades", self._trades))
         # where the USD volume came from: our own words and a USD quote's symbol, nothing to escape
-        said = pc.if_else(pc.equal(origins, QUOTE_VOLUME), no_text, origins)
+        said = pc.if_else(pc.equal(volume_from, QUOTE_VOLUME), no_text, volume_from)
         members.append(("volume_usd_from", _quoted(said)))
         # each member `"key":value,` or "" (no nulls: Arrow's join skipping nulls loses rows that
         # are null throughout), joined, the last comma taken off
