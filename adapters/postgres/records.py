@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -248,36 +248,28 @@ class PostgresRecordRepository:
         (their ids in the receipt, for `prepare_rows`), else through staging, once each."""
         if not raws:
             return StoredRaws(run_id, {})
-        raw_table = raw_table_for(_one_source(raw.source for raw in raws))
-        cursor = self._connection.cursor()
         unique = list({(raw.source_record_id, raw.checksum): raw for raw in raws}.values())  # in order
-        try:
-            with _savepoint(self._connection):
-                ids = _allocated(cursor, raw_table, len(unique))
-                with cursor.copy(sql.SQL(COPY_RAW_DIRECT).format(raw=sql.Identifier(raw_table))) as copy:
-                    copy.write(
-                        copy_text.encode(
-                            (*_raw_row(raw), str(i), str(run_id)) for raw, i in zip(unique, ids, strict=True)
-                        )
-                    )
-            return StoredRaws(
-                run_id, {(raw.source_record_id, raw.checksum): i for raw, i in zip(unique, ids, strict=True)}
-            )
-        except psycopg.errors.UniqueViolation:
-            pass  # one of them is stored already: each is stored once, through staging
-        self._ensure_staging(cursor)
-        with cursor.copy(COPY_RAW) as copy:
-            copy.write(copy_text.encode(_raw_row(raw) for raw in raws))
-        cursor.execute(sql.SQL(INSERT_RAW).format(raw=sql.Identifier(raw_table)), {"run_id": run_id})
-        return StoredRaws(run_id, {})
+        ids = self._store_raw_rows(
+            raw_table_for(_one_source(raw.source for raw in raws)),
+            run_id,
+            len(unique),
+            lambda ids: copy_text.encode(
+                (*_raw_row(raw), str(i), str(run_id)) for raw, i in zip(unique, ids, strict=True)
+            ),
+            lambda: copy_text.encode(_raw_row(raw) for raw in raws),
+        )
+        fresh = (
+            {}
+            if ids is None
+            else {(raw.source_record_id, raw.checksum): i for raw, i in zip(unique, ids, strict=True)}
+        )
+        return StoredRaws(run_id, fresh)
 
     def store_block_raws(self, run_id: int, block: BarColumns) -> StoredRaws:
-        """A block's lines as raw rows, as `store_raws` stores a batch's: COPYed in with ids of
-        their own when none is stored yet (their ids, in order, in the receipt), else through
-        staging, once each. The rows go as CSV written by Arrow from the block's columns."""
+        """A block's lines as raw rows, as `store_raws` stores a batch's (their ids, in order, in
+        the receipt), the rows as CSV written by Arrow from the block's columns."""
         if not block.count:
             return StoredRaws(run_id, ())
-        raw_table = raw_table_for(block.source)
         count = block.count
         raws = {
             "source": _same(block.source, count),
@@ -288,29 +280,46 @@ class PostgresRecordRepository:
             "line": pa.array(block.lines, pa.string()),
             "line_offset": pa.array(map(str, block.offsets), pa.string()),
         }
+        ids = self._store_raw_rows(
+            raw_table_for(block.source),
+            run_id,
+            count,
+            lambda ids: _csv(
+                {**raws, "id": pa.array(map(str, ids), pa.string()), "run_id": _same(str(run_id), count)}
+            ),
+            lambda: _csv(raws),
+            form=CSV,
+        )
+        return StoredRaws(run_id, () if ids is None else tuple(ids))
+
+    def _store_raw_rows(
+        self,
+        raw_table: str,
+        run_id: int,
+        count: int,
+        direct: Callable[[list[int]], bytes],
+        staged: Callable[[], bytes],
+        form: str = "",
+    ) -> list[int] | None:
+        """`count` raw rows, each stored once: COPYed straight into the raw table with new ids
+        (`direct`'s payload given them; the ids returned) when none of them is stored yet, else
+        (None) COPYed into staging (`staged`) and inserted where new. `form`: the payloads' COPY
+        format (text, or CSV)."""
         cursor = self._connection.cursor()
         try:
             with _savepoint(self._connection):
                 ids = _allocated(cursor, raw_table, count)
-                statement = sql.SQL(COPY_RAW_DIRECT + CSV).format(raw=sql.Identifier(raw_table))
+                statement = sql.SQL(COPY_RAW_DIRECT + form).format(raw=sql.Identifier(raw_table))
                 with cursor.copy(statement) as copy:
-                    copy.write(
-                        _csv(
-                            {
-                                **raws,
-                                "id": pa.array(map(str, ids), pa.string()),
-                                "run_id": _same(str(run_id), count),
-                            }
-                        )
-                    )
-            return StoredRaws(run_id, tuple(ids))
+                    copy.write(direct(ids))
+            return ids
         except psycopg.errors.UniqueViolation:
             pass  # one of them is stored already: each is stored once, through staging
         self._ensure_staging(cursor)
-        with cursor.copy(COPY_RAW + CSV) as copy:
-            copy.write(_csv(raws))
+        with cursor.copy(COPY_RAW + form) as copy:
+            copy.write(staged())
         cursor.execute(sql.SQL(INSERT_RAW).format(raw=sql.Identifier(raw_table)), {"run_id": run_id})
-        return StoredRaws(run_id, ())
+        return None
 
     def prepare_block(self, stored: StoredRaws, block: BarColumns) -> PreparedRows:
         """A block's records as `prepare_rows` prepares a batch's, from its columns: written as
@@ -348,10 +357,15 @@ class PostgresRecordRepository:
         rows = [
             (*_unified_row(record), _raw_id(fresh, record), str(run_id), str(run_id)) for record in records
         ]
-        # straight into the tables: every record's raw row new, and no API snapshot (whose
-        # observations are kept per run, through staging; a provider's history keeps none)
-        direct = not any(
-            record.source_type is SourceType.API and is_snapshot_source(record.source) for record in records
+        # straight into the tables: every record's raw row new (its id known), and no API snapshot
+        # (whose observations are kept per run, through staging; a provider's history keeps none)
+        direct = (
+            bool(records)
+            and all(row[-3] != copy_text.NULL for row in rows)
+            and not any(
+                record.source_type is SourceType.API and is_snapshot_source(record.source)
+                for record in records
+            )
         )
         history = [
             (row, record.observed_at)
@@ -359,37 +373,16 @@ class PostgresRecordRepository:
             if record.asset_id is not None and record.observed_at is not None and record.price_usd is not None
         ]
         years = frozenset(observed.astimezone(UTC).year for _, observed in history)
-        return self._prepared(
-            _one_source(sources) if sources else None,
-            rows,
-            [row for row, _ in history],
-            years,
-            quarantined,
-            direct=direct,
-        )
-
-    def _prepared(
-        self,
-        source: str | None,
-        rows: Sequence[tuple[str, ...]],
-        history: Sequence[tuple[str, ...]],
-        years: frozenset[int],
-        quarantined: Sequence[QuarantinedRecord],
-        direct: bool,
-    ) -> PreparedRows:
-        """Encoded unified, history and quarantine rows; the first two COPYed straight into their
-        tables when `direct` allows it and every row's raw row is new (its id known)."""
-        direct = direct and bool(rows) and all(row[-3] != copy_text.NULL for row in rows)
         self._ensure_partitions(years)
         return PreparedRows(
-            source=source,
+            source=_one_source(sources) if sources else None,
             content=_Copies(
                 unified=copy_text.encode(rows),
                 quarantine=copy_text.encode(_quarantine_row(item) for item in quarantined),
                 records=len(rows),
                 quarantined=len(quarantined),
                 history_years=years,
-                history=copy_text.encode(tuple(row[i] for i in _HISTORY_FIELDS) for row in history)
+                history=copy_text.encode(tuple(row[i] for i in _HISTORY_FIELDS) for row, _ in history)
                 if direct
                 else None,
             ),
