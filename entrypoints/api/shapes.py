@@ -470,40 +470,30 @@ def schemas() -> dict[str, Any]:
         (shape.__name__, mode, TypeAdapter(shape)) for shape in NAMED
     ]
     _, document = TypeAdapter.json_schemas(adapters, ref_template="#/components/schemas/{model}")
-    found: dict[str, Any] = _untitled(document.get("$defs", {}))
-    renamed = {DOCUMENT_NAMES.get(name, name): schema for name, schema in found.items()}
-    named: dict[str, Any] = _renamed_refs(renamed)
-    return named
+    found: dict[str, Any] = {
+        DOCUMENT_NAMES.get(name, name): _as_documented(schema)
+        for name, schema in document.get("$defs", {}).items()
+    }
+    return found
 
 
-def _untitled(schema: Any) -> Any:
-    """The schema without pydantic's generated titles (a property's name again, capitalised);
-    a property that is *called* `title` is kept."""
+def _as_documented(schema: Any) -> Any:
+    """Pydantic's schema as the document says it: without its generated titles (a property's
+    name again, capitalised; a property *called* `title` is kept), every reference by the name
+    the document gives the shape."""
     if isinstance(schema, list):
-        return [_untitled(item) for item in schema]
+        return [_as_documented(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
     kept: dict[str, Any] = {}
     for key, value in schema.items():
         if key == "title" and isinstance(value, str):
             continue
-        if key in ("properties", "$defs"):
-            kept[key] = {name: _untitled(item) for name, item in value.items()}
-        else:
-            kept[key] = _untitled(value)
-    return kept
-
-
-def _renamed_refs(schema: Any) -> Any:
-    if isinstance(schema, list):
-        return [_renamed_refs(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    renamed: dict[str, Any] = {}
-    for key, value in schema.items():
         if key == "$ref" and isinstance(value, str):
             name = value.rsplit("/", 1)[1]
-            renamed[key] = f"#/components/schemas/{DOCUMENT_NAMES.get(name, name)}"
+            kept[key] = f"#/components/schemas/{DOCUMENT_NAMES.get(name, name)}"
+        elif key == "properties":
+            kept[key] = {name: _as_documented(item) for name, item in value.items()}
         else:
-            renamed[key] = _renamed_refs(value)
-    return renamed
+            kept[key] = _as_documented(value)
+    return kept
