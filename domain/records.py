@@ -56,6 +56,9 @@ class RawRecord:
     # (bytes): what is kept of a CSV row, rather than its payload re-encoded
     line: str | None = attrs.field(default=None, eq=False, repr=False)
     position: int | None = attrs.field(default=None, eq=False)
+    # the id the store already keeps this payload under (a quarantined line read again): not
+    # stored twice, its record points there
+    stored_as: int | None = attrs.field(default=None, eq=False)
 
     @classmethod
     def of(

@@ -23,7 +23,8 @@ COUNT_QUARANTINE = "SELECT count(*) FROM (SELECT 1 FROM quarantine {where} LIMIT
 # oldest first after a key; the fetch time of the raw row the entry came from (kept once per
 # content in the source's raw table); an entry whose record a later run stored is left out
 SELECT_REPLAYABLE = """
-SELECT q.id, q.source_record_id, q.checksum, q.payload, coalesce(r.fetched_at, q.created_at), q.last_run_id
+SELECT q.id, q.source_record_id, q.checksum, q.payload, coalesce(r.fetched_at, q.created_at), q.last_run_id,
+       q.raw_id
 FROM quarantine q
 LEFT JOIN {raw} r ON (r.source, r.source_record_id, r.checksum) = (q.source, q.source_record_id, q.checksum)
 WHERE q.source = %(source)s AND q.id > %(after)s {reason}
@@ -102,9 +103,10 @@ class PostgresQuarantineReader:
                     checksum=checksum,
                     fetched_at=fetched_at,
                     run_id=int(run_id),
+                    stored_as=raw_id,  # its line (since migration 0020), not stored again
                 ),
             )
-            for entry, record_id, checksum, payload, fetched_at, run_id in rows
+            for entry, record_id, checksum, payload, fetched_at, run_id, raw_id in rows
         ]
 
 

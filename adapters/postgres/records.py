@@ -14,6 +14,7 @@ and that batch takes the staging-and-upsert path instead: the same rows, the sam
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -56,7 +57,7 @@ CREATE TEMP TABLE IF NOT EXISTS staging_raw (
 CREATE TEMP TABLE IF NOT EXISTS staging_unified ON COMMIT DELETE ROWS AS
     SELECT {columns}, raw_id, first_run_id, last_run_id FROM unified_data WITH NO DATA;
 CREATE TEMP TABLE IF NOT EXISTS staging_quarantine (
-    source text, source_record_id text, checksum text, reason text, payload jsonb
+    source text, source_record_id text, checksum text, reason text, payload jsonb, raw_id bigint
 ) ON COMMIT DELETE ROWS;
 """
 
@@ -94,7 +95,22 @@ ALLOCATE_RAW_IDS = (
     "SELECT array_agg(nextval((SELECT pg_get_serial_sequence(%(table)s, 'id')::regclass)))"
     " FROM generate_series(1, %(count)s)"
 )
-COPY_QUARANTINE = "COPY staging_quarantine (source, source_record_id, checksum, reason, payload) FROM STDIN"
+COPY_QUARANTINE = (
+    "COPY staging_quarantine (source, source_record_id, checksum, reason, payload, raw_id) FROM STDIN"
+)
+
+# the raw tables whose lines are kept a batch a row (migration 0020), in `<table>_batches`
+BATCHED = frozenset({"raw_csv"})
+# a batch row's lines are numbered from its id, which the raw table's sequence advances by this
+BATCH_LINES = 1 << 20
+STORE_LINES = """
+INSERT INTO raw_csv_batches (id, source, run_id, fetched_at, lines, line_offsets, digest)
+VALUES (nextval((SELECT pg_get_serial_sequence('raw_csv', 'id')::regclass)), %(source)s, %(run_id)s,
+        %(fetched_at)s, %(lines)s::text[], %(offsets)s::bigint[], %(digest)s)
+ON CONFLICT (digest) DO NOTHING
+RETURNING id
+"""
+SELECT_LINES = "SELECT id FROM raw_csv_batches WHERE digest = %(digest)s"
 
 INSERT_RAW = """
 INSERT INTO {raw} (source, source_record_id, checksum, payload, fetched_at, line, line_offset, run_id)
@@ -127,12 +143,13 @@ SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FR
 """
 
 INSERT_QUARANTINE = """
-INSERT INTO quarantine (source, source_record_id, checksum, reason, payload, first_run_id, last_run_id)
+INSERT INTO quarantine (source, source_record_id, checksum, reason, payload, raw_id, first_run_id, last_run_id)
 SELECT DISTINCT ON (q.source, q.source_record_id, q.checksum)
-       q.source, q.source_record_id, q.checksum, q.reason, q.payload, %(run_id)s, %(run_id)s
+       q.source, q.source_record_id, q.checksum, q.reason, q.payload, q.raw_id, %(run_id)s, %(run_id)s
 FROM staging_quarantine q
 ON CONFLICT (source, source_record_id, checksum) DO UPDATE SET
-    reason = EXCLUDED.reason, last_run_id = EXCLUDED.last_run_id, updated_at = now()
+    reason = EXCLUDED.reason, last_run_id = EXCLUDED.last_run_id, updated_at = now(),
+    raw_id = coalesce(quarantine.raw_id, EXCLUDED.raw_id)  -- the line it was first read from
 """
 
 
@@ -141,6 +158,13 @@ ON CONFLICT (source, source_record_id, checksum) DO UPDATE SET
 RELEASE_QUARANTINED = """
 DELETE FROM quarantine q USING staging_unified s
 WHERE q.source = s.source AND q.source_record_id = s.source_record_id AND q.checksum = s.checksum
+"""
+# the same after a batch went straight in: its records are this run's, and a source's entries
+# few (each probes the unified key)
+RELEASE_LOADED = """
+DELETE FROM quarantine q USING unified_data u
+WHERE q.source = %(source)s AND (u.source, u.source_record_id, u.checksum) = (q.source, q.source_record_id, q.checksum)
+  AND u.last_run_id = %(run_id)s
 """
 ANY_QUARANTINED = "SELECT EXISTS (SELECT 1 FROM quarantine WHERE source = %(source)s)"
 
@@ -244,53 +268,91 @@ class PostgresRecordRepository:
         self._partitions = PROCESS_PARTITIONS
 
     def store_raws(self, run_id: int, raws: Sequence[RawRecord]) -> StoredRaws:
-        """The batch's raw rows: COPYed straight in with ids of their own when none is stored yet
-        (their ids in the receipt, for `prepare_rows`), else through staging, once each."""
+        """The batch's raw payloads, each stored once: a file's lines as one batch row
+        (`_store_lines`), any other payload as a row of its own, COPYed straight in with an id of
+        its own when none is stored yet, else through staging. The receipt holds the ids known
+        (every line's; the other payloads' when new), for `prepare_rows`."""
         if not raws:
-            return StoredRaws(run_id, {})
-        unique = list({(raw.source_record_id, raw.checksum): raw for raw in raws}.values())  # in order
-        ids = self._store_raw_rows(
-            raw_table_for(_one_source(raw.source for raw in raws)),
-            run_id,
-            len(unique),
-            lambda ids: copy_text.encode(
-                (*_raw_row(raw), str(i), str(run_id)) for raw, i in zip(unique, ids, strict=True)
-            ),
-            lambda: copy_text.encode(_raw_row(raw) for raw in raws),
-        )
-        fresh = (
-            {}
-            if ids is None
-            else {(raw.source_record_id, raw.checksum): i for raw, i in zip(unique, ids, strict=True)}
-        )
-        return StoredRaws(run_id, fresh)
+            return StoredRaws(run_id, _RawIds({}, fresh=True))
+        raw_table = raw_table_for(_one_source(raw.source for raw in raws))
+        ids: dict[tuple[str, str], int] = {}
+        fresh = True
+        kept = [raw for raw in raws if raw.stored_as is None]
+        if len(kept) < len(raws):  # read again from the quarantine: its line is stored already
+            fresh = False
+            ids.update(
+                ((raw.source_record_id, raw.checksum), raw.stored_as)
+                for raw in raws
+                if raw.stored_as is not None
+            )
+        lines = [raw for raw in kept if raw.line is not None] if raw_table in BATCHED else []
+        if lines:
+            numbered, new = self._store_lines(
+                run_id,
+                lines[0].source,
+                lines[0].fetched_at,
+                [raw.line or "" for raw in lines],
+                [raw.position or 0 for raw in lines],
+            )
+            fresh = fresh and new
+            # in order: a record read twice in the batch points at its later line
+            ids.update(
+                ((raw.source_record_id, raw.checksum), i) for raw, i in zip(lines, numbered, strict=True)
+            )
+            kept = [raw for raw in kept if raw.line is None]
+        if kept:
+            unique = list({(raw.source_record_id, raw.checksum): raw for raw in kept}.values())  # in order
+            stored = self._store_raw_rows(
+                raw_table,
+                run_id,
+                len(unique),
+                lambda new_ids: copy_text.encode(
+                    (*_raw_row(raw), str(i), str(run_id)) for raw, i in zip(unique, new_ids, strict=True)
+                ),
+                lambda: copy_text.encode(_raw_row(raw) for raw in kept),
+            )
+            if stored is None:
+                fresh = False  # found by their content as the batch is written
+            else:
+                ids.update(
+                    ((raw.source_record_id, raw.checksum), i) for raw, i in zip(unique, stored, strict=True)
+                )
+        return StoredRaws(run_id, _RawIds(ids, fresh))
 
     def store_block_raws(self, run_id: int, block: BarColumns) -> StoredRaws:
-        """A block's lines as raw rows, as `store_raws` stores a batch's (their ids, in order, in
-        the receipt), the rows as CSV written by Arrow from the block's columns."""
+        """A block's lines as one batch row, as `store_raws` stores a batch's (each line's id, in
+        order, in the receipt)."""
         if not block.count:
-            return StoredRaws(run_id, ())
-        count = block.count
-        raws = {
-            "source": _same(block.source, count),
-            "source_record_id": _arrow(block.records["source_record_id"]),
-            "checksum": _arrow(block.records["checksum"]),
-            "payload": pa.nulls(count, pa.string()),
-            "fetched_at": _same(copy_text.moment(block.fetched_at), count),
-            "line": pa.array(block.lines, pa.string()),
-            "line_offset": pa.array(map(str, block.offsets), pa.string()),
-        }
-        ids = self._store_raw_rows(
-            raw_table_for(block.source),
-            run_id,
-            count,
-            lambda ids: _csv(
-                {**raws, "id": pa.array(map(str, ids), pa.string()), "run_id": _same(str(run_id), count)}
-            ),
-            lambda: _csv(raws),
-            form=CSV,
+            return StoredRaws(run_id, _RawIds((), fresh=True))
+        numbered, fresh = self._store_lines(
+            run_id, block.source, block.fetched_at, block.lines, block.offsets
         )
-        return StoredRaws(run_id, () if ids is None else tuple(ids))
+        return StoredRaws(run_id, _RawIds(tuple(numbered), fresh))
+
+    def _store_lines(
+        self, run_id: int, source: str, fetched_at: datetime, lines: Sequence[str], offsets: Sequence[int]
+    ) -> tuple[list[int], bool]:
+        """A batch of a file's lines stored once (by its digest) as rows of `raw_csv_batches`, each
+        of up to 2^20 lines numbered from its id: each line's id, and whether they are new. A
+        batch read again (a crash replayed, a full refresh) finds its rows, and so its ids."""
+        cursor = self._connection.cursor()
+        ids: list[int] = []
+        fresh = True
+        for start in range(0, len(lines), BATCH_LINES):
+            part, where = lines[start : start + BATCH_LINES], offsets[start : start + BATCH_LINES]
+            literal, positions = _text_array(part), "{" + ",".join(map(str, where)) + "}"
+            digest = hashlib.sha256(f"{source}\x00{positions}\x00{literal}".encode()).hexdigest()
+            params = {
+                "source": source, "run_id": run_id, "fetched_at": fetched_at,
+                "lines": literal, "offsets": positions, "digest": digest,
+            }  # fmt: skip
+            row = cursor.execute(STORE_LINES, params).fetchone()
+            if row is None:
+                fresh = False
+                row = cursor.execute(SELECT_LINES, params).fetchone()
+            assert row is not None  # stored now, or before under this digest
+            ids.extend(range(int(row[0]), int(row[0]) + len(part)))
+        return ids, fresh
 
     def _store_raw_rows(
         self,
@@ -325,7 +387,8 @@ class PostgresRecordRepository:
         """A block's records as `prepare_rows` prepares a batch's, from its columns: written as
         CSV by Arrow, no Python object per value."""
         count, run = block.count, str(stored.run_id)
-        ids = stored.content if isinstance(stored.content, tuple) else ()
+        receipt = stored.content if isinstance(stored.content, _RawIds) else _RawIds((), fresh=False)
+        ids = receipt.ids if isinstance(receipt.ids, tuple) else ()
         columns = {
             name: _arrow(block.records[name]) if name in block.records else _same(_EMPTY.get(name), count)
             for name in UNIFIED_COLUMNS
@@ -333,7 +396,7 @@ class PostgresRecordRepository:
         columns["raw_id"] = pa.array(map(str, ids), pa.string()) if ids else pa.nulls(count, pa.string())
         columns["first_run_id"] = columns["last_run_id"] = _same(run, count)
         history = {name: columns["last_run_id" if name == "run_id" else name] for name in HISTORY_COLUMNS}
-        direct = bool(ids) and count > 0  # every raw row new: straight into the tables
+        direct = receipt.fresh and bool(ids) and count > 0  # every line new: straight into the tables
         self._ensure_partitions(block.years)
         return PreparedRows(
             source=block.source,
@@ -353,14 +416,22 @@ class PostgresRecordRepository:
     ) -> PreparedRows:
         sources = [record.source for record in records] + [item.raw.source for item in quarantined]
         run_id = stored.run_id
-        fresh = stored.content if isinstance(stored.content, dict) else {}
+        receipt = stored.content if isinstance(stored.content, _RawIds) else _RawIds({}, fresh=False)
+        known = receipt.ids if isinstance(receipt.ids, dict) else {}
         rows = [
-            (*_unified_row(record), _raw_id(fresh, record), str(run_id), str(run_id)) for record in records
+            (
+                *_unified_row(record),
+                _raw_id(known, record.source_record_id, record.checksum),
+                str(run_id),
+                str(run_id),
+            )
+            for record in records
         ]
         # straight into the tables: every record's raw row new (its id known), and no API snapshot
         # (whose observations are kept per run, through staging; a provider's history keeps none)
         direct = (
             bool(records)
+            and receipt.fresh
             and all(row[-3] != copy_text.NULL for row in rows)
             and not any(
                 record.source_type is SourceType.API and is_snapshot_source(record.source)
@@ -378,7 +449,7 @@ class PostgresRecordRepository:
             source=_one_source(sources) if sources else None,
             content=_Copies(
                 unified=copy_text.encode(rows),
-                quarantine=copy_text.encode(_quarantine_row(item) for item in quarantined),
+                quarantine=copy_text.encode(_quarantine_row(item, known) for item in quarantined),
                 records=len(rows),
                 quarantined=len(quarantined),
                 history_years=years,
@@ -404,15 +475,23 @@ class PostgresRecordRepository:
         params = {"run_id": run_id}
         cursor = self._connection.cursor()
         inserted = updated = 0
+        # entries of the source's quarantine that load now leave it (a line quarantined before may
+        # be new to the raw table: a full refresh reads it alone, its neighbours found unchanged)
+        quarantined = bool(
+            copies.records
+            and (cursor.execute(ANY_QUARANTINED, {"source": encoded.source}).fetchone() or (False,))[0]
+        )
         if copies.records and copies.history is not None and self._copy_direct(cursor, copies):
             inserted = copies.records
+            if quarantined:
+                cursor.execute(RELEASE_LOADED, {"source": encoded.source, "run_id": run_id})
         elif copies.records:
             self._ensure_staging(cursor)
             with cursor.copy(_in(COPY_UNIFIED, copies.form)) as copy:
                 copy.write(copies.unified)
             cursor.execute(_upsert_statement(raw_table), params)
             inserted, updated = cursor.fetchone() or (0, 0)
-            if (cursor.execute(ANY_QUARANTINED, {"source": encoded.source}).fetchone() or (False,))[0]:
+            if quarantined:
                 cursor.execute(RELEASE_QUARANTINED)
             cursor.execute(INSERT_OBSERVATIONS, params)
             self._insert_history(cursor, copies.history_years, params)
@@ -625,12 +704,12 @@ def _payload_field(raw: RawRecord) -> str:
     return copy_text.text(raw.payload_json or canonical_json(raw.payload))
 
 
-def _raw_id(fresh: dict[tuple[str, str], int], record: UnifiedRecord) -> str:
-    found = fresh.get((record.source_record_id, record.checksum))
+def _raw_id(known: dict[tuple[str, str], int], record_id: str, checksum: str) -> str:
+    found = known.get((record_id, checksum))
     return copy_text.NULL if found is None else str(found)
 
 
-def _quarantine_row(item: QuarantinedRecord) -> tuple[str, ...]:
+def _quarantine_row(item: QuarantinedRecord, known: dict[tuple[str, str], int]) -> tuple[str, ...]:
     raw = item.raw
     return (
         copy_text.text(raw.source),
@@ -638,7 +717,27 @@ def _quarantine_row(item: QuarantinedRecord) -> tuple[str, ...]:
         raw.checksum,
         copy_text.text(item.reason),
         _payload_field(raw),  # what a reader of the quarantine shows: the cells by name
+        _raw_id(known, raw.source_record_id, raw.checksum),  # its line, replayed from there
     )
+
+
+@attrs.frozen
+class _RawIds:
+    """A receipt's content: the raw ids known (by record id and checksum, or a block's in order),
+    and whether every payload was stored by this call (then the rows may go straight in)."""
+
+    ids: dict[tuple[str, str], int] | tuple[int, ...]
+    fresh: bool
+
+
+def _text_array(values: Sequence[str]) -> str:
+    """A `text[]` literal of `values`, each quoted: escaped as one text, where a line never holds
+    U+0000 (the ETL replaces it before storing: `domain.records.without_nul`)."""
+    joined = "\x00".join(values)
+    if joined.count("\x00") != len(values) - 1:
+        raise ValueError("a line holding U+0000 cannot be stored as text")
+    escaped = joined.replace("\\", "\\\\").replace('"', '\\"')
+    return '{"' + escaped.replace("\x00", '","') + '"}'
 
 
 def _unified_row(record: UnifiedRecord) -> tuple[str, ...]:

@@ -78,7 +78,7 @@ def test_sigkill_mid_file_then_resume_loses_nothing_and_duplicates_nothing(
 
     assert scalar(clean_database, "SELECT count(*) FROM unified_data") == len(lines)
     assert scalar(clean_database, "SELECT count(DISTINCT source_record_id) FROM unified_data") == len(lines)
-    assert scalar(clean_database, "SELECT count(*) FROM raw_csv") == len(lines)
+    assert scalar(clean_database, "SELECT count(*) FROM raw_csv_lines") == len(lines)
     assert scalar(clean_database, "SELECT count(*) FROM quarantine") == 0
     assert scalar(clean_database, "SELECT (cursor->>'offset')::bigint FROM checkpoints") == size
     # the killed run was found abandoned (its lock free) and closed by the next run

@@ -108,7 +108,7 @@ def test_a_worker_killed_mid_file_fails_its_source_and_a_rerun_loads_each_row_on
     assert rows(clean_database, "SELECT source, count(*) FROM unified_data GROUP BY 1 ORDER BY 1") == sorted(
         expected.items()
     )
-    assert rows(clean_database, "SELECT count(*) FROM raw_csv") == [(sum(expected.values()),)]
+    assert rows(clean_database, "SELECT count(*) FROM raw_csv_lines") == [(sum(expected.values()),)]
     assert rows(clean_database, "SELECT count(*) FROM market_history") == [(sum(expected.values()),)]
 
 
@@ -140,7 +140,7 @@ def test_a_killed_run_takes_its_workers_with_it_and_a_rerun_loads_each_row_once(
     assert rows(clean_database, "SELECT source, count(*) FROM unified_data GROUP BY 1 ORDER BY 1") == sorted(
         expected.items()
     )
-    assert rows(clean_database, "SELECT count(*) FROM raw_csv") == [(sum(expected.values()),)]
+    assert rows(clean_database, "SELECT count(*) FROM raw_csv_lines") == [(sum(expected.values()),)]
 
 
 def _cmdline(pid: int) -> str:

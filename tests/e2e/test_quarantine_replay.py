@@ -38,8 +38,11 @@ def test_a_replay_stores_what_the_current_rules_pass_once_with_its_lineage(
         ).fetchall()
         stored_before = connection.execute("SELECT count(*) FROM unified_data").fetchone()[0]
         raws_before = connection.execute(
-            "SELECT source_record_id, checksum, id, run_id FROM raw_csv WHERE source = 'csv:BTC-USD'"
+            "SELECT id, line, run_id FROM raw_csv_lines WHERE source = 'csv:BTC-USD' ORDER BY id"
         ).fetchall()
+        quarantined_lines = dict(
+            connection.execute("SELECT source_record_id, raw_id FROM quarantine WHERE source = 'csv:BTC-USD'")
+        )
     assert strict.returncode == 0, strict.stderr  # a few rows quarantined: the file loads
     assert 5 < len(quarantined) < len(closes)
     assert all("PLAUSIBLE_MAX_PRICE_USD" in reason for _, reason in quarantined)
@@ -63,17 +66,20 @@ def test_a_replay_stores_what_the_current_rules_pass_once_with_its_lineage(
             "WHERE source = 'csv:BTC-USD'"
         ).fetchall()
         raws_after = connection.execute(
-            "SELECT source_record_id, checksum, id, run_id FROM raw_csv WHERE source = 'csv:BTC-USD'"
+            "SELECT id, line, run_id FROM raw_csv_lines WHERE source = 'csv:BTC-USD' ORDER BY id"
         ).fetchall()
         checkpoint_run = connection.execute(
             "SELECT run_id FROM checkpoints WHERE source = 'csv:BTC-USD'"
         ).fetchone()[0]
-    assert raws_after == raws_before  # no raw row made again: each record points at its first one
-    raw_ids = {(key, checksum): raw_id for key, checksum, raw_id, _ in raws_before}
+    assert raws_after == raws_before  # no raw line stored again: each record points at its first one
+    lines = {raw_id: line for raw_id, line, _ in raws_before}
     assert len(rows) == len(closes)  # every row of the file, once
-    for key, checksum, raw_id, price, _first_run in rows:
-        assert raw_id == raw_ids[(key, checksum)]
-        assert price == closes[key.partition("@")[2][:10]]  # as the file says
+    for key, _checksum, raw_id, price, _first_run in rows:
+        day = key.partition("@")[2][:10]
+        assert lines[raw_id].startswith(day)  # its own line of the file
+        assert price == closes[day]  # as the file says
+        if key in quarantined_lines:  # replayed: the line it was quarantined from
+            assert raw_id == quarantined_lines[key]
     assert {first_run for *_, first_run in rows} == {1, run["run_id"]}
     assert checkpoint_run == 1  # the file's checkpoint is the load's, untouched
     # nothing left to read again: a second replay stores nothing

@@ -129,7 +129,7 @@ def test_sigterm_stops_after_the_batch_in_flight_and_the_next_run_resumes(
         total = connection.execute(
             "SELECT count(*), count(DISTINCT source_record_id) FROM unified_data"
         ).fetchone()
-        raw = connection.execute("SELECT count(*) FROM raw_csv").fetchone()
+        raw = connection.execute("SELECT count(*) FROM raw_csv_lines").fetchone()
     assert total == (len(lines), len(lines))
     assert raw == (len(lines),)
 

@@ -51,7 +51,7 @@ READS = {
         " asset_id, quote_currency, price::text, open_usd::text, high_usd::text, low_usd::text,"
         " bar_seconds, raw_id, first_run_id, last_run_id FROM unified_data ORDER BY source, source_record_id"
     ),
-    "raw lines": "SELECT id, source, source_record_id, checksum, payload, line, line_offset, run_id FROM raw_csv ORDER BY id",
+    "raw lines": "SELECT id, source, payload, line, line_offset, run_id, fetched_at IS NOT NULL FROM raw_csv_lines ORDER BY id",
     "history": (
         "SELECT asset_id, source, observed_at, price_usd::text, market_cap_usd::text, volume_24h_usd::text,"
         " run_id, open_usd::text, high_usd::text, low_usd::text, bar_seconds FROM market_history"
@@ -272,13 +272,13 @@ def test_each_record_read_by_columns_reaches_the_line_it_came_from(
     content = path.read_bytes()
     with psycopg.connect(columns_url) as connection:
         rows = connection.execute(
-            "SELECT u.source_record_id, u.checksum, r.checksum, r.line, r.line_offset, u.price::text"
-            " FROM unified_data u JOIN raw_csv r ON r.id = u.raw_id ORDER BY r.line_offset"
+            "SELECT u.source_record_id, u.first_run_id, r.run_id, r.line, r.line_offset, u.price::text"
+            " FROM unified_data u JOIN raw_csv_lines r ON r.id = u.raw_id ORDER BY r.line_offset"
         ).fetchall()
     lines = content.split(b"\r\n")
     assert len(rows) == len([line for line in lines[2:] if line])  # the banner and the header are not rows
-    for record_id, checksum, raw_checksum, line, offset, close in rows:
-        assert checksum == raw_checksum
+    for record_id, run, raw_run, line, offset, close in rows:
+        assert run == raw_run
         assert content[offset : offset + len(line.encode()) + 2] == line.encode() + b"\r\n"
         cells = line.split(",")
         assert close == cells[6]  # the close as written in the file

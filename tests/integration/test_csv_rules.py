@@ -190,7 +190,7 @@ def test_an_option_added_then_a_replay_stores_the_quarantined_row_once_with_its_
     assert (first.sources[0].counters.inserted, first.sources[0].counters.quarantined) == (2, 1)
     [(reason, raw_id)] = rows(
         clean_database,
-        "SELECT q.reason, r.id FROM quarantine q JOIN raw_csv r USING (source, source_record_id, checksum)",
+        "SELECT q.reason, q.raw_id FROM quarantine q",
     )
     assert "decimal" in reason  # the option that settles it, named
     options = tmp_path / "csv_options.toml"
@@ -210,14 +210,18 @@ def test_an_option_added_then_a_replay_stores_the_quarantined_row_once_with_its_
             (1, 1, 0) if attempt == 0 else (0, 0, 0)
         )
     assert rows(clean_database, "SELECT count(*) FROM quarantine") == [(0,)]
+    # each record reaches its own line; the replayed one the line it was quarantined from
     assert rows(
-        clean_database, "SELECT observed_at::date::text, price, raw_id FROM unified_data ORDER BY observed_at"
+        clean_database,
+        "SELECT observed_at::date::text, price, r.line, u.raw_id = %s FROM unified_data u "
+        "JOIN raw_csv_lines r ON r.id = u.raw_id ORDER BY observed_at",
+        raw_id,
     ) == [
-        ("2024-01-01", Decimal(100), 1),
-        ("2024-01-02", Decimal(1500), raw_id),
-        ("2024-01-03", Decimal(90), 3),
+        ("2024-01-01", Decimal(100), "2024-01-01,100", False),
+        ("2024-01-02", Decimal(1500), '2024-01-02,"1,500"', True),
+        ("2024-01-03", Decimal(90), "2024-01-03,90", False),
     ]
-    assert rows(clean_database, "SELECT count(*) FROM raw_csv") == [(3,)]  # none written again
+    assert rows(clean_database, "SELECT count(*) FROM raw_csv_lines") == [(3,)]  # none written again
 
 
 def test_quarantined_rows_are_in_reach_over_the_api_and_the_command_line(

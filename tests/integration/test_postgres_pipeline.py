@@ -24,7 +24,7 @@ def table_counts(database_url: str) -> dict[str, int]:
     with psycopg.connect(database_url) as connection:
         return {
             table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
-            for table in ("raw_csv", "unified_data", "quarantine", "checkpoints")
+            for table in ("raw_csv_lines", "unified_data", "quarantine", "checkpoints")
         }
 
 
@@ -53,7 +53,7 @@ def test_first_load_unchanged_rerun_and_append(clean_database: str, tmp_path: Pa
             1,
         )
         assert table_counts(clean_database) == {
-            "raw_csv": 201,
+            "raw_csv_lines": 201,
             "unified_data": 200,
             "quarantine": 1,
             "checkpoints": 1,
@@ -77,7 +77,7 @@ def test_first_load_unchanged_rerun_and_append(clean_database: str, tmp_path: Pa
             300,
             0,
         )
-        assert table_counts(clean_database)["raw_csv"] == 301
+        assert table_counts(clean_database)["raw_csv_lines"] == 301
     finally:
         kaspero.close()
 
@@ -96,7 +96,7 @@ def test_a_changed_row_updates_its_record_and_keeps_lineage(clean_database: str,
         with psycopg.connect(clean_database) as connection:
             row = connection.execute(
                 "SELECT u.price_usd, u.first_run_id, u.last_run_id, split_part(r.line, ',', 7) "
-                "FROM unified_data u JOIN raw_csv r ON r.id = u.raw_id WHERE u.source_record_id = %s",
+                "FROM unified_data u JOIN raw_csv_lines r ON r.id = u.raw_id WHERE u.source_record_id = %s",
                 (f"{edited[1]}@{edited[0]}",),
             ).fetchone()
         assert row is not None

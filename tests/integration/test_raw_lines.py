@@ -39,7 +39,7 @@ def test_each_row_is_kept_as_its_line_and_where_it_starts(clean_database: str, t
     assert first.status is RunStatus.SUCCESS, first.error
     with psycopg.connect(clean_database) as connection:
         kept = connection.execute(
-            "SELECT r.line, r.line_offset, r.payload, u.price FROM raw_csv r "
+            "SELECT r.line, r.line_offset, r.payload, u.price FROM raw_csv_lines r "
             "LEFT JOIN unified_data u ON u.raw_id = r.id ORDER BY r.line_offset"
         ).fetchall()
         quarantined = connection.execute("SELECT payload, reason FROM quarantine").fetchall()

@@ -170,8 +170,8 @@ def test_each_real_export_loads_every_row_with_the_files_own_values(
         ).fetchall()
         quarantined = connection.execute("SELECT count(*) FROM quarantine").fetchone()
         lineage = connection.execute(
-            "SELECT r.source = u.source AND r.source_record_id = u.source_record_id, r.payload, r.line, "
-            "r.line_offset FROM unified_data u LEFT JOIN raw_csv r ON r.id = u.raw_id "
+            "SELECT r.source = u.source AND r.run_id = u.first_run_id, r.payload, r.line, "
+            "r.line_offset FROM unified_data u LEFT JOIN raw_csv_lines r ON r.id = u.raw_id "
             "WHERE u.source = %s ORDER BY u.observed_at",
             (f"csv:{one_file.stem}",),
         ).fetchall()
