@@ -203,7 +203,8 @@ class BatchWrites(Protocol):
         ...
 
     def store_raws(self, run_id: int, raws: Sequence[RawRecord]) -> StoredRaws:
-        """Raw payloads, once per content; the receipt `prepare_rows` takes."""
+        """Raw payloads, each stored once (one already stored, `RawRecord.stored_as`, is not
+        stored again); the receipt `prepare_rows` takes."""
         ...
 
     def prepare_rows(

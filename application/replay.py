@@ -3,7 +3,8 @@
 A replay is a run of its own (trigger `replay`) over each source's quarantined entries instead of
 the source itself: the same normalizer, checks, asset resolution and write path as a load, so a
 record that passes now is stored exactly as a load would store it, with its lineage to the raw
-row it was first read from (raw rows are kept once per content). The store releases an entry
+row it was first read from (an entry carries the id its payload is stored under: not stored
+again). The store releases an entry
 whose payload loads (`BatchWrites.write_prepared`); one that fails again stays, with the new
 reason. The source's checkpoint is not touched (replay batches have no position), and health
 does not count a replay as the source's newest run.

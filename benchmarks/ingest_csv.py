@@ -194,12 +194,12 @@ def schema_floor(database_url: str) -> float:
     """What PostgreSQL alone spends writing the loaded rows into the ETL's own tables.
 
     The rows the first load wrote are copied, by plain INSERT ... SELECT, into empty tables
-    with the same columns, indexes and asset references as `raw_csv`, `unified_data`,
-    `market_history` and its candles: no Python, no staging, no upsert, no folding of bars into
-    candles. The ETL cannot load faster than this.
+    with the same columns, indexes and asset references as `raw_csv_batches` (the raw lines, a
+    row a batch), `unified_data`, `market_history` and its candles: no Python, no staging, no
+    upsert, no folding of bars into candles. The ETL cannot load faster than this.
     """
     tables = (
-        ("raw_csv", "floor_raw"),
+        ("raw_csv_batches", "floor_raw"),
         ("unified_data", "floor_unified"),
         ("market_history", "floor_history"),
         ("market_candles", "floor_candles"),
@@ -230,7 +230,7 @@ def settle(database_url: str) -> None:
     the append, which then took from 8 s to 20 s for the same rows and code, depending on how
     much of the vacuum shared the two cores with it. A user appends after autovacuum is done."""
     with psycopg.connect(database_url, autocommit=True) as connection:
-        connection.execute("VACUUM (ANALYZE) raw_csv, unified_data, market_history, market_candles")
+        connection.execute("VACUUM (ANALYZE) raw_csv_batches, unified_data, market_history, market_candles")
 
 
 def main() -> list[dict[str, Any]]:

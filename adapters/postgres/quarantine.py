@@ -20,8 +20,10 @@ ORDER BY id DESC
 LIMIT %(limit)s OFFSET %(offset)s
 """
 COUNT_QUARANTINE = "SELECT count(*) FROM (SELECT 1 FROM quarantine {where} LIMIT %(cap)s) capped"
-# oldest first after a key; the fetch time of the raw row the entry came from (kept once per
-# content in the source's raw table); an entry whose record a later run stored is left out
+# oldest first after a key; the raw id the entry remembers (its line, since migration 0020) and
+# the fetch time of a raw row kept once per content in the source's raw table (else the entry's
+# own time: a line's is its batch's, which the replay does not need); an entry whose record a
+# later run stored is left out
 SELECT_REPLAYABLE = """
 SELECT q.id, q.source_record_id, q.checksum, q.payload, coalesce(r.fetched_at, q.created_at), q.last_run_id,
        q.raw_id

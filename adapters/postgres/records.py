@@ -1,12 +1,15 @@
 """Set-based loading of a batch: COPY straight into the tables when its keys are new, else COPY
 into staging tables and one upsert per target.
 
-Raw rows are stored once per (source, source_record_id, checksum); unified rows are upserted
-with `ON CONFLICT ... DO UPDATE ... WHERE checksum IS DISTINCT FROM`, so an unchanged record
-costs no write, and `xmax = 0` tells an insert from an update.
+A file's lines are stored a batch a row (`raw_csv_batches`, once per digest), each line's id its
+batch's id plus its place; other raw payloads a row each, once per (source, source_record_id,
+checksum). Unified rows are upserted with `ON CONFLICT ... DO UPDATE ... WHERE checksum IS
+DISTINCT FROM`, so an unchanged record costs no write, and `xmax = 0` tells an insert from an
+update.
 
-The common case of a first load (or an append) meets no stored key: its raw rows get their ids
-from the table's own sequence and are COPYed into the raw table, and its unified and history rows
+The common case of a first load (or an append) meets no stored key: its lines are one new batch
+row (other payloads get their ids from the raw table's own sequence and are COPYed into the raw
+table), and its unified and history rows
 are COPYed into theirs, each under a savepoint. A key met after all (a batch replayed after a
 crash, a record changed, a line repeated across batches) fails the COPY with a unique violation,
 and that batch takes the staging-and-upsert path instead: the same rows, the same result.
