@@ -22,10 +22,10 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -59,6 +59,7 @@ _WHOLE = r"^-?(0|[1-9][0-9]*)(\.0+)?$"  # a count of trades: a whole number, as 
 # character (JSON and COPY would have to escape them), a carriage return not ending a line
 _UNSAFE = re.compile(rb'["\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)')
 _DECIMAL = pa.decimal128(38, 18)
+_EVIDENCE_BLOCK = 1 << 22  # bytes of a file a block of one column is read from
 
 
 class BlockReader:
@@ -447,6 +448,27 @@ class FileBlock:
         ]
         body = pieces[0] if len(pieces) == 1 else pc.binary_join_element_wise(*pieces, "")
         return pc.binary_join_element_wise("{", pc.utf8_rtrim(body, characters=","), "}", "")
+
+
+def distinct_cells(handle: IO[bytes], columns: int, index: int, delimiter: str) -> Iterator[list[str]]:
+    """One column of a file's data rows (from the handle's position on), read by Arrow's CSV
+    reader as the csv module reads them (quoted cells, a quoted line break, empty lines skipped),
+    each block's distinct values at a time: a rule that only learns from values (the date order's
+    evidence) judges each once. Raises `pyarrow.ArrowInvalid` where the reading could differ
+    from the csv module's: a row of another width, bytes that are not UTF-8."""
+    names = [f"c{position}" for position in range(columns)]
+    reader = pa_csv.open_csv(
+        handle,
+        read_options=pa_csv.ReadOptions(column_names=names, block_size=_EVIDENCE_BLOCK),
+        parse_options=pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+        convert_options=pa_csv.ConvertOptions(
+            include_columns=[names[index]],
+            column_types={names[index]: pa.string()},
+            strings_can_be_null=False,
+        ),
+    )
+    for batch in reader:
+        yield pc.unique(batch.column(0)).to_pylist()
 
 
 def _key(name: str) -> str:

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import attrs
+import pyarrow as pa
 
-from adapters.feeds.csv_block import BlockReader, FileBlock
+from adapters.feeds.csv_block import BlockReader, FileBlock, distinct_cells
 from application.errors import FileRefused, SourceSkipped, SourceUnavailable
 from application.ports import Batch
 from domain.bars import FileInspection, bar_record
@@ -171,16 +172,12 @@ class CsvFileSource:
 
     def _date_evidence(self, handle: IO[bytes], layout: Layout) -> OrderEvidence:
         """The whole time column's say on its day/month order (its first rows left it open)."""
-        handle.seek(_data_start(handle, layout))
-        index = layout.header.index(layout.time_column)
-        evidence = OrderEvidence()
-        lines = (line.decode("utf-8", "replace") for line in handle)
-        for cells in csv.reader(lines, delimiter=layout.delimiter):
-            if index < len(cells):
-                evidence = evidence.seeing(cells[index])
-                if evidence.contradictory:
-                    break
-        return evidence
+        start = _data_start(handle, layout)
+        try:
+            return column_date_evidence(handle, layout)
+        except (pa.ArrowInvalid, ValueError):
+            handle.seek(start)
+            return row_date_evidence(handle, layout)
 
     def _blocks(
         self,
@@ -351,6 +348,34 @@ class CsvFileSource:
             records=tuple(records),
             quarantined=tuple(quarantined),
         )
+
+
+def column_date_evidence(handle: IO[bytes], layout: Layout) -> OrderEvidence:
+    """The time column's evidence of its date order from the handle's position on, read as a
+    column by Arrow: each distinct value of a block judged once by the domain's rule, where
+    `row_date_evidence` judges every row's (raises `pyarrow.ArrowInvalid` where Arrow cannot read
+    the file as the csv module does: a ragged row, bytes that are not UTF-8)."""
+    index = layout.header.index(layout.time_column)
+    evidence = OrderEvidence()
+    for values in distinct_cells(handle, len(layout.header), index, layout.delimiter):
+        for value in values:
+            evidence = evidence.seeing(value)
+        if evidence.contradictory:
+            break
+    return evidence
+
+
+def row_date_evidence(handle: IO[bytes], layout: Layout) -> OrderEvidence:
+    """The same, row by row with the csv module (undecodable bytes replaced)."""
+    index = layout.header.index(layout.time_column)
+    evidence = OrderEvidence()
+    lines = (line.decode("utf-8", "replace") for line in handle)
+    for cells in csv.reader(lines, delimiter=layout.delimiter):
+        if index < len(cells):
+            evidence = evidence.seeing(cells[index])
+            if evidence.contradictory:
+                break
+    return evidence
 
 
 def _data_start(handle: IO[bytes], layout: Layout) -> int:
