@@ -290,6 +290,7 @@ class PostgresRecordRepository:
             )
         lines = [raw for raw in kept if raw.line is not None] if raw_table in BATCHED else []
         if lines:
+            lines.sort(key=lambda raw: raw.position or 0)  # the file's order (quarantined rows come last)
             numbered, new = self._store_lines(
                 run_id,
                 lines[0].source,

@@ -43,7 +43,11 @@ def test_each_row_is_kept_as_its_line_and_where_it_starts(clean_database: str, t
             "LEFT JOIN unified_data u ON u.raw_id = r.id ORDER BY r.line_offset"
         ).fetchall()
         quarantined = connection.execute("SELECT payload, reason FROM quarantine").fetchall()
+        [batch] = connection.execute("SELECT lines, line_offsets FROM raw_csv_batches").fetchall()
     content = path.read_bytes()
+    # the batch's lines one row, in the file's order (the quarantined one in its place)
+    assert (batch[0], batch[1]) == ([line for line, *_ in kept], [offset for _, offset, *_ in kept])
+    assert batch[1] == sorted(batch[1])
     rows = list(csv.reader(io.StringIO(TEXT.removeprefix("\ufeff"), newline="")))[1:]
     assert [line for line, *_ in kept] == [
         "2024-01-01,BTC,42000.5,plain",
