@@ -1,6 +1,7 @@
 -- Each line of a batch back into a row of raw_csv (no content key is lost: a line's record id
 -- and checksum are its record's, or its quarantine entry's), then the batches dropped.
 DROP VIEW raw_csv_lines;
+DROP FUNCTION raw_csv_line(bigint);
 INSERT INTO raw_csv (id, source, source_record_id, checksum, payload, fetched_at, run_id, line, line_offset)
 OVERRIDING SYSTEM VALUE
 SELECT DISTINCT ON (coalesce(u.source_record_id, q.source_record_id, (b.id + n - 1)::text), coalesce(u.checksum, q.checksum, ''))

@@ -45,6 +45,19 @@ END $$;
 
 ALTER TABLE quarantine ADD COLUMN raw_id bigint;
 
+-- one raw line by its id, by one probe of its batch's key (or of raw_csv's): what a lineage join
+-- uses, `FROM unified_data u CROSS JOIN LATERAL raw_csv_line(u.raw_id) r` (the view below lists
+-- every line, for scans: a join on its computed id reads every batch)
+CREATE FUNCTION raw_csv_line(raw_id bigint)
+RETURNS TABLE (id bigint, source text, run_id bigint, fetched_at timestamptz, line text, line_offset bigint, payload jsonb)
+LANGUAGE sql STABLE AS $$
+    SELECT raw_id, b.source, b.run_id, b.fetched_at, b.lines[raw_id - b.id + 1], b.line_offsets[raw_id - b.id + 1], NULL::jsonb
+    FROM raw_csv_batches b
+    WHERE b.id = raw_id - raw_id % 1048576 AND raw_id - b.id < cardinality(b.line_offsets)
+    UNION ALL
+    SELECT r.id, r.source, r.run_id, r.fetched_at, r.line, r.line_offset, r.payload FROM raw_csv r WHERE r.id = raw_id
+$$;
+
 CREATE VIEW raw_csv_lines AS
 SELECT b.id + n - 1 AS id, b.source, b.run_id, b.fetched_at, b.lines[n] AS line, b.line_offsets[n] AS line_offset,
        NULL::jsonb AS payload

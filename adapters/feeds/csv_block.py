@@ -59,6 +59,10 @@ _WHOLE = r"^-?(0|[1-9][0-9]*)(\.0+)?$"  # a count of trades: a whole number, as 
 # character (JSON and COPY would have to escape them), a carriage return not ending a line
 _UNSAFE = re.compile(rb'["\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)')
 _DECIMAL = pa.decimal128(38, 18)
+# A signal is the process's: the scheduler stops on SIGTERM after the batch in flight, and Ctrl-C
+# reaches Python between batches. Arrow would otherwise set its own SIGINT/SIGTERM handler for the
+# length of each read and cancel it (`ArrowCancelled: received signal 15`), failing the source.
+pa.enable_signal_handlers(False)
 _EVIDENCE_BLOCK = 1 << 22  # bytes of a file a block of one column is read from
 
 

@@ -114,6 +114,13 @@ ON CONFLICT (digest) DO NOTHING
 RETURNING id
 """
 SELECT_LINES = "SELECT id FROM raw_csv_batches WHERE digest = %(digest)s"
+# the lines the quarantine holds of these records, by content (a file read again)
+SELECT_QUARANTINED_LINES = """
+SELECT q.source_record_id, q.checksum, q.raw_id
+FROM quarantine q JOIN unnest(%(ids)s::text[], %(sums)s::text[]) AS k (id, checksum)
+  ON (q.source_record_id, q.checksum) = (k.id, k.checksum)
+WHERE q.source = %(source)s AND q.raw_id IS NOT NULL
+"""
 
 INSERT_RAW = """
 INSERT INTO {raw} (source, source_record_id, checksum, payload, fetched_at, line, line_offset, run_id)
@@ -297,6 +304,7 @@ class PostgresRecordRepository:
                 lines[0].fetched_at,
                 [raw.line or "" for raw in lines],
                 [raw.position or 0 for raw in lines],
+                lambda: [(raw.source_record_id, raw.checksum) for raw in lines],
             )
             fresh = fresh and new
             # in order: a record read twice in the batch points at its later line
@@ -329,22 +337,56 @@ class PostgresRecordRepository:
         if not block.count:
             return StoredRaws(run_id, _RawIds((), fresh=True))
         numbered, fresh = self._store_lines(
-            run_id, block.source, block.fetched_at, block.lines, block.offsets
+            run_id,
+            block.source,
+            block.fetched_at,
+            block.lines,
+            block.offsets,
+            lambda: list(
+                zip(
+                    map(str, block.records["source_record_id"].to_pylist()),
+                    map(str, block.records["checksum"].to_pylist()),
+                    strict=True,
+                )
+            ),
         )
         return StoredRaws(run_id, _RawIds(tuple(numbered), fresh))
 
     def _store_lines(
-        self, run_id: int, source: str, fetched_at: datetime, lines: Sequence[str], offsets: Sequence[int]
+        self,
+        run_id: int,
+        source: str,
+        fetched_at: datetime,
+        lines: Sequence[str],
+        offsets: Sequence[int],
+        keys: Callable[[], Sequence[tuple[str, str]]],
     ) -> tuple[list[int], bool]:
         """A batch of a file's lines stored once (by its digest) as rows of `raw_csv_batches`, each
-        of up to 2^20 lines numbered from its id: each line's id, and whether they are new. A
-        batch read again (a crash replayed, a full refresh) finds its rows, and so its ids."""
+        of up to 2^20 lines numbered from its id: each line's id, and whether all are new. A batch
+        read again (a crash replayed, a full refresh) finds its rows, and so its ids; a line whose
+        record the quarantine holds with the same content (`keys`: each line's record id and
+        checksum, asked only then) keeps the id it was stored under when it was quarantined."""
         cursor = self._connection.cursor()
-        ids: list[int] = []
-        fresh = True
-        for start in range(0, len(lines), BATCH_LINES):
-            part, where = lines[start : start + BATCH_LINES], offsets[start : start + BATCH_LINES]
-            literal, positions = _text_array(part), "{" + ",".join(map(str, where)) + "}"
+        before: dict[int, int] = {}  # a line's place -> its id, stored before
+        if (cursor.execute(ANY_QUARANTINED, {"source": source}).fetchone() or (False,))[0]:
+            wanted = keys()
+            asked: dict[str, Any] = {
+                "source": source,
+                "ids": [key for key, _ in wanted],
+                "sums": [checksum for _, checksum in wanted],
+            }
+            held = {
+                (key, checksum): int(raw)
+                for key, checksum, raw in cursor.execute(SELECT_QUARANTINED_LINES, asked)
+            }
+            before = {place: held[key] for place, key in enumerate(wanted) if key in held}
+        new = [place for place in range(len(lines)) if place not in before]
+        ids = dict(before)
+        fresh = not before
+        for start in range(0, len(new), BATCH_LINES):
+            places = new[start : start + BATCH_LINES]
+            literal = _text_array([lines[place] for place in places])
+            positions = "{" + ",".join(str(offsets[place]) for place in places) + "}"
             digest = hashlib.sha256(f"{source}\x00{positions}\x00{literal}".encode()).hexdigest()
             params = {
                 "source": source, "run_id": run_id, "fetched_at": fetched_at,
@@ -355,8 +397,8 @@ class PostgresRecordRepository:
                 fresh = False
                 row = cursor.execute(SELECT_LINES, params).fetchone()
             assert row is not None  # stored now, or before under this digest
-            ids.extend(range(int(row[0]), int(row[0]) + len(part)))
-        return ids, fresh
+            ids.update((place, int(row[0]) + n) for n, place in enumerate(places))
+        return [ids[place] for place in range(len(lines))], fresh
 
     def _store_raw_rows(
         self,

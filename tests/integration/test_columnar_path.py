@@ -273,7 +273,7 @@ def test_each_record_read_by_columns_reaches_the_line_it_came_from(
     with psycopg.connect(columns_url) as connection:
         rows = connection.execute(
             "SELECT u.source_record_id, u.first_run_id, r.run_id, r.line, r.line_offset, u.price::text"
-            " FROM unified_data u JOIN raw_csv_lines r ON r.id = u.raw_id ORDER BY r.line_offset"
+            " FROM unified_data u CROSS JOIN LATERAL raw_csv_line(u.raw_id) r ORDER BY r.line_offset"
         ).fetchall()
     lines = content.split(b"\r\n")
     assert len(rows) == len([line for line in lines[2:] if line])  # the banner and the header are not rows

@@ -214,7 +214,7 @@ def test_an_option_added_then_a_replay_stores_the_quarantined_row_once_with_its_
     assert rows(
         clean_database,
         "SELECT observed_at::date::text, price, r.line, u.raw_id = %s FROM unified_data u "
-        "JOIN raw_csv_lines r ON r.id = u.raw_id ORDER BY observed_at",
+        "CROSS JOIN LATERAL raw_csv_line(u.raw_id) r ORDER BY observed_at",
         raw_id,
     ) == [
         ("2024-01-01", Decimal(100), "2024-01-01,100", False),

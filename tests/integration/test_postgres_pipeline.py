@@ -96,7 +96,7 @@ def test_a_changed_row_updates_its_record_and_keeps_lineage(clean_database: str,
         with psycopg.connect(clean_database) as connection:
             row = connection.execute(
                 "SELECT u.price_usd, u.first_run_id, u.last_run_id, split_part(r.line, ',', 7) "
-                "FROM unified_data u JOIN raw_csv_lines r ON r.id = u.raw_id WHERE u.source_record_id = %s",
+                "FROM unified_data u CROSS JOIN LATERAL raw_csv_line(u.raw_id) r WHERE u.source_record_id = %s",
                 (f"{edited[1]}@{edited[0]}",),
             ).fetchone()
         assert row is not None

@@ -25,9 +25,12 @@ BATCH = 1 << 20  # a batch row's lines are numbered from its id (migration 0020)
 # each record with the line its raw id names, and where that line starts in the file
 LINEAGE = """
 SELECT u.source, u.source_record_id, u.raw_id, r.line, r.line_offset
-FROM unified_data u LEFT JOIN {raw} r ON r.id = u.raw_id
+FROM unified_data u {raw}
 WHERE u.source_type = 'csv' ORDER BY u.raw_id
 """
+BY_FUNCTION = "LEFT JOIN LATERAL raw_csv_line(u.raw_id) r ON true"  # one probe a record
+BY_VIEW = "LEFT JOIN raw_csv_lines r ON r.id = u.raw_id"  # every line listed, then joined
+BY_TABLE = "LEFT JOIN raw_csv r ON r.id = u.raw_id"  # before migration 0020
 
 
 @pytest.fixture
@@ -50,7 +53,7 @@ def load(url: str, path: Path, batch_size: int, columnar: bool = True) -> None:
     assert run.status is RunStatus.SUCCESS, run.error
 
 
-def lineage(url: str, raw: str = "raw_csv_lines") -> list[tuple]:
+def lineage(url: str, raw: str = BY_FUNCTION) -> list[tuple]:
     with psycopg.connect(url) as connection:
         return connection.execute(LINEAGE.format(raw=raw)).fetchall()
 
@@ -122,7 +125,7 @@ def test_lines_stored_a_row_each_keep_their_ids_across_the_migration_and_its_rol
     stored = lineage(database)
 
     rollback_lines(database)  # each line a row of raw_csv, with its record's content key
-    assert lineage(database, "raw_csv") == stored
+    assert lineage(database, BY_TABLE) == stored
     with psycopg.connect(database) as connection:
         keyed = connection.execute(
             "SELECT count(*) FROM unified_data u JOIN raw_csv r ON r.id = u.raw_id "
@@ -132,13 +135,64 @@ def test_lines_stored_a_row_each_keep_their_ids_across_the_migration_and_its_rol
 
     migrate(database)  # forward again: the rows stay, a view shows them with the batches
     assert lineage(database) == stored
+    assert lineage(database, BY_VIEW) == stored
     second.write_bytes((FIXTURES / second.name).read_bytes())
     files[f"csv:{second.stem}"] = second.read_bytes()
     load(database, tmp_path / "*.csv", batch_size=5)
     after = lineage(database)
+    assert lineage(database, BY_VIEW) == after  # the view lists what the function finds
     assert [row for row in after if row[0] == "csv:BTC-USD"] == stored  # untouched
     new = [row for row in after if row[0] != "csv:BTC-USD"]
     assert new
     assert min(raw_id for _, _, raw_id, _, _ in new) > max(raw_id for _, _, raw_id, _, _ in stored)
     assert len({raw_id for _, _, raw_id, _, _ in after}) == len(after)  # no id names two lines
     assert_each_record_reaches_its_line(after, files)
+
+
+def test_a_records_line_is_found_by_one_probe_of_its_batchs_key(database: str, tmp_path: Path) -> None:
+    """`raw_csv_line` is what a lineage join uses: its plan reads the batch by its key (the view,
+    listing every line, cannot be searched by a computed id)."""
+    migrate(database)
+    path = tmp_path / "BTC-USD.csv"
+    path.write_bytes((FIXTURES / path.name).read_bytes())
+    load(database, path, batch_size=5)
+    lookup = "SELECT r.line FROM unified_data u CROSS JOIN LATERAL raw_csv_line(u.raw_id) r WHERE u.id = %s"
+    with psycopg.connect(database) as connection:
+        record = connection.execute("SELECT max(id) FROM unified_data").fetchone()
+        connection.execute("SET enable_seqscan = off")  # a table this small is read whole anyway
+        plan = str(connection.execute("EXPLAIN (FORMAT JSON) " + lookup, record).fetchone())
+        line = connection.execute(lookup, record).fetchone()
+    assert "raw_csv_batches_pkey" in plan
+    assert "Function Scan" not in plan  # inlined into the query, not run as a black box
+    assert line is not None
+    assert path.read_text().splitlines().count(line[0]) == 1
+
+
+def test_a_file_read_again_stores_none_of_its_lines_twice_not_even_a_quarantined_one(
+    database: str, tmp_path: Path
+) -> None:
+    """Read again from its start (its checkpoint lost): its stored records are found unchanged,
+    and a row quarantined the first time is quarantined again, pointing at the line it was first
+    stored as, by columns and by rows."""
+    migrate(database)
+    path = tmp_path / "BTC-USD.csv"
+    lines = (FIXTURES / path.name).read_text().splitlines()
+    cells = lines[10].split(",")  # Yahoo's Date,Open,High,Low,Close,Adj Close,Volume
+    lines[10] = ",".join([*cells[:4], "-" + cells[4], *cells[5:]])  # a negative close: quarantined
+    path.write_text("\n".join(lines) + "\n")
+    for columnar in (True, False):
+        with psycopg.connect(database, autocommit=True) as connection:
+            connection.execute("TRUNCATE raw_csv_batches, raw_csv, unified_data, quarantine, checkpoints")
+        load(database, path, batch_size=4, columnar=columnar)
+        with psycopg.connect(database) as connection:
+            first = connection.execute("SELECT id, line FROM raw_csv_lines ORDER BY id").fetchall()
+            entry = connection.execute("SELECT source_record_id, raw_id FROM quarantine").fetchall()
+        assert len(first) == len(lines) - 1  # every data line once, the quarantined one too
+        [(_, raw_id)] = entry
+        assert dict(first)[raw_id] == lines[10]
+        with psycopg.connect(database, autocommit=True) as connection:
+            connection.execute("DELETE FROM checkpoints")
+        load(database, path, batch_size=4, columnar=columnar)
+        with psycopg.connect(database) as connection:
+            assert connection.execute("SELECT id, line FROM raw_csv_lines ORDER BY id").fetchall() == first
+            assert connection.execute("SELECT source_record_id, raw_id FROM quarantine").fetchall() == entry

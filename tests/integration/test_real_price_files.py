@@ -171,7 +171,7 @@ def test_each_real_export_loads_every_row_with_the_files_own_values(
         quarantined = connection.execute("SELECT count(*) FROM quarantine").fetchone()
         lineage = connection.execute(
             "SELECT r.source = u.source AND r.run_id = u.first_run_id, r.payload, r.line, "
-            "r.line_offset FROM unified_data u LEFT JOIN raw_csv_lines r ON r.id = u.raw_id "
+            "r.line_offset FROM unified_data u LEFT JOIN LATERAL raw_csv_line(u.raw_id) r ON true "
             "WHERE u.source = %s ORDER BY u.observed_at",
             (f"csv:{one_file.stem}",),
         ).fetchall()
