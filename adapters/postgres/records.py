@@ -138,6 +138,9 @@ RAW_ID_OF_STAGED = """(
     WHERE (r.source, r.source_record_id, r.checksum) = (s.source, s.source_record_id, s.checksum)
 )"""
 
+# A record updated moves its bar in market_history with it (migration 0021: the candles holding the
+# bar are folded again), so `/data` and `/assets/{id}/history` say the same of it; a new record's
+# bar is inserted after (INSERT_HISTORY). Of two records of one bar, one moves it.
 UPSERT_UNIFIED = """
 WITH upserted AS (
     INSERT INTO unified_data ({columns}, raw_id, first_run_id, last_run_id)
@@ -147,7 +150,23 @@ WITH upserted AS (
         {updates}, raw_id = EXCLUDED.raw_id, last_run_id = EXCLUDED.last_run_id,
         updated_at = now()
     WHERE unified_data.checksum IS DISTINCT FROM EXCLUDED.checksum
-    RETURNING (xmax = 0) AS inserted
+    RETURNING (xmax = 0) AS inserted, asset_id, source, observed_at, price_usd, market_cap_usd,
+              volume_24h_usd, open_usd, high_usd, low_usd, bar_seconds
+), moved AS (
+    UPDATE market_history h SET
+        price_usd = u.price_usd, market_cap_usd = u.market_cap_usd, volume_24h_usd = u.volume_24h_usd,
+        open_usd = u.open_usd, high_usd = u.high_usd, low_usd = u.low_usd, bar_seconds = u.bar_seconds,
+        run_id = %(run_id)s
+    FROM (
+        SELECT DISTINCT ON (asset_id, source, observed_at) * FROM upserted
+        WHERE NOT inserted AND asset_id IS NOT NULL AND observed_at IS NOT NULL AND price_usd IS NOT NULL
+        ORDER BY asset_id, source, observed_at
+    ) AS u
+    WHERE (h.asset_id, h.source, h.observed_at) = (u.asset_id, u.source, u.observed_at)
+      AND (h.price_usd, h.market_cap_usd, h.volume_24h_usd, h.open_usd, h.high_usd, h.low_usd, h.bar_seconds)
+          IS DISTINCT FROM
+          (u.price_usd, u.market_cap_usd, u.volume_24h_usd, u.open_usd, u.high_usd, u.low_usd, u.bar_seconds)
+    RETURNING 1
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
 """
