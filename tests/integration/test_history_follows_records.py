@@ -53,7 +53,9 @@ def candles(url: str) -> tuple[list[tuple], list[tuple]]:
         return connection.execute(STORED).fetchall(), connection.execute(FOLDED).fetchall()
 
 
-def test_a_corrected_bar_changes_data_history_and_its_candles_alike(clean_database: str, tmp_path: Path) -> None:
+def test_a_corrected_bar_changes_data_history_and_its_candles_alike(
+    clean_database: str, tmp_path: Path
+) -> None:
     path = tmp_path / REAL.name
     path.write_bytes(REAL.read_bytes())
     assert load(clean_database, path) == (RunStatus.SUCCESS, 0)
@@ -116,7 +118,9 @@ def test_any_update_of_a_bar_folds_its_candles_again(clean_database: str, tmp_pa
             "UPDATE market_history SET low_usd = low_usd - 3, price_usd = price_usd * 2 "
             "WHERE observed_at IN (SELECT observed_at FROM market_history ORDER BY observed_at LIMIT 3)"
         )
-        connection.execute("UPDATE market_history SET bar_seconds = NULL, open_usd = NULL WHERE price_usd > 60")
+        connection.execute(
+            "UPDATE market_history SET bar_seconds = NULL, open_usd = NULL WHERE price_usd > 60"
+        )
         connection.commit()
     stored, folded = candles(clean_database)
     assert stored == folded
