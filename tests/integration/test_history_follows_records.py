@@ -125,3 +125,7 @@ def test_any_update_of_a_bar_folds_its_candles_again(clean_database: str, tmp_pa
     stored, folded = candles(clean_database)
     assert stored == folded
     assert [candle[7] for candle in stored] < [candle[7] for candle in before]  # the lows moved down
+    with psycopg.connect(clean_database) as connection:  # every bar made a daily one: no candle folds it
+        connection.execute("UPDATE market_history SET bar_seconds = 86400")
+        connection.commit()
+    assert candles(clean_database) == ([], [])
