@@ -298,9 +298,8 @@ class PostgresRecordRepository:
 
     def store_raws(self, run_id: int, raws: Sequence[RawRecord]) -> StoredRaws:
         """The batch's raw payloads, each stored once: a file's lines as one batch row
-        (`_store_lines`), any other payload as a row of its own, COPYed straight in with an id of
-        its own when none is stored yet, else through staging. The receipt holds the ids known
-        (every line's; the other payloads' when new), for `prepare_rows`."""
+        (`_store_lines`), any other payload as a row of its own (`_store_payloads`). The receipt
+        holds the ids known (every line's; the other payloads' when new), for `prepare_rows`."""
         if not raws:
             return StoredRaws(run_id, _RawIds({}, fresh=True))
         raw_table = raw_table_for(_one_source(raw.source for raw in raws))
@@ -332,22 +331,11 @@ class PostgresRecordRepository:
             )
             kept = [raw for raw in kept if raw.line is None]
         if kept:
-            unique = list({(raw.source_record_id, raw.checksum): raw for raw in kept}.values())  # in order
-            stored = self._store_raw_rows(
-                raw_table,
-                run_id,
-                len(unique),
-                lambda new_ids: copy_text.encode(
-                    (*_raw_row(raw), str(i), str(run_id)) for raw, i in zip(unique, new_ids, strict=True)
-                ),
-                lambda: copy_text.encode(_raw_row(raw) for raw in kept),
-            )
+            stored = self._store_payloads(raw_table, run_id, kept)
             if stored is None:
                 fresh = False  # found by their content as the batch is written
             else:
-                ids.update(
-                    ((raw.source_record_id, raw.checksum), i) for raw, i in zip(unique, stored, strict=True)
-                )
+                ids.update(stored)
         return StoredRaws(run_id, _RawIds(ids, fresh))
 
     def store_block_raws(self, run_id: int, block: BarColumns) -> StoredRaws:
@@ -419,32 +407,29 @@ class PostgresRecordRepository:
             ids.update((place, int(row[0]) + n) for n, place in enumerate(places))
         return [ids[place] for place in range(len(lines))], fresh
 
-    def _store_raw_rows(
-        self,
-        raw_table: str,
-        run_id: int,
-        count: int,
-        direct: Callable[[list[int]], bytes],
-        staged: Callable[[], bytes],
-        form: str = "",
-    ) -> list[int] | None:
-        """`count` raw rows, each stored once: COPYed straight into the raw table with new ids
-        (`direct`'s payload given them; the ids returned) when none of them is stored yet, else
-        (None) COPYed into staging (`staged`) and inserted where new. `form`: the payloads' COPY
-        format (text, or CSV)."""
+    def _store_payloads(
+        self, raw_table: str, run_id: int, raws: Sequence[RawRecord]
+    ) -> dict[tuple[str, str], int] | None:
+        """Raw payloads a row each, each stored once: COPYed straight into the raw table with new
+        ids when none of them is stored yet (their ids returned, by record id and checksum), else
+        (None) COPYed into staging and inserted where new."""
+        unique = list({(raw.source_record_id, raw.checksum): raw for raw in raws}.values())  # in order
         cursor = self._connection.cursor()
         try:
             with _savepoint(self._connection):
-                ids = _allocated(cursor, raw_table, count)
-                statement = sql.SQL(COPY_RAW_DIRECT + form).format(raw=sql.Identifier(raw_table))
-                with cursor.copy(statement) as copy:
-                    copy.write(direct(ids))
-            return ids
+                ids = _allocated(cursor, raw_table, len(unique))
+                with cursor.copy(sql.SQL(COPY_RAW_DIRECT).format(raw=sql.Identifier(raw_table))) as copy:
+                    copy.write(
+                        copy_text.encode(
+                            (*_raw_row(raw), str(i), str(run_id)) for raw, i in zip(unique, ids, strict=True)
+                        )
+                    )
+            return {(raw.source_record_id, raw.checksum): i for raw, i in zip(unique, ids, strict=True)}
         except psycopg.errors.UniqueViolation:
             pass  # one of them is stored already: each is stored once, through staging
         self._ensure_staging(cursor)
-        with cursor.copy(COPY_RAW + form) as copy:
-            copy.write(staged())
+        with cursor.copy(COPY_RAW) as copy:
+            copy.write(copy_text.encode(_raw_row(raw) for raw in raws))
         cursor.execute(sql.SQL(INSERT_RAW).format(raw=sql.Identifier(raw_table)), {"run_id": run_id})
         return None
 
