@@ -72,9 +72,10 @@ def _run(
         # once per run, after every source: ten files loaded in one run are one refresh, not ten
         uow.maintenance.refresh_after_load(totals.written)
         if options.history_retention is not None:
-            dropped = uow.maintenance.drop_history_before(clock() - options.history_retention)
+            cutoff = clock() - options.history_retention
+            dropped = uow.maintenance.drop_history_before(cutoff)
             if dropped:
-                options.observer.history_dropped(dropped)
+                options.observer.history_dropped(dropped, cutoff)
         uow.runs.finish(run_id, status, error, clock())
         run = uow.runs.get(run_id)
         uow.commit()

@@ -60,7 +60,6 @@ class BarColumns:
     lines: Sequence[str]  # each record's line of the file as read (without its line break)
     offsets: Sequence[int]  # where in the file each line starts (bytes)
     fetched_at: datetime
-    years: frozenset[int]  # the years the records observe (the store's partitions)
 
 
 class BarBlock(Protocol):
@@ -448,9 +447,9 @@ class Maintenance(Protocol):
         choose badly until it does); return whether it did anything."""
         ...
 
-    def drop_history_before(self, cutoff: datetime) -> list[str]:
-        """Drop the price history older than `cutoff`, in whatever units the store keeps it (a
-        row may outlive the cutoff while its unit holds younger ones); name what was dropped."""
+    def drop_history_before(self, cutoff: datetime) -> int:
+        """Drop the price history observed before `cutoff` (a store whose bars are their records,
+        as PostgreSQL's, drops those records); return how many bars went."""
         ...
 
 
@@ -735,7 +734,7 @@ class EtlObserver(Protocol):
 
     def progress(self, source: str, run_id: int, update: Progress) -> None: ...
 
-    def history_dropped(self, partitions: Sequence[str]) -> None: ...
+    def history_dropped(self, bars: int, cutoff: datetime) -> None: ...
 
     def source_finished(self, source: str, run_id: int, status: RunStatus, error: str | None) -> None: ...
 
@@ -753,7 +752,7 @@ class NullObserver:
     def progress(self, source: str, run_id: int, update: Progress) -> None:
         return None
 
-    def history_dropped(self, partitions: Sequence[str]) -> None:
+    def history_dropped(self, bars: int, cutoff: datetime) -> None:
         return None
 
     def source_errored(self, source: str, run_id: int, error: str, trace: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -54,8 +54,8 @@ class LoggingObserver:
             self._last[source] = now
         logger.info("progress", source=source, run_id=run_id, **progress_fields(update))
 
-    def history_dropped(self, partitions: Sequence[str]) -> None:
-        logger.info("history_dropped", partitions=list(partitions), reason="HISTORY_RETENTION_DAYS")
+    def history_dropped(self, bars: int, cutoff: datetime) -> None:
+        logger.info("history_dropped", bars=bars, before=cutoff.isoformat(), reason="HISTORY_RETENTION_DAYS")
 
     def source_errored(self, source: str, run_id: int, error: str, trace: str) -> None:
         logger.error("source_error", source=source, run_id=run_id, error=error, traceback=trace)

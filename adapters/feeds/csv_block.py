@@ -374,7 +374,6 @@ class FileBlock:
             lines=self.texts(),
             offsets=self.offsets(),
             fetched_at=self.fetched_at,
-            years=frozenset(moment.year for moment in self._moments.values()),
         )
 
     # ---- the rules of `domain.bars.bar_record`, by columns -----------------------------------

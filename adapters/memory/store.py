@@ -428,13 +428,21 @@ class InMemoryMaintenance:
         self._state.analyzed.append(rows_written)
         return True
 
-    def drop_history_before(self, cutoff: datetime) -> list[str]:
-        """As the yearly partitions: a year goes when all of it is older than `cutoff`."""
-        years = {observed.year for _, _, observed in self._state.history}
-        gone = sorted(year for year in years if datetime(year + 1, 1, 1, tzinfo=UTC) <= cutoff)
-        for key in [key for key in self._state.history if key[2].year in gone]:
+    def drop_history_before(self, cutoff: datetime) -> int:
+        """As PostgreSQL's: the bars observed before `cutoff` go, and the records that are bars."""
+        gone = [key for key in self._state.history if key[2] < cutoff]
+        for key in gone:
             del self._state.history[key]
-        return [f"market_history_y{year}" for year in gone]
+        for record_key, stored in list(self._state.records.items()):
+            record = stored.record
+            if (
+                record.asset_id is not None
+                and record.price_usd is not None
+                and record.observed_at is not None
+                and record.observed_at < cutoff
+            ):
+                del self._state.records[record_key]
+        return len(gone)
 
 
 class InMemoryUnitOfWork:

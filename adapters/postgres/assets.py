@@ -71,7 +71,9 @@ ORDER BY source, observed_at DESC NULLS LAST
 # close) and, for the whole hours or days inside the range, the candles the database keeps
 # (migration 0011) — the first piece's open, the highest high, the lowest low, the last piece's
 # close, and how many bars. Range conditions are plain comparisons on observed_at or bucket, written
-# only when given, so the planner prunes the yearly partitions a range does not touch.
+# only when given, so each piece is one range of an index: the bars' (asset, source, time) or the
+# long bars' (asset, time), both partial indexes of unified_data (migration 0022), and the candles'
+# key.
 #
 # Each source's candle of a bucket is judged against the others' of the same asset and bucket
 # (`domain.assets.judge_bars`): with three sources or more, one whose close is further than
@@ -243,15 +245,16 @@ CROSS JOIN LATERAL (
 ) h
 GROUP BY b.start, b.seconds
 """
-# each asset's sources other than one, by a skip scan over the (asset_id, source, observed_at)
-# key: one index probe a source, whatever the number of rows
+# each asset's sources other than one, by a skip scan over the bars' (asset_id, source,
+# observed_at) index: one probe a source, whatever the number of rows (a source's bars are its
+# records that are bars, read in unified_data itself: the first of each key is not asked for)
 SELECT_OTHER_SOURCES = """
 WITH RECURSIVE found AS (
-    SELECT a.asset_id, (SELECT min(m.source) FROM market_history m WHERE m.asset_id = a.asset_id) AS source
+    SELECT a.asset_id, (SELECT min(m.source) FROM unified_data m WHERE m.asset_id = a.asset_id AND m.observed_at IS NOT NULL AND m.price_usd IS NOT NULL) AS source
     FROM unnest(%(assets)s::bigint[]) AS a (asset_id)
     UNION ALL
     SELECT f.asset_id,
-           (SELECT min(m.source) FROM market_history m WHERE m.asset_id = f.asset_id AND m.source > f.source)
+           (SELECT min(m.source) FROM unified_data m WHERE m.asset_id = f.asset_id AND m.source > f.source AND m.observed_at IS NOT NULL AND m.price_usd IS NOT NULL)
     FROM found f WHERE f.source IS NOT NULL
 )
 SELECT asset_id, source FROM found WHERE source IS NOT NULL AND source <> %(source)s ORDER BY 1, 2

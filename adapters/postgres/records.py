@@ -9,8 +9,7 @@ update.
 
 The common case of a first load (or an append) meets no stored key: its lines are one new batch
 row (other payloads get their ids from the raw table's own sequence and are COPYed into the raw
-table), and its unified and history rows
-are COPYed into theirs, each under a savepoint. A key met after all (a batch replayed after a
+table), and its unified rows are COPYed into theirs, under a savepoint. A key met after all (a batch replayed after a
 crash, a record changed, a line repeated across batches) fails the COPY with a unique violation,
 and that batch takes the staging-and-upsert path instead: the same rows, the same result.
 """
@@ -22,7 +21,7 @@ import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -30,10 +29,8 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from psycopg import sql
-from psycopg.pq import TransactionStatus
 
 from adapters.postgres import copy_text
-from adapters.postgres.partitions import PROCESS_PARTITIONS, drop_before
 from application.ports import BarColumns, LoadCounts, PreparedRows, StoredRaws, TextColumn
 from domain.checksum import canonical_json
 from domain.comparison import DataDelta, PriceQuote
@@ -69,14 +66,6 @@ STAGING_EXISTS = "SELECT to_regclass('pg_temp.staging_quarantine') IS NOT NULL"
 
 # a unified row as encoded: its columns, then its raw row's id when known and its run
 ENCODED_COLUMNS = (*UNIFIED_COLUMNS, "raw_id", "first_run_id", "last_run_id")
-HISTORY_COLUMNS = (
-    "asset_id", "source", "observed_at", "price_usd", "market_cap_usd", "volume_24h_usd", "run_id",
-    "open_usd", "high_usd", "low_usd", "bar_seconds",
-)  # fmt: skip
-# where each history column is in an encoded unified row (run_id: last_run_id)
-_HISTORY_FIELDS = tuple(
-    ENCODED_COLUMNS.index("last_run_id" if name == "run_id" else name) for name in HISTORY_COLUMNS
-)
 
 COPY_RAW = (
     "COPY staging_raw (source, source_record_id, checksum, payload, fetched_at, line, line_offset) FROM STDIN"
@@ -86,9 +75,6 @@ COPY_UNIFIED = sql.SQL("COPY staging_unified ({}) FROM STDIN").format(
 )
 COPY_UNIFIED_DIRECT = sql.SQL("COPY unified_data ({}) FROM STDIN").format(
     sql.SQL(", ").join(map(sql.Identifier, ENCODED_COLUMNS))
-)
-COPY_HISTORY_DIRECT = sql.SQL("COPY market_history ({}) FROM STDIN").format(
-    sql.SQL(", ").join(map(sql.Identifier, HISTORY_COLUMNS))
 )
 # COPY writes the ids given for an identity column (as OVERRIDING SYSTEM VALUE would)
 COPY_RAW_DIRECT = "COPY {raw} (source, source_record_id, checksum, payload, fetched_at, line, line_offset, id, run_id) FROM STDIN"
@@ -138,9 +124,9 @@ RAW_ID_OF_STAGED = """(
     WHERE (r.source, r.source_record_id, r.checksum) = (s.source, s.source_record_id, s.checksum)
 )"""
 
-# A record updated moves its bar in market_history with it (migration 0021: the candles holding the
-# bar are folded again), so `/data` and `/assets/{id}/history` say the same of it; a new record's
-# bar is inserted after (INSERT_HISTORY). Of two records of one bar, one moves it.
+# A record is its bar (migration 0022: `market_history` is the view of the records that are bars):
+# the statement triggers of `unified_data` fold the rows inserted, and those updated again, into
+# the candles, so `/data` and `/assets/{id}/history` say the same of every bar.
 UPSERT_UNIFIED = """
 WITH upserted AS (
     INSERT INTO unified_data ({columns}, raw_id, first_run_id, last_run_id)
@@ -150,23 +136,7 @@ WITH upserted AS (
         {updates}, raw_id = EXCLUDED.raw_id, last_run_id = EXCLUDED.last_run_id,
         updated_at = now()
     WHERE unified_data.checksum IS DISTINCT FROM EXCLUDED.checksum
-    RETURNING (xmax = 0) AS inserted, asset_id, source, observed_at, price_usd, market_cap_usd,
-              volume_24h_usd, open_usd, high_usd, low_usd, bar_seconds
-), moved AS (
-    UPDATE market_history h SET
-        price_usd = u.price_usd, market_cap_usd = u.market_cap_usd, volume_24h_usd = u.volume_24h_usd,
-        open_usd = u.open_usd, high_usd = u.high_usd, low_usd = u.low_usd, bar_seconds = u.bar_seconds,
-        run_id = %(run_id)s
-    FROM (
-        SELECT DISTINCT ON (asset_id, source, observed_at) * FROM upserted
-        WHERE NOT inserted AND asset_id IS NOT NULL AND observed_at IS NOT NULL AND price_usd IS NOT NULL
-        ORDER BY asset_id, source, observed_at
-    ) AS u
-    WHERE (h.asset_id, h.source, h.observed_at) = (u.asset_id, u.source, u.observed_at)
-      AND (h.price_usd, h.market_cap_usd, h.volume_24h_usd, h.open_usd, h.high_usd, h.low_usd, h.bar_seconds)
-          IS DISTINCT FROM
-          (u.price_usd, u.market_cap_usd, u.volume_24h_usd, u.open_usd, u.high_usd, u.low_usd, u.bar_seconds)
-    RETURNING 1
+    RETURNING (xmax = 0) AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
 """
@@ -197,15 +167,6 @@ WHERE q.source = %(source)s AND (u.source, u.source_record_id, u.checksum) = (q.
 """
 ANY_QUARANTINED = "SELECT EXISTS (SELECT 1 FROM quarantine WHERE source = %(source)s)"
 
-INSERT_HISTORY = """
-INSERT INTO market_history (asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, run_id,
-                            open_usd, high_usd, low_usd, bar_seconds)
-SELECT asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, %(run_id)s,
-       open_usd, high_usd, low_usd, bar_seconds
-FROM staging_unified
-WHERE asset_id IS NOT NULL AND observed_at IS NOT NULL AND price_usd IS NOT NULL
-ON CONFLICT DO NOTHING
-"""
 INSERT_OBSERVATIONS = """
 INSERT INTO run_observations (run_id, source, source_record_id, price_usd, symbol, rank, asset_id)
 SELECT %(run_id)s, source, source_record_id, price_usd, symbol, rank, asset_id FROM staging_unified
@@ -294,7 +255,6 @@ class PostgresRecordRepository:
     def __init__(self, connection: psycopg.Connection) -> None:
         self._connection = connection
         self._staging_ready = False
-        self._partitions = PROCESS_PARTITIONS
 
     def store_raws(self, run_id: int, raws: Sequence[RawRecord]) -> StoredRaws:
         """The batch's raw payloads, each stored once: a file's lines as one batch row
@@ -445,9 +405,7 @@ class PostgresRecordRepository:
         }
         columns["raw_id"] = pa.array(map(str, ids), pa.string()) if ids else pa.nulls(count, pa.string())
         columns["first_run_id"] = columns["last_run_id"] = _same(run, count)
-        history = {name: columns["last_run_id" if name == "run_id" else name] for name in HISTORY_COLUMNS}
         direct = receipt.fresh and bool(ids) and count > 0  # every line new: straight into the tables
-        self._ensure_partitions(block.years)
         return PreparedRows(
             source=block.source,
             content=_Copies(
@@ -455,8 +413,7 @@ class PostgresRecordRepository:
                 quarantine=b"",
                 records=count,
                 quarantined=0,
-                history_years=block.years,
-                history=_csv(history) if direct else None,
+                direct=direct,
                 form=CSV,
             ),
         )
@@ -488,13 +445,6 @@ class PostgresRecordRepository:
                 for record in records
             )
         )
-        history = [
-            (row, record.observed_at)
-            for row, record in zip(rows, records, strict=True)
-            if record.asset_id is not None and record.observed_at is not None and record.price_usd is not None
-        ]
-        years = frozenset(observed.astimezone(UTC).year for _, observed in history)
-        self._ensure_partitions(years)
         return PreparedRows(
             source=_one_source(sources) if sources else None,
             content=_Copies(
@@ -502,20 +452,9 @@ class PostgresRecordRepository:
                 quarantine=copy_text.encode(_quarantine_row(item, known) for item in quarantined),
                 records=len(rows),
                 quarantined=len(quarantined),
-                history_years=years,
-                history=copy_text.encode(tuple(row[i] for i in _HISTORY_FIELDS) for row, _ in history)
-                if direct
-                else None,
+                direct=direct,
             ),
         )
-
-    def _ensure_partitions(self, years: frozenset[int]) -> None:
-        if self._connection.info.transaction_status is TransactionStatus.IDLE:
-            # the batch's new yearly partitions made now, each in a transaction of its own that
-            # holds nothing else: made inside the write's transaction (after its COPYs), two
-            # loaders each adding a year deadlocked, each holding the table the other's DDL needs
-            with self._connection.transaction():  # top level here: committed on leaving
-                self._partitions.ensure(self._connection.cursor(), years)
 
     def write_prepared(self, run_id: int, encoded: PreparedRows) -> LoadCounts:
         copies = encoded.content
@@ -531,7 +470,7 @@ class PostgresRecordRepository:
             copies.records
             and (cursor.execute(ANY_QUARANTINED, {"source": encoded.source}).fetchone() or (False,))[0]
         )
-        if copies.records and copies.history is not None and self._copy_direct(cursor, copies):
+        if copies.records and copies.direct and self._copy_direct(cursor, copies):
             inserted = copies.records
             if quarantined:
                 cursor.execute(RELEASE_LOADED, {"source": encoded.source, "run_id": run_id})
@@ -544,7 +483,6 @@ class PostgresRecordRepository:
             if quarantined:
                 cursor.execute(RELEASE_QUARANTINED)
             cursor.execute(INSERT_OBSERVATIONS, params)
-            self._insert_history(cursor, copies.history_years, params)
         if copies.quarantined:
             self._ensure_staging(cursor)
             with cursor.copy(COPY_QUARANTINE) as copy:
@@ -558,34 +496,14 @@ class PostgresRecordRepository:
         )
 
     def _copy_direct(self, cursor: psycopg.Cursor, copies: _Copies) -> bool:
-        """The batch's unified and history rows COPYed into their tables, under a savepoint: False
-        (nothing written) when a key is met after all, or a partition was dropped meanwhile."""
-        self._partitions.ensure(cursor, copies.history_years)
+        """The batch's unified rows COPYed into their table, under a savepoint: False (nothing
+        written) when a key is met after all."""
         try:
-            with _savepoint(self._connection):
-                with cursor.copy(_in(COPY_UNIFIED_DIRECT, copies.form)) as copy:
-                    copy.write(copies.unified)
-                if copies.history:
-                    with cursor.copy(_in(COPY_HISTORY_DIRECT, copies.form)) as copy:
-                        copy.write(copies.history)
+            with _savepoint(self._connection), cursor.copy(_in(COPY_UNIFIED_DIRECT, copies.form)) as copy:
+                copy.write(copies.unified)
         except psycopg.errors.UniqueViolation:
             return False
-        except psycopg.errors.CheckViolation:  # no partition for a row: made again by the upsert path
-            self._partitions.forget()
-            return False
         return True
-
-    def _insert_history(self, cursor: psycopg.Cursor, years: frozenset[int], params: dict[str, Any]) -> None:
-        """The batch's history rows, into their yearly partitions (created first when new). A
-        partition another process dropped meanwhile (retention) is found missing, and made again."""
-        self._partitions.ensure(cursor, years)
-        try:
-            with _savepoint(self._connection):
-                cursor.execute(INSERT_HISTORY, params)
-        except psycopg.errors.CheckViolation:
-            self._partitions.forget()
-            self._partitions.ensure(cursor, years)
-            cursor.execute(INSERT_HISTORY, params)
 
     def known_assets(self, max_rank: int) -> list[KnownAsset]:
         rows = self._connection.execute(SELECT_KNOWN_ASSETS, {"max_rank": max_rank})
@@ -680,8 +598,7 @@ class _Copies:
     quarantine: bytes
     records: int
     quarantined: int
-    history_years: frozenset[int] = frozenset()  # the yearly partitions its history rows need
-    history: bytes | None = None  # its history rows, when the batch can be COPYed in directly
+    direct: bool = False  # every raw row new: the batch may be COPYed straight into unified_data
     form: str = ""  # "" COPY's text format; CSV: Arrow's CSV
 
 
@@ -835,12 +752,27 @@ SELECT_ESTIMATED_ROWS = (
 )
 
 
+# The bars observed before the retention's cutoff, and so their records (a bar is its record,
+# migration 0022); the triggers of unified_data fold the candles they were in again. Market records
+# are published when observed: the range on `published_at` walks its index, not the table.
+DELETE_BARS_BEFORE = """
+WITH gone AS (
+    DELETE FROM unified_data
+    WHERE published_at < %(cutoff)s AND observed_at < %(cutoff)s
+      AND kind = 'market' AND asset_id IS NOT NULL AND price_usd IS NOT NULL
+    RETURNING 1
+)
+SELECT count(*) FROM gone
+"""
+
+
 class PostgresMaintenance:
     def __init__(self, connection: psycopg.Connection) -> None:
         self._connection = connection
 
-    def drop_history_before(self, cutoff: datetime) -> list[str]:
-        return drop_before(self._connection, cutoff)
+    def drop_history_before(self, cutoff: datetime) -> int:
+        row = self._connection.execute(DELETE_BARS_BEFORE, {"cutoff": cutoff}).fetchone()
+        return int(row[0]) if row else 0
 
     def refresh_after_load(self, rows_written: int) -> bool:
         """Right after a bulk load the planner still believes the tables small: the API's first
@@ -853,6 +785,6 @@ class PostgresMaintenance:
         if rows_written < ANALYZE_ROWS and rows_written < ANALYZE_SHARE * estimated:
             return False
         # the tables the API's plans depend on; raw rows are only ever reached by id
-        for table in ("unified_data", "market_history"):
+        for table in ("unified_data", "market_candles"):
             self._connection.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
         return True

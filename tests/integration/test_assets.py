@@ -16,6 +16,7 @@ from entrypoints.api.app import create_app
 from entrypoints.bootstrap import Kaspero, build
 from entrypoints.settings import Settings
 from tests.support.market_csv import market_lines, write_csv
+from tests.support.bars import write_bars
 from tests.support.provider import coingecko_coin, loopback_provider
 
 REPO = Path(__file__).resolve().parents[2]
@@ -139,11 +140,10 @@ def test_hourly_ohlc_matches_buckets_computed_independently(clean_database: str)
         asset_id = connection.execute(
             "INSERT INTO assets (symbol, name) VALUES ('BTC', 'Bitcoin') RETURNING id"
         ).fetchone()[0]  # type: ignore[index]
-        with connection.cursor().copy(
-            "COPY market_history (asset_id, source, observed_at, price_usd, run_id) FROM STDIN"
-        ) as copy:
-            for source, moment, price in points:
-                copy.write_row((asset_id, source, moment, price, run_id))
+        write_bars(
+            connection,
+            [(asset_id, source, moment, price, None, None, None, None, run_id) for source, moment, price in points],
+        )
     app = build(Settings(), clean_database)
     try:
         client = falcon.testing.TestClient(create_app(app.reader, app.probe, app.uow_factory))

@@ -5,6 +5,7 @@ per-file options, and `--full-refresh`."""
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -268,35 +269,44 @@ def test_quarantined_rows_are_in_reach_over_the_api_and_the_command_line(
         app.close()
 
 
-def test_history_older_than_the_retention_is_dropped_in_whole_yearly_partitions(
+def test_history_older_than_the_retention_is_dropped_with_its_records_and_candles(
     clean_database: str, tmp_path: Path
 ) -> None:
-    shutil.copyfile(FIXTURES / "BTC-USD.csv", tmp_path / "BTC-USD.csv")  # 2014
-    (tmp_path / "ETH-USD.csv").write_text("Date,Close\n2026-01-02,3000\n2026-01-03,3100\n")
-    # hourly bars, which the daily candles fold, in both years
+    """A bar is its record (migration 0022): the retention deletes the bars observed before its
+    cutoff, so their records, and folds the candles they were in again."""
+    shutil.copyfile(FIXTURES / "BTC-USD.csv", tmp_path / "BTC-USD.csv")  # 40 days of 2014
+    today = datetime.now(UTC).date()
+    recent = [today - timedelta(days=n) for n in (3, 2)]
+    (tmp_path / "ETH-USD.csv").write_text("Date,Close\n" + "".join(f"{d},{3000 + d.day}\n" for d in recent))
+    # hourly bars, which the daily candles fold, long ago and lately; the hour after the cutoff's
+    # day began stays in that day's candle
     (tmp_path / "SOL-USD.csv").write_text(
-        "Date,Close\n2014-05-01 00:00,1\n2014-05-01 01:00,2\n2026-01-02 00:00,90\n2026-01-02 01:00,91\n"
+        "Date,Close\n2014-05-01 00:00,1\n2014-05-01 01:00,2\n"
+        + "".join(f"{recent[0]} 0{h}:00,{90 + h}\n" for h in range(3))
     )
     kept = run_csv(clean_database, tmp_path)
     assert kept.status is RunStatus.SUCCESS
     years = "SELECT DISTINCT extract(year FROM observed_at)::int FROM market_history ORDER BY 1"
-    assert rows(clean_database, years) == [(2014,), (2026,)]
-    candle_years = (
-        "SELECT DISTINCT extract(year FROM bucket AT TIME ZONE 'UTC')::int FROM market_candles ORDER BY 1"
+    assert {year for (year,) in rows(clean_database, years)} == {2014, recent[0].year, today.year}
+    candles = "SELECT seconds, bucket::date, bars FROM market_candles ORDER BY 1, 2"
+    assert {bucket.year for _, bucket, _ in rows(clean_database, candles)} == {2014, recent[0].year}
+    (tmp_path / "ETH-USD.csv").write_text(
+        "Date,Close\n" + "".join(f"{d},{3000 + d.day}\n" for d in [*recent, today - timedelta(days=1)])
     )
-    assert rows(clean_database, candle_years) == [(2014,), (2026,)]
-    (tmp_path / "ETH-USD.csv").write_text("Date,Close\n2026-01-02,3000\n2026-01-03,3100\n2026-01-04,3200\n")
     pruned = run_csv(clean_database, tmp_path, history_retention_days=365)
     assert pruned.status is RunStatus.SUCCESS
-    assert rows(clean_database, years) == [(2026,)]
-    assert rows(clean_database, candle_years) == [(2026,)]  # the year's candles went with its bars
-    partitions = rows(
-        clean_database,
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = 'market_history'::regclass ORDER BY 1",
+    assert {year for (year,) in rows(clean_database, years)} == {recent[0].year, today.year}
+    # the old bars' candles went with them; the recent ones are what folding their bars gives
+    folded = (
+        "SELECT l.seconds, date_bin(make_interval(secs => l.seconds), observed_at, '2000-01-01+00')::date AS day,"
+        " count(*) FROM market_history CROSS JOIN (VALUES (3600), (86400)) l (seconds)"
+        " WHERE bar_seconds < l.seconds GROUP BY 1, 2 ORDER BY 1, 2"
     )
-    assert ("market_history_y2014",) not in partitions
-    assert ("market_history_y2026",) in partitions
-    assert rows(clean_database, "SELECT count(*) FROM unified_data WHERE symbol = 'BTC'") == [
-        (40,)
-    ]  # records stay
+    assert rows(clean_database, candles) == rows(clean_database, folded)
+    assert [(s, d, n) for s, d, n in rows(clean_database, candles) if s == 86400] == [(86400, recent[0], 3)]
+    assert rows(clean_database, "SELECT count(*) FROM market_candles WHERE bucket < '2015-01-01'") == [(0,)]
+    # a bar is its record: the old bars' records went with them, the others stay
+    assert rows(clean_database, "SELECT symbol, count(*) FROM unified_data GROUP BY 1 ORDER BY 1") == [
+        ("ETH", 3),
+        ("SOL", 3),
+    ]

@@ -17,16 +17,10 @@ from hypothesis import strategies as st
 
 from adapters.postgres.assets import PostgresAssetRepository, history_statement
 from domain.assets import Candle, HistoryPoint, HistoryQuery, Interval, bucket_of, candle_of, judge_bars
+from tests.support.bars import write_bars
 
-START = datetime(2024, 12, 30, 20, 0, tzinfo=UTC)  # the bars cross a year, so two partitions
+START = datetime(2024, 12, 30, 20, 0, tzinfo=UTC)  # the bars cross a year
 SPAN = timedelta(days=4)
-INSERT = """
-INSERT INTO market_history (asset_id, source, observed_at, price_usd, open_usd, high_usd, low_usd, bar_seconds, run_id)
-SELECT 1, s, t, p, o, h, l, b, 1
-FROM unnest(%(sources)s::text[], %(times)s::timestamptz[], %(prices)s::numeric[], %(opens)s::numeric[],
-            %(highs)s::numeric[], %(lows)s::numeric[], %(bars)s::int[]) AS b (s, t, p, o, h, l, b)
-ON CONFLICT DO NOTHING
-"""
 
 
 def _length(source: str, moment: datetime) -> int | None:
@@ -56,8 +50,9 @@ def _bars(
 
 @pytest.fixture(scope="module")
 def stored(database_url: str) -> list[tuple[str, HistoryPoint]]:
-    """Six batches of bars, the later ones meeting earlier moments with other prices (kept out by
-    ON CONFLICT DO NOTHING, as the loader's history insert does), one batch by COPY."""
+    """Six batches of bars, the later ones meeting earlier moments with other prices: stored as
+    records of their own, not the bar (the first record of an (asset, source, time) is). One batch
+    is two statements in a transaction, one batch repeats moments within itself."""
     from tests.conftest import TABLES
 
     rng = random.Random(11)
@@ -67,42 +62,19 @@ def stored(database_url: str) -> list[tuple[str, HistoryPoint]]:
             "INSERT INTO etl_runs (trigger, status, started_at) VALUES ('cli', 'success', now())"
         )
         connection.execute("INSERT INTO assets (symbol, name) VALUES ('BTC', 'Bitcoin')")
-        for year in (2024, 2025):
-            connection.execute(
-                f"CREATE TABLE IF NOT EXISTS market_history_y{year} PARTITION OF market_history "
-                f"FOR VALUES FROM ('{year}-01-01 00:00+00') TO ('{year + 1}-01-01 00:00+00')"
-            )
         earlier: list = []
         for batch in range(6):
             bars = _bars(rng, 700) + rng.sample(earlier, min(len(earlier), 200))
             bars = [(s, t, p + (1 if batch % 2 else 0), o, h, lo) for s, t, p, o, h, lo in bars]
             if batch == 3:
-                unique = {(s, t): (s, t, p, o, h, lo) for s, t, p, o, h, lo in bars}
-                taken = {
-                    (s, t) for s, t in connection.execute("SELECT source, observed_at FROM market_history")
-                }
-                with connection.cursor().copy(
-                    "COPY market_history (asset_id, source, observed_at, price_usd, open_usd, high_usd, low_usd, "
-                    "bar_seconds, run_id) FROM STDIN"
-                ) as copy:
-                    for key, (s, t, p, o, h, lo) in unique.items():
-                        if key not in taken:
-                            copy.write_row((1, s, t, p, o, h, lo, _length(s, t), 1))
-            else:
+                bars += [(s, t, p + 5, o, h, lo) for s, t, p, o, h, lo in bars[:50]]
+            rows = [(1, s, t, p, o, h, lo, _length(s, t), 1) for s, t, p, o, h, lo in bars]
+            if batch == 2:
                 with connection.transaction():
-                    for chunk in (bars[: len(bars) // 2], bars[len(bars) // 2 :]):
-                        connection.execute(
-                            INSERT,
-                            {
-                                "sources": [b[0] for b in chunk],
-                                "times": [b[1] for b in chunk],
-                                "prices": [b[2] for b in chunk],
-                                "opens": [b[3] for b in chunk],
-                                "highs": [b[4] for b in chunk],
-                                "lows": [b[5] for b in chunk],
-                                "bars": [_length(b[0], b[1]) for b in chunk],
-                            },
-                        )
+                    write_bars(connection, rows[: len(rows) // 2])
+                    write_bars(connection, rows[len(rows) // 2 :])
+            else:
+                write_bars(connection, rows)
             earlier.extend(bars)
         rows = connection.execute(
             "SELECT source, observed_at, price_usd, open_usd, high_usd, low_usd FROM market_history"
@@ -219,7 +191,7 @@ def test_daily_history_reads_stored_candles_and_only_the_edges_bars(database_url
             row[0] for row in connection.execute(psycopg.sql.SQL("EXPLAIN ") + statement, params)
         )
     assert "market_candles_pkey" in shown, shown
-    assert "market_history_y2025_asset_id_observed_at_idx" in shown, shown  # the long bars' index
+    assert "unified_data_long_bars_idx" in shown, shown  # the long bars' index
     # one whole day (2025-01-01) from its candle; the bars of the two partial days around it
     assert params["first"] == datetime(2025, 1, 1, tzinfo=UTC)
     assert params["stop"] == datetime(2025, 1, 2, tzinfo=UTC)

@@ -1,8 +1,9 @@
 """Every index on the bulk tables is there for a query the API runs: EXPLAIN of the very
-statements the readers build shows each one used, and history ranges pruned to their partitions."""
+statements the readers build shows each one used, and history ranges read by their indexes."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -100,39 +101,28 @@ def test_search_finds_market_records_through_their_assets(filled: str) -> None:
     assert "unified_data_asset_idx" in shown
 
 
-def test_history_ranges_read_only_the_partitions_they_touch(clean_database: str) -> None:
-    with psycopg.connect(clean_database) as connection:
-        for year in (2023, 2024, 2025):
-            connection.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {} PARTITION OF market_history FOR VALUES FROM ({}) TO ({})"
-                ).format(
-                    sql.Identifier(f"market_history_y{year}"),
-                    sql.Literal(f"{year}-01-01T00:00:00+00:00"),
-                    sql.Literal(f"{year + 1}-01-01T00:00:00+00:00"),
-                )
-            )
+def test_history_ranges_read_their_bars_through_the_bars_indexes(filled: str) -> None:
+    """A bar is its record (migration 0022): the history reads the records that are bars by the
+    partial indexes of unified_data, a range of one asset's, never the table; the first record of
+    each (asset, source, time) found by a probe of the same index."""
     ranged = HistoryQuery(
-        interval=Interval.HOUR, start=datetime(2024, 3, 1, tzinfo=UTC), end=datetime(2024, 3, 31, tzinfo=UTC)
+        interval=Interval.HOUR, start=datetime(2024, 1, 5, tzinfo=UTC), end=datetime(2024, 1, 20, tzinfo=UTC)
     )
-    shown = plan(clean_database, *history_statement([7], ranged))
-    assert "market_history_y2024" in shown
-    assert "market_history_y2023" not in shown
-    assert "market_history_y2025" not in shown
-    assert "market_history_y2024_pkey" in shown  # the key (asset, source, time) serves the range
+    shown = plan(filled, *history_statement([7], ranged))
+    assert "market_candles_pkey" in shown, shown  # the whole hours inside the range
+    scans = [line for line in shown.splitlines() if " on unified_data" in line]
+    assert scans, shown
+    assert not any("Seq Scan" in line for line in scans), shown
+    assert any("unified_data_bars_idx" in line for line in scans), shown  # the ragged ends, and each key's first
     # without a range, days come from the stored candles and the bars a day long or longer (their
-    # own partial index), no other bar is read; 5-minute buckets read every year's bars
-    daily = plan(clean_database, *history_statement([7], HistoryQuery(interval=Interval.DAY)))
+    # own partial index); 5-minute buckets read every bar of the asset by the bars' index
+    daily = plan(filled, *history_statement([7], HistoryQuery(interval=Interval.DAY)))
     assert "market_candles" in daily
-    read = [line for line in daily.splitlines() if " on market_history_y" in line]
-    assert read, daily
-    assert not any("Seq Scan" in line for line in read), daily  # never a whole partition
-    scans = [line for line in daily.splitlines() if "Index Scan" in line and "market_history_y" in line]
-    assert scans, daily
-    assert all("_asset_id_observed_at_idx" in line for line in scans), daily  # the long bars' partial index
-    everything = plan(clean_database, *history_statement([7], HistoryQuery(interval=Interval.FIVE_MINUTES)))
-    assert {"market_history_y2023", "market_history_y2024", "market_history_y2025"} <= {
-        word.strip(",")
-        for word in everything.split()
-        if word.startswith("market_history_y") and "_pkey" not in word
-    }
+    read = [line for line in daily.splitlines() if " on unified_data" in line]
+    assert not any("Seq Scan" in line for line in read), daily
+    assert any("unified_data_long_bars_idx" in line for line in read), daily
+    everything = plan(filled, *history_statement([7], HistoryQuery(interval=Interval.FIVE_MINUTES)))
+    read = [line for line in everything.splitlines() if " on unified_data" in line]
+    assert read, everything
+    assert not any("Seq Scan" in line for line in read), everything
+    assert set(re.findall(r"unified_data_\w+_idx", everything)) == {"unified_data_bars_idx"}, everything

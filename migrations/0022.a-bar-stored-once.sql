@@ -1,0 +1,189 @@
+-- A bar stored once: the history is read from the records themselves.
+-- depends: 0021.history-follows-its-record
+--
+-- Until now every bar was written twice: a row of `unified_data` (what `/data` serves) and a row
+-- of `market_history` (what `/assets/{id}/history` reads), each with its indexes, and kept in
+-- step by the loader (0021). A bar is now stored once, as its record: `market_history` becomes a
+-- view of the records that are bars, and the history's index is a partial index of
+-- `unified_data`.
+--
+-- A record is a bar when it names an asset, a time and a USD price. Two records of one source
+-- may name the same bar (BTC/USD and BTC/USDT rows of a file at the same minute): the bar is the
+-- one stored first (the lowest id), as the history's key `(asset_id, source, observed_at)` kept
+-- it before, so the view and the candles show one bar per (asset, source, time).
+--
+-- The hourly and daily candles (0011) are kept by statement triggers on `unified_data`: rows
+-- inserted fold into their candles (the bars among them, each the first of its key), and rows
+-- updated or deleted fold the candles they were or are in again from the bars stored. A bar now
+-- always shows its record's figures, whichever of two records of one bar is updated.
+--
+-- The history is no longer partitioned by year: `HISTORY_RETENTION_DAYS` deletes the bars (their
+-- records) of the years older than the retention. Existing data: every bar is its record now; a
+-- bar of `market_history` kept figures its record no longer has only if it was stored before
+-- 0021 (the record's are shown), and a bar whose record was gone is gone. Candles are folded
+-- again from the bars.
+
+CREATE INDEX unified_data_bars_idx ON unified_data (asset_id, source, observed_at, id)
+    WHERE asset_id IS NOT NULL AND observed_at IS NOT NULL AND price_usd IS NOT NULL;
+-- the bars no candle folds (as long as an hour or longer), by asset and time
+CREATE INDEX unified_data_long_bars_idx ON unified_data (asset_id, observed_at)
+    WHERE asset_id IS NOT NULL AND observed_at IS NOT NULL AND price_usd IS NOT NULL AND bar_seconds >= 3600;
+
+DROP TABLE market_history;  -- its yearly partitions, triggers and indexes with it
+DROP FUNCTION market_candles_fold();
+DROP FUNCTION market_candles_refold();
+
+-- each (asset, source, time) once: the record stored first; `record_id` is its row of unified_data
+CREATE VIEW market_history AS
+SELECT u.asset_id, u.source, u.observed_at, u.price_usd, u.market_cap_usd, u.volume_24h_usd,
+       u.last_run_id AS run_id, u.open_usd, u.high_usd, u.low_usd, u.bar_seconds, u.id AS record_id
+FROM unified_data u
+WHERE u.asset_id IS NOT NULL AND u.observed_at IS NOT NULL AND u.price_usd IS NOT NULL
+  AND NOT EXISTS (
+      SELECT 1 FROM unified_data o
+      WHERE o.asset_id = u.asset_id AND o.source = u.source AND o.observed_at = u.observed_at
+        AND o.id < u.id AND o.price_usd IS NOT NULL
+  );
+
+-- The candles of the buckets these bars were or are in, folded again from the bars stored (and
+-- dropped when they fold none any more).
+CREATE FUNCTION market_candles_refold(asset_ids bigint[], sources text[], moments timestamptz[], lengths integer[])
+RETURNS void LANGUAGE sql AS $$
+    WITH touched AS (
+        SELECT DISTINCT k.asset_id, l.seconds,
+               date_bin(make_interval(secs => l.seconds), k.observed_at, timestamptz '2000-01-01 00:00:00+00') AS bucket,
+               k.source
+        FROM unnest(asset_ids, sources, moments, lengths) AS k (asset_id, source, observed_at, bar_seconds)
+        CROSS JOIN (VALUES (3600), (86400)) AS l (seconds)
+        WHERE k.bar_seconds IS NULL OR k.bar_seconds < l.seconds
+    ), folded AS (
+        SELECT t.asset_id, t.seconds, t.bucket, t.source,
+               min(h.observed_at) AS open_at, (array_agg(coalesce(h.open_usd, h.price_usd) ORDER BY h.observed_at))[1] AS open,
+               max(coalesce(h.high_usd, h.price_usd)) AS high, min(coalesce(h.low_usd, h.price_usd)) AS low,
+               max(h.observed_at) AS close_at, (array_agg(h.price_usd ORDER BY h.observed_at DESC))[1] AS close,
+               count(*) AS bars
+        FROM touched t
+        JOIN market_history h
+          ON h.asset_id = t.asset_id AND h.source = t.source
+         AND h.observed_at >= t.bucket AND h.observed_at < t.bucket + make_interval(secs => t.seconds)
+         AND (h.bar_seconds IS NULL OR h.bar_seconds < t.seconds)
+        GROUP BY 1, 2, 3, 4
+    ), emptied AS (
+        DELETE FROM market_candles c USING touched t
+        WHERE (c.asset_id, c.seconds, c.bucket, c.source) = (t.asset_id, t.seconds, t.bucket, t.source)
+          AND NOT EXISTS (
+              SELECT 1 FROM folded f
+              WHERE (f.asset_id, f.seconds, f.bucket, f.source) = (t.asset_id, t.seconds, t.bucket, t.source)
+          )
+    )
+    INSERT INTO market_candles AS c (asset_id, seconds, bucket, source, open_at, open, high, low, close_at, close, bars)
+    SELECT * FROM folded
+    ON CONFLICT (asset_id, seconds, bucket, source) DO UPDATE SET
+        open_at = EXCLUDED.open_at, open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
+        close_at = EXCLUDED.close_at, close = EXCLUDED.close, bars = EXCLUDED.bars;
+$$;
+
+-- Rows inserted: the bars among them, each the first record of its key, fold into their candles.
+-- One statement may also update or delete rows (`INSERT ... ON CONFLICT DO UPDATE`, MERGE), and
+-- its update trigger may run first and fold the candles again from every bar stored, the
+-- inserted ones too (PostgreSQL fires an upsert's UPDATE statement triggers before its INSERT
+-- ones). A trigger that folded candles again says so (`kaspero.candles_refolded`, for the
+-- transaction); an insert after it folds its bars' candles again too, from the bars stored,
+-- rather than adding its bars to them a second time. Folding again is always right, only slower.
+CREATE FUNCTION market_candles_fold() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('kaspero.candles_refolded', true) = 'on' THEN
+        PERFORM set_config('kaspero.candles_refolded', '', true);
+        PERFORM market_candles_refold(array_agg(n.asset_id), array_agg(n.source), array_agg(n.observed_at), array_agg(n.bar_seconds))
+        FROM added_rows n
+        WHERE n.asset_id IS NOT NULL AND n.observed_at IS NOT NULL AND n.price_usd IS NOT NULL
+        HAVING count(*) > 0;
+        RETURN NULL;
+    END IF;
+    WITH bars AS MATERIALIZED (
+        SELECT n.asset_id, n.source, n.observed_at, n.price_usd, n.open_usd, n.high_usd, n.low_usd, n.bar_seconds
+        FROM added_rows n
+        WHERE n.asset_id IS NOT NULL AND n.observed_at IS NOT NULL AND n.price_usd IS NOT NULL
+          AND NOT EXISTS (
+              SELECT 1 FROM unified_data o
+              WHERE o.asset_id = n.asset_id AND o.source = n.source AND o.observed_at = n.observed_at
+                AND o.id < n.id AND o.price_usd IS NOT NULL
+          )
+    )
+    INSERT INTO market_candles AS c (asset_id, seconds, bucket, source, open_at, open, high, low,
+                                     close_at, close, bars)
+    SELECT n.asset_id, l.seconds,
+           date_bin(make_interval(secs => l.seconds), n.observed_at, timestamptz '2000-01-01 00:00:00+00'),
+           n.source,
+           min(n.observed_at), (array_agg(coalesce(n.open_usd, n.price_usd) ORDER BY n.observed_at))[1],
+           max(coalesce(n.high_usd, n.price_usd)), min(coalesce(n.low_usd, n.price_usd)),
+           max(n.observed_at), (array_agg(n.price_usd ORDER BY n.observed_at DESC))[1], count(*)
+    FROM bars n CROSS JOIN (VALUES (3600), (86400)) AS l (seconds)
+    WHERE n.bar_seconds IS NULL OR n.bar_seconds < l.seconds
+    GROUP BY 1, 2, 3, 4
+    ON CONFLICT (asset_id, seconds, bucket, source) DO UPDATE SET
+        open = CASE WHEN EXCLUDED.open_at < c.open_at THEN EXCLUDED.open ELSE c.open END,
+        open_at = least(c.open_at, EXCLUDED.open_at),
+        high = greatest(c.high, EXCLUDED.high),
+        low = least(c.low, EXCLUDED.low),
+        close = CASE WHEN EXCLUDED.close_at > c.close_at THEN EXCLUDED.close ELSE c.close END,
+        close_at = greatest(c.close_at, EXCLUDED.close_at),
+        bars = c.bars + EXCLUDED.bars;
+    RETURN NULL;
+END $$;
+
+-- rows updated: the candles of every bar whose figures, asset, source or time changed
+CREATE FUNCTION market_candles_refold_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM market_candles_refold(array_agg(k.asset_id), array_agg(k.source), array_agg(k.observed_at), array_agg(k.bar_seconds))
+    FROM (
+        SELECT b.asset_id, b.source, b.observed_at, b.price_usd, b.bar_seconds
+        FROM old_rows o JOIN new_rows n USING (id)
+        CROSS JOIN LATERAL (VALUES (o.asset_id, o.source, o.observed_at, o.price_usd, o.bar_seconds),
+                                   (n.asset_id, n.source, n.observed_at, n.price_usd, n.bar_seconds))
+             AS b (asset_id, source, observed_at, price_usd, bar_seconds)
+        WHERE (o.asset_id, o.source, o.observed_at, o.price_usd, o.open_usd, o.high_usd, o.low_usd, o.bar_seconds)
+              IS DISTINCT FROM
+              (n.asset_id, n.source, n.observed_at, n.price_usd, n.open_usd, n.high_usd, n.low_usd, n.bar_seconds)
+    ) AS k
+    WHERE k.asset_id IS NOT NULL AND k.observed_at IS NOT NULL AND k.price_usd IS NOT NULL
+    HAVING count(*) > 0;
+    IF FOUND THEN
+        PERFORM set_config('kaspero.candles_refolded', 'on', true);
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- rows deleted (the retention, an operator's correction): the candles their bars were in
+CREATE FUNCTION market_candles_refold_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM market_candles_refold(array_agg(o.asset_id), array_agg(o.source), array_agg(o.observed_at), array_agg(o.bar_seconds))
+    FROM old_rows o
+    WHERE o.asset_id IS NOT NULL AND o.observed_at IS NOT NULL AND o.price_usd IS NOT NULL
+    HAVING count(*) > 0;
+    IF FOUND THEN
+        PERFORM set_config('kaspero.candles_refolded', 'on', true);
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER market_candles_fold AFTER INSERT ON unified_data
+    REFERENCING NEW TABLE AS added_rows FOR EACH STATEMENT EXECUTE FUNCTION market_candles_fold();
+CREATE TRIGGER market_candles_refold AFTER UPDATE ON unified_data
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION market_candles_refold_updated();
+CREATE TRIGGER market_candles_refold_deleted AFTER DELETE ON unified_data
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION market_candles_refold_deleted();
+
+-- the candles of the bars stored, folded again
+TRUNCATE market_candles;
+INSERT INTO market_candles (asset_id, seconds, bucket, source, open_at, open, high, low, close_at, close, bars)
+SELECT h.asset_id, l.seconds,
+       date_bin(make_interval(secs => l.seconds), h.observed_at, timestamptz '2000-01-01 00:00:00+00'),
+       h.source,
+       min(h.observed_at), (array_agg(coalesce(h.open_usd, h.price_usd) ORDER BY h.observed_at))[1],
+       max(coalesce(h.high_usd, h.price_usd)), min(coalesce(h.low_usd, h.price_usd)),
+       max(h.observed_at), (array_agg(h.price_usd ORDER BY h.observed_at DESC))[1], count(*)
+FROM market_history h CROSS JOIN (VALUES (3600), (86400)) AS l (seconds)
+WHERE h.bar_seconds IS NULL OR h.bar_seconds < l.seconds
+GROUP BY 1, 2, 3, 4;
