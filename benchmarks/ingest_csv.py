@@ -195,13 +195,12 @@ def schema_floor(database_url: str) -> float:
 
     The rows the first load wrote are copied, by plain INSERT ... SELECT, into empty tables
     with the same columns, indexes and asset references as `raw_csv_batches` (the raw lines, a
-    row a batch), `unified_data`, `market_history` and its candles: no Python, no staging, no
-    upsert, no folding of bars into candles. The ETL cannot load faster than this.
+    row a batch), `unified_data` (whose bars are the history since migration 0022) and the
+    candles: no Python, no staging, no upsert, no folding of bars into candles. The ETL cannot load faster than this.
     """
     tables = (
         ("raw_csv_batches", "floor_raw"),
         ("unified_data", "floor_unified"),
-        ("market_history", "floor_history"),
         ("market_candles", "floor_candles"),
     )
     with psycopg.connect(database_url) as connection:
@@ -209,7 +208,6 @@ def schema_floor(database_url: str) -> float:
             connection.execute(f"CREATE TABLE {floor} (LIKE {source} INCLUDING ALL)")
         connection.execute(
             "ALTER TABLE floor_unified ADD FOREIGN KEY (asset_id) REFERENCES assets (id);"
-            "ALTER TABLE floor_history ADD FOREIGN KEY (asset_id) REFERENCES assets (id);"
             "ALTER TABLE floor_candles ADD FOREIGN KEY (asset_id) REFERENCES assets (id)"
         )
         connection.commit()
@@ -226,11 +224,11 @@ def schema_floor(database_url: str) -> float:
 def settle(database_url: str) -> None:
     """What autovacuum does after a bulk load (a million rows inserted crosses its insert
     threshold), done now, before the append is measured: left to itself, its VACUUM of
-    `unified_data` and of the history partitions was seen in `pg_stat_activity` running during
+    `unified_data` and of the history was seen in `pg_stat_activity` running during
     the append, which then took from 8 s to 20 s for the same rows and code, depending on how
     much of the vacuum shared the two cores with it. A user appends after autovacuum is done."""
     with psycopg.connect(database_url, autocommit=True) as connection:
-        connection.execute("VACUUM (ANALYZE) raw_csv_batches, unified_data, market_history, market_candles")
+        connection.execute("VACUUM (ANALYZE) raw_csv_batches, unified_data, market_candles")
 
 
 def main() -> list[dict[str, Any]]:

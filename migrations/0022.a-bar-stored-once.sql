@@ -17,8 +17,8 @@
 -- updated or deleted fold the candles they were or are in again from the bars stored. A bar now
 -- always shows its record's figures, whichever of two records of one bar is updated.
 --
--- The history is no longer partitioned by year: `HISTORY_RETENTION_DAYS` deletes the bars (their
--- records) of the years older than the retention. Existing data: every bar is its record now; a
+-- The history is no longer partitioned by year: `HISTORY_RETENTION_DAYS` deletes the bars observed
+-- before its cutoff (so their records; the triggers fold their candles again). Existing data: every bar is its record now; a
 -- bar of `market_history` kept figures its record no longer has only if it was stored before
 -- 0021 (the record's are shown), and a bar whose record was gone is gone. Candles are folded
 -- again from the bars.

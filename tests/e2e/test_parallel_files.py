@@ -153,9 +153,10 @@ def _cmdline(pid: int) -> str:
 def test_files_bringing_new_years_load_side_by_side_without_deadlocking(
     clean_database: str, tmp_path: Path
 ) -> None:
-    """Guards the deadlock once seen when two workers made yearly partitions inside their writes
-    (each held the table the other's DDL needed): partitions now exist ahead (migration 0014) and
-    any further one is made in a transaction of its own."""
+    """Guards the deadlock once seen when two workers made yearly partitions of the history inside
+    their writes (each held the table the other's DDL needed). Since migration 0022 the history has
+    no partitions (a bar is its record); files of several years still load side by side, each bar
+    once."""
     folder = tmp_path / "years"
     folder.mkdir()
     for year in (2014, 2015, 2016, 2017):

@@ -1,0 +1,151 @@
+"""A bar is stored once, as its record (migration 0022): `market_history` is the view of the
+records that are bars, one per (asset, source, time), the first record stored; the candles follow
+every insert, update and delete of `unified_data`; the migration keeps the bars and candles a
+database already holds, and its rollback writes them back as a table of their own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+from yoyo import get_backend, read_migrations
+
+from adapters.postgres.admin import create_database, drop_database
+from adapters.postgres.migrations import yoyo_url
+from domain.runs import RunStatus
+from entrypoints.bootstrap import build, migrate
+from entrypoints.settings import Settings
+from tests.integration.test_history_follows_records import FOLDED, STORED
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures" / "csv"
+CROSSREF = REPO / "data" / "reference" / "asset_crossref.csv"
+MINUTES = FIXTURES / "AVAXUSDT-1m-2025-02.csv"  # Binance's one-minute klines: the candles fold them
+DAYS = FIXTURES / "BTC-USD.csv"  # Yahoo's daily bars: read as they are
+BARS = """
+SELECT asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, open_usd, high_usd, low_usd,
+       bar_seconds
+FROM market_history ORDER BY 1, 2, 3
+"""
+
+
+@pytest.fixture
+def database(server_url: str) -> Iterator[str]:
+    name = f"kaspero_bars_{uuid.uuid4().hex[:8]}"
+    url = create_database(server_url, name)
+    yield url
+    drop_database(server_url, name)
+
+
+def load(url: str, path: Path) -> None:
+    settings = Settings(csv_source_path=str(path), asset_crossref_path=CROSSREF, log_level="WARNING")  # type: ignore[call-arg]
+    app = build(settings, url)
+    try:
+        run = app.run_etl(["csv"])
+    finally:
+        app.close()
+    assert run.status is RunStatus.SUCCESS, run.error
+
+
+def rollback_bars(url: str) -> None:
+    backend = get_backend(yoyo_url(url))
+    migrations = read_migrations(str(REPO / "migrations"))
+    with backend.lock():
+        backend.rollback_migrations(
+            backend.to_rollback(migrations.filter(lambda migration: migration.id == "0022.a-bar-stored-once"))
+        )
+
+
+def rows(url: str, query: str, params: tuple = ()) -> list[tuple]:
+    with psycopg.connect(url) as connection:
+        return connection.execute(query, params).fetchall()
+
+
+def kind_of_history(url: str) -> str:
+    [(kind,)] = rows(url, "SELECT relkind::text FROM pg_class WHERE relname = 'market_history'")
+    return kind
+
+
+def test_the_migration_keeps_the_bars_and_candles_and_its_rollback_writes_them_back(
+    database: str, tmp_path: Path
+) -> None:
+    migrate(database)
+    minutes = tmp_path / MINUTES.name
+    minutes.write_bytes(MINUTES.read_bytes())
+    load(database, minutes)
+    bars, candles = rows(database, BARS), rows(database, STORED)
+    assert len(bars) == len(MINUTES.read_text().splitlines()) - 1 and candles
+
+    rollback_bars(database)  # the history a table of its own again, as before migration 0022
+    assert kind_of_history(database) == "p"  # partitioned by year
+    assert rows(database, BARS) == bars
+    assert rows(database, STORED) == candles
+
+    migrate(database)  # forward: the bars are the records', the candles folded again alike
+    assert kind_of_history(database) == "v"
+    assert rows(database, BARS) == bars
+    assert rows(database, STORED) == candles == rows(database, FOLDED)
+    days = tmp_path / DAYS.name
+    days.write_bytes(DAYS.read_bytes())
+    load(database, tmp_path / "*.csv")  # a bar is written once now: its record
+    after = rows(database, BARS)
+    assert len(after) == len(bars) + len(DAYS.read_text().splitlines()) - 1
+    assert rows(database, STORED) == rows(database, FOLDED)
+
+    rollback_bars(database)  # back: every bar a row of the table again, its candles as they were
+    assert kind_of_history(database) == "p"
+    assert rows(database, BARS) == after
+    assert rows(database, STORED) == rows(database, FOLDED)
+    partitions = rows(
+        database,
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'market_history'::regclass ORDER BY 1",
+    )
+    assert partitions == [("market_history_y2014",), ("market_history_y2025",)]
+
+
+def test_of_two_records_of_one_bar_the_first_is_the_bar_whatever_happens_to_the_other(
+    database: str, tmp_path: Path
+) -> None:
+    """Two rows of one file name the same bar (the USD and USDT quotes of one coin at one time,
+    two records of one source): the history shows one bar, the first record's, and the candles
+    fold it once. Updating the other changes nothing there; updating the first changes the bar
+    and its candles; deleting the first makes the other the bar."""
+    migrate(database)
+    path = tmp_path / "quotes.csv"
+    path.write_text(
+        "timestamp,symbol,open,high,low,close\n"
+        "2025-02-01 00:00:00,BTCUSD,100,110,90,105\n"
+        "2025-02-01 00:00:00,BTCUSDT,101,111,91,106\n"
+        "2025-02-01 00:01:00,BTCUSD,105,120,100,115\n"
+    )
+    load(database, path)
+    records = rows(
+        database,
+        "SELECT id, source_record_id FROM unified_data WHERE observed_at = '2025-02-01 00:00+00' ORDER BY id",
+    )
+    assert len(records) == 2  # both records kept, as `/data` shows them
+    (first, _), (second, _) = records
+    history = "SELECT record_id, price_usd, high_usd FROM market_history ORDER BY observed_at"
+    hour = "SELECT open, high, low, close, bars FROM market_candles WHERE seconds = 3600"
+    assert rows(database, history)[0] == (first, Decimal("105"), Decimal("110"))
+    assert rows(database, hour) == [(Decimal("100"), Decimal("120"), Decimal("90"), Decimal("115"), 2)]
+
+    with psycopg.connect(database) as connection:
+        connection.execute("UPDATE unified_data SET high_usd = 500, price_usd = 1 WHERE id = %s", (second,))
+    assert rows(database, history)[0] == (first, Decimal("105"), Decimal("110"))
+    assert rows(database, hour) == [(Decimal("100"), Decimal("120"), Decimal("90"), Decimal("115"), 2)]
+
+    with psycopg.connect(database) as connection:
+        connection.execute("UPDATE unified_data SET high_usd = 130 WHERE id = %s", (first,))
+    assert rows(database, hour) == [(Decimal("100"), Decimal("130"), Decimal("90"), Decimal("115"), 2)]
+
+    with psycopg.connect(database) as connection:
+        connection.execute("DELETE FROM unified_data WHERE id = %s", (first,))
+    assert rows(database, history)[0] == (second, Decimal("1"), Decimal("500"))
+    assert rows(database, hour) == [(Decimal("101"), Decimal("500"), Decimal("91"), Decimal("115"), 2)]
+    assert rows(database, STORED) == rows(database, FOLDED)
