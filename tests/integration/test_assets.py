@@ -15,8 +15,8 @@ import stamina
 from entrypoints.api.app import create_app
 from entrypoints.bootstrap import Kaspero, build
 from entrypoints.settings import Settings
-from tests.support.market_csv import market_lines, write_csv
 from tests.support.bars import write_bars
+from tests.support.market_csv import market_lines, write_csv
 from tests.support.provider import coingecko_coin, loopback_provider
 
 REPO = Path(__file__).resolve().parents[2]
@@ -142,7 +142,10 @@ def test_hourly_ohlc_matches_buckets_computed_independently(clean_database: str)
         ).fetchone()[0]  # type: ignore[index]
         write_bars(
             connection,
-            [(asset_id, source, moment, price, None, None, None, None, run_id) for source, moment, price in points],
+            [
+                (asset_id, source, moment, price, None, None, None, None, run_id)
+                for source, moment, price in points
+            ],
         )
     app = build(Settings(), clean_database)
     try:

@@ -78,7 +78,8 @@ def test_the_migration_keeps_the_bars_and_candles_and_its_rollback_writes_them_b
     minutes.write_bytes(MINUTES.read_bytes())
     load(database, minutes)
     bars, candles = rows(database, BARS), rows(database, STORED)
-    assert len(bars) == len(MINUTES.read_text().splitlines()) - 1 and candles
+    assert len(bars) == len(MINUTES.read_text().splitlines()) - 1
+    assert candles
 
     rollback_bars(database)  # the history a table of its own again, as before migration 0022
     assert kind_of_history(database) == "p"  # partitioned by year

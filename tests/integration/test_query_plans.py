@@ -113,7 +113,9 @@ def test_history_ranges_read_their_bars_through_the_bars_indexes(filled: str) ->
     scans = [line for line in shown.splitlines() if " on unified_data" in line]
     assert scans, shown
     assert not any("Seq Scan" in line for line in scans), shown
-    assert any("unified_data_bars_idx" in line for line in scans), shown  # the ragged ends, and each key's first
+    assert any("unified_data_bars_idx" in line for line in scans), (
+        shown
+    )  # the ragged ends, and each key's first
     # without a range, days come from the stored candles and the bars a day long or longer (their
     # own partial index); 5-minute buckets read every bar of the asset by the bars' index
     daily = plan(filled, *history_statement([7], HistoryQuery(interval=Interval.DAY)))

@@ -28,7 +28,5 @@ def write_bars(connection: psycopg.Connection, bars: Iterable[Bar]) -> None:
         for asset, source, moment, price, opening, high, low, seconds, run in bars:
             kind = "csv" if source.startswith("csv:") else "api"
             record = f"{asset}@{moment.isoformat()}#{next(_NUMBERS)}"
-            copy.write_row(
-                (kind, source, record, "market", asset, moment, moment, price, opening, high, low, seconds)
-                + (0, run, run, record)
-            )
+            row = (kind, source, record, "market", asset, moment, moment, price, opening, high, low, seconds)
+            copy.write_row((*row, 0, run, run, record))
