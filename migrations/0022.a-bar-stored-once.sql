@@ -104,6 +104,7 @@ BEGIN
         SELECT n.asset_id, n.source, n.observed_at, n.price_usd, n.open_usd, n.high_usd, n.low_usd, n.bar_seconds
         FROM added_rows n
         WHERE n.asset_id IS NOT NULL AND n.observed_at IS NOT NULL AND n.price_usd IS NOT NULL
+          AND (n.bar_seconds IS NULL OR n.bar_seconds < 86400)  -- a daily bar folds into no candle
           AND NOT EXISTS (
               SELECT 1 FROM unified_data o
               WHERE o.asset_id = n.asset_id AND o.source = n.source AND o.observed_at = n.observed_at
