@@ -1,11 +1,17 @@
 -- The bars written twice again: market_history a table of its own (partitioned by year, as 0010
--- made it), filled with the bars of the records, its candles kept by its own triggers (0011, 0021).
+-- made it), filled with the bars of the records and the snapshot observations, its candles kept by
+-- its own triggers (0011, 0021).
 DROP TRIGGER market_candles_fold ON unified_data;
 DROP TRIGGER market_candles_refold ON unified_data;
 DROP TRIGGER market_candles_refold_deleted ON unified_data;
-DROP FUNCTION market_candles_fold();
+DROP TRIGGER market_candles_fold ON market_snapshots;
+DROP TRIGGER market_candles_refold ON market_snapshots;
+DROP TRIGGER market_candles_refold_deleted ON market_snapshots;
+DROP FUNCTION market_candles_fold_records();
+DROP FUNCTION market_candles_fold_snapshots();
 DROP FUNCTION market_candles_refold_updated();
 DROP FUNCTION market_candles_refold_deleted();
+DROP FUNCTION market_candles_add(bigint[], text[], timestamptz[], integer[], numeric[], numeric[], numeric[], numeric[]);
 DROP FUNCTION market_candles_refold(bigint[], text[], timestamptz[], integer[]);
 
 ALTER VIEW market_history RENAME TO market_history_of_records;
@@ -39,6 +45,7 @@ END $$;
 INSERT INTO market_history SELECT asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd,
     run_id, open_usd, high_usd, low_usd, bar_seconds FROM market_history_of_records;
 DROP VIEW market_history_of_records;
+DROP TABLE market_snapshots;
 CREATE INDEX market_history_long_bars_idx ON market_history (asset_id, observed_at) WHERE bar_seconds >= 3600;
 DROP INDEX unified_data_bars_idx;
 DROP INDEX unified_data_long_bars_idx;

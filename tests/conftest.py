@@ -22,7 +22,7 @@ from entrypoints.bootstrap import migrate
 
 REPO = Path(__file__).resolve().parent.parent
 TABLES = (
-    "market_candles, asset_aliases, assets, provider_responses, run_observations, run_requests, schedule_marks, schema_drifts, checkpoints, quarantine, unified_data, raw_coinpaprika, raw_coingecko, "
+    "market_candles, market_snapshots, asset_aliases, assets, provider_responses, run_observations, run_requests, schedule_marks, schema_drifts, checkpoints, quarantine, unified_data, raw_coinpaprika, raw_coingecko, "
     "raw_csv_batches, raw_csv, raw_rss, raw_binance, backfill_windows, backfill_jobs, provider_budgets, etl_run_sources, etl_runs"
 )
 

@@ -245,20 +245,29 @@ CROSS JOIN LATERAL (
 ) h
 GROUP BY b.start, b.seconds
 """
-# each asset's sources other than one, by a skip scan over the bars' (asset_id, source,
-# observed_at) index: one probe a source, whatever the number of rows (a source's bars are its
-# records that are bars, read in unified_data itself: the first of each key is not asked for)
+# each asset's sources other than one, by a skip scan over the (asset_id, source, observed_at)
+# indexes of the two kinds of bars (migration 0022): one probe of each a source, whatever the
+# number of rows (the records' bars read in unified_data itself: which record of a key is the bar
+# does not matter here)
+NEXT_SOURCE = """least(
+    (SELECT min(m.source) FROM unified_data m
+     WHERE m.asset_id = {asset} AND m.source > {after} AND m.observed_at IS NOT NULL AND m.price_usd IS NOT NULL
+       AND strpos(m.source, ':') > 0),
+    (SELECT min(s.source) FROM market_snapshots s WHERE s.asset_id = {asset} AND s.source > {after})
+)"""
 SELECT_OTHER_SOURCES = """
 WITH RECURSIVE found AS (
-    SELECT a.asset_id, (SELECT min(m.source) FROM unified_data m WHERE m.asset_id = a.asset_id AND m.observed_at IS NOT NULL AND m.price_usd IS NOT NULL) AS source
+    SELECT a.asset_id, {first} AS source
     FROM unnest(%(assets)s::bigint[]) AS a (asset_id)
     UNION ALL
-    SELECT f.asset_id,
-           (SELECT min(m.source) FROM unified_data m WHERE m.asset_id = f.asset_id AND m.source > f.source AND m.observed_at IS NOT NULL AND m.price_usd IS NOT NULL)
+    SELECT f.asset_id, {next}
     FROM found f WHERE f.source IS NOT NULL
 )
 SELECT asset_id, source FROM found WHERE source IS NOT NULL AND source <> %(source)s ORDER BY 1, 2
-"""
+""".format(
+    first=NEXT_SOURCE.format(asset="a.asset_id", after="''"),
+    next=NEXT_SOURCE.format(asset="f.asset_id", after="f.source"),
+)
 # per (bar, source): the source's last USD price within the bar; the median across sources
 SELECT_REFERENCE_PRICES = """
 SELECT b.asset_id, b.start, b.seconds,

@@ -124,9 +124,12 @@ RAW_ID_OF_STAGED = """(
     WHERE (r.source, r.source_record_id, r.checksum) = (s.source, s.source_record_id, s.checksum)
 )"""
 
-# A record is its bar (migration 0022: `market_history` is the view of the records that are bars):
-# the statement triggers of `unified_data` fold the rows inserted, and those updated again, into
-# the candles, so `/data` and `/assets/{id}/history` say the same of every bar.
+# A bar of a file or of a provider's history is its record (migration 0022: `market_history` is a
+# view): the statement triggers of `unified_data` fold the rows inserted, and those updated again,
+# into the candles, so `/data` and `/assets/{id}/history` say the same of every bar. A provider's
+# snapshot is one record per coin, updated by every run, and each run's observation is a row of
+# `market_snapshots`: an updated record moves the observation of its time with it (the table's
+# triggers fold its candles again), a new observation is inserted after (INSERT_SNAPSHOTS).
 UPSERT_UNIFIED = """
 WITH upserted AS (
     INSERT INTO unified_data ({columns}, raw_id, first_run_id, last_run_id)
@@ -136,7 +139,24 @@ WITH upserted AS (
         {updates}, raw_id = EXCLUDED.raw_id, last_run_id = EXCLUDED.last_run_id,
         updated_at = now()
     WHERE unified_data.checksum IS DISTINCT FROM EXCLUDED.checksum
-    RETURNING (xmax = 0) AS inserted
+    RETURNING (xmax = 0) AS inserted, asset_id, source, observed_at, price_usd, market_cap_usd,
+              volume_24h_usd, open_usd, high_usd, low_usd, bar_seconds
+), moved AS (
+    UPDATE market_snapshots h SET
+        price_usd = u.price_usd, market_cap_usd = u.market_cap_usd, volume_24h_usd = u.volume_24h_usd,
+        open_usd = u.open_usd, high_usd = u.high_usd, low_usd = u.low_usd, bar_seconds = u.bar_seconds,
+        run_id = %(run_id)s
+    FROM (
+        SELECT DISTINCT ON (asset_id, source, observed_at) * FROM upserted
+        WHERE NOT inserted AND asset_id IS NOT NULL AND observed_at IS NOT NULL AND price_usd IS NOT NULL
+          AND strpos(source, ':') = 0
+        ORDER BY asset_id, source, observed_at
+    ) AS u
+    WHERE (h.asset_id, h.source, h.observed_at) = (u.asset_id, u.source, u.observed_at)
+      AND (h.price_usd, h.market_cap_usd, h.volume_24h_usd, h.open_usd, h.high_usd, h.low_usd, h.bar_seconds)
+          IS DISTINCT FROM
+          (u.price_usd, u.market_cap_usd, u.volume_24h_usd, u.open_usd, u.high_usd, u.low_usd, u.bar_seconds)
+    RETURNING 1
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
 """
@@ -167,6 +187,15 @@ WHERE q.source = %(source)s AND (u.source, u.source_record_id, u.checksum) = (q.
 """
 ANY_QUARANTINED = "SELECT EXISTS (SELECT 1 FROM quarantine WHERE source = %(source)s)"
 
+INSERT_SNAPSHOTS = """
+INSERT INTO market_snapshots (asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, run_id,
+                              open_usd, high_usd, low_usd, bar_seconds)
+SELECT asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, %(run_id)s,
+       open_usd, high_usd, low_usd, bar_seconds
+FROM staging_unified
+WHERE asset_id IS NOT NULL AND observed_at IS NOT NULL AND price_usd IS NOT NULL AND strpos(source, ':') = 0
+ON CONFLICT DO NOTHING
+"""
 INSERT_OBSERVATIONS = """
 INSERT INTO run_observations (run_id, source, source_record_id, price_usd, symbol, rank, asset_id)
 SELECT %(run_id)s, source, source_record_id, price_usd, symbol, rank, asset_id FROM staging_unified
@@ -483,6 +512,8 @@ class PostgresRecordRepository:
             if quarantined:
                 cursor.execute(RELEASE_QUARANTINED)
             cursor.execute(INSERT_OBSERVATIONS, params)
+            if is_snapshot_source(encoded.source):
+                cursor.execute(INSERT_SNAPSHOTS, params)
         if copies.quarantined:
             self._ensure_staging(cursor)
             with cursor.copy(COPY_QUARANTINE) as copy:
@@ -752,17 +783,20 @@ SELECT_ESTIMATED_ROWS = (
 )
 
 
-# The bars observed before the retention's cutoff, and so their records (a bar is its record,
-# migration 0022); the triggers of unified_data fold the candles they were in again. Market records
-# are published when observed: the range on `published_at` walks its index, not the table.
+# The bars observed before the retention's cutoff: a record's bar with its record (migration
+# 0022), a snapshot observation alone; the tables' triggers fold the candles they were in again.
+# Market records are published when observed: the range on `published_at` walks its index, not
+# the table; the snapshots' range their block range index.
 DELETE_BARS_BEFORE = """
-WITH gone AS (
+WITH records AS (
     DELETE FROM unified_data
     WHERE published_at < %(cutoff)s AND observed_at < %(cutoff)s
-      AND kind = 'market' AND asset_id IS NOT NULL AND price_usd IS NOT NULL
+      AND kind = 'market' AND asset_id IS NOT NULL AND price_usd IS NOT NULL AND strpos(source, ':') > 0
     RETURNING 1
+), snapshots AS (
+    DELETE FROM market_snapshots WHERE observed_at < %(cutoff)s RETURNING 1
 )
-SELECT count(*) FROM gone
+SELECT (SELECT count(*) FROM records) + (SELECT count(*) FROM snapshots)
 """
 
 
@@ -785,6 +819,6 @@ class PostgresMaintenance:
         if rows_written < ANALYZE_ROWS and rows_written < ANALYZE_SHARE * estimated:
             return False
         # the tables the API's plans depend on; raw rows are only ever reached by id
-        for table in ("unified_data", "market_candles"):
+        for table in ("unified_data", "market_snapshots", "market_candles"):
             self._connection.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
         return True

@@ -40,7 +40,7 @@ def served(
     assert kaspero("etl", "run", "--once", env=env).returncode == 0
     with psycopg.connect(database_url, autocommit=True) as connection:
         gone = connection.execute(
-            "DELETE FROM market_history WHERE observed_at::date = ANY(%s) RETURNING 1", (DELETED,)
+            "DELETE FROM unified_data WHERE observed_at::date = ANY(%s) RETURNING 1", (DELETED,)
         ).fetchall()
     assert len(gone) == len(DELETED)
     with gunicorn(env) as api:

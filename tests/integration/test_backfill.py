@@ -188,13 +188,9 @@ def test_gaps_are_found_after_bars_are_deleted_and_only_they_are_fetched(
         work(app, app.backfill(["BTC"], ["coinpaprika"], "1d", SINCE, UNTIL))
         hole = (datetime(2022, 3, 1, tzinfo=UTC), datetime(2022, 3, 11, tzinfo=UTC))
         with psycopg.connect(clean_database) as connection:
-            # the bars and the candles folded from them (the store never deletes a bar alone)
+            # the bars, which are their records (the triggers fold the candles they were in again)
             connection.execute(
-                "DELETE FROM market_history WHERE source = 'coinpaprika:1d' AND observed_at >= %s AND observed_at < %s",
-                hole,
-            )
-            connection.execute(
-                "DELETE FROM market_candles WHERE source = 'coinpaprika:1d' AND bucket >= %s AND bucket < %s",
+                "DELETE FROM unified_data WHERE source = 'coinpaprika:1d' AND observed_at >= %s AND observed_at < %s",
                 hole,
             )
         btc = app.backfills.jobs(1)[0]
@@ -295,10 +291,7 @@ def test_the_schedulers_keep_chosen_history_complete_with_one_job_at_a_time(
         day = datetime(now.year, now.month, now.day, tzinfo=UTC) - timedelta(days=5)
         with psycopg.connect(clean_database) as connection:
             connection.execute(
-                "DELETE FROM market_history WHERE source = 'coinpaprika:1d' AND observed_at = %s", (day,)
-            )
-            connection.execute(
-                "DELETE FROM market_candles WHERE source = 'coinpaprika:1d' AND bucket = %s", (day,)
+                "DELETE FROM unified_data WHERE source = 'coinpaprika:1d' AND observed_at = %s", (day,)
             )
         provider.state.requests.clear()
         (third,) = app.keep_history()

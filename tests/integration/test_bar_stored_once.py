@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import stamina
 from yoyo import get_backend, read_migrations
 
 from adapters.postgres.admin import create_database, drop_database
@@ -20,6 +21,7 @@ from domain.runs import RunStatus
 from entrypoints.bootstrap import build, migrate
 from entrypoints.settings import Settings
 from tests.integration.test_history_follows_records import FOLDED, STORED
+from tests.support.provider import coingecko_coin, loopback_provider
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "csv"
@@ -149,4 +151,55 @@ def test_of_two_records_of_one_bar_the_first_is_the_bar_whatever_happens_to_the_
         connection.execute("DELETE FROM unified_data WHERE id = %s", (first,))
     assert rows(database, history)[0] == (second, Decimal("1"), Decimal("500"))
     assert rows(database, hour) == [(Decimal("101"), Decimal("500"), Decimal("91"), Decimal("115"), 2)]
+    assert rows(database, STORED) == rows(database, FOLDED)
+
+
+def test_a_providers_snapshots_keep_every_runs_observation_while_the_record_is_the_latest(
+    database: str,
+) -> None:
+    """A snapshot source keeps one record per coin, updated by each run, and the history keeps
+    every run's observation (`market_snapshots`): a run observing a new time adds a bar, a run
+    revising the price of a time already observed moves that bar, and the candles follow."""
+    migrate(database)
+    with stamina.set_testing(True, attempts=2, cap=True), loopback_provider() as provider:
+        provider.state.coins = 3
+
+        def run(updated: str, price: float) -> None:
+            provider.state.broken[0] = {**coingecko_coin(0), "last_updated": updated, "current_price": price}
+            app = build(
+                Settings(
+                    coingecko_base_url=f"{provider.url}/coingecko",
+                    coingecko_rate_limit_per_minute=6000,
+                    rate_limit_requests_per_minute=6000,
+                    asset_crossref_path=CROSSREF,
+                    log_level="WARNING",
+                ),  # type: ignore[call-arg]
+                database,
+            )
+            try:
+                done = app.run_etl(["coingecko"])
+            finally:
+                app.close()
+            assert done.status is RunStatus.SUCCESS, done.error
+
+        run("2025-03-01T10:05:00Z", 90000.0)
+        run("2025-03-01T10:10:00Z", 91000.0)
+        run("2025-03-01T10:10:00Z", 91500.0)  # the provider revised its last observation
+    records = rows(database, "SELECT price_usd FROM unified_data WHERE source_record_id = 'bitcoin'")
+    assert records == [(Decimal("91500.0"),)]  # `/data`: the latest snapshot
+    history = rows(
+        database,
+        "SELECT observed_at, price_usd, record_id FROM market_history h JOIN assets a ON a.id = h.asset_id"
+        " WHERE a.symbol = 'BTC' AND h.source = 'coingecko' ORDER BY 1",
+    )
+    assert [(moment.minute, price, record) for moment, price, record in history] == [
+        (5, Decimal("90000.0"), None),
+        (10, Decimal("91500.0"), None),
+    ]
+    hour = rows(
+        database,
+        "SELECT open, high, low, close, bars FROM market_candles c JOIN assets a ON a.id = c.asset_id"
+        " WHERE a.symbol = 'BTC' AND c.source = 'coingecko' AND c.seconds = 3600",
+    )
+    assert hour == [(Decimal("90000.0"), Decimal("91500.0"), Decimal("90000.0"), Decimal("91500.0"), 2)]
     assert rows(database, STORED) == rows(database, FOLDED)

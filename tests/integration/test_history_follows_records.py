@@ -115,17 +115,17 @@ def test_any_update_of_a_bar_folds_its_candles_again(clean_database: str, tmp_pa
     before, _ = candles(clean_database)
     with psycopg.connect(clean_database) as connection:
         connection.execute(
-            "UPDATE market_history SET low_usd = low_usd - 3, price_usd = price_usd * 2 "
+            "UPDATE unified_data SET low_usd = low_usd - 3, price_usd = price_usd * 2 "
             "WHERE observed_at IN (SELECT observed_at FROM market_history ORDER BY observed_at LIMIT 3)"
         )
         connection.execute(
-            "UPDATE market_history SET bar_seconds = NULL, open_usd = NULL WHERE price_usd > 60"
+            "UPDATE unified_data SET bar_seconds = NULL, open_usd = NULL WHERE price_usd > 60"
         )
         connection.commit()
     stored, folded = candles(clean_database)
     assert stored == folded
     assert [candle[7] for candle in stored] < [candle[7] for candle in before]  # the lows moved down
     with psycopg.connect(clean_database) as connection:  # every bar made a daily one: no candle folds it
-        connection.execute("UPDATE market_history SET bar_seconds = 86400")
+        connection.execute("UPDATE unified_data SET bar_seconds = 86400")
         connection.commit()
     assert candles(clean_database) == ([], [])
