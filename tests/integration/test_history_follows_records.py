@@ -118,9 +118,7 @@ def test_any_update_of_a_bar_folds_its_candles_again(clean_database: str, tmp_pa
             "UPDATE unified_data SET low_usd = low_usd - 3, price_usd = price_usd * 2 "
             "WHERE observed_at IN (SELECT observed_at FROM market_history ORDER BY observed_at LIMIT 3)"
         )
-        connection.execute(
-            "UPDATE unified_data SET bar_seconds = NULL, open_usd = NULL WHERE price_usd > 60"
-        )
+        connection.execute("UPDATE unified_data SET bar_seconds = NULL, open_usd = NULL WHERE price_usd > 60")
         connection.commit()
     stored, folded = candles(clean_database)
     assert stored == folded

@@ -41,7 +41,20 @@ def write_bars(connection: psycopg.Connection, bars: Iterable[Bar]) -> None:
             for asset, source, moment, price, opening, high, low, seconds, run in records:
                 kind = "csv" if source.startswith("csv:") else "api"
                 record = f"{asset}@{moment.isoformat()}#{next(_NUMBERS)}"
-                row = (kind, source, record, "market", asset, moment, moment, price, opening, high, low, seconds)
+                row = (
+                    kind,
+                    source,
+                    record,
+                    "market",
+                    asset,
+                    moment,
+                    moment,
+                    price,
+                    opening,
+                    high,
+                    low,
+                    seconds,
+                )
                 copy.write_row((*row, 0, run, run, record))
     if snapshots:
         connection.execute(INSERT_SNAPSHOTS, [list(column) for column in zip(*snapshots, strict=True)])
