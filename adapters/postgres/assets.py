@@ -122,11 +122,38 @@ SELECT bucket, asset_id, 'consensus', (array_agg(open ORDER BY open_at))[1], max
 FROM judged WHERE flag IS DISTINCT FROM 'suspect'
 GROUP BY 1, 2 ORDER BY 1, 2
 """
-BARS = """
+# The bars of a range, of the two kinds `market_history` shows (migration 0022), read from their
+# tables rather than through the view, for a cheaper plan: a record's bars by the bars' index,
+# each key's first record kept by DISTINCT ON over the index's own order (no probe a bar); the
+# long bars (few: a candle's length or longer) by their own index, each key's first record found
+# by a probe of the bars' index (a key's first record may be shorter, and then is the bar); a
+# provider's snapshots by their key.
+PIECE = """
 SELECT observed_at AS at, asset_id, source, observed_at AS open_at, coalesce(open_usd, price_usd) AS open,
        coalesce(high_usd, price_usd) AS high, coalesce(low_usd, price_usd) AS low,
        observed_at AS close_at, price_usd AS close, 1 AS bars
-FROM market_history WHERE {where}
+FROM ({bars}) AS b
+"""
+RECORD_BARS = """
+SELECT DISTINCT ON (asset_id, source, observed_at) asset_id, source, observed_at, price_usd, open_usd, high_usd, low_usd
+FROM unified_data
+WHERE asset_id IS NOT NULL AND observed_at IS NOT NULL AND price_usd IS NOT NULL AND strpos(source, ':') > 0
+  AND {where}
+ORDER BY asset_id, source, observed_at, id
+"""
+LONG_RECORD_BARS = """
+SELECT u.asset_id, u.source, u.observed_at, u.price_usd, u.open_usd, u.high_usd, u.low_usd
+FROM unified_data u
+WHERE u.asset_id IS NOT NULL AND u.observed_at IS NOT NULL AND u.price_usd IS NOT NULL AND strpos(u.source, ':') > 0
+  AND {where}
+  AND NOT EXISTS (
+      SELECT 1 FROM unified_data o
+      WHERE o.asset_id = u.asset_id AND o.source = u.source AND o.observed_at = u.observed_at AND o.id < u.id
+        AND o.price_usd IS NOT NULL AND strpos(o.source, ':') > 0
+  )
+"""
+SNAPSHOT_BARS = """
+SELECT asset_id, source, observed_at, price_usd, open_usd, high_usd, low_usd FROM market_snapshots WHERE {where}
 """
 CANDLES = """
 SELECT bucket AS at, asset_id, source, open_at, open, high, low, close_at, close, bars
@@ -356,30 +383,34 @@ def history_statement(asset_ids: Sequence[int], query: HistoryQuery) -> tuple[sq
         params["end"] = query.end
     first, stop = whole_buckets(query.start, query.end, step)
     seconds = int(step.total_seconds())
-    bar_ranges: list[list[str]] = []
+    bar_ranges: list[tuple[str, list[str]]] = []  # the records' query, and its range
     pieces: list[sql.Composable] = []
     if seconds in STORED_CANDLES and (first is None or stop is None or first < stop):
         params.update(seconds=seconds, first=first, stop=stop)
         candles = [*common, sql.SQL("seconds = %(seconds)s")]
         if first is not None:
             candles.append(sql.SQL("bucket >= %(first)s"))
-            bar_ranges.append(["observed_at >= %(start)s", "observed_at < %(first)s"])
+            bar_ranges.append((RECORD_BARS, ["observed_at >= %(start)s", "observed_at < %(first)s"]))
         if stop is not None:
             candles.append(sql.SQL("bucket < %(stop)s"))
-            bar_ranges.append(["observed_at >= %(stop)s", "observed_at <= %(end)s"])
+            bar_ranges.append((RECORD_BARS, ["observed_at >= %(stop)s", "observed_at <= %(end)s"]))
         pieces.append(sql.SQL(CANDLES).format(where=sql.SQL(" AND ").join(candles)))
         whole = [LONG_BARS.format(seconds=seconds)]
         whole += ["observed_at >= %(first)s"] if first is not None else []
         whole += ["observed_at < %(stop)s"] if stop is not None else []
-        bar_ranges.append(whole)
+        bar_ranges.append((LONG_RECORD_BARS, whole))
     else:
         bar_ranges.append(
-            (["observed_at >= %(start)s"] if query.start is not None else [])
-            + (["observed_at <= %(end)s"] if query.end is not None else [])
+            (
+                RECORD_BARS,
+                (["observed_at >= %(start)s"] if query.start is not None else [])
+                + (["observed_at <= %(end)s"] if query.end is not None else []),
+            )
         )
-    for bounds in bar_ranges:
+    for records, bounds in bar_ranges:
         where = sql.SQL(" AND ").join([*common, *map(sql.SQL, bounds)])
-        pieces.append(sql.SQL(BARS).format(where=where))
+        for bars in (records, SNAPSHOT_BARS):
+            pieces.append(sql.SQL(PIECE).format(bars=sql.SQL(bars).format(where=where)))
     select: sql.Composable
     if consensus:
         select = sql.SQL(CONSENSUS)
