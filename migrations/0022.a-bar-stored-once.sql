@@ -193,16 +193,18 @@ CREATE FUNCTION market_candles_refold_updated() RETURNS trigger LANGUAGE plpgsql
 BEGIN
     PERFORM market_candles_refold(array_agg(k.asset_id), array_agg(k.source), array_agg(k.observed_at), array_agg(k.bar_seconds))
     FROM (
-        (SELECT asset_id, source, observed_at, price_usd, open_usd, high_usd, low_usd, bar_seconds FROM old_rows
-         EXCEPT ALL
-         SELECT asset_id, source, observed_at, price_usd, open_usd, high_usd, low_usd, bar_seconds FROM new_rows)
+        WITH was AS MATERIALIZED (  -- of unified_data, a provider's snapshot records are not bars
+            SELECT asset_id, source, observed_at, price_usd, open_usd, high_usd, low_usd, bar_seconds FROM old_rows
+            WHERE TG_TABLE_NAME = 'market_snapshots' OR strpos(source, ':') > 0
+        ), now AS MATERIALIZED (
+            SELECT asset_id, source, observed_at, price_usd, open_usd, high_usd, low_usd, bar_seconds FROM new_rows
+            WHERE TG_TABLE_NAME = 'market_snapshots' OR strpos(source, ':') > 0
+        )
+        (SELECT * FROM was EXCEPT ALL SELECT * FROM now)
         UNION ALL
-        (SELECT asset_id, source, observed_at, price_usd, open_usd, high_usd, low_usd, bar_seconds FROM new_rows
-         EXCEPT ALL
-         SELECT asset_id, source, observed_at, price_usd, open_usd, high_usd, low_usd, bar_seconds FROM old_rows)
+        (SELECT * FROM now EXCEPT ALL SELECT * FROM was)
     ) AS k
     WHERE k.asset_id IS NOT NULL AND k.observed_at IS NOT NULL AND k.price_usd IS NOT NULL
-      AND (TG_TABLE_NAME = 'market_snapshots' OR strpos(k.source, ':') > 0)
     HAVING count(*) > 0;
     IF FOUND THEN
         PERFORM set_config('kaspero.candles_refolded', 'on', true);
