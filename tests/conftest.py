@@ -51,6 +51,16 @@ def database_url(server_url: str) -> Iterator[str]:
     drop_database(server_url, name)
 
 
+@pytest.fixture
+def database(server_url: str) -> Iterator[str]:
+    """A database of the test's own, not migrated (a test that rolls migrations back and forth),
+    dropped after it."""
+    name = f"kaspero_own_{uuid.uuid4().hex[:8]}"
+    url = create_database(server_url, name)
+    yield url
+    drop_database(server_url, name)
+
+
 @pytest.fixture(scope="session")
 def pool(database_url: str) -> Iterator[ConnectionPool]:
     # set up as the application's pool is (its JSON loader)

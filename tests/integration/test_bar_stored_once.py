@@ -5,23 +5,18 @@ database already holds, and its rollback writes them back as a table of their ow
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import psycopg
-import pytest
 import stamina
-from yoyo import get_backend, read_migrations
 
-from adapters.postgres.admin import create_database, drop_database
-from adapters.postgres.migrations import yoyo_url
 from domain.runs import RunStatus
 from entrypoints.bootstrap import build, migrate
 from entrypoints.settings import Settings
 from tests.integration.test_history_follows_records import FOLDED, STORED
 from tests.support.provider import coingecko_coin, loopback_provider
+from tests.support.schema import roll_back
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "csv"
@@ -35,14 +30,6 @@ FROM market_history ORDER BY 1, 2, 3
 """
 
 
-@pytest.fixture
-def database(server_url: str) -> Iterator[str]:
-    name = f"kaspero_bars_{uuid.uuid4().hex[:8]}"
-    url = create_database(server_url, name)
-    yield url
-    drop_database(server_url, name)
-
-
 def load(url: str, path: Path) -> None:
     settings = Settings(csv_source_path=str(path), asset_crossref_path=CROSSREF, log_level="WARNING")  # type: ignore[call-arg]
     app = build(settings, url)
@@ -51,15 +38,6 @@ def load(url: str, path: Path) -> None:
     finally:
         app.close()
     assert run.status is RunStatus.SUCCESS, run.error
-
-
-def rollback_bars(url: str) -> None:
-    backend = get_backend(yoyo_url(url))
-    migrations = read_migrations(str(REPO / "migrations"))
-    with backend.lock():
-        backend.rollback_migrations(
-            backend.to_rollback(migrations.filter(lambda migration: migration.id == "0022.a-bar-stored-once"))
-        )
 
 
 def rows(url: str, query: str, params: tuple = ()) -> list[tuple]:
@@ -83,7 +61,9 @@ def test_the_migration_keeps_the_bars_and_candles_and_its_rollback_writes_them_b
     assert len(bars) == len(MINUTES.read_text().splitlines()) - 1
     assert candles
 
-    rollback_bars(database)  # the history a table of its own again, as before migration 0022
+    roll_back(
+        database, "0022.a-bar-stored-once"
+    )  # the history a table of its own again, as before migration 0022
     assert kind_of_history(database) == "p"  # partitioned by year
     assert rows(database, BARS) == bars
     assert rows(database, STORED) == candles
@@ -99,7 +79,9 @@ def test_the_migration_keeps_the_bars_and_candles_and_its_rollback_writes_them_b
     assert len(after) == len(bars) + len(DAYS.read_text().splitlines()) - 1
     assert rows(database, STORED) == rows(database, FOLDED)
 
-    rollback_bars(database)  # back: every bar a row of the table again, its candles as they were
+    roll_back(
+        database, "0022.a-bar-stored-once"
+    )  # back: every bar a row of the table again, its candles as they were
     assert kind_of_history(database) == "p"
     assert rows(database, BARS) == after
     assert rows(database, STORED) == rows(database, FOLDED)

@@ -4,19 +4,14 @@ rolls back to a row per line without losing one."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
-from yoyo import get_backend, read_migrations
 
-from adapters.postgres.admin import create_database, drop_database
-from adapters.postgres.migrations import yoyo_url
 from domain.runs import RunStatus
 from entrypoints.bootstrap import build, migrate
 from entrypoints.settings import Settings
+from tests.support.schema import roll_back
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "csv"
@@ -31,14 +26,6 @@ WHERE u.source_type = 'csv' ORDER BY u.raw_id
 BY_FUNCTION = "LEFT JOIN LATERAL raw_csv_line(u.raw_id) r ON true"  # one probe a record
 BY_VIEW = "LEFT JOIN raw_csv_lines r ON r.id = u.raw_id"  # every line listed, then joined
 BY_TABLE = "LEFT JOIN raw_csv r ON r.id = u.raw_id"  # before migration 0020
-
-
-@pytest.fixture
-def database(server_url: str) -> Iterator[str]:
-    name = f"kaspero_batches_{uuid.uuid4().hex[:8]}"
-    url = create_database(server_url, name)
-    yield url
-    drop_database(server_url, name)
 
 
 def load(url: str, path: Path, batch_size: int, columnar: bool = True) -> None:
@@ -68,15 +55,6 @@ def assert_each_record_reaches_its_line(found: list[tuple], files: dict[str, byt
         assert content[offset : offset + len(line.encode())] == line.encode()
         assert content[offset + len(line.encode()) : offset + len(line.encode()) + 1] in (b"\r", b"\n", b"")
         assert record_id.partition("@")[2][:10] in line  # the day it observes
-
-
-def rollback_lines(url: str) -> None:
-    backend = get_backend(yoyo_url(url))
-    migrations = read_migrations(str(REPO / "migrations"))
-    with backend.lock():
-        backend.rollback_migrations(
-            backend.to_rollback(migrations.filter(lambda migration: migration.id == "0020.raw-csv-batches"))
-        )
 
 
 def test_a_batch_is_one_row_and_each_record_reaches_its_line_in_it(database: str, tmp_path: Path) -> None:
@@ -124,7 +102,7 @@ def test_lines_stored_a_row_each_keep_their_ids_across_the_migration_and_its_rol
     load(database, first, batch_size=5, columnar=False)
     stored = lineage(database)
 
-    rollback_lines(database)  # each line a row of raw_csv, with its record's content key
+    roll_back(database, "0020.raw-csv-batches")  # each line a row of raw_csv, with its record's content key
     assert lineage(database, BY_TABLE) == stored
     with psycopg.connect(database) as connection:
         keyed = connection.execute(
