@@ -2,9 +2,9 @@
 in SQL as the records they are in the migrated `unified_data`, whose bars `market_history` shows),
 served by gunicorn with the production config and loaded by 8 connections: daily candles over a
 year, hourly over a month, 5-minute over a day. 2,000,000 bars by default; the issue's 20,000,000
-(two years of minute bars for twenty pairs) with BENCH_SCALE=1, which adds about fifteen minutes of
-generation. Ratios against the bare-Falcon
-ceiling measured before and after the cases, as in the api benchmark."""
+(two years of minute bars for twenty pairs) with BENCH_SCALE=1, which adds about thirteen minutes of
+generation. Ratios against the bare-Falcon ceiling measured before and after the cases, as in the
+api benchmark."""
 
 from __future__ import annotations
 

@@ -128,8 +128,9 @@ RAW_ID_OF_STAGED = """(
 # view): the statement triggers of `unified_data` fold the rows inserted, and those updated again,
 # into the candles, so `/data` and `/assets/{id}/history` say the same of every bar. A provider's
 # snapshot is one record per coin, updated by every run, and each run's observation is a row of
-# `market_snapshots`: an updated record moves the observation of its time with it (the table's
-# triggers fold its candles again), a new observation is inserted after (INSERT_SNAPSHOTS).
+# `market_snapshots`: for a snapshot source (only), an updated record moves the observation of its
+# time with it (MOVE_SNAPSHOTS; the table's triggers fold its candles again), a new observation is
+# inserted after (INSERT_SNAPSHOTS).
 UPSERT_UNIFIED = """
 WITH upserted AS (
     INSERT INTO unified_data ({columns}, raw_id, first_run_id, last_run_id)
@@ -139,9 +140,13 @@ WITH upserted AS (
         {updates}, raw_id = EXCLUDED.raw_id, last_run_id = EXCLUDED.last_run_id,
         updated_at = now()
     WHERE unified_data.checksum IS DISTINCT FROM EXCLUDED.checksum
-    RETURNING (xmax = 0) AS inserted, asset_id, source, observed_at, price_usd, market_cap_usd,
-              volume_24h_usd, open_usd, high_usd, low_usd, bar_seconds
-), moved AS (
+    RETURNING (xmax = 0) AS inserted{moved_columns}
+){move}
+SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
+"""
+MOVED_COLUMNS = """, asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd,
+              open_usd, high_usd, low_usd, bar_seconds"""
+MOVE_SNAPSHOTS = """, moved AS (
     UPDATE market_snapshots h SET
         price_usd = u.price_usd, market_cap_usd = u.market_cap_usd, volume_24h_usd = u.volume_24h_usd,
         open_usd = u.open_usd, high_usd = u.high_usd, low_usd = u.low_usd, bar_seconds = u.bar_seconds,
@@ -149,7 +154,6 @@ WITH upserted AS (
     FROM (
         SELECT DISTINCT ON (asset_id, source, observed_at) * FROM upserted
         WHERE NOT inserted AND asset_id IS NOT NULL AND observed_at IS NOT NULL AND price_usd IS NOT NULL
-          AND strpos(source, ':') = 0
         ORDER BY asset_id, source, observed_at
     ) AS u
     WHERE (h.asset_id, h.source, h.observed_at) = (u.asset_id, u.source, u.observed_at)
@@ -157,9 +161,7 @@ WITH upserted AS (
           IS DISTINCT FROM
           (u.price_usd, u.market_cap_usd, u.volume_24h_usd, u.open_usd, u.high_usd, u.low_usd, u.bar_seconds)
     RETURNING 1
-)
-SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
-"""
+)"""
 
 INSERT_QUARANTINE = """
 INSERT INTO quarantine (source, source_record_id, checksum, reason, payload, raw_id, first_run_id, last_run_id)
@@ -193,7 +195,7 @@ INSERT INTO market_snapshots (asset_id, source, observed_at, price_usd, market_c
 SELECT asset_id, source, observed_at, price_usd, market_cap_usd, volume_24h_usd, %(run_id)s,
        open_usd, high_usd, low_usd, bar_seconds
 FROM staging_unified
-WHERE asset_id IS NOT NULL AND observed_at IS NOT NULL AND price_usd IS NOT NULL AND strpos(source, ':') = 0
+WHERE asset_id IS NOT NULL AND observed_at IS NOT NULL AND price_usd IS NOT NULL
 ON CONFLICT DO NOTHING
 """
 INSERT_OBSERVATIONS = """
@@ -507,12 +509,14 @@ class PostgresRecordRepository:
             self._ensure_staging(cursor)
             with cursor.copy(_in(COPY_UNIFIED, copies.form)) as copy:
                 copy.write(copies.unified)
-            cursor.execute(_upsert_statement(raw_table), params)
+            # a provider's snapshot keeps each run's observations; a file's or history's bar is its record
+            snapshots = is_snapshot_source(encoded.source)
+            cursor.execute(_upsert_statement(raw_table, snapshots), params)
             inserted, updated = cursor.fetchone() or (0, 0)
             if quarantined:
                 cursor.execute(RELEASE_QUARANTINED)
-            cursor.execute(INSERT_OBSERVATIONS, params)
-            if is_snapshot_source(encoded.source):
+            if snapshots:
+                cursor.execute(INSERT_OBSERVATIONS, params)
                 cursor.execute(INSERT_SNAPSHOTS, params)
         if copies.quarantined:
             self._ensure_staging(cursor)
@@ -607,10 +611,14 @@ class PostgresRecordRepository:
         self._staging_ready = True
 
 
-def _upsert_statement(raw_table: sql.Identifier) -> sql.Composed:
+def _upsert_statement(raw_table: sql.Identifier, snapshots: bool) -> sql.Composed:
+    """The upsert of a batch staged; of a provider's snapshots (`snapshots`), moving the
+    observations of the records it updates."""
     columns = [sql.Identifier(name) for name in UNIFIED_COLUMNS]
     updatable = [name for name in UNIFIED_COLUMNS if name not in ("source", "source_record_id")]
     return sql.SQL(UPSERT_UNIFIED).format(
+        moved_columns=sql.SQL(MOVED_COLUMNS if snapshots else ""),
+        move=sql.SQL(MOVE_SNAPSHOTS if snapshots else ""),
         columns=sql.SQL(", ").join(columns),
         staged=sql.SQL(", ").join(sql.SQL("s.{}").format(column) for column in columns),
         raw_id=sql.SQL(RAW_ID_OF_STAGED).format(raw=raw_table),
